@@ -1,0 +1,104 @@
+//! Graph checks over a parsed machine: transitions that lead nowhere, states nothing
+//! reaches, machines that can never end. Field-level checks happen while parsing.
+
+use std::collections::{HashMap, HashSet};
+
+use super::model::{Kind, StateMachine};
+use super::{pointer_join, Problem};
+
+/// Checks one machine and, recursively, its Parallel branches and Map processors.
+pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
+    let index: HashMap<&str, usize> = sm
+        .states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); sm.states.len()];
+    let mut target =
+        |from: usize, name: &str, pointer: String, problems: &mut Vec<Problem>| match index
+            .get(name)
+        {
+            Some(&to) => edges[from].push(to),
+            None => problems.push(Problem::new(
+                pointer,
+                format!(
+                    "state {name:?} is not defined (referenced by {:?})",
+                    sm.states[from].name
+                ),
+            )),
+        };
+
+    for (i, s) in sm.states.iter().enumerate() {
+        if let Some(n) = &s.next {
+            target(i, n, pointer_join(&s.pointer, "Next"), problems);
+        }
+        if let Kind::Choice { rules, default } = &s.kind {
+            for (r, rule) in rules.iter().enumerate() {
+                let p = pointer_join(
+                    &pointer_join(&pointer_join(&s.pointer, "Choices"), &r.to_string()),
+                    "Next",
+                );
+                target(i, &rule.next, p, problems);
+            }
+            if let Some(d) = default {
+                target(i, d, pointer_join(&s.pointer, "Default"), problems);
+            }
+        }
+        for (c, catcher) in s.catch.iter().enumerate() {
+            let p = pointer_join(
+                &pointer_join(&pointer_join(&s.pointer, "Catch"), &c.to_string()),
+                "Next",
+            );
+            target(i, &catcher.next, p, problems);
+        }
+        match &s.kind {
+            Kind::Parallel { branches } => branches.iter().for_each(|b| check_graph(b, problems)),
+            Kind::Map(spec) => check_graph(&spec.processor, problems),
+            _ => {}
+        }
+    }
+
+    let Some(&start) = index.get(sm.start_at.as_str()) else {
+        problems.push(Problem::new(
+            pointer_join(&sm.pointer, "StartAt"),
+            format!(
+                "StartAt names state {:?}, which is not defined",
+                sm.start_at
+            ),
+        ));
+        return;
+    };
+
+    let mut seen = HashSet::from([start]);
+    let mut stack = vec![start];
+    while let Some(i) = stack.pop() {
+        for &j in &edges[i] {
+            if seen.insert(j) {
+                stack.push(j);
+            }
+        }
+    }
+    for (i, s) in sm.states.iter().enumerate() {
+        if !seen.contains(&i) {
+            problems.push(Problem::new(
+                &s.pointer,
+                format!(
+                    "state {:?} can never be reached from StartAt {:?}",
+                    s.name, sm.start_at
+                ),
+            ));
+        }
+    }
+    let terminal = sm
+        .states
+        .iter()
+        .any(|s| s.next.is_none() && !matches!(s.kind, Kind::Choice { .. }));
+    if !terminal {
+        let at = pointer_join(&sm.pointer, "States");
+        problems.push(Problem::new(
+            at,
+            "no state ends the execution: add \"End\": true, a Succeed or a Fail state",
+        ));
+    }
+}
