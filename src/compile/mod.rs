@@ -1,0 +1,33 @@
+//! Model -> plan: everything that can be decided before an execution starts.
+//!
+//! Paths, payload templates, intrinsic calls and Choice rules are parsed here once; the
+//! interpreter in [`crate::exec`] only walks the resulting [`plan::Plan`].
+
+pub mod choice;
+pub mod intrinsic;
+pub mod path;
+pub mod plan;
+pub mod template;
+pub mod timestamp;
+
+use serde_json::Value;
+
+use crate::exec::vars::Vars;
+
+/// What a compiled path, template, intrinsic or Choice rule can read at run time.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    /// The data the state is working on (`$`).
+    pub input: &'a Value,
+    /// The Context object (`$$`).
+    pub context: &'a Value,
+    /// Workflow variables (`$name`).
+    pub vars: &'a Vars,
+}
+
+impl<'a> Env<'a> {
+    /// The same context and variables over other data (`$` changes, `$$` does not).
+    pub fn with_input(&self, input: &'a Value) -> Env<'a> {
+        Env { input, ..*self }
+    }
+}

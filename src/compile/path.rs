@@ -1,0 +1,841 @@
+//! JSONPath as ASL uses it: parsed once, looked up by reference at run time.
+//!
+//! Roots: `$` (the state's input), `$$` (the Context object) and `$name` (a variable).
+//! Definite paths (names and indexes only) resolve to one borrowed value. Indefinite
+//! paths (wildcards, slices, unions, `..`, filters) collect their matches into an array,
+//! as the JSONPath implementation behind AWS does.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::Env;
+
+/// Where a path starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// `$`: the current data.
+    Input,
+    /// `$$`: the Context object.
+    Context,
+    /// `$name`: a workflow variable.
+    Var(String),
+}
+
+/// One step of a path.
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Name(String),
+    Index(i64),
+    Wildcard,
+    Slice(Option<i64>, Option<i64>, i64),
+    Names(Vec<String>),
+    Indexes(Vec<i64>),
+    /// `..`: the following step applies at every depth.
+    Descend,
+    Filter(Box<Filter>),
+    /// `.length()`: the size of an array, string or object.
+    Length,
+}
+
+/// A filter expression `[?( ... )]`.
+#[derive(Debug, Clone, PartialEq)]
+enum Filter {
+    Or(Vec<Filter>),
+    And(Vec<Filter>),
+    Not(Box<Filter>),
+    Exists(Operand),
+    Compare(Operand, CmpOp, Operand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Operand {
+    /// `@...`: relative to the element being filtered.
+    Current(Vec<Seg>),
+    /// `$...`: relative to the path's root value.
+    Root(Vec<Seg>),
+    Literal(Value),
+}
+
+/// A compiled JSONPath.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Path {
+    text: String,
+    root: Root,
+    segs: Vec<Seg>,
+    definite: bool,
+}
+
+/// Why a path string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathError {
+    /// The path as written.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid JSONPath {:?}: {}", self.path, self.reason)
+    }
+}
+
+impl std::error::Error for PathError {}
+
+impl Path {
+    /// Parses a path such as `$.order.items[0].price`, `$$.Execution.Id` or `$total`.
+    pub fn parse(text: &str) -> Result<Path, PathError> {
+        let err = |reason: String| PathError {
+            path: text.to_string(),
+            reason,
+        };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        if !p.eat(b'$') {
+            return Err(err("a path starts with '$'".into()));
+        }
+        let root = if p.eat(b'$') {
+            Root::Context
+        } else if p.peek().is_some_and(is_ident_start) {
+            let start = p.i;
+            while p.peek().is_some_and(is_ident_char) {
+                p.i += 1;
+            }
+            Root::Var(text[start..p.i].to_string())
+        } else {
+            Root::Input
+        };
+        let segs = p.segments(false).map_err(err)?;
+        if p.i != p.s.len() {
+            return Err(err(format!("unexpected {:?} at offset {}", p.rest(), p.i)));
+        }
+        let definite = segs
+            .iter()
+            .all(|s| matches!(s, Seg::Name(_) | Seg::Index(_) | Seg::Length));
+        Ok(Path {
+            text: text.to_string(),
+            root,
+            segs,
+            definite,
+        })
+    }
+
+    /// The path as written in the definition.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Where the path starts.
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
+    /// True for `$` alone (or `$$`, `$name` alone): the whole root value.
+    pub fn is_root_only(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// True when the path names at most one value (no wildcard, slice, union, `..` or filter).
+    pub fn is_definite(&self) -> bool {
+        self.definite
+    }
+
+    /// True when the path only uses names and indexes, as ResultPath requires.
+    pub fn is_reference(&self) -> bool {
+        self.segs
+            .iter()
+            .all(|s| matches!(s, Seg::Name(_) | Seg::Index(_)))
+    }
+
+    fn root_value<'v>(&self, env: &Env<'v>) -> Option<&'v Value> {
+        match &self.root {
+            Root::Input => Some(env.input),
+            Root::Context => Some(env.context),
+            Root::Var(name) => env.vars.get(name),
+        }
+    }
+
+    /// Looks the path up: a borrowed value for a definite path, a new array for an
+    /// indefinite one; `None` when a definite path is not there.
+    pub fn eval<'v>(&self, env: &Env<'v>) -> Option<Cow<'v, Value>> {
+        let root = self.root_value(env)?;
+        self.eval_in(root)
+    }
+
+    /// Like [`Path::eval`] but starting from `root` whatever the path's root is.
+    pub fn eval_in<'v>(&self, root: &'v Value) -> Option<Cow<'v, Value>> {
+        if self.definite {
+            return lookup_definite(root, &self.segs);
+        }
+        let mut out = Vec::new();
+        select(root, root, &self.segs, &mut out);
+        Some(Cow::Owned(Value::Array(
+            out.into_iter().map(Cow::into_owned).collect(),
+        )))
+    }
+
+    /// Definite lookup by reference (no allocation); `None` if absent or indefinite.
+    pub fn get<'v>(&self, env: &Env<'v>) -> Option<&'v Value> {
+        if !self.definite || self.segs.last() == Some(&Seg::Length) {
+            return None;
+        }
+        let mut v = self.root_value(env)?;
+        for s in &self.segs {
+            v = step(v, s)?;
+        }
+        Some(v)
+    }
+
+    /// Writes `value` at this path inside `target`, creating objects along the way,
+    /// as ResultPath does. Fails when the path runs into a value that is not an object.
+    pub fn set(&self, target: &mut Value, value: Value) -> Result<(), String> {
+        if self.segs.is_empty() {
+            *target = value;
+            return Ok(());
+        }
+        let mut cur = target;
+        for (i, s) in self.segs.iter().enumerate() {
+            let last = i + 1 == self.segs.len();
+            cur = match s {
+                Seg::Name(n) => {
+                    let Value::Object(map) = cur else {
+                        return Err(format!(
+                            "cannot set field {n:?}: the value there is not an object"
+                        ));
+                    };
+                    if last {
+                        map.insert(n.clone(), value);
+                        return Ok(());
+                    }
+                    map.entry(n.clone())
+                        .or_insert_with(|| Value::Object(Default::default()))
+                }
+                Seg::Index(idx) => {
+                    let Value::Array(arr) = cur else {
+                        return Err(format!(
+                            "cannot set index {idx}: the value there is not an array"
+                        ));
+                    };
+                    let len = arr.len() as i64;
+                    let at = if *idx < 0 { len + idx } else { *idx };
+                    if at < 0 || at >= len {
+                        return Err(format!("index {idx} is out of bounds"));
+                    }
+                    let slot = &mut arr[at as usize];
+                    if last {
+                        *slot = value;
+                        return Ok(());
+                    }
+                    slot
+                }
+                _ => return Err("only names and indexes can be written to".into()),
+            };
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn is_ident_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+
+fn is_ident_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+fn lookup_definite<'v>(root: &'v Value, segs: &[Seg]) -> Option<Cow<'v, Value>> {
+    let mut v = root;
+    for s in segs {
+        if *s == Seg::Length {
+            return length(v).map(|n| Cow::Owned(Value::from(n)));
+        }
+        v = step(v, s)?;
+    }
+    Some(Cow::Borrowed(v))
+}
+
+fn length(v: &Value) -> Option<usize> {
+    match v {
+        Value::Array(a) => Some(a.len()),
+        Value::Object(o) => Some(o.len()),
+        Value::String(s) => Some(s.chars().count()),
+        _ => None,
+    }
+}
+
+fn step<'v>(v: &'v Value, seg: &Seg) -> Option<&'v Value> {
+    match (seg, v) {
+        (Seg::Name(n), Value::Object(map)) => map.get(n.as_str()),
+        (Seg::Index(i), Value::Array(arr)) => {
+            let at = if *i < 0 { arr.len() as i64 + i } else { *i };
+            usize::try_from(at).ok().and_then(|at| arr.get(at))
+        }
+        _ => None,
+    }
+}
+
+fn children(v: &Value) -> Box<dyn Iterator<Item = &Value> + '_> {
+    match v {
+        Value::Array(a) => Box::new(a.iter()),
+        Value::Object(o) => Box::new(o.values()),
+        _ => Box::new(std::iter::empty()),
+    }
+}
+
+/// Collects every match of `segs` under `v` (indefinite evaluation).
+fn select<'v>(root: &'v Value, v: &'v Value, segs: &[Seg], out: &mut Vec<Cow<'v, Value>>) {
+    let Some((seg, rest)) = segs.split_first() else {
+        out.push(Cow::Borrowed(v));
+        return;
+    };
+    match seg {
+        Seg::Name(_) | Seg::Index(_) => {
+            if let Some(c) = step(v, seg) {
+                select(root, c, rest, out);
+            }
+        }
+        Seg::Wildcard => {
+            for c in children(v) {
+                select(root, c, rest, out);
+            }
+        }
+        Seg::Names(names) => {
+            if let Value::Object(map) = v {
+                for n in names {
+                    if let Some(c) = map.get(n.as_str()) {
+                        select(root, c, rest, out);
+                    }
+                }
+            }
+        }
+        Seg::Indexes(idx) => {
+            for i in idx {
+                if let Some(c) = step(v, &Seg::Index(*i)) {
+                    select(root, c, rest, out);
+                }
+            }
+        }
+        Seg::Slice(start, end, stepn) => {
+            if let Value::Array(arr) = v {
+                for i in slice_indexes(arr.len(), *start, *end, *stepn) {
+                    select(root, &arr[i], rest, out);
+                }
+            }
+        }
+        Seg::Filter(f) => match v {
+            Value::Array(arr) => {
+                for c in arr {
+                    if filter_matches(f, root, c) {
+                        select(root, c, rest, out);
+                    }
+                }
+            }
+            Value::Object(_) if filter_matches(f, root, v) => select(root, v, rest, out),
+            _ => {}
+        },
+        Seg::Descend => {
+            // `..x`: apply the next step here and at every depth below.
+            select(root, v, rest, out);
+            for c in children(v) {
+                select(root, c, segs, out);
+            }
+        }
+        Seg::Length => {
+            if let Some(n) = length(v) {
+                out.push(Cow::Owned(Value::from(n)));
+            }
+        }
+    }
+}
+
+fn slice_indexes(len: usize, start: Option<i64>, end: Option<i64>, step: i64) -> Vec<usize> {
+    let len = len as i64;
+    let norm = |i: i64| if i < 0 { (len + i).max(0) } else { i.min(len) };
+    let s = start.map(norm).unwrap_or(0);
+    let e = end.map(norm).unwrap_or(len);
+    let step = step.max(1);
+    let mut out = Vec::new();
+    let mut i = s;
+    while i < e {
+        out.push(i as usize);
+        i += step;
+    }
+    out
+}
+
+fn filter_matches(f: &Filter, root: &Value, cur: &Value) -> bool {
+    match f {
+        Filter::Or(fs) => fs.iter().any(|f| filter_matches(f, root, cur)),
+        Filter::And(fs) => fs.iter().all(|f| filter_matches(f, root, cur)),
+        Filter::Not(f) => !filter_matches(f, root, cur),
+        Filter::Exists(op) => operand(op, root, cur).is_some(),
+        Filter::Compare(a, op, b) => {
+            let (Some(a), Some(b)) = (operand(a, root, cur), operand(b, root, cur)) else {
+                return false;
+            };
+            compare(&a, *op, &b)
+        }
+    }
+}
+
+fn operand<'v>(op: &'v Operand, root: &'v Value, cur: &'v Value) -> Option<Cow<'v, Value>> {
+    match op {
+        Operand::Literal(v) => Some(Cow::Borrowed(v)),
+        Operand::Current(segs) => lookup_definite(cur, segs),
+        Operand::Root(segs) => lookup_definite(root, segs),
+    }
+}
+
+fn compare(a: &Value, op: CmpOp, b: &Value) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .zip(y.as_f64())
+            .and_then(|(x, y)| x.partial_cmp(&y)),
+        (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+        _ => {
+            return match op {
+                CmpOp::Eq => a == b,
+                CmpOp::Ne => a != b,
+                _ => false,
+            }
+        }
+    };
+    let Some(ord) = ord else { return false };
+    match op {
+        CmpOp::Eq => ord == Ordering::Equal,
+        CmpOp::Ne => ord != Ordering::Equal,
+        CmpOp::Lt => ord == Ordering::Less,
+        CmpOp::Le => ord != Ordering::Greater,
+        CmpOp::Gt => ord == Ordering::Greater,
+        CmpOp::Ge => ord != Ordering::Less,
+    }
+}
+
+struct Parser<'s> {
+    s: &'s [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn rest(&self) -> String {
+        String::from_utf8_lossy(&self.s[self.i..]).into_owned()
+    }
+
+    fn skip_ws(&mut self) {
+        while self.peek().is_some_and(|c| c == b' ' || c == b'\t') {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), String> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!(
+                "expected '{}' at offset {}, found {:?}",
+                c as char,
+                self.i,
+                self.rest()
+            ))
+        }
+    }
+
+    /// Parses steps until the end, or (inside a filter) until a character that ends an operand.
+    fn segments(&mut self, in_filter: bool) -> Result<Vec<Seg>, String> {
+        let mut segs = Vec::new();
+        loop {
+            match self.peek() {
+                None => break,
+                Some(b'.') => {
+                    self.i += 1;
+                    if self.eat(b'.') {
+                        segs.push(Seg::Descend);
+                        if self.peek() == Some(b'[') {
+                            continue;
+                        }
+                    }
+                    if self.eat(b'*') {
+                        segs.push(Seg::Wildcard);
+                        continue;
+                    }
+                    let name = self.dot_name(in_filter)?;
+                    if name == "length()" {
+                        segs.push(Seg::Length);
+                    } else if name == "length" && self.s[self.i..].starts_with(b"()") {
+                        self.i += 2;
+                        segs.push(Seg::Length);
+                    } else {
+                        segs.push(Seg::Name(name));
+                    }
+                }
+                Some(b'[') => {
+                    self.i += 1;
+                    segs.push(self.bracket()?);
+                }
+                Some(_) if in_filter => break,
+                Some(c) => {
+                    return Err(format!(
+                        "unexpected '{}' at offset {}; use '.name' or '[...]'",
+                        c as char, self.i
+                    ))
+                }
+            }
+        }
+        Ok(segs)
+    }
+
+    fn dot_name(&mut self, in_filter: bool) -> Result<String, String> {
+        let start = self.i;
+        while let Some(c) = self.peek() {
+            let stop = c == b'.'
+                || c == b'['
+                || c == b']'
+                || (in_filter
+                    && matches!(
+                        c,
+                        b' ' | b')' | b'=' | b'!' | b'<' | b'>' | b'&' | b'|' | b']'
+                    ));
+            if stop {
+                break;
+            }
+            self.i += 1;
+        }
+        if self.i == start {
+            return Err(format!("empty field name at offset {start}"));
+        }
+        Ok(String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+    }
+
+    fn bracket(&mut self) -> Result<Seg, String> {
+        self.skip_ws();
+        let seg = match self.peek() {
+            Some(b'*') => {
+                self.i += 1;
+                Seg::Wildcard
+            }
+            Some(b'\'') | Some(b'"') => {
+                let mut names = vec![self.quoted()?];
+                self.skip_ws();
+                while self.eat(b',') {
+                    self.skip_ws();
+                    names.push(self.quoted()?);
+                    self.skip_ws();
+                }
+                if names.len() == 1 {
+                    Seg::Name(names.pop().expect("one name"))
+                } else {
+                    Seg::Names(names)
+                }
+            }
+            Some(b'?') => {
+                self.i += 1;
+                self.skip_ws();
+                self.expect(b'(')?;
+                let f = self.filter_or()?;
+                self.skip_ws();
+                self.expect(b')')?;
+                Seg::Filter(Box::new(f))
+            }
+            _ => self.index_or_slice()?,
+        };
+        self.skip_ws();
+        self.expect(b']')?;
+        Ok(seg)
+    }
+
+    fn quoted(&mut self) -> Result<String, String> {
+        let q = self.peek().ok_or("unterminated bracket")?;
+        self.i += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err("unterminated quoted name".into()),
+                Some(c) if c == q => {
+                    self.i += 1;
+                    break;
+                }
+                // Only an escaped quote is an escape; other backslashes are literal,
+                // as in the JSONPath implementation AWS runs.
+                Some(b'\\') if self.s.get(self.i + 1) == Some(&q) => {
+                    out.push(q);
+                    self.i += 2;
+                }
+                Some(c) => {
+                    out.push(c);
+                    self.i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).map_err(|_| "invalid UTF-8 in name".to_string())
+    }
+
+    fn int(&mut self) -> Result<Option<i64>, String> {
+        self.skip_ws();
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        let t = std::str::from_utf8(&self.s[start..self.i]).expect("ascii");
+        self.skip_ws();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        t.parse()
+            .map(Some)
+            .map_err(|_| format!("bad index {t:?} at offset {start}"))
+    }
+
+    fn index_or_slice(&mut self) -> Result<Seg, String> {
+        let first = self.int()?;
+        if self.eat(b':') {
+            let end = self.int()?;
+            let step = if self.eat(b':') {
+                self.int()?.unwrap_or(1)
+            } else {
+                1
+            };
+            if step <= 0 {
+                return Err("slice step must be positive".into());
+            }
+            return Ok(Seg::Slice(first, end, step));
+        }
+        let Some(first) = first else {
+            return Err(format!(
+                "expected an index, '*', a quoted name or '?(...)' at offset {}",
+                self.i
+            ));
+        };
+        let mut idx = vec![first];
+        while self.eat(b',') {
+            idx.push(self.int()?.ok_or("expected an index after ','")?);
+        }
+        Ok(if idx.len() == 1 {
+            Seg::Index(first)
+        } else {
+            Seg::Indexes(idx)
+        })
+    }
+
+    fn filter_or(&mut self) -> Result<Filter, String> {
+        let mut parts = vec![self.filter_and()?];
+        loop {
+            self.skip_ws();
+            if self.s[self.i..].starts_with(b"||") {
+                self.i += 2;
+                parts.push(self.filter_and()?);
+            } else {
+                break;
+            }
+        }
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one")
+        } else {
+            Filter::Or(parts)
+        })
+    }
+
+    fn filter_and(&mut self) -> Result<Filter, String> {
+        let mut parts = vec![self.filter_unary()?];
+        loop {
+            self.skip_ws();
+            if self.s[self.i..].starts_with(b"&&") {
+                self.i += 2;
+                parts.push(self.filter_unary()?);
+            } else {
+                break;
+            }
+        }
+        Ok(if parts.len() == 1 {
+            parts.pop().expect("one")
+        } else {
+            Filter::And(parts)
+        })
+    }
+
+    fn filter_unary(&mut self) -> Result<Filter, String> {
+        self.skip_ws();
+        if self.peek() == Some(b'!') && self.s.get(self.i + 1) != Some(&b'=') {
+            self.i += 1;
+            return Ok(Filter::Not(Box::new(self.filter_unary()?)));
+        }
+        if self.eat(b'(') {
+            let f = self.filter_or()?;
+            self.skip_ws();
+            self.expect(b')')?;
+            return Ok(f);
+        }
+        let left = self.operand()?;
+        self.skip_ws();
+        let op = [
+            ("==", CmpOp::Eq),
+            ("!=", CmpOp::Ne),
+            ("<=", CmpOp::Le),
+            (">=", CmpOp::Ge),
+            ("<", CmpOp::Lt),
+            (">", CmpOp::Gt),
+        ]
+        .into_iter()
+        .find(|(t, _)| self.s[self.i..].starts_with(t.as_bytes()));
+        let Some((t, op)) = op else {
+            return Ok(Filter::Exists(left));
+        };
+        self.i += t.len();
+        self.skip_ws();
+        let right = self.operand()?;
+        Ok(Filter::Compare(left, op, right))
+    }
+
+    fn operand(&mut self) -> Result<Operand, String> {
+        self.skip_ws();
+        match self.peek() {
+            Some(b'@') => {
+                self.i += 1;
+                Ok(Operand::Current(self.segments(true)?))
+            }
+            Some(b'$') => {
+                self.i += 1;
+                Ok(Operand::Root(self.segments(true)?))
+            }
+            Some(b'\'') | Some(b'"') => Ok(Operand::Literal(Value::String(self.quoted()?))),
+            Some(_) => {
+                let start = self.i;
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'+' | b'.'))
+                {
+                    self.i += 1;
+                }
+                let t = std::str::from_utf8(&self.s[start..self.i]).expect("ascii");
+                serde_json::from_str::<Value>(t)
+                    .ok()
+                    .filter(|v| !v.is_object() && !v.is_array())
+                    .map(Operand::Literal)
+                    .ok_or_else(|| format!("bad filter operand {t:?} at offset {start}"))
+            }
+            None => Err("unterminated filter".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::vars::Vars;
+    use serde_json::json;
+
+    fn eval(path: &str, input: &Value) -> Option<Value> {
+        let vars = Vars::default();
+        let ctx = json!({"Execution": {"Id": "arn:x"}});
+        let env = Env {
+            input,
+            context: &ctx,
+            vars: &vars,
+        };
+        Path::parse(path).unwrap().eval(&env).map(Cow::into_owned)
+    }
+
+    #[test]
+    fn definite_path_borrows_nested_value() {
+        let input = json!({"order": {"items": [{"price": 3}, {"price": 5}]}});
+        assert_eq!(eval("$.order.items[1].price", &input), Some(json!(5)));
+        assert_eq!(
+            eval("$['order']['items'][0]", &input),
+            Some(json!({"price": 3}))
+        );
+        assert_eq!(eval("$.order.missing", &input), None);
+    }
+
+    #[test]
+    fn context_and_root_paths() {
+        let input = json!(7);
+        assert_eq!(eval("$", &input), Some(json!(7)));
+        assert_eq!(eval("$$.Execution.Id", &input), Some(json!("arn:x")));
+    }
+
+    #[test]
+    fn wildcard_and_filter_collect_into_array() {
+        let input = json!({"users": [{"n": "a", "s": 0}, {"n": "b", "s": 1}, {"n": "c", "s": 0}]});
+        assert_eq!(eval("$.users[*].n", &input), Some(json!(["a", "b", "c"])));
+        assert_eq!(
+            eval("$.users[?(@.s == 0)].n", &input),
+            Some(json!(["a", "c"]))
+        );
+        assert_eq!(eval("$..n", &input), Some(json!(["a", "b", "c"])));
+        assert_eq!(eval("$.users[0:2].n", &input), Some(json!(["a", "b"])));
+        assert_eq!(eval("$.users[-1:].n", &input), Some(json!(["c"])));
+    }
+
+    #[test]
+    fn quoted_names_keep_backslashes_except_before_the_quote() {
+        let input = json!({"Test\\\"\"Name\"": 1, "it's": 2});
+        assert_eq!(eval("$['Test\\\"\"Name\"']", &input), Some(json!(1)));
+        assert_eq!(eval("$['it\\'s']", &input), Some(json!(2)));
+    }
+
+    #[test]
+    fn set_creates_missing_objects_and_rejects_scalars() {
+        let mut v = json!({"a": 1});
+        Path::parse("$.b.c").unwrap().set(&mut v, json!(2)).unwrap();
+        assert_eq!(v, json!({"a": 1, "b": {"c": 2}}));
+        assert!(Path::parse("$.a.c").unwrap().set(&mut v, json!(3)).is_err());
+    }
+
+    #[test]
+    fn malformed_paths_are_rejected() {
+        for bad in ["", "a.b", "$.", "$[", "$.a[?(@.x ==)]", "$.a]", "$.a[1"] {
+            assert!(Path::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn length_function_counts_items() {
+        assert_eq!(
+            eval("$.a.length()", &json!({"a": [1, 2, 3]})),
+            Some(json!(3))
+        );
+    }
+
+    #[test]
+    fn variable_root_is_recognised() {
+        let p = Path::parse("$total.sum[0]").unwrap();
+        assert_eq!(p.root(), &Root::Var("total".into()));
+    }
+}

@@ -1,0 +1,201 @@
+//! Payload templates: `Parameters`, `ResultSelector`, `ItemSelector`, `Assign`.
+//!
+//! A key ending in `.$` takes its value from a path or an intrinsic function; every other
+//! value is copied as written. Parts with no `.$` key are kept as one constant.
+
+use serde_json::{Map, Value};
+
+use super::intrinsic::{is_intrinsic, Intrinsic};
+use super::path::Path;
+use super::Env;
+use crate::asl::{pointer_join, Problem};
+use crate::error::WorkflowError;
+
+/// A compiled payload template.
+#[derive(Debug, Clone)]
+pub enum Template {
+    /// Copied as written.
+    Literal(Value),
+    /// A path's value.
+    Path(Path),
+    /// An intrinsic function's value.
+    Intrinsic(Box<Intrinsic>),
+    /// An object whose fields are templates (keys already stripped of `.$`).
+    Object(Vec<Field>),
+    /// An array whose items are templates.
+    Array(Vec<Template>),
+}
+
+/// One field of an object template.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The output key (without `.$`).
+    pub key: String,
+    /// The key as written, for error messages.
+    pub written: String,
+    /// Its value.
+    pub value: Template,
+}
+
+impl Template {
+    /// Compiles a template, pushing a problem for every bad path or intrinsic in it.
+    pub fn compile(value: &Value, pointer: &str, problems: &mut Vec<Problem>) -> Template {
+        if !has_dynamic(value) {
+            return Template::Literal(value.clone());
+        }
+        match value {
+            Value::Object(map) => Template::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let p = pointer_join(pointer, k);
+                        match k.strip_suffix(".$") {
+                            Some(key) => Field {
+                                key: key.to_string(),
+                                written: k.clone(),
+                                value: compile_dynamic(v, &p, problems),
+                            },
+                            None => Field {
+                                key: k.clone(),
+                                written: k.clone(),
+                                value: Template::compile(v, &p, problems),
+                            },
+                        }
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Template::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        Template::compile(v, &pointer_join(pointer, &i.to_string()), problems)
+                    })
+                    .collect(),
+            ),
+            other => Template::Literal(other.clone()),
+        }
+    }
+
+    /// Builds the payload. A path that is not there is a `States.Runtime` error, as in AWS.
+    pub fn eval(&self, env: &Env) -> Result<Value, WorkflowError> {
+        match self {
+            Template::Literal(v) => Ok(v.clone()),
+            Template::Path(p) => lookup(p, env, p.text()),
+            Template::Intrinsic(f) => f.eval(env),
+            Template::Array(items) => items
+                .iter()
+                .map(|t| t.eval(env))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
+            Template::Object(fields) => {
+                let mut out = Map::with_capacity(fields.len());
+                for f in fields {
+                    let v = match &f.value {
+                        Template::Path(p) => lookup(p, env, &f.written)?,
+                        t => t.eval(env)?,
+                    };
+                    out.insert(f.key.clone(), v);
+                }
+                Ok(Value::Object(out))
+            }
+        }
+    }
+}
+
+fn lookup(p: &Path, env: &Env, field: &str) -> Result<Value, WorkflowError> {
+    p.eval(env).map(|v| v.into_owned()).ok_or_else(|| {
+        WorkflowError::runtime(format!(
+            "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
+            p.text(),
+            field,
+            env.input
+        ))
+    })
+}
+
+fn compile_dynamic(v: &Value, pointer: &str, problems: &mut Vec<Problem>) -> Template {
+    let Some(text) = v.as_str() else {
+        problems.push(Problem::new(
+            pointer,
+            "a field whose name ends in '.$' must be a string holding a path or an intrinsic function",
+        ));
+        return Template::Literal(Value::Null);
+    };
+    if is_intrinsic(text) {
+        match Intrinsic::parse(text) {
+            Ok(f) => Template::Intrinsic(Box::new(f)),
+            Err(e) => {
+                problems.push(Problem::new(
+                    pointer,
+                    format!("invalid intrinsic function {text:?}: {e}"),
+                ));
+                Template::Literal(Value::Null)
+            }
+        }
+    } else {
+        match Path::parse(text) {
+            Ok(p) => Template::Path(p),
+            Err(e) => {
+                problems.push(Problem::new(pointer, e.to_string()));
+                Template::Literal(Value::Null)
+            }
+        }
+    }
+}
+
+fn has_dynamic(v: &Value) -> bool {
+    match v {
+        Value::Object(map) => map.iter().any(|(k, v)| k.ends_with(".$") || has_dynamic(v)),
+        Value::Array(items) => items.iter().any(has_dynamic),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::vars::Vars;
+    use serde_json::json;
+
+    fn run(t: Value, input: Value) -> Result<Value, WorkflowError> {
+        let mut problems = vec![];
+        let t = Template::compile(&t, "", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let vars = Vars::default();
+        let ctx = json!({"State": {"Name": "S"}});
+        t.eval(&Env {
+            input: &input,
+            context: &ctx,
+            vars: &vars,
+        })
+    }
+
+    #[test]
+    fn dynamic_keys_lose_their_suffix_and_static_parts_are_copied() {
+        let out = run(
+            json!({"a.$": "$.x", "b": {"c.$": "$$.State.Name", "d": [1, {"e.$": "$.y"}]}}),
+            json!({"x": 1, "y": 2}),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"a": 1, "b": {"c": "S", "d": [1, {"e": 2}]}}));
+    }
+
+    #[test]
+    fn missing_path_is_a_runtime_error_naming_the_field() {
+        let err = run(json!({"v.$": "$.nope"}), json!({})).unwrap_err();
+        assert_eq!(err.error.as_deref(), Some("States.Runtime"));
+        assert!(err.cause.unwrap().contains("'v.$'"));
+    }
+
+    #[test]
+    fn bad_paths_are_reported_with_pointers() {
+        let mut problems = vec![];
+        Template::compile(
+            &json!({"a": {"b.$": "nope"}, "c.$": 3}),
+            "/P",
+            &mut problems,
+        );
+        let ptrs: Vec<_> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(ptrs, ["/P/a/b.$", "/P/c.$"]);
+    }
+}

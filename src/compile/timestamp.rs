@@ -1,0 +1,280 @@
+//! Timestamps as AWS Step Functions reads them: Choice `Timestamp*` operators,
+//! `IsTimestamp`, and Wait `Timestamp` / `TimestampPath`.
+//!
+//! The accepted form is RFC 3339 with an uppercase `T` and an uppercase `Z` (or a
+//! numeric offset), as the ASL specification requires:
+//!
+//! ```text
+//! YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)
+//! ```
+//!
+//! AWS reports a rejected value as not "a valid ISO-8601 extended offset date-time",
+//! the wording of `java.time`'s `ISO_OFFSET_DATE_TIME`, so where RFC 3339 and that
+//! parser differ we follow the parser: at most nine fraction digits, no leap second
+//! (`:60`), offsets within ±18:00. Seconds stay mandatory and `t`/`z` stay rejected,
+//! because the ASL specification and the AWS documentation say so.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+/// `num_days_from_ce` of 1970-01-01.
+const DAYS_FROM_CE_TO_EPOCH: i64 = 719_163;
+
+/// A point in time with nanosecond precision, ordered by the instant it denotes
+/// (the offset it was written with is not kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Seconds since 1970-01-01T00:00:00Z; compared first, so field order matters.
+    secs: i64,
+    /// Nanoseconds within that second, `0..1_000_000_000`.
+    nanos: u32,
+}
+
+/// Parses a timestamp the way AWS Step Functions does; `None` if AWS would reject it.
+pub fn parse(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    let mut r = Reader { b, i: 0 };
+
+    let year = r.digits(4)?;
+    r.byte(b'-')?;
+    let month = r.digits(2)?;
+    r.byte(b'-')?;
+    let day = r.digits(2)?;
+    r.byte(b'T')?;
+    let hour = r.digits(2)?;
+    r.byte(b':')?;
+    let minute = r.digits(2)?;
+    r.byte(b':')?;
+    let second = r.digits(2)?;
+
+    let mut nanos = 0u32;
+    if r.peek() == Some(b'.') {
+        r.i += 1;
+        let start = r.i;
+        while r.peek().is_some_and(|c| c.is_ascii_digit()) {
+            r.i += 1;
+        }
+        let n = r.i - start;
+        if n == 0 || n > 9 {
+            return None;
+        }
+        let frac = b[start..r.i]
+            .iter()
+            .fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'));
+        nanos = frac * 10u32.pow((9 - n) as u32);
+    }
+
+    // Offset east of UTC, in seconds.
+    let offset = match r.next()? {
+        b'Z' => 0,
+        sign @ (b'+' | b'-') => {
+            let oh = r.digits(2)?;
+            r.byte(b':')?;
+            let om = r.digits(2)?;
+            if om > 59 || oh * 60 + om > 18 * 60 {
+                return None;
+            }
+            let secs = i64::from(oh * 3600 + om * 60);
+            if sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    if r.i != b.len() {
+        return None;
+    }
+
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // from_ymd_opt rejects month 13, April 31, February 29 outside leap years.
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+    let days = i64::from(date.num_days_from_ce()) - DAYS_FROM_CE_TO_EPOCH;
+    let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset;
+    Some(Timestamp { secs, nanos })
+}
+
+impl Timestamp {
+    /// The same instant as a chrono UTC date-time (for Wait deadlines and output).
+    pub fn to_utc(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.secs, self.nanos)
+            .expect("a parsed timestamp lies within years 0000-9999, inside chrono's range")
+    }
+
+    /// The instant a chrono UTC date-time denotes (e.g. the execution's clock).
+    pub fn from_utc(t: DateTime<Utc>) -> Timestamp {
+        Timestamp {
+            secs: t.timestamp(),
+            // chrono encodes a leap second as nanos >= 1e9; fold it into the second.
+            nanos: t.timestamp_subsec_nanos().min(999_999_999),
+        }
+    }
+}
+
+/// A cursor over the timestamp's bytes.
+struct Reader<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Reader<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn byte(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// Exactly `n` ASCII digits as a number.
+    fn digits(&mut self, n: usize) -> Option<u32> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            let c = self.next()?;
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: &str) -> i64 {
+        parse(s).expect(s).to_utc().timestamp()
+    }
+
+    #[test]
+    fn accepts_the_forms_aws_accepted_in_wait_states() {
+        for ok in [
+            "2016-03-14T01:59:00Z",
+            "2016-03-14T01:59:00.000000Z",
+            "2016-03-14T01:59:00.00Z",
+            "2016-03-05T21:29:29.243167252Z",
+            "2012-10-09T19:00:55Z",
+        ] {
+            assert!(parse(ok).is_some(), "{ok} should be accepted");
+        }
+    }
+
+    #[test]
+    fn rejects_the_forms_aws_rejected_in_wait_states() {
+        for bad in [
+            "2016-03-14T01:59:00.000000",
+            "2016-03-14T01:59:00",
+            "2016-13-05T21:29:29Z",
+            "05-12-2016T21:29:29Z",
+            "2016-12-05T25:29:29Z",
+            "2016-12-05 21:29:29Z",
+            "2012-10-09T19:00:55",
+            "2023-02-24",
+            "2023-02-24 12:15:56.832957",
+            "",
+            " ",
+            "HelloWorld",
+        ] {
+            assert!(parse(bad).is_none(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn numeric_offsets_denote_the_same_instant_in_utc() {
+        assert_eq!(
+            parse("2012-10-09T19:00:55+01:00"),
+            parse("2012-10-09T18:00:55Z")
+        );
+        assert_eq!(
+            parse("2012-10-09T19:00:55-02:30"),
+            parse("2012-10-09T21:30:55Z")
+        );
+        assert_eq!(
+            parse("2012-10-09T19:00:55-00:00"),
+            parse("2012-10-09T19:00:55Z")
+        );
+    }
+
+    #[test]
+    fn lowercase_separators_are_rejected_as_the_spec_requires() {
+        assert!(parse("2016-03-14t01:59:00Z").is_none());
+        assert!(parse("2016-03-14T01:59:00z").is_none());
+    }
+
+    #[test]
+    fn malformed_parts_are_rejected() {
+        for bad in [
+            "2016-03-14T01:59Z",               // seconds are required
+            "2016-03-14T01:59:00.Z",           // a fraction needs a digit
+            "2016-03-14T01:59:00.1234567890Z", // more than nanoseconds
+            "2016-03-14T01:59:60Z",            // no leap seconds
+            "2016-03-14T24:00:00Z",
+            "2016-03-14T01:60:00Z",
+            "2015-02-29T00:00:00Z",
+            "2016-04-31T00:00:00Z",
+            "2016-00-10T00:00:00Z",
+            "2016-03-00T00:00:00Z",
+            "2016-03-14T01:59:00+0100",
+            "2016-03-14T01:59:00+01",
+            "2016-03-14T01:59:00+19:00",
+            "2016-03-14T01:59:00+01:60",
+            "2016-03-14T01:59:00Z ",
+            " 2016-03-14T01:59:00Z",
+            "+2016-03-14T01:59:00Z",
+            "16-03-14T01:59:00Z",
+            "2016-3-14T01:59:00Z",
+            "２016-03-14T01:59:00Z",
+        ] {
+            assert!(parse(bad).is_none(), "{bad:?} should be rejected");
+        }
+        assert!(parse("2016-02-29T00:00:00Z").is_some());
+        assert!(parse("2016-03-14T01:59:00+18:00").is_some());
+    }
+
+    #[test]
+    fn fraction_digits_scale_to_nanoseconds() {
+        let t = parse("2016-03-14T01:59:00.5Z").unwrap().to_utc();
+        assert_eq!(t.timestamp_subsec_nanos(), 500_000_000);
+        let t = parse("2016-03-14T01:59:00.123456789Z").unwrap().to_utc();
+        assert_eq!(t.timestamp_subsec_nanos(), 123_456_789);
+    }
+
+    #[test]
+    fn timestamps_order_by_instant() {
+        let a = parse("2012-10-09T19:00:55Z").unwrap();
+        let b = parse("2012-10-09T19:00:56Z").unwrap();
+        let c = parse("2012-10-09T19:00:55.000000001Z").unwrap();
+        assert!(a < c && c < b);
+        assert_eq!(parse("2012-10-09T19:00:55.000Z"), Some(a));
+    }
+
+    #[test]
+    fn epoch_arithmetic_matches_chrono() {
+        assert_eq!(secs("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(secs("2016-03-14T01:59:00Z"), 1_457_920_740);
+        assert_eq!(secs("1969-12-31T23:59:59Z"), -1);
+        assert_eq!(secs("0000-01-01T00:00:00Z"), -62_167_219_200);
+        assert!(parse("9999-12-31T23:59:59.999999999-18:00").is_some());
+    }
+
+    #[test]
+    fn round_trips_through_chrono() {
+        let t = parse("2016-03-05T21:29:29.243167252+05:30").unwrap();
+        assert_eq!(Timestamp::from_utc(t.to_utc()), t);
+        assert_eq!(
+            t.to_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "2016-03-05T15:59:29.243167252Z"
+        );
+    }
+}
