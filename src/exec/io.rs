@@ -1,0 +1,90 @@
+//! Input and output processing: InputPath, ResultPath, OutputPath.
+//!
+//! AWS's order: InputPath -> Parameters -> (task) -> ResultSelector -> ResultPath -> OutputPath.
+//! Parameters and ResultSelector are templates ([`crate::compile::template`]).
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::asl::model::PathField;
+use crate::compile::Env;
+use crate::error::{names, WorkflowError};
+
+fn not_found(path: &str, field: &str, input: &Value) -> WorkflowError {
+    WorkflowError::runtime(format!(
+        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'"
+    ))
+}
+
+/// Applies InputPath (or OutputPath) to `env.input`: `$` by default, `{}` for null.
+pub fn select<'v>(
+    field: &PathField,
+    name: &str,
+    env: &Env<'v>,
+) -> Result<Cow<'v, Value>, WorkflowError> {
+    match field {
+        PathField::Default => Ok(Cow::Borrowed(env.input)),
+        PathField::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
+        PathField::Path(p) => p
+            .eval(env)
+            .ok_or_else(|| not_found(p.text(), name, env.input)),
+    }
+}
+
+/// Places `result` into the state's raw input as ResultPath says.
+pub fn place_result(field: &PathField, raw: &Value, result: Value) -> Result<Value, WorkflowError> {
+    match field {
+        PathField::Default => Ok(result),
+        PathField::Null => Ok(raw.clone()),
+        PathField::Path(p) if p.is_root_only() => Ok(result),
+        PathField::Path(p) => {
+            let mut out = raw.clone();
+            p.set(&mut out, result).map_err(|why| {
+                WorkflowError::new(
+                    names::RESULT_PATH_MATCH_FAILURE,
+                    format!(
+                        "Unable to apply ResultPath '{}' to input '{}': {why}",
+                        p.text(),
+                        raw
+                    ),
+                )
+            })?;
+            Ok(out)
+        }
+    }
+}
+
+/// Applies OutputPath to the value ResultPath produced.
+pub fn output(field: &PathField, value: Value, env: &Env) -> Result<Value, WorkflowError> {
+    match field {
+        PathField::Default => Ok(value),
+        PathField::Null => Ok(Value::Object(Map::new())),
+        PathField::Path(p)
+            if p.is_root_only() && *p.root() == crate::compile::path::Root::Input =>
+        {
+            Ok(value)
+        }
+        PathField::Path(p) => {
+            let env = env.with_input(&value);
+            match p.eval(&env) {
+                Some(v) => Ok(v.into_owned()),
+                None => Err(not_found(p.text(), "OutputPath", &value)),
+            }
+        }
+    }
+}
+
+/// The `{"Error": .., "Cause": ..}` object a catcher passes on.
+pub fn error_output(e: &WorkflowError) -> Value {
+    let mut m = Map::new();
+    if let Some(err) = &e.error {
+        m.insert("Error".into(), Value::String(err.clone()));
+    }
+    // AWS always passes a Cause to a catcher, empty when the error had none.
+    m.insert(
+        "Cause".into(),
+        Value::String(e.cause.clone().unwrap_or_default()),
+    );
+    Value::Object(m)
+}

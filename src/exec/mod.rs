@@ -1,0 +1,126 @@
+//! One execution: the interpreter that walks a compiled [`Plan`].
+//!
+//! [`execute`] is async so that Wait states, retries and slow tasks never hold a thread;
+//! executions are single-threaded futures (a shard runs many of them on one thread).
+//! [`execute_blocking`] runs one on a fresh current-thread runtime, with a real or a
+//! virtual clock (delays then pass instantly, in order).
+
+mod context;
+mod io;
+mod limits;
+mod map;
+mod parallel;
+mod retry;
+mod run;
+pub mod vars;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::compile::plan::Plan;
+use crate::tasks::Tasks;
+
+pub use limits::{json_size, MAX_PAYLOAD_BYTES};
+
+/// How an execution ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Reached a terminal state without error.
+    Succeeded,
+    /// An error nothing caught.
+    Failed,
+    /// Ran past the execution time cap.
+    TimedOut,
+}
+
+impl Status {
+    /// The name AWS uses (`SUCCEEDED`, `FAILED`, `TIMED_OUT`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Succeeded => "SUCCEEDED",
+            Status::Failed => "FAILED",
+            Status::TimedOut => "TIMED_OUT",
+        }
+    }
+}
+
+/// The result of one execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// How it ended.
+    pub status: Status,
+    /// The final output (successful executions only).
+    pub output: Option<Value>,
+    /// The error name (failed or timed-out executions).
+    pub error: Option<String>,
+    /// The error cause.
+    pub cause: Option<String>,
+}
+
+impl Outcome {
+    /// The `{"status","output","error","cause"}` object `stepstream exec` prints.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "status": self.status.as_str(),
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+        })
+    }
+}
+
+/// Which clock Wait states and retry delays use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClockMode {
+    /// Wall-clock time.
+    #[default]
+    Real,
+    /// Delays pass instantly but in order (tests, `exec --clock virtual`).
+    Virtual,
+}
+
+/// Limits and names for one execution.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Express executions stop after this long (AWS: 5 minutes) unless the definition says less.
+    pub max_duration: Duration,
+    /// Largest state input/output, in bytes of JSON (AWS: 256 KiB).
+    pub max_payload_bytes: usize,
+    /// The state machine's name, for the Context object and ARNs.
+    pub state_machine_name: String,
+    /// The execution's name (a UUID when not given).
+    pub execution_name: Option<String>,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            max_duration: Duration::from_secs(300),
+            max_payload_bytes: MAX_PAYLOAD_BYTES,
+            state_machine_name: "stepstream".to_string(),
+            execution_name: None,
+        }
+    }
+}
+
+/// Runs one execution to its end.
+pub async fn execute(plan: &Plan, input: Value, tasks: &Tasks, opts: &ExecOptions) -> Outcome {
+    run::execute(plan, input, tasks, opts).await
+}
+
+/// Runs one execution on a new current-thread runtime and waits for it.
+pub fn execute_blocking(
+    plan: &Plan,
+    input: Value,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+    clock: ClockMode,
+) -> Outcome {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(clock == ClockMode::Virtual)
+        .build()
+        .expect("a current-thread runtime can always be built");
+    rt.block_on(execute(plan, input, tasks, opts))
+}

@@ -1,0 +1,518 @@
+//! The state loop: enter a state, process its input, run it, retry or catch, move on.
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::LocalBoxFuture;
+use serde_json::Value;
+
+use super::{context, io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
+use crate::asl::model::{Amount, FailText, Kind, State, WaitFor};
+use crate::compile::plan::{Node, Plan};
+use crate::compile::{timestamp, Env};
+use crate::error::{names, WorkflowError};
+use crate::exec::vars::Vars;
+use crate::tasks::{TaskCall, Tasks};
+
+/// What all frames of one execution share.
+pub(crate) struct Exec<'a> {
+    pub tasks: &'a Tasks,
+    pub opts: &'a ExecOptions,
+    pub uses_context: bool,
+    state_calls: RefCell<HashMap<String, u32>>,
+    resource_calls: RefCell<HashMap<String, u32>>,
+    start_wall: DateTime<Utc>,
+    start_clock: tokio::time::Instant,
+    start_real: std::time::Instant,
+    max_duration: Duration,
+    transitions: Cell<u64>,
+}
+
+/// One thread of control: the top level, a Parallel branch or a Map iteration.
+pub(crate) struct Frame {
+    /// The Context object, when the machine reads it.
+    pub ctx: Option<Value>,
+    /// Variables visible here.
+    pub vars: Vars,
+}
+
+static EMPTY: Value = Value::Null;
+
+impl Frame {
+    pub fn env<'v>(&'v self, input: &'v Value) -> Env<'v> {
+        Env {
+            input,
+            context: self.ctx.as_ref().unwrap_or(&EMPTY),
+            vars: &self.vars,
+        }
+    }
+}
+
+impl Exec<'_> {
+    /// Now, on the execution's clock (virtual time advances only through waits).
+    pub fn now(&self) -> DateTime<Utc> {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+        self.start_wall + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+
+    fn check_deadline(&self) -> Result<(), WorkflowError> {
+        let virtual_elapsed =
+            tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+        // A busy loop never lets a virtual clock advance, so real time counts too.
+        if virtual_elapsed >= self.max_duration || self.start_real.elapsed() >= self.max_duration {
+            return Err(WorkflowError::new(
+                names::TIMEOUT,
+                "the execution ran past its time limit",
+            ));
+        }
+        Ok(())
+    }
+
+    fn count_call(&self, state: &str, resource: &str) -> (u32, u32) {
+        let bump = |m: &RefCell<HashMap<String, u32>>, k: &str| {
+            let mut m = m.borrow_mut();
+            let n = m.entry(k.to_string()).or_insert(0);
+            *n += 1;
+            *n - 1
+        };
+        (
+            bump(&self.state_calls, state),
+            bump(&self.resource_calls, resource),
+        )
+    }
+
+    fn check_size(&self, v: &Value, state: &str, what: &str) -> Result<(), WorkflowError> {
+        let limit = self.opts.max_payload_bytes;
+        if json_size(v, limit) > limit {
+            return Err(WorkflowError::new(
+                names::DATA_LIMIT_EXCEEDED,
+                format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({what} is over {limit} bytes)."),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn execute(
+    plan: &Plan,
+    input: Value,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+) -> Outcome {
+    let max_duration = plan
+        .timeout_seconds
+        .map(Duration::from_secs)
+        .map_or(opts.max_duration, |d| d.min(opts.max_duration));
+    let ex = Exec {
+        tasks,
+        opts,
+        uses_context: plan.uses_context,
+        state_calls: RefCell::default(),
+        resource_calls: RefCell::default(),
+        start_wall: Utc::now(),
+        start_clock: tokio::time::Instant::now(),
+        start_real: std::time::Instant::now(),
+        max_duration,
+        transitions: Cell::new(0),
+    };
+    let fail = |status, e: WorkflowError| Outcome {
+        status,
+        output: None,
+        error: e.error,
+        cause: e.cause,
+    };
+    if let Err(e) = ex.check_size(&input, "input", "the execution input") {
+        return fail(Status::Failed, e);
+    }
+    let ctx = plan.uses_context.then(|| {
+        let name = opts
+            .execution_name
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let machine = &opts.state_machine_name;
+        let machine_arn = format!("arn:aws:states:local:000000000000:stateMachine:{machine}");
+        let exec_arn = format!(
+            "arn:aws:states:local:000000000000:express:{machine}:{name}:{}",
+            uuid::Uuid::new_v4()
+        );
+        context::root(
+            &exec_arn,
+            &name,
+            &machine_arn,
+            machine,
+            &input,
+            ex.start_wall,
+        )
+    });
+    let frame = Frame {
+        ctx,
+        vars: Vars::default(),
+    };
+    let run = run_machine(&ex, plan, input, frame);
+    match tokio::time::timeout(max_duration, run).await {
+        Ok(Ok(output)) => Outcome {
+            status: Status::Succeeded,
+            output: Some(output),
+            error: None,
+            cause: None,
+        },
+        Ok(Err(e))
+            if e.name() == names::TIMEOUT
+                && e.cause.as_deref() == Some("the execution ran past its time limit") =>
+        {
+            fail(Status::TimedOut, e)
+        }
+        Ok(Err(e)) => fail(Status::Failed, e),
+        Err(_) => fail(
+            Status::TimedOut,
+            WorkflowError::new(names::TIMEOUT, "the execution ran past its time limit"),
+        ),
+    }
+}
+
+/// Runs a machine (or branch, or iteration) from its start state to its end.
+pub(crate) fn run_machine<'a>(
+    ex: &'a Exec<'a>,
+    plan: &'a Plan,
+    input: Value,
+    mut frame: Frame,
+) -> LocalBoxFuture<'a, Result<Value, WorkflowError>> {
+    Box::pin(async move {
+        let mut cur = plan.start;
+        let mut data = input;
+        loop {
+            ex.check_deadline()?;
+            let n = ex.transitions.get() + 1;
+            ex.transitions.set(n);
+            if n % 1024 == 0 {
+                // Let sibling branches and timers run during long loops.
+                tokio::task::yield_now().await;
+            }
+            let node = &plan.nodes[cur];
+            if ex.uses_context {
+                let now = ex.now();
+                let with_retry = matches!(
+                    node.state.kind,
+                    Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
+                );
+                if let Some(ctx) = frame.ctx.as_mut() {
+                    context::enter_state(ctx, &node.state.name, now, with_retry);
+                }
+            }
+            let (out, next) = step(ex, node, data, &mut frame)
+                .await
+                .map_err(|e| locate(e, &node.state))?;
+            ex.check_size(&out, &node.state.name, "the state output")
+                .map_err(|e| locate(e, &node.state))?;
+            match next {
+                Some(n) => {
+                    cur = n;
+                    data = out;
+                }
+                None => return Ok(out),
+            }
+        }
+    })
+}
+
+/// AWS prefixes runtime errors with the state they happened in.
+fn locate(mut e: WorkflowError, state: &State) -> WorkflowError {
+    if e.name() == names::RUNTIME || e.name() == names::QUERY_EVALUATION_ERROR {
+        if let Some(c) = &e.cause {
+            if !c.starts_with("An error occurred while executing the state") {
+                e.cause = Some(format!(
+                    "An error occurred while executing the state '{}'. {c}",
+                    state.name
+                ));
+            }
+        }
+    }
+    e
+}
+
+/// Runs one state; returns its output and the next state (`None` ends this machine).
+async fn step(
+    ex: &Exec<'_>,
+    node: &Node,
+    raw: Value,
+    frame: &mut Frame,
+) -> Result<(Value, Option<usize>), WorkflowError> {
+    let s = &node.state;
+    match &s.kind {
+        Kind::Succeed => {
+            let env = frame.env(&raw);
+            let eff = io::select(&s.input_path, "InputPath", &env)?;
+            let out = io::output(&s.output_path, eff.into_owned(), &env)?;
+            Ok((out, None))
+        }
+        Kind::Fail { error, cause } => {
+            let env = frame.env(&raw);
+            Err(WorkflowError {
+                error: fail_text(error.as_ref(), &env, "ErrorPath")?,
+                cause: fail_text(cause.as_ref(), &env, "CausePath")?,
+            })
+        }
+        Kind::Choice { rules, .. } => {
+            let env = frame.env(&raw);
+            let eff = io::select(&s.input_path, "InputPath", &env)?;
+            let env_eff = frame.env(&eff);
+            let mut chosen = None;
+            for (i, r) in rules.iter().enumerate() {
+                if r.condition.eval(&env_eff)? {
+                    chosen = Some(i);
+                    break;
+                }
+            }
+            let next = match chosen {
+                Some(i) => node.choice_next[i],
+                None => node.default.ok_or_else(|| {
+                    WorkflowError::new(
+                        names::NO_CHOICE_MATCHED,
+                        format!("No Choice Rules in state '{}' matched the input and there is no Default", s.name),
+                    )
+                })?,
+            };
+            let mut assigns = Vec::new();
+            if let Some(a) = &s.assign {
+                assigns.push(a.eval(&env_eff)?);
+            }
+            if let Some(a) = chosen.and_then(|i| rules[i].assign.as_ref()) {
+                assigns.push(a.eval(&env_eff)?);
+            }
+            let out = io::output(&s.output_path, eff.into_owned(), &env)?;
+            apply_assigns(&mut frame.vars, assigns);
+            Ok((out, Some(next)))
+        }
+        Kind::Wait { wait } => {
+            let env = frame.env(&raw);
+            let eff = io::select(&s.input_path, "InputPath", &env)?.into_owned();
+            let env_eff = frame.env(&eff);
+            let delay = wait_delay(ex, wait, &env_eff)?;
+            let assign = s.assign.as_ref().map(|a| a.eval(&env_eff)).transpose()?;
+            let out = io::output(&s.output_path, eff.clone(), &frame.env(&raw))?;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            apply_assigns(&mut frame.vars, assign);
+            Ok((out, node.next))
+        }
+        Kind::Pass { .. } | Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_) => {
+            let mut attempts = vec![0u32; s.retry.len()];
+            let mut retries = 0u32;
+            loop {
+                let err = match attempt(ex, node, &raw, frame).await {
+                    Ok(out) => return Ok(out),
+                    Err(e) => e,
+                };
+                if let Some(delay) = retry::next_delay(&s.retry, &mut attempts, &err) {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    ex.check_deadline()?;
+                    retries += 1;
+                    if let Some(ctx) = frame.ctx.as_mut() {
+                        context::set_retry_count(ctx, retries);
+                    }
+                    continue;
+                }
+                let caught = s
+                    .catch
+                    .iter()
+                    .position(|c| c.error_equals.iter().any(|e| err.matches(e)));
+                let Some(i) = caught else { return Err(err) };
+                let c = &s.catch[i];
+                let err_out = io::error_output(&err);
+                let assign = c
+                    .assign
+                    .as_ref()
+                    .map(|a| a.eval(&frame.env(&err_out)))
+                    .transpose()?;
+                let out = io::place_result(&c.result_path, &raw, err_out)?;
+                apply_assigns(&mut frame.vars, assign);
+                return Ok((out, Some(node.catch_next[i])));
+            }
+        }
+    }
+}
+
+/// One attempt of a Pass, Task, Parallel or Map state: everything Retry may repeat.
+async fn attempt(
+    ex: &Exec<'_>,
+    node: &Node,
+    raw: &Value,
+    frame: &mut Frame,
+) -> Result<(Value, Option<usize>), WorkflowError> {
+    let s = &node.state;
+    let env = frame.env(raw);
+    let eff = io::select(&s.input_path, "InputPath", &env)?;
+    let result = match &s.kind {
+        Kind::Map(spec) => map::run(ex, node, spec, &eff, frame).await?,
+        kind => {
+            let task_input = match &s.parameters {
+                Some(t) => t.eval(&frame.env(&eff))?,
+                None => eff.clone().into_owned(),
+            };
+            match kind {
+                Kind::Pass { result } => result.clone().unwrap_or(task_input),
+                Kind::Task {
+                    resource, timeout, ..
+                } => {
+                    let timeout = amount(timeout.as_ref(), &frame.env(&eff), "TimeoutSecondsPath")?;
+                    call_task(ex, s, resource, task_input, timeout).await?
+                }
+                Kind::Parallel { .. } => parallel::run(ex, node, task_input, frame).await?,
+                _ => unreachable!("step() only sends Pass, Task, Parallel and Map here"),
+            }
+        }
+    };
+    let result = match &s.result_selector {
+        Some(t) => t.eval(&frame.env(&result))?,
+        None => result,
+    };
+    // AWS evaluates Assign on the result, before ResultPath; variables change after OutputPath.
+    let assign = s
+        .assign
+        .as_ref()
+        .map(|a| a.eval(&frame.env(&result)))
+        .transpose()?;
+    let placed = io::place_result(&s.result_path, raw, result)?;
+    let out = io::output(&s.output_path, placed, &frame.env(raw))?;
+    apply_assigns(&mut frame.vars, assign);
+    Ok((out, node.next))
+}
+
+async fn call_task(
+    ex: &Exec<'_>,
+    s: &State,
+    resource: &str,
+    input: Value,
+    timeout: Option<f64>,
+) -> Result<Value, WorkflowError> {
+    if let Err(why) = crate::tasks::check_service_parameters(resource, &input) {
+        return Err(WorkflowError::runtime(format!(
+            "The Parameters '{input}' could not be used to start the Task: [{why}]"
+        )));
+    }
+    let (state_calls, resource_calls) = ex.count_call(&s.name, resource);
+    let fut = ex.tasks.call(TaskCall {
+        state: &s.name,
+        resource,
+        input,
+        state_calls,
+        resource_calls,
+    });
+    let result = match timeout {
+        Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(WorkflowError::new(
+                    names::TIMEOUT,
+                    format!("Task '{}' timed out after {secs} seconds", s.name),
+                ))
+            })?,
+        None => fut.await?,
+    };
+    ex.check_size(&result, resource, "the task result")?;
+    Ok(result)
+}
+
+fn apply_assigns(vars: &mut Vars, assigns: impl IntoIterator<Item = Value>) {
+    for a in assigns {
+        if let Value::Object(m) = a {
+            for (k, v) in m {
+                vars.set(k, v);
+            }
+        }
+    }
+}
+
+fn fail_text(
+    t: Option<&FailText>,
+    env: &Env,
+    field: &str,
+) -> Result<Option<String>, WorkflowError> {
+    match t {
+        None => Ok(None),
+        Some(FailText::Fixed(s)) => Ok(Some(s.clone())),
+        Some(FailText::Dynamic(t)) => {
+            let v = t.eval(env).map_err(|e| {
+                // Name the field the way AWS does ('ErrorPath', not the internal template key).
+                WorkflowError {
+                    cause: e.cause.map(|c| c.replace("'v.$'", &format!("'{field}'"))),
+                    ..e
+                }
+            })?;
+            match v {
+                Value::String(s) => Ok(Some(s)),
+                other => Ok(Some(other.to_string())),
+            }
+        }
+    }
+}
+
+/// Resolves a number that may come from a path; `None` when the field is absent.
+pub(crate) fn amount(
+    a: Option<&Amount>,
+    env: &Env,
+    field: &str,
+) -> Result<Option<f64>, WorkflowError> {
+    match a {
+        None => Ok(None),
+        Some(Amount::Fixed(f)) => Ok(Some(*f)),
+        Some(Amount::Path(p)) => match p.eval(env).as_deref() {
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(other) => Err(WorkflowError::runtime(format!(
+                "The {field} field refers to value '{other}', which is not a valid number"
+            ))),
+            None => Err(WorkflowError::runtime(format!(
+                "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
+                p.text(),
+                env.input
+            ))),
+        },
+    }
+}
+
+fn wait_delay(ex: &Exec<'_>, wait: &WaitFor, env: &Env) -> Result<Duration, WorkflowError> {
+    let until = |t: timestamp::Timestamp| {
+        let dt = t.to_utc() - ex.now();
+        dt.to_std().unwrap_or(Duration::ZERO)
+    };
+    match wait {
+        WaitFor::Seconds(s) => Ok(Duration::from_secs_f64(*s)),
+        WaitFor::Timestamp(t) => Ok(until(*t)),
+        WaitFor::SecondsPath(p) => {
+            let v = p
+                .eval(env)
+                .ok_or_else(|| path_missing(p.text(), "SecondsPath", env.input))?;
+            match v.as_ref() {
+                Value::Number(n) if n.as_u64().is_some() => Ok(Duration::from_secs(n.as_u64().unwrap_or(0))),
+                other => Err(WorkflowError::runtime(format!(
+                    "The SecondsPath parameter refers to value '{other}', which is not a valid non-negative integer"
+                ))),
+            }
+        }
+        WaitFor::TimestampPath(p) => {
+            let v: Cow<Value> = p
+                .eval(env)
+                .ok_or_else(|| path_missing(p.text(), "TimestampPath", env.input))?;
+            match v.as_ref().as_str().and_then(timestamp::parse) {
+                Some(t) => Ok(until(t)),
+                None => Err(WorkflowError::runtime(format!(
+                    "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
+                    p.text(),
+                    v
+                ))),
+            }
+        }
+    }
+}
+
+fn path_missing(path: &str, field: &str, input: &Value) -> WorkflowError {
+    WorkflowError::runtime(format!(
+        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'"
+    ))
+}

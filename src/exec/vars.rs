@@ -1,0 +1,43 @@
+//! Workflow variables (`Assign` and `$name`), scoped as AWS scopes them.
+//!
+//! A Parallel branch or Map iteration sees the variables of its enclosing scope and can
+//! add its own, but what it assigns never leaks out.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+/// The variables visible to one state: its own scope over a shared, read-only outer one.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    outer: Option<Arc<Vars>>,
+    local: Map<String, Value>,
+}
+
+impl Vars {
+    /// Looks a variable up, innermost scope first.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        match self.local.get(name) {
+            Some(v) => Some(v),
+            None => self.outer.as_deref().and_then(|o| o.get(name)),
+        }
+    }
+
+    /// Sets a variable in the innermost scope.
+    pub fn set(&mut self, name: String, value: Value) {
+        self.local.insert(name, value);
+    }
+
+    /// A new inner scope over a shared outer one (a Parallel branch, a Map iteration).
+    pub fn inner(outer: &Arc<Vars>) -> Vars {
+        Vars {
+            outer: Some(Arc::clone(outer)),
+            local: Map::new(),
+        }
+    }
+
+    /// True when no variable is set in any scope.
+    pub fn is_empty(&self) -> bool {
+        self.local.is_empty() && self.outer.as_deref().is_none_or(Vars::is_empty)
+    }
+}
