@@ -1,0 +1,21 @@
+//! The `stepstream` commands as library functions; `main.rs` only parses arguments.
+
+pub mod exec;
+pub mod validate;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Reads a JSON argument: the contents of a file if `arg` names one, else `arg` itself as JSON.
+pub fn json_arg(arg: &str, what: &str) -> Result<Value, String> {
+    let (text, from) = if Path::new(arg).is_file() {
+        let t = std::fs::read_to_string(arg)
+            .map_err(|e| format!("cannot read {what} file {arg}: {e}"))?;
+        (t, format!("file {arg}"))
+    } else {
+        (arg.to_string(), "the command line".to_string())
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| format!("the {what} from {from} is not valid JSON: {e}"))
+}

@@ -1,0 +1,138 @@
+//! The `stepstream` binary: parses the command line and maps results to exit codes.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use stepstream::cli;
+use stepstream::exec::ClockMode;
+
+#[derive(Parser)]
+#[command(
+    name = "stepstream",
+    version,
+    about = "Amazon States Language workflows (Express semantics) on Kafka"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check definitions; prints every problem with a JSON pointer, exits 1 if any.
+    Validate {
+        /// Definition files (ASL JSON).
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Run one execution in process and print {"status","output","error","cause"}.
+    Exec {
+        /// Definition file (ASL JSON).
+        #[arg(long)]
+        definition: String,
+        /// Execution input: a file, or JSON text.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Mocked Task responses: {"<state>": [{"result": ..} | {"error": "E", "cause": "C"}, ..]}.
+        #[arg(long)]
+        mocks: Option<String>,
+        /// Built-in task handlers by resource: {"<resource ARN>": "identity" | "merge {..}" | "fail E cause" | ..}.
+        #[arg(long)]
+        tasks: Option<String>,
+        /// Clock for Wait and Retry delays; `virtual` makes them pass instantly, in order.
+        #[arg(long, value_enum, default_value_t = Clock::Real)]
+        clock: Clock,
+        /// Execution name (a UUID when not given).
+        #[arg(long)]
+        name: Option<String>,
+        /// Execution time cap in seconds (default 300, the Express limit).
+        #[arg(long)]
+        timeout_seconds: Option<f64>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Clock {
+    Real,
+    Virtual,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stepstream: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Validate { files } => {
+            let ok = cli::validate::run(&files, &mut std::io::stdout().lock())?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Exec {
+            definition,
+            input,
+            mocks,
+            tasks,
+            clock,
+            name,
+            timeout_seconds,
+        } => {
+            let def_text = std::fs::read_to_string(&definition)
+                .map_err(|e| anyhow::anyhow!("cannot read definition file {definition}: {e}"))?;
+            let def = match serde_json::from_str(&def_text) {
+                Ok(d) => d,
+                Err(e) => {
+                    let out = serde_json::json!({"status": "INVALID_DEFINITION", "output": null,
+                        "error": "States.InvalidDefinition", "cause": format!("the definition is not valid JSON: {e}")});
+                    println!("{out}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let input = match cli::json_arg(&input, "input") {
+                Ok(v) => v,
+                Err(cause) => {
+                    let out = serde_json::json!({"status": "INVALID_INPUT", "output": null,
+                        "error": "stepstream.InvalidInput", "cause": cause});
+                    println!("{out}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let args = cli::exec::ExecArgs {
+                mocks: mocks
+                    .map(|m| cli::json_arg(&m, "mocks"))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                tasks: tasks
+                    .map(|t| cli::json_arg(&t, "tasks"))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                clock: match clock {
+                    Clock::Real => ClockMode::Real,
+                    Clock::Virtual => ClockMode::Virtual,
+                },
+                name,
+                max_duration: timeout_seconds
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .map(Duration::from_secs_f64),
+            };
+            let out = cli::exec::run(&def, input, &args);
+            println!("{out}");
+            Ok(match out["status"].as_str() {
+                Some("SUCCEEDED") => ExitCode::SUCCESS,
+                Some("FAILED") | Some("TIMED_OUT") => ExitCode::from(1),
+                _ => ExitCode::from(2),
+            })
+        }
+    }
+}
