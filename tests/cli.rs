@@ -1,0 +1,267 @@
+//! `stepstream validate` and `stepstream exec` as a user runs them, bad input included.
+
+mod common;
+
+use common::{exec, stepstream, Scratch};
+use serde_json::{json, Value};
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn validate_reports_every_problem_with_a_pointer() {
+    let dir = Scratch::new("validate-all");
+    let def = json!({
+        "StartAt": "Nowhere",
+        "States": {
+            "A": {"Type": "Pass", "Next": "Missing"},
+            "B": {"Type": "Task", "End": true, "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": -1}]},
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "NumericEquals": "one", "Next": "A"}]},
+            "D": {"Type": "Pass", "InputPath": "not a path", "End": true, "Bogus": 1},
+            "E": {"Type": "Wait", "End": true}
+        }
+    });
+    let f = dir.write("bad.asl.json", def.to_string());
+    let out = stepstream(&["validate", path(&f)]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "/StartAt",
+        "/States/A/Next",
+        "/States/B: Resource is required",
+        "/States/B/Retry/0/MaxAttempts",
+        "/States/C/Choices/0",
+        "/States/D/InputPath",
+        "/States/D/Bogus",
+        "/States/E: a Wait state needs exactly one of",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn validate_accepts_a_good_definition_and_flags_unreachable_states() {
+    let dir = Scratch::new("validate-ok");
+    let good = dir.write(
+        "good.json",
+        json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}).to_string(),
+    );
+    let out = stepstream(&["validate", path(&good)]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let orphan = dir.write(
+        "orphan.json",
+        json!({"StartAt": "A", "States": {"A": {"Type": "Succeed"}, "B": {"Type": "Succeed"}}})
+            .to_string(),
+    );
+    let out = stepstream(&["validate", path(&orphan)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("/States/B: state \"B\" can never be reached"));
+}
+
+#[test]
+fn malformed_definition_json_is_an_invalid_definition() {
+    let dir = Scratch::new("bad-def-json");
+    let f = dir.write("def.json", "{\"StartAt\": ");
+    let out = exec(&["--definition", path(&f)]);
+    assert_eq!(out["status"], "INVALID_DEFINITION");
+    assert!(
+        out["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not valid JSON"),
+        "{out}"
+    );
+}
+
+#[test]
+fn invalid_asl_is_reported_by_exec_with_pointers() {
+    let dir = Scratch::new("bad-asl");
+    let f = dir.write(
+        "def.json",
+        json!({"StartAt": "A", "States": {"A": {"Type": "Pass"}}}).to_string(),
+    );
+    let out = exec(&["--definition", path(&f)]);
+    assert_eq!(out["status"], "INVALID_DEFINITION");
+    assert!(
+        out["cause"].as_str().unwrap_or("").contains("/States/A"),
+        "{out}"
+    );
+}
+
+fn pass_machine(dir: &Scratch) -> std::path::PathBuf {
+    dir.write(
+        "pass.json",
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}).to_string(),
+    )
+}
+
+#[test]
+fn malformed_input_json_is_a_clear_error() {
+    let dir = Scratch::new("bad-input");
+    let def = pass_machine(&dir);
+    let out = exec(&["--definition", path(&def), "--input", "{\"a\": "]);
+    assert_eq!(out["status"], "INVALID_INPUT");
+    assert!(
+        out["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not valid JSON"),
+        "{out}"
+    );
+}
+
+#[test]
+fn input_nested_ten_thousand_deep_is_rejected_without_crashing() {
+    let dir = Scratch::new("deep-input");
+    let def = pass_machine(&dir);
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let input = dir.write("deep.json", deep);
+    let out = exec(&["--definition", path(&def), "--input", path(&input)]);
+    assert_eq!(out["status"], "INVALID_INPUT", "{out}");
+    assert!(
+        out["cause"]
+            .as_str()
+            .unwrap_or("")
+            .contains("recursion limit"),
+        "{out}"
+    );
+}
+
+#[test]
+fn ten_megabyte_input_is_a_data_limit_error() {
+    let dir = Scratch::new("big-input");
+    let def = pass_machine(&dir);
+    let big = json!({"blob": "x".repeat(10 * 1024 * 1024)});
+    let input = dir.write("big.json", big.to_string());
+    let out = exec(&["--definition", path(&def), "--input", path(&input)]);
+    assert_eq!(out["status"], "FAILED");
+    assert_eq!(out["error"], "States.DataLimitExceeded");
+}
+
+#[test]
+fn state_output_over_256_kib_is_a_data_limit_error() {
+    let dir = Scratch::new("big-output");
+    let def = dir.write(
+        "def.json",
+        json!({"StartAt": "Grow", "States": {"Grow": {"Type": "Pass", "Result": "y".repeat(300 * 1024), "End": true}}})
+            .to_string(),
+    );
+    let out = exec(&["--definition", path(&def)]);
+    assert_eq!(
+        out["error"], "States.DataLimitExceeded",
+        "{}",
+        out["status"]
+    );
+}
+
+#[test]
+fn runaway_loop_stops_at_the_execution_time_cap() {
+    let dir = Scratch::new("runaway");
+    let def = dir.write(
+        "loop.json",
+        json!({"StartAt": "Spin", "States": {
+            "Spin": {"Type": "Pass", "Next": "Check"},
+            "Check": {"Type": "Choice", "Choices": [{"Variable": "$.stop", "IsPresent": true, "Next": "Done"}], "Default": "Spin"},
+            "Done": {"Type": "Succeed"}}})
+        .to_string(),
+    );
+    // The virtual clock never advances in a busy loop; the cap still holds in real time.
+    let out = exec(&[
+        "--definition",
+        path(&def),
+        "--clock",
+        "virtual",
+        "--timeout-seconds",
+        "1",
+    ]);
+    assert_eq!(out["status"], "TIMED_OUT", "{out}");
+    assert_eq!(out["error"], "States.Timeout");
+}
+
+#[test]
+fn definition_timeout_seconds_times_out_a_long_wait() {
+    let dir = Scratch::new("def-timeout");
+    let def = dir.write(
+        "wait.json",
+        json!({"TimeoutSeconds": 10, "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": true}}})
+            .to_string(),
+    );
+    let out = exec(&["--definition", path(&def), "--clock", "virtual"]);
+    assert_eq!(out["status"], "TIMED_OUT", "{out}");
+}
+
+#[test]
+fn virtual_clock_runs_waits_instantly_and_in_order() {
+    let dir = Scratch::new("virtual-waits");
+    let def = dir.write(
+        "par.json",
+        json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+            {"StartAt": "Slow", "States": {"Slow": {"Type": "Wait", "Seconds": 200, "Next": "S2"},
+                "S2": {"Type": "Pass", "Parameters": {"t.$": "$$.State.EnteredTime"}, "End": true}}},
+            {"StartAt": "Fast", "States": {"Fast": {"Type": "Wait", "Seconds": 100, "Next": "F2"},
+                "F2": {"Type": "Pass", "Parameters": {"t.$": "$$.State.EnteredTime"}, "End": true}}}
+        ]}}})
+        .to_string(),
+    );
+    let started = std::time::Instant::now();
+    let out = exec(&["--definition", path(&def), "--clock", "virtual"]);
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "virtual waits must not sleep"
+    );
+    assert_eq!(out["status"], "SUCCEEDED", "{out}");
+    let t = |i: usize| out["output"][i]["t"].as_str().unwrap_or("").to_string();
+    assert!(
+        t(1) < t(0),
+        "the 100 s wait must end before the 200 s one: {out}"
+    );
+}
+
+#[test]
+fn mocks_answer_task_states_in_call_order() {
+    let dir = Scratch::new("mocks");
+    let def = dir.write(
+        "def.json",
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f",
+            "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 1}], "End": true}}})
+        .to_string(),
+    );
+    let mocks = dir.write(
+        "mocks.json",
+        json!({"T": [{"error": "Flaky", "cause": "try again"}, {"result": {"ok": true}}]})
+            .to_string(),
+    );
+    let out = exec(&[
+        "--definition",
+        path(&def),
+        "--mocks",
+        path(&mocks),
+        "--clock",
+        "virtual",
+    ]);
+    assert_eq!(
+        out,
+        json!({"status": "SUCCEEDED", "output": {"ok": true}, "error": null, "cause": null})
+    );
+}
+
+#[test]
+fn a_billion_element_range_is_an_intrinsic_failure() {
+    let dir = Scratch::new("huge-range");
+    let def = dir.write(
+        "def.json",
+        json!({"StartAt": "R", "States": {"R": {"Type": "Pass",
+            "Parameters": {"r.$": "States.ArrayRange(1, 1000000000, 1)"}, "End": true}}})
+        .to_string(),
+    );
+    let out: Value = exec(&["--definition", path(&def)]);
+    assert_eq!(out["status"], "FAILED");
+    assert_eq!(out["error"], "States.IntrinsicFailure");
+}

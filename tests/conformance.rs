@@ -1,0 +1,256 @@
+//! Runs every AWS-recorded case in `../shared/conformance/cases` through `stepstream exec`
+//! (the real binary, virtual clock) and compares status, output and error with AWS's.
+//!
+//! Every failure is printed with its reason; the summary line is
+//! `conformance: N passed, M failed`. The test fails when fewer cases pass than the
+//! number kept in `tests/conformance.min` (raise it as the engine improves).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+fn cases_dir() -> PathBuf {
+    std::env::var_os("STEPSTREAM_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases")
+        })
+}
+
+/// Strings AWS's recording replaced with a stand-in match any string.
+fn is_wildcard(expected: &str, placeholders: &[String]) -> bool {
+    const STANDINS: [&str; 5] = [
+        "start-time",
+        "entered-time",
+        "timestamp",
+        "date",
+        "snf_role_arn",
+    ];
+    if STANDINS.contains(&expected) || placeholders.iter().any(|p| expected.contains(p.as_str())) {
+        return true;
+    }
+    // `<ExecArnPart_0idx>`, `<uuid:1>`, `<RandomNumberGenerated>`, `arn:<partition>:...`
+    let mut rest = expected;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        match after.find('>') {
+            Some(close) if close > 0 && !after[..close].contains([' ', '<', '"']) => return true,
+            _ => rest = after,
+        }
+    }
+    false
+}
+
+/// Compares `actual` to AWS's `expected`; returns where they first differ.
+fn diff(expected: &Value, actual: &Value, placeholders: &[String], at: &str) -> Option<String> {
+    match (expected, actual) {
+        (Value::String(e), Value::String(_)) if is_wildcard(e, placeholders) => None,
+        // A recorded placeholder may stand for a number (a random value).
+        (Value::String(e), Value::Number(_)) if is_wildcard(e, placeholders) => None,
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, ev) in e {
+                let p = format!("{at}/{k}");
+                match a.get(k) {
+                    None => return Some(format!("{p}: missing (expected {ev})")),
+                    Some(av) => {
+                        if let Some(d) = diff(ev, av, placeholders, &p) {
+                            return Some(d);
+                        }
+                    }
+                }
+            }
+            a.keys()
+                .find(|k| !e.contains_key(*k))
+                .map(|k| format!("{at}/{k}: unexpected field"))
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => e
+            .iter()
+            .zip(a)
+            .enumerate()
+            .find_map(|(i, (ev, av))| diff(ev, av, placeholders, &format!("{at}/{i}"))),
+        _ if expected == actual => None,
+        _ => Some(format!(
+            "{}: expected {expected}, got {actual}",
+            if at.is_empty() { "/" } else { at }
+        )),
+    }
+}
+
+struct Verdict {
+    name: String,
+    features: Vec<String>,
+    failure: Option<String>,
+    cause_differs: bool,
+}
+
+fn run_case(path: &Path, scratch: &Path) -> Verdict {
+    let case: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("case file is readable"))
+            .expect("case file is JSON");
+    let name = case["name"].as_str().unwrap_or("?").to_string();
+    let features: Vec<String> = case["features"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let placeholders: Vec<String> = case["placeholders"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("case")
+        .replace(['[', ']', '"'], "_");
+    let def_file = scratch.join(format!("{stem}.definition.json"));
+    let input_file = scratch.join(format!("{stem}.input.json"));
+    std::fs::write(&def_file, case["definition"].to_string()).expect("scratch dir is writable");
+    std::fs::write(&input_file, case["input"].to_string()).expect("scratch dir is writable");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstream"));
+    cmd.arg("exec")
+        .arg("--definition")
+        .arg(&def_file)
+        .arg("--input")
+        .arg(&input_file)
+        .args(["--clock", "virtual"]);
+    if let Some(m) = case.get("mocks").filter(|m| !m.is_null()) {
+        let mocks_file = scratch.join(format!("{stem}.mocks.json"));
+        std::fs::write(&mocks_file, m.to_string()).expect("scratch dir is writable");
+        cmd.arg("--mocks").arg(&mocks_file);
+    }
+    let out = cmd.output().expect("the stepstream binary runs");
+    let verdict = |failure: Option<String>, cause_differs| Verdict {
+        name: name.clone(),
+        features: features.clone(),
+        failure,
+        cause_differs,
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let Ok(actual) = serde_json::from_str::<Value>(stdout.trim()) else {
+        return verdict(
+            Some(format!(
+                "exec did not print one JSON object (exit {:?}): {} {}",
+                out.status.code(),
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            false,
+        );
+    };
+    let expected = &case["expected"];
+    let want = expected["status"].as_str().unwrap_or("?");
+    let got = actual["status"].as_str().unwrap_or("?");
+    if want != got {
+        return verdict(
+            Some(format!(
+                "status {got} (expected {want}); error {} cause {}",
+                actual["error"], actual["cause"]
+            )),
+            false,
+        );
+    }
+    if want == "SUCCEEDED" {
+        return verdict(
+            diff(&expected["output"], &actual["output"], &placeholders, ""),
+            false,
+        );
+    }
+    let e_err = expected.get("error").cloned().unwrap_or(Value::Null);
+    if diff(&e_err, &actual["error"], &placeholders, "").is_some() {
+        return verdict(
+            Some(format!(
+                "error {} (expected {e_err}); cause {}",
+                actual["error"], actual["cause"]
+            )),
+            false,
+        );
+    }
+    // The cause is AWS's wording: a softer check, counted but not failed on.
+    let e_cause = expected.get("cause").cloned().unwrap_or(Value::Null);
+    let cause_differs = diff(&e_cause, &actual["cause"], &placeholders, "").is_some();
+    verdict(None, cause_differs)
+}
+
+#[test]
+fn aws_recorded_conformance_cases() {
+    let dir = cases_dir();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("conformance cases not found at {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no conformance cases in {}",
+        dir.display()
+    );
+
+    let scratch =
+        std::env::temp_dir().join(format!("stepstream-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("temp dir is writable");
+    let queue = Mutex::new(files.iter());
+    let verdicts = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let next = queue.lock().expect("queue lock").next();
+                let Some(path) = next else { break };
+                let v = run_case(path, &scratch);
+                verdicts.lock().expect("verdict lock").push(v);
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    let mut verdicts = verdicts.into_inner().expect("verdict lock");
+    verdicts.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut by_feature: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for v in &verdicts {
+        for f in &v.features {
+            let e = by_feature.entry(f.as_str()).or_default();
+            if v.failure.is_none() {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    }
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| v.failure.is_some()).collect();
+    for v in &failed {
+        println!("FAIL {}: {}", v.name, v.failure.as_deref().unwrap_or(""));
+    }
+    println!("\nby feature (passed/total):");
+    for (f, (p, m)) in &by_feature {
+        println!("  {f}: {p}/{}", p + m);
+    }
+    let passed = verdicts.len() - failed.len();
+    let cause_diffs = verdicts.iter().filter(|v| v.cause_differs).count();
+    println!("\n{cause_diffs} failed executions match AWS's error but word the cause differently");
+    println!("conformance: {passed} passed, {} failed", failed.len());
+
+    let floor: usize = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance.min"),
+    )
+    .expect("tests/conformance.min holds the pass count to keep")
+    .trim()
+    .parse()
+    .expect("tests/conformance.min holds a number");
+    assert!(
+        passed >= floor,
+        "conformance regressed: {passed} cases pass, tests/conformance.min expects at least {floor}"
+    );
+}
