@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: the AWS-recorded conformance corpus (every case, failures listed),
+# unit tests, CLI tests, and the pipeline's integration tests against a real Apache Kafka
+# broker (KRaft, 127.0.0.1), which this script fetches from Maven Central, starts and stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/system-deps.sh
+cargo build --all-targets --quiet
+
+kafka_env="$(scripts/kafka/start.sh)"
+export "$kafka_env"
+trap 'scripts/kafka/stop.sh' EXIT
+echo "Kafka broker for the integration tests: $KAFKA_BOOTSTRAP" >&2
+
+status=0
+# The conformance runner prints every failing case with its reason and the pass count.
+cargo test --test conformance -- --nocapture || status=1
+cargo test --all-targets --no-fail-fast -- --skip aws_recorded_conformance_cases || status=1
+exit "$status"
