@@ -10,6 +10,9 @@
 pub mod asl;
 pub mod cli;
 pub mod compile;
+pub mod config;
 pub mod error;
 pub mod exec;
+pub mod pipeline;
+pub mod shard;
 pub mod tasks;

@@ -5,7 +5,7 @@
 //! [`execute_blocking`] runs one on a fresh current-thread runtime, with a real or a
 //! virtual clock (delays then pass instantly, in order).
 
-mod context;
+pub mod context;
 mod io;
 mod limits;
 mod map;
@@ -91,6 +91,8 @@ pub struct ExecOptions {
     pub state_machine_name: String,
     /// The execution's name (a UUID when not given).
     pub execution_name: Option<String>,
+    /// The execution's ARN (`$$.Execution.Id`); made up from the names when not given.
+    pub execution_arn: Option<String>,
 }
 
 impl Default for ExecOptions {
@@ -100,6 +102,7 @@ impl Default for ExecOptions {
             max_payload_bytes: MAX_PAYLOAD_BYTES,
             state_machine_name: "stepstream".to_string(),
             execution_name: None,
+            execution_arn: None,
         }
     }
 }

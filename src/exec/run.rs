@@ -134,10 +134,12 @@ pub(crate) async fn execute(
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let machine = &opts.state_machine_name;
         let machine_arn = format!("arn:aws:states:local:000000000000:stateMachine:{machine}");
-        let exec_arn = format!(
-            "arn:aws:states:local:000000000000:express:{machine}:{name}:{}",
-            uuid::Uuid::new_v4()
-        );
+        let exec_arn = opts.execution_arn.clone().unwrap_or_else(|| {
+            format!(
+                "arn:aws:states:local:000000000000:express:{machine}:{name}:{}",
+                uuid::Uuid::new_v4()
+            )
+        });
         context::root(
             &exec_arn,
             &name,

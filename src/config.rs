@@ -1,0 +1,358 @@
+//! The `stepstream run` configuration: a TOML file, every key overridable by environment.
+//!
+//! `STEPSTREAM_<SECTION>_<KEY>` overrides `[section] key` (e.g. `STEPSTREAM_KAFKA_BROKERS`,
+//! `STEPSTREAM_ENGINE_SHARDS`); `STEPSTREAM_KAFKA_PROPERTY_<NAME>` sets a client property,
+//! with `_` in NAME read as `.` (`STEPSTREAM_KAFKA_PROPERTY_SECURITY_PROTOCOL=ssl`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has wrong keys or types.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the TOML parser said.
+        message: String,
+    },
+    /// An environment override has a value of the wrong type.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the brokers are and how to talk to them.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// Output topics.
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    /// Input topics and what their records mean.
+    #[serde(default = "default_inputs")]
+    pub inputs: Vec<InputConfig>,
+    /// Executor settings.
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// Broker connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,...`); empty starts an embedded broker for a demo.
+    #[serde(default)]
+    pub brokers: String,
+    /// Consumer group: run more processes with the same group to scale out.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Create missing topics at start-up (otherwise a missing topic stops start-up).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
+    /// Partitions of topics created at start-up.
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Where a new consumer group starts reading: `earliest` or `latest`.
+    #[serde(default = "default_offset_reset")]
+    pub auto_offset_reset: String,
+    /// How often acknowledged offsets are committed, in milliseconds.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval_ms: u64,
+    /// librdkafka client properties passed through unchanged (`security.protocol`, `sasl.*`, `ssl.*`, ...).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Output topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// One record per execution, keyed like its request.
+    #[serde(default = "default_results")]
+    pub results: String,
+    /// Dead letters: requests that could not start.
+    #[serde(default = "default_errors")]
+    pub errors: String,
+}
+
+/// One input topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// The topic name.
+    pub topic: String,
+    /// Bind the topic to one state machine: the whole record value is then the execution input.
+    /// Without it, records are envelopes `{"stateMachine", "name", "input"}`.
+    #[serde(default)]
+    pub state_machine: Option<String>,
+}
+
+/// Executor settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Folder of `*.asl.json` definitions, validated and compiled at start; the file stem is the name.
+    #[serde(default = "default_state_machines")]
+    pub state_machines_dir: PathBuf,
+    /// Executor threads (0 = one per core).
+    #[serde(default)]
+    pub shards: usize,
+    /// How many executions one shard may hold before its partitions are paused.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight_per_shard: usize,
+    /// Express execution time cap, in seconds.
+    #[serde(default = "default_execution_timeout")]
+    pub execution_timeout_seconds: u64,
+    /// Largest request value accepted, in bytes (AWS: 256 KiB).
+    #[serde(default = "default_max_request")]
+    pub max_request_bytes: usize,
+    /// Deepest JSON nesting accepted in a request.
+    #[serde(default = "default_max_depth")]
+    pub max_request_depth: usize,
+    /// On SIGINT/SIGTERM, how long in-flight executions may take to finish, in seconds.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_group() -> String {
+    "stepstream".into()
+}
+fn default_partitions() -> i32 {
+    4
+}
+fn default_offset_reset() -> String {
+    "earliest".into()
+}
+fn default_commit_interval() -> u64 {
+    500
+}
+fn default_results() -> String {
+    "stepstream.results".into()
+}
+fn default_errors() -> String {
+    "stepstream.errors".into()
+}
+fn default_inputs() -> Vec<InputConfig> {
+    vec![InputConfig {
+        topic: "stepstream.requests".into(),
+        state_machine: None,
+    }]
+}
+fn default_state_machines() -> PathBuf {
+    PathBuf::from("config/state-machines")
+}
+fn default_max_in_flight() -> usize {
+    10_000
+}
+fn default_execution_timeout() -> u64 {
+    300
+}
+fn default_max_request() -> usize {
+    256 * 1024
+}
+fn default_max_depth() -> usize {
+    64
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every kafka key has a default")
+    }
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every topics key has a default")
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every engine key has a default")
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str("").expect("every key has a default")
+    }
+}
+
+impl Config {
+    /// Reads a config file (or the defaults when `path` is `None`), then applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, name) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "(defaults)".to_string()),
+        };
+        let mut doc: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: name.clone(),
+                    message: e.to_string(),
+                })?;
+        apply_env(&mut doc, std::env::vars())?;
+        let cfg: Config = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: name,
+                message: e.to_string(),
+            })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.inputs.is_empty() {
+            return Err(ConfigError::Invalid(
+                "at least one [[inputs]] topic is needed".into(),
+            ));
+        }
+        if self.engine.max_in_flight_per_shard == 0 {
+            return Err(ConfigError::Invalid(
+                "engine.max_in_flight_per_shard must be at least 1".into(),
+            ));
+        }
+        if !["earliest", "latest"].contains(&self.kafka.auto_offset_reset.as_str()) {
+            return Err(ConfigError::Invalid(
+                "kafka.auto_offset_reset must be \"earliest\" or \"latest\"".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Shards to run: the configured number, or one per core.
+    pub fn shard_count(&self) -> usize {
+        match self.engine.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+const SECTIONS: [&str; 3] = ["kafka", "topics", "engine"];
+
+/// Applies `STEPSTREAM_*` variables to the parsed document.
+fn apply_env(
+    doc: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (var, value) in vars {
+        let Some(rest) = var.strip_prefix("STEPSTREAM_") else {
+            continue;
+        };
+        let rest = rest.to_ascii_lowercase();
+        if let Some(prop) = rest.strip_prefix("kafka_property_") {
+            let table = section(doc, "kafka");
+            let props = table
+                .entry("properties")
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            if let toml::Value::Table(t) = props {
+                t.insert(prop.replace('_', "."), toml::Value::String(value));
+            }
+            continue;
+        }
+        let Some((sec, key)) = SECTIONS
+            .iter()
+            .find_map(|s| rest.strip_prefix(&format!("{s}_")).map(|k| (*s, k)))
+        else {
+            continue;
+        };
+        // Numbers and booleans are parsed as TOML values; anything else is a string.
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(|v| !v.is_table() && !v.is_array())
+            .unwrap_or(toml::Value::String(value.clone()));
+        if key.is_empty() {
+            return Err(ConfigError::Env {
+                var,
+                message: "names no key".into(),
+            });
+        }
+        section(doc, sec).insert(key.to_string(), parsed);
+    }
+    Ok(())
+}
+
+fn section<'a>(doc: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+    let v = doc
+        .entry(name)
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    if !v.is_table() {
+        *v = toml::Value::Table(Default::default());
+    }
+    v.as_table_mut().expect("just made a table")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.kafka.brokers, "");
+        assert_eq!(c.inputs[0].topic, "stepstream.requests");
+        assert_eq!(c.engine.max_in_flight_per_shard, 10_000);
+    }
+
+    #[test]
+    fn env_overrides_keys_and_properties() {
+        let mut doc: toml::Table = "[kafka]\nbrokers = \"a:1\"".parse().unwrap();
+        let vars = [
+            ("STEPSTREAM_KAFKA_BROKERS", "b:2"),
+            ("STEPSTREAM_ENGINE_SHARDS", "3"),
+            ("STEPSTREAM_KAFKA_PROPERTY_SECURITY_PROTOCOL", "ssl"),
+            ("UNRELATED", "x"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        apply_env(&mut doc, vars).unwrap();
+        let c: Config = toml::Value::Table(doc).try_into().unwrap();
+        assert_eq!(c.kafka.brokers, "b:2");
+        assert_eq!(c.engine.shards, 3);
+        assert_eq!(c.kafka.properties["security.protocol"], "ssl");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert!(toml::from_str::<Config>("[engine]\nshardz = 2").is_err());
+    }
+}

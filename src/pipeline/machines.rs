@@ -1,0 +1,121 @@
+//! The state machines a pipeline runs: `*.asl.json` files in one folder, compiled at start.
+//!
+//! `order.asl.json` is the machine named `order`. Its Task resources are answered by the
+//! built-in handlers listed in `order.tasks.json` beside it (`{"<resource>": "<spec>"}`,
+//! see [`crate::tasks::builtin`]), if that file exists.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::compile::plan::Plan;
+use crate::tasks::Tasks;
+
+/// One deployable state machine.
+pub struct Machine {
+    /// The compiled plan.
+    pub plan: Arc<Plan>,
+    /// Its task handlers.
+    pub tasks: Arc<Tasks>,
+}
+
+/// Machines by name, shared read-only by every shard.
+pub type Machines = HashMap<String, Machine>;
+
+/// Why the machines could not be loaded; start-up stops with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The folder cannot be read.
+    #[error("cannot read the state machine folder {dir}: {source}")]
+    Dir {
+        /// The folder.
+        dir: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A definition is invalid.
+    #[error("{file} is not a valid state machine:\n{problems}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// One problem per line, with JSON pointers.
+        problems: String,
+    },
+    /// A tasks file is malformed.
+    #[error("{file}: {message}")]
+    Tasks {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The folder holds no definition.
+    #[error("no *.asl.json state machine found in {0}")]
+    Empty(String),
+}
+
+/// Loads and compiles every `*.asl.json` in `dir`.
+pub fn load(dir: &Path) -> Result<Machines, LoadError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    let mut files: Vec<_> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_str().is_some_and(|s| s.ends_with(".asl.json")))
+        .collect();
+    files.sort();
+    let mut out = Machines::new();
+    for f in files {
+        let file = f.display().to_string();
+        let name = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".asl.json"))
+            .unwrap_or_default()
+            .to_string();
+        let text = std::fs::read_to_string(&f).map_err(|source| LoadError::Dir {
+            dir: file.clone(),
+            source,
+        })?;
+        let def: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| LoadError::Invalid {
+                file: file.clone(),
+                problems: format!("  /: not valid JSON: {e}"),
+            })?;
+        let plan = Plan::load(&def).map_err(|ps| LoadError::Invalid {
+            file: file.clone(),
+            problems: ps
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })?;
+        let mut tasks = Tasks::new();
+        let tasks_file = f.with_file_name(format!("{name}.tasks.json"));
+        if tasks_file.exists() {
+            let tf = tasks_file.display().to_string();
+            let specs = std::fs::read_to_string(&tasks_file)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                .map_err(|message| LoadError::Tasks {
+                    file: tf.clone(),
+                    message,
+                })?;
+            tasks
+                .register_specs(&specs)
+                .map_err(|message| LoadError::Tasks { file: tf, message })?;
+        }
+        out.insert(
+            name,
+            Machine {
+                plan,
+                tasks: Arc::new(tasks),
+            },
+        );
+    }
+    if out.is_empty() {
+        return Err(LoadError::Empty(dir.display().to_string()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,236 @@
+//! The Kafka pipeline behind `stepstream run`.
+//!
+//! One poller thread ([`source`]) consumes the input topics in a consumer group and hands
+//! records to shard threads ([`crate::shard`]), which decode them ([`request`]), run the
+//! executions and produce one result (or dead letter, [`result`]) per record. Offsets are
+//! committed only up to the lowest record whose output the broker has not acknowledged
+//! ([`offsets`]): at-least-once, nothing lost, whatever order executions finish in.
+
+pub mod demo;
+pub mod embedded;
+pub mod machines;
+pub mod offsets;
+pub mod request;
+pub mod result;
+pub mod sink;
+pub mod source;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::Producer;
+
+use crate::config::Config;
+use crate::shard::{worker, ShardHandle};
+
+/// Why the pipeline could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A state machine file is invalid (the validator's message).
+    #[error(transparent)]
+    Machines(#[from] machines::LoadError),
+    /// A topic binding names a machine that is not deployed.
+    #[error("input topic {topic:?} is bound to state machine {machine:?}, which is not in {dir}")]
+    UnknownBinding {
+        /// The topic.
+        topic: String,
+        /// The machine it names.
+        machine: String,
+        /// The state machine folder.
+        dir: String,
+    },
+    /// The brokers cannot be reached.
+    #[error("cannot reach Kafka at {brokers}: {reason}")]
+    Unreachable {
+        /// The bootstrap servers tried.
+        brokers: String,
+        /// librdkafka's error.
+        reason: String,
+    },
+    /// Topics are missing and creating them is off.
+    #[error("missing topics: {0} (create them, or set kafka.create_topics = true)")]
+    MissingTopics(String),
+    /// A Kafka client could not be created or used.
+    #[error("kafka: {0}")]
+    Kafka(String),
+    /// A thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+fn kafka_err(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Kafka(e.to_string())
+}
+
+/// How `run` treats records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Run executions (the product).
+    #[default]
+    Execute,
+    /// Copy requests to the results topic unchanged: the consume->produce ceiling for benchmarks.
+    Passthrough,
+}
+
+/// Runs the pipeline against `brokers` until `stop` is set, then shuts down gracefully.
+pub fn run(cfg: &Config, brokers: &str, stop: &AtomicBool) -> Result<(), PipelineError> {
+    run_mode(cfg, brokers, stop, Mode::Execute)
+}
+
+/// [`run`] in a given mode.
+pub fn run_mode(
+    cfg: &Config,
+    brokers: &str,
+    stop: &AtomicBool,
+    mode: Mode,
+) -> Result<(), PipelineError> {
+    let machines = Arc::new(machines::load(&cfg.engine.state_machines_dir)?);
+    let mut bindings = HashMap::new();
+    for input in &cfg.inputs {
+        if let Some(m) = &input.state_machine {
+            if !machines.contains_key(m) {
+                return Err(PipelineError::UnknownBinding {
+                    topic: input.topic.clone(),
+                    machine: m.clone(),
+                    dir: cfg.engine.state_machines_dir.display().to_string(),
+                });
+            }
+            bindings.insert(input.topic.clone(), Arc::<str>::from(m.as_str()));
+        }
+    }
+    ensure_topics(cfg, brokers)?;
+
+    let offsets = Arc::new(Mutex::new(offsets::Offsets::default()));
+    let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
+    let producer = sink::producer(cfg, brokers, ack_tx).map_err(kafka_err)?;
+    let consumer: BaseConsumer<source::SourceContext> = sink::consumer_config(cfg, brokers)
+        .create_with_context(source::SourceContext::new(
+            Arc::clone(&offsets),
+            ack_rx,
+            Duration::from_secs(cfg.engine.shutdown_grace_seconds.min(5)),
+        ))
+        .map_err(kafka_err)?;
+    let topics: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
+    consumer.subscribe(&topics).map_err(kafka_err)?;
+
+    let shard_ctx = Arc::new(worker::ShardContext {
+        machines,
+        producer: producer.clone(),
+        results_topic: cfg.topics.results.clone(),
+        errors_topic: cfg.topics.errors.clone(),
+        limits: request::RequestLimits {
+            max_bytes: cfg.engine.max_request_bytes,
+            max_depth: cfg.engine.max_request_depth,
+        },
+        max_duration: Duration::from_secs(cfg.engine.execution_timeout_seconds),
+        passthrough: mode == Mode::Passthrough,
+    });
+    let max_in_flight = cfg.engine.max_in_flight_per_shard;
+    let mut shards: Vec<ShardHandle> = (0..cfg.shard_count())
+        .map(|i| worker::spawn(i, max_in_flight * 2 + 1024, Arc::clone(&shard_ctx)))
+        .collect::<Result<_, _>>()?;
+    eprintln!(
+        "stepstream: ready ({} shards{}, consuming {} as group {:?} from {brokers})",
+        shards.len(),
+        if mode == Mode::Passthrough {
+            ", passthrough mode"
+        } else {
+            ""
+        },
+        topics.join(", "),
+        cfg.kafka.group_id
+    );
+
+    let settings = source::SourceSettings {
+        bindings,
+        max_in_flight,
+        commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
+        shutdown_grace: Duration::from_secs(cfg.engine.shutdown_grace_seconds),
+    };
+    source::run(&consumer, &shards, &offsets, &settings, stop);
+
+    // Closing the queues lets each shard finish what it holds and exit.
+    for s in &mut shards {
+        let (closed, _) = crossbeam_channel::bounded(0);
+        s.tx = closed;
+        s.notify.notify_one();
+    }
+    for s in &mut shards {
+        if let Some(t) = s.thread.take() {
+            let _ = t.join();
+        }
+    }
+    if let Err(e) = producer.flush(Duration::from_secs(30)) {
+        eprintln!("stepstream: flushing the producer failed: {e}");
+    }
+    consumer.unsubscribe();
+    eprintln!("stepstream: stopped");
+    Ok(())
+}
+
+/// Fails fast when the brokers are unreachable; creates or reports missing topics.
+fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
+    let admin: AdminClient<DefaultClientContext> = sink::base_config(cfg, brokers)
+        .create()
+        .map_err(kafka_err)?;
+    let meta = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| PipelineError::Unreachable {
+            brokers: brokers.to_string(),
+            reason: e.to_string(),
+        })?;
+    let existing: Vec<&str> = meta.topics().iter().map(|t| t.name()).collect();
+    let mut wanted: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
+    wanted.push(&cfg.topics.results);
+    wanted.push(&cfg.topics.errors);
+    wanted.sort_unstable();
+    wanted.dedup();
+    let missing: Vec<&str> = wanted
+        .into_iter()
+        .filter(|t| !existing.contains(t))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !cfg.kafka.create_topics {
+        return Err(PipelineError::MissingTopics(missing.join(", ")));
+    }
+    let new: Vec<NewTopic> = missing
+        .iter()
+        // -1: the broker's default replication factor.
+        .map(|t| NewTopic::new(t, cfg.kafka.partitions, TopicReplication::Fixed(-1)))
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PipelineError::Thread)?;
+    let results = rt
+        .block_on(admin.create_topics(
+            &new,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ))
+        .map_err(kafka_err)?;
+    for r in results {
+        match r {
+            Ok(t) => eprintln!(
+                "stepstream: created topic {t} ({} partitions)",
+                cfg.kafka.partitions
+            ),
+            Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                eprintln!("stepstream: topic {t} already exists")
+            }
+            Err((t, e)) => {
+                return Err(PipelineError::Kafka(format!(
+                    "cannot create topic {t}: {e}"
+                )))
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The Kafka source: a consumer-group poller that routes records to shards, pauses the
+//! partitions of full shards, and commits watermarks (also when partitions are revoked).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::offsets::Offsets;
+use super::request::{HEADER_EXECUTION_NAME, HEADER_STATE_MACHINE};
+use super::result::Source;
+use crate::shard::router::shard_for;
+use crate::shard::{Job, ShardHandle};
+
+/// Consumer callbacks: commit what is safe before partitions are taken away.
+pub struct SourceContext {
+    offsets: Arc<Mutex<Offsets>>,
+    acks: crossbeam_channel::Receiver<Source>,
+    assignment_epoch: AtomicU64,
+    revoke_grace: Duration,
+}
+
+impl SourceContext {
+    /// A context sharing the poller's offset tracker and ack queue; on revocation it
+    /// waits up to `revoke_grace` for the revoked partitions' executions.
+    pub fn new(
+        offsets: Arc<Mutex<Offsets>>,
+        acks: crossbeam_channel::Receiver<Source>,
+        revoke_grace: Duration,
+    ) -> Self {
+        SourceContext {
+            offsets,
+            acks,
+            assignment_epoch: AtomicU64::new(0),
+            revoke_grace,
+        }
+    }
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        // Executions of these partitions usually finish within moments: waiting for them
+        // here lets the commit cover them, so the next owner does not run them again.
+        let deadline = Instant::now() + self.revoke_grace;
+        loop {
+            let mut offsets = self.offsets.lock().expect("offset tracker lock");
+            drain_acks(&self.acks, &mut offsets);
+            let busy = tpl
+                .elements()
+                .iter()
+                .any(|e| offsets.pending_in(e.topic(), e.partition()) > 0);
+            drop(offsets);
+            if !busy || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut offsets = self.offsets.lock().expect("offset tracker lock");
+        drain_acks(&self.acks, &mut offsets);
+        let mut commit = TopicPartitionList::new();
+        for e in tpl.elements() {
+            if let Some(w) = offsets.watermark(e.topic(), e.partition()) {
+                let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(w));
+            }
+            offsets.forget(e.topic(), e.partition());
+        }
+        if commit.count() > 0 {
+            // Synchronous: the next owner must start from here, not from an older commit.
+            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+                eprintln!("stepstream: committing revoked partitions failed: {e}");
+            }
+        }
+        eprintln!("stepstream: partitions revoked: {}", describe(tpl));
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            eprintln!("stepstream: partitions assigned: {}", describe(tpl));
+        }
+        self.assignment_epoch.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn describe(tpl: &TopicPartitionList) -> String {
+    let parts: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    if parts.is_empty() {
+        "(none)".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
+fn drain_acks(acks: &crossbeam_channel::Receiver<Source>, offsets: &mut Offsets) {
+    while let Ok(s) = acks.try_recv() {
+        offsets.acked(&s.topic, s.partition, s.offset);
+    }
+}
+
+/// The poller's settings.
+pub struct SourceSettings {
+    /// Input topics bound to one state machine.
+    pub bindings: HashMap<String, Arc<str>>,
+    /// In-flight limit per shard; a shard at the limit has its partitions paused.
+    pub max_in_flight: usize,
+    /// How often watermarks are committed.
+    pub commit_interval: Duration,
+    /// How long shutdown waits for in-flight executions.
+    pub shutdown_grace: Duration,
+}
+
+/// Polls until `stop` is set, then drains and commits. Returns when shards hold nothing
+/// (or the grace period ran out).
+pub fn run(
+    consumer: &BaseConsumer<SourceContext>,
+    shards: &[ShardHandle],
+    offsets: &Arc<Mutex<Offsets>>,
+    settings: &SourceSettings,
+    stop: &AtomicBool,
+) {
+    let ctx = consumer.context();
+    let mut paused = vec![false; shards.len()];
+    let mut seen_epoch = 0;
+    let mut last_commit = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        // Poll a batch, then do the bookkeeping once.
+        for _ in 0..1024 {
+            let Some(msg) = consumer.poll(Duration::from_millis(if paused.iter().all(|p| *p) {
+                20
+            } else {
+                5
+            })) else {
+                break;
+            };
+            match msg {
+                Ok(m) => {
+                    let shard = dispatch(&m, shards, offsets, settings);
+                    // Pause as soon as a shard fills, not after the batch: the limit must hold.
+                    if !paused[shard] && shards[shard].in_flight() >= settings.max_in_flight {
+                        backpressure(consumer, shards, &mut paused, settings.max_in_flight, false);
+                    }
+                }
+                Err(e) => eprintln!("stepstream: consumer error: {e}"),
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        drain_acks(&ctx.acks, &mut offsets.lock().expect("offset tracker lock"));
+        let epoch = ctx.assignment_epoch.load(Ordering::Relaxed);
+        backpressure(
+            consumer,
+            shards,
+            &mut paused,
+            settings.max_in_flight,
+            epoch != seen_epoch,
+        );
+        seen_epoch = epoch;
+        if last_commit.elapsed() >= settings.commit_interval {
+            commit(consumer, offsets, CommitMode::Async);
+            last_commit = Instant::now();
+        }
+    }
+
+    // Shutdown: no new work; let in-flight executions finish, keep the group session alive.
+    if let Ok(assigned) = consumer.assignment() {
+        let _ = consumer.pause(&assigned);
+    }
+    let deadline = Instant::now() + settings.shutdown_grace;
+    while shards.iter().any(|s| s.in_flight() > 0) && Instant::now() < deadline {
+        // Records already fetched are not dispatched: their offsets stay uncommitted.
+        let _ = consumer.poll(Duration::from_millis(20));
+        drain_acks(&ctx.acks, &mut offsets.lock().expect("offset tracker lock"));
+    }
+    let left: usize = shards.iter().map(ShardHandle::in_flight).sum();
+    if left > 0 {
+        eprintln!("stepstream: {left} executions still running after the grace period; their requests will be redelivered");
+    }
+    drain_acks(&ctx.acks, &mut offsets.lock().expect("offset tracker lock"));
+    commit(consumer, offsets, CommitMode::Sync);
+}
+
+/// Hands one record to its shard; returns the shard's index.
+fn dispatch(
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    shards: &[ShardHandle],
+    offsets: &Arc<Mutex<Offsets>>,
+    settings: &SourceSettings,
+) -> usize {
+    let topic = m.topic();
+    let (mut header_machine, mut header_name) = (None, None);
+    if let Some(hs) = m.headers() {
+        for h in hs.iter() {
+            let v = h
+                .value
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_string);
+            match h.key {
+                HEADER_STATE_MACHINE => header_machine = v,
+                HEADER_EXECUTION_NAME => header_name = v,
+                _ => {}
+            }
+        }
+    }
+    let job = Job {
+        source: Source {
+            topic: topic.to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+        },
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        bound: settings.bindings.get(topic).cloned(),
+        header_machine,
+        header_name,
+    };
+    offsets
+        .lock()
+        .expect("offset tracker lock")
+        .dispatched(topic, m.partition(), m.offset());
+    let shard = shard_for(topic, m.partition(), shards.len());
+    shards[shard].submit(job);
+    shard
+}
+
+/// Pauses the partitions of shards at their limit; resumes them once half drained.
+fn backpressure(
+    consumer: &BaseConsumer<SourceContext>,
+    shards: &[ShardHandle],
+    paused: &mut [bool],
+    max_in_flight: usize,
+    assignment_changed: bool,
+) {
+    let Ok(assigned) = consumer.assignment() else {
+        return;
+    };
+    if assignment_changed {
+        // Newly assigned partitions start unpaused while kept ones stay paused: resume all
+        // of a paused shard's partitions, then let the rule below pause them again if needed.
+        for (i, p) in paused.iter_mut().enumerate() {
+            if *p {
+                let _ = consumer.resume(&partitions_of(&assigned, i, shards.len()));
+                *p = false;
+            }
+        }
+    }
+    for (i, s) in shards.iter().enumerate() {
+        let n = s.in_flight();
+        let want_paused = if paused[i] {
+            n > max_in_flight / 2
+        } else {
+            n >= max_in_flight
+        };
+        if want_paused == paused[i] {
+            continue;
+        }
+        let tpl = partitions_of(&assigned, i, shards.len());
+        let (verb, r) = if want_paused {
+            ("paused", consumer.pause(&tpl))
+        } else {
+            ("resumed", consumer.resume(&tpl))
+        };
+        match r {
+            Ok(()) => {
+                paused[i] = want_paused;
+                for e in tpl.elements() {
+                    eprintln!(
+                        "stepstream: backpressure: {verb} {}/{} (shard {i} holds {n} executions)",
+                        e.topic(),
+                        e.partition()
+                    );
+                }
+            }
+            Err(e) => eprintln!("stepstream: could not change pause state: {e}"),
+        }
+    }
+}
+
+/// The assigned partitions routed to shard `shard`.
+fn partitions_of(assigned: &TopicPartitionList, shard: usize, shards: usize) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for e in assigned.elements() {
+        if shard_for(e.topic(), e.partition(), shards) == shard {
+            tpl.add_partition(e.topic(), e.partition());
+        }
+    }
+    tpl
+}
+
+fn commit(consumer: &BaseConsumer<SourceContext>, offsets: &Arc<Mutex<Offsets>>, mode: CommitMode) {
+    let moves = offsets.lock().expect("offset tracker lock").take_commits();
+    if moves.is_empty() {
+        return;
+    }
+    if std::env::var_os("STEPSTREAM_TRACE_COMMITS").is_some() {
+        eprintln!("stepstream: trace: committing {moves:?}");
+    }
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset) in &moves {
+        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    if let Err(e) = consumer.commit(&tpl, mode) {
+        eprintln!("stepstream: offset commit failed (will retry): {e}");
+        offsets
+            .lock()
+            .expect("offset tracker lock")
+            .commit_failed(&moves);
+    }
+}

@@ -1,0 +1,66 @@
+//! Thread-per-core executors.
+//!
+//! Each shard is one OS thread running a single-threaded tokio runtime. It owns the
+//! executions it was handed and their timers (a Wait costs memory, not a thread); the
+//! compiled machines are shared read-only. The Kafka poller hands work over through a
+//! bounded crossbeam queue that the shard drains in batches, and wakes it with a
+//! `Notify` only when the queue was empty.
+
+pub mod router;
+pub mod worker;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::pipeline::result::Source;
+
+/// One input record handed to a shard.
+#[derive(Debug)]
+pub struct Job {
+    /// Where it came from.
+    pub source: Source,
+    /// The record key (kept on the result).
+    pub key: Option<Vec<u8>>,
+    /// The record value.
+    pub value: Option<Vec<u8>>,
+    /// The state machine the topic is bound to, if any.
+    pub bound: Option<Arc<str>>,
+    /// `stepstream-state-machine` header.
+    pub header_machine: Option<String>,
+    /// `stepstream-execution-name` header.
+    pub header_name: Option<String>,
+}
+
+/// The poller's side of a shard.
+pub struct ShardHandle {
+    /// Hands jobs over.
+    pub tx: crossbeam_channel::Sender<Job>,
+    /// Wakes the shard when it may be waiting for work.
+    pub notify: Arc<tokio::sync::Notify>,
+    /// Executions handed over and not yet acknowledged.
+    pub in_flight: Arc<AtomicUsize>,
+    /// The thread, joined at shutdown.
+    pub thread: Option<JoinHandle<()>>,
+}
+
+impl ShardHandle {
+    /// Hands a job over; blocks only if the queue is full (it is sized far above the in-flight limit).
+    pub fn submit(&self, job: Job) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let was_empty = self.tx.is_empty();
+        if self.tx.send(job).is_err() {
+            // The shard is gone (it only exits at shutdown); the offset stays uncommitted.
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Executions this shard holds.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,226 @@
+//! The shard loop: take jobs, run executions as local tasks, write their records, ack.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::BaseRecord;
+
+use super::{Job, ShardHandle};
+use crate::exec::{self, ExecOptions};
+use crate::pipeline::machines::Machines;
+use crate::pipeline::request::{self, errors, RequestLimits};
+use crate::pipeline::result::{self, Source};
+use crate::pipeline::sink::{Pending, Sink};
+
+/// What every shard shares: read-only machines, the producer, where to write.
+pub struct ShardContext {
+    /// Compiled state machines by name.
+    pub machines: Arc<Machines>,
+    /// The pipeline's producer (thread-safe, batches internally; acks via its context).
+    pub producer: Sink,
+    /// Results topic.
+    pub results_topic: String,
+    /// Errors (dead letter) topic.
+    pub errors_topic: String,
+    /// Request size and depth limits.
+    pub limits: RequestLimits,
+    /// Express execution time cap.
+    pub max_duration: Duration,
+    /// Measurement mode: copy each request to the results topic without running anything
+    /// (the consume->produce ceiling the pipeline's throughput is compared against).
+    pub passthrough: bool,
+}
+
+/// Starts shard `id`; the producer's context acknowledges what it finishes.
+pub fn spawn(
+    id: usize,
+    queue_capacity: usize,
+    ctx: Arc<ShardContext>,
+) -> std::io::Result<ShardHandle> {
+    let (tx, rx) = crossbeam_channel::bounded::<Job>(queue_capacity);
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let (n, f) = (Arc::clone(&notify), Arc::clone(&in_flight));
+    let thread = std::thread::Builder::new()
+        .name(format!("shard-{id}"))
+        .spawn(move || run(rx, n, f, ctx))?;
+    Ok(ShardHandle {
+        tx,
+        notify,
+        in_flight,
+        thread: Some(thread),
+    })
+}
+
+fn run(
+    rx: crossbeam_channel::Receiver<Job>,
+    notify: Arc<tokio::sync::Notify>,
+    in_flight: Arc<AtomicUsize>,
+    ctx: Arc<ShardContext>,
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime can always be built");
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        loop {
+            let mut taken = 0;
+            loop {
+                match rx.try_recv() {
+                    Ok(job) => {
+                        let (ctx, in_flight) = (Arc::clone(&ctx), Arc::clone(&in_flight));
+                        tokio::task::spawn_local(async move { handle(&ctx, job, in_flight).await });
+                        taken += 1;
+                        if taken % 256 == 0 {
+                            // Let started executions make progress between batches.
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                        // Shutdown: the poller already granted the grace period; what is
+                        // still running now is abandoned (never acked, so redelivered).
+                        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                        while in_flight.load(Ordering::Relaxed) > 0
+                            && tokio::time::Instant::now() < deadline
+                        {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        return;
+                    }
+                }
+            }
+            // A permit stored by notify_one() is never lost, so this cannot miss a job.
+            tokio::select! {
+                _ = notify.notified() => {}
+                // Also look for a closed queue now and then (shutdown needs no extra signal).
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    });
+}
+
+/// Runs one job and hands its record to the producer, whose delivery callback acks it.
+async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
+    if ctx.passthrough {
+        let value = job.value.as_deref().unwrap_or_default();
+        deliver(
+            ctx,
+            &ctx.results_topic,
+            job.key.as_deref(),
+            value,
+            job.source,
+            in_flight,
+        )
+        .await;
+        return;
+    }
+    let decoded = request::decode(
+        job.value.as_deref(),
+        job.bound.as_deref(),
+        job.header_machine.as_deref(),
+        job.header_name.as_deref(),
+        ctx.limits,
+    );
+    let (topic, payload) = match decoded {
+        Err(rej) => (
+            &ctx.errors_topic,
+            result::dead_letter(rej.error, &rej.cause, &job.source, job.value.as_deref()),
+        ),
+        Ok(req) => match ctx.machines.get(&req.state_machine) {
+            None => {
+                let mut known: Vec<_> = ctx.machines.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                let cause = format!(
+                    "no state machine named {:?} is deployed (known: {})",
+                    req.state_machine,
+                    known.join(", ")
+                );
+                (
+                    &ctx.errors_topic,
+                    result::dead_letter(
+                        errors::UNKNOWN_STATE_MACHINE,
+                        &cause,
+                        &job.source,
+                        job.value.as_deref(),
+                    ),
+                )
+            }
+            Some(m) => {
+                let name = req.name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let arn = result::execution_arn(&req.state_machine, &name, &uuid::Uuid::new_v4());
+                let opts = ExecOptions {
+                    max_duration: ctx.max_duration,
+                    state_machine_name: req.state_machine.clone(),
+                    execution_name: Some(name.clone()),
+                    execution_arn: Some(arn.clone()),
+                    ..ExecOptions::default()
+                };
+                let start = Utc::now();
+                let outcome = exec::execute(&m.plan, req.input, &m.tasks, &opts).await;
+                let stop = Utc::now();
+                (
+                    &ctx.results_topic,
+                    result::result_record(
+                        &req.state_machine,
+                        &name,
+                        &arn,
+                        &outcome,
+                        start,
+                        stop,
+                        &job.source,
+                    ),
+                )
+            }
+        },
+    };
+    deliver(
+        ctx,
+        topic,
+        job.key.as_deref(),
+        &payload,
+        job.source,
+        in_flight,
+    )
+    .await;
+}
+
+/// Queues a record in the producer, waiting while its queue is full; never drops it.
+async fn deliver(
+    ctx: &ShardContext,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    source: Source,
+    in_flight: Arc<AtomicUsize>,
+) {
+    let mut pending = Box::new(Pending { source, in_flight });
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        let mut record =
+            BaseRecord::<[u8], [u8], Box<Pending>>::with_opaque_to(topic, pending).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        match ctx.producer.send(record) {
+            Ok(()) => return,
+            Err((e, record)) => {
+                pending = record.delivery_opaque;
+                if !matches!(
+                    e,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                ) {
+                    eprintln!(
+                        "stepstream: producing to {topic} failed ({e}); retrying in {backoff:?}"
+                    );
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
