@@ -1,5 +1,6 @@
 //! The `stepstream` binary: parses the command line and maps results to exit codes.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -51,6 +52,27 @@ enum Command {
         #[arg(long)]
         timeout_seconds: Option<f64>,
     },
+    /// Run the Kafka pipeline (an embedded broker when no brokers are configured).
+    Run {
+        /// Config file (default: config/stepstream.toml when present, else built-in defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Feed this many demo requests, show live throughput and latency, then stop.
+        #[arg(long)]
+        demo: Option<u64>,
+        /// Demo requests per second (default: as fast as results come back).
+        #[arg(long)]
+        demo_rate: Option<f64>,
+        /// State machine the demo runs.
+        #[arg(long, default_value = "order")]
+        demo_machine: String,
+        /// Input of each demo execution.
+        #[arg(long, default_value = "config/demo/order-input.json")]
+        demo_input: PathBuf,
+        /// Measurement mode: copy requests to the results topic without running them.
+        #[arg(long)]
+        passthrough: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,6 +100,24 @@ fn run() -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Run {
+            config,
+            demo,
+            demo_rate,
+            demo_machine,
+            demo_input,
+            passthrough,
+        } => {
+            cli::run::run(&cli::run::RunArgs {
+                config,
+                demo,
+                demo_rate,
+                demo_machine,
+                demo_input,
+                passthrough,
+            })?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Exec {
             definition,

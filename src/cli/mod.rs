@@ -1,6 +1,7 @@
 //! The `stepstream` commands as library functions; `main.rs` only parses arguments.
 
 pub mod exec;
+pub mod run;
 pub mod validate;
 
 use std::path::Path;
