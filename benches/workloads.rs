@@ -1,0 +1,219 @@
+//! Whole executions of the five workloads in `benches/workloads/` (DESIGN.md P1–P3).
+//!
+//! One iteration is what P1 calls an in-process execution: parse the request bytes,
+//! run the execution with the workload's built-in task handlers, serialize the output.
+//! Each workload's output is checked against its `expected_output` once before timing,
+//! so a figure is never reported for an engine that gives the wrong answer.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use serde_json::Value;
+use tokio::runtime::Runtime;
+
+use stepstream::compile::plan::Plan;
+use stepstream::exec::{execute, ExecOptions, Status};
+use stepstream::tasks::Tasks;
+
+const WORKLOADS: [&str; 5] = [
+    "order",
+    "article-choice",
+    "choice-heavy",
+    "map-parallel",
+    "retry-catch",
+];
+
+/// Executions each thread runs per iteration of the sharded benchmark: enough that
+/// spawning and joining the threads is noise next to the work.
+const SHARD_BATCH: u64 = 256;
+
+/// A workload ready to run: everything derived from its file once, outside the timing.
+struct Workload {
+    name: String,
+    state_transitions: u64,
+    plan: Arc<Plan>,
+    tasks: Arc<Tasks>,
+    /// The request as it would arrive: the workload input as JSON bytes.
+    request: Vec<u8>,
+    expected: Value,
+}
+
+impl Workload {
+    fn load(name: &str) -> Workload {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("benches/workloads")
+            .join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let w: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        let plan = Plan::load(&w["definition"])
+            .unwrap_or_else(|p| panic!("{name}: the definition does not compile: {p:?}"));
+        let mut tasks = Tasks::new();
+        tasks
+            .register_specs(&w["tasks"])
+            .unwrap_or_else(|e| panic!("{name}: bad task specs: {e}"));
+        Workload {
+            name: name.to_string(),
+            state_transitions: w["state_transitions"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name}: state_transitions must be a number")),
+            plan,
+            tasks: Arc::new(tasks),
+            request: serde_json::to_vec(&w["input"]).expect("a Value always serializes"),
+            expected: w["expected_output"].clone(),
+        }
+    }
+}
+
+/// Retry delays use tokio's clock; a paused clock auto-advances when the runtime is idle,
+/// so retry-catch measures the engine, not its `IntervalSeconds`.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime can always be built")
+}
+
+/// One P1 execution: request bytes in, output bytes out.
+fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> Vec<u8> {
+    let input: Value = serde_json::from_slice(request).expect("the workload input is JSON");
+    let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
+    serde_json::to_vec(&outcome.output).expect("a Value always serializes")
+}
+
+/// Panics unless one execution succeeds with the expected output.
+fn verify(rt: &Runtime, w: &Workload, opts: &ExecOptions) {
+    let input: Value = serde_json::from_slice(&w.request).expect("the workload input is JSON");
+    let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
+    assert!(
+        outcome.status == Status::Succeeded,
+        "workload {}: expected SUCCEEDED, got {} (error {:?}, cause {:?})",
+        w.name,
+        outcome.status.as_str(),
+        outcome.error,
+        outcome.cause
+    );
+    let bytes = run_once(rt, w, &w.request, opts);
+    let got: Value = serde_json::from_slice(&bytes).expect("the engine wrote JSON");
+    assert!(
+        same_json(&got, &w.expected),
+        "workload {}: wrong output, not benchmarking it\n  got:      {got}\n  expected: {}",
+        w.name,
+        w.expected
+    );
+}
+
+/// JSON equality with numbers compared by value (the files write `24.0`, the engine may emit `24`).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn options(w: &Workload) -> ExecOptions {
+    ExecOptions {
+        state_machine_name: w.name.clone(),
+        ..ExecOptions::default()
+    }
+}
+
+/// P1 and P3: executions per second for each workload, one at a time on one core.
+fn executions(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("executions");
+    group.throughput(Throughput::Elements(1));
+    for name in WORKLOADS {
+        let w = Workload::load(name);
+        let opts = options(&w);
+        verify(&rt, &w, &opts);
+        group.bench_function(name, |b| b.iter(|| run_once(&rt, &w, &w.request, &opts)));
+    }
+    group.finish();
+}
+
+/// P2: the same choice-heavy execution, counted in state transitions.
+fn transitions(c: &mut Criterion) {
+    let rt = runtime();
+    let w = Workload::load("choice-heavy");
+    let opts = options(&w);
+    verify(&rt, &w, &opts);
+    let mut group = c.benchmark_group("transitions");
+    group.throughput(Throughput::Elements(w.state_transitions));
+    group.bench_function("choice-heavy", |b| {
+        b.iter(|| run_once(&rt, &w, &w.request, &opts))
+    });
+    group.finish();
+}
+
+/// How executions/s grows with cores: the order workload on 1 and on 2 threads at once,
+/// each with its own runtime, request bytes and options, sharing only the plan and the
+/// task handlers, as shards do.
+fn sharded(c: &mut Criterion) {
+    let w = Workload::load("order");
+    verify(&runtime(), &w, &options(&w));
+    let mut group = c.benchmark_group("sharded-order");
+    for threads in [1u64, 2] {
+        group.throughput(Throughput::Elements(threads * SHARD_BATCH));
+        group.bench_with_input(
+            BenchmarkId::new("threads", threads),
+            &threads,
+            |b, &threads| b.iter_custom(|iters| run_sharded(&w, threads, iters * SHARD_BATCH)),
+        );
+    }
+    group.finish();
+}
+
+/// Runs `per_thread` executions on each of `threads` threads; the time from the common
+/// start to the last thread's end, leaving thread and runtime setup and teardown out.
+fn run_sharded(w: &Workload, threads: u64, per_thread: u64) -> Duration {
+    let start_line = Barrier::new(threads as usize + 1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (plan, tasks) = (Arc::clone(&w.plan), Arc::clone(&w.tasks));
+                let start_line = &start_line;
+                s.spawn(move || {
+                    let rt = runtime();
+                    let mine = Workload {
+                        name: w.name.clone(),
+                        state_transitions: w.state_transitions,
+                        plan,
+                        tasks,
+                        request: w.request.clone(),
+                        expected: Value::Null,
+                    };
+                    let opts = options(&mine);
+                    start_line.wait();
+                    for _ in 0..per_thread {
+                        std::hint::black_box(run_once(&rt, &mine, &mine.request, &opts));
+                    }
+                    Instant::now()
+                })
+            })
+            .collect();
+        start_line.wait();
+        let start = Instant::now();
+        let end = workers
+            .into_iter()
+            .map(|h| h.join().expect("a benchmark thread panicked"))
+            .max()
+            .expect("at least one thread");
+        end.saturating_duration_since(start)
+    })
+}
+
+criterion_group!(benches, executions, transitions, sharded);
+criterion_main!(benches);

@@ -1,0 +1,256 @@
+//! The run-time halves of "parse, then compile, then run" must not allocate (DESIGN.md P2,
+//! STYLE.md "Hot paths are boring"): evaluating a compiled Choice condition, and looking a
+//! compiled definite path up with `Path::get`.
+//!
+//! A counting global allocator counts allocations per thread, so tests running in
+//! parallel do not see each other's. When a check fails, the test reruns one evaluation
+//! with a backtrace taken at the first allocation and puts it in the failure message.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::backtrace::Backtrace;
+use std::cell::{Cell, RefCell};
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use stepstream::compile::choice::{self, Condition};
+use stepstream::compile::path::Path;
+use stepstream::compile::Env;
+use stepstream::exec::vars::Vars;
+
+struct Counting;
+
+thread_local! {
+    // Const-initialized and without destructors, so touching them from inside the
+    // allocator cannot itself allocate or recurse.
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static CAPTURE: Cell<bool> = const { Cell::new(false) };
+    static IN_CAPTURE: Cell<bool> = const { Cell::new(false) };
+    static FIRST: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+impl Counting {
+    fn record(size: usize) {
+        // try_with: a thread being torn down may still allocate after its locals are gone.
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        let capture = CAPTURE.try_with(Cell::get).unwrap_or(false);
+        let nested = IN_CAPTURE.try_with(Cell::get).unwrap_or(true);
+        if capture && !nested {
+            // Taking and rendering a backtrace allocates; the flag keeps those
+            // allocations from being traced in turn.
+            IN_CAPTURE.with(|f| f.set(true));
+            CAPTURE.with(|f| f.set(false));
+            let trace = format!("{size} bytes at\n{}", Backtrace::force_capture());
+            FIRST.with(|f| *f.borrow_mut() = Some(trace));
+            IN_CAPTURE.with(|f| f.set(false));
+        }
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Counting::record(layout.size());
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Counting::record(layout.size());
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Counting::record(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+/// Runs `f` `times` times and returns how many allocations this thread made meanwhile.
+fn count(times: usize, mut f: impl FnMut()) -> u64 {
+    let before = allocations();
+    for _ in 0..times {
+        f();
+    }
+    allocations() - before
+}
+
+/// Where `f` first allocates, as a backtrace (or a note that it did not this time).
+fn first_allocation(f: impl FnOnce()) -> String {
+    FIRST.with(|s| s.borrow_mut().take());
+    CAPTURE.with(|c| c.set(true));
+    f();
+    CAPTURE.with(|c| c.set(false));
+    FIRST
+        .with(|s| s.borrow_mut().take())
+        .unwrap_or_else(|| "no allocation on the traced run".to_string())
+}
+
+/// Asserts that `f` never allocates after a warm-up call, naming `what` and, on failure,
+/// where the first allocation came from.
+fn assert_no_allocation(what: &str, mut f: impl FnMut()) {
+    // The warm-up pays for anything lazily set up once (thread-locals, statics).
+    f();
+    const RUNS: usize = 1000;
+    let n = count(RUNS, &mut f);
+    if n != 0 {
+        let trace = first_allocation(&mut f);
+        panic!(
+            "{what} allocated {n} times in {RUNS} runs ({:.1} per run); the hot path must not \
+             allocate.\nFirst allocation of a traced run: {trace}",
+            n as f64 / RUNS as f64
+        );
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations_and_traces_them() {
+    // Without this, a counter that never counts would make every other test pass.
+    let n = count(10, || {
+        std::hint::black_box(vec![0u8; 64]);
+    });
+    assert_eq!(n, 10, "the counting allocator missed allocations");
+    let trace = first_allocation(|| {
+        std::hint::black_box(String::from("x").repeat(100));
+    });
+    assert!(
+        trace.contains(" bytes at\n"),
+        "no backtrace was taken: {trace}"
+    );
+}
+
+fn workload(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/workloads")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+fn compile_rule(rule: &Value) -> Condition {
+    let mut problems = vec![];
+    choice::compile(rule, "/rule", true, &mut problems)
+        .unwrap_or_else(|| panic!("{rule} does not compile: {problems:?}"))
+}
+
+#[test]
+fn choice_heavy_conditions_evaluate_without_allocating() {
+    let w = workload("choice-heavy");
+    let states = &w["definition"]["States"];
+    // Every top-level rule of both Choice states: And/Or/Not, numeric, string,
+    // StringMatches wildcards, timestamps, booleans and IsPresent (true and false).
+    let rules: Vec<(String, Condition)> = ["Evaluate", "LoopCheck"]
+        .iter()
+        .flat_map(|state| {
+            states[state]["Choices"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{state} is not a Choice state"))
+                .iter()
+                .enumerate()
+                .map(move |(i, r)| (format!("{state}/Choices/{i} {r}"), compile_rule(r)))
+        })
+        .collect();
+    let (context, vars) = (Value::Null, Vars::default());
+    // The counter values take the loop down each of its three branches.
+    for counter in [0, 5, 9] {
+        let mut input = w["input"].clone();
+        input["loop"] = json!({"counter": counter, "trace": ""});
+        let env = Env {
+            input: &input,
+            context: &context,
+            vars: &vars,
+        };
+        for (name, rule) in &rules {
+            rule.eval(&env)
+                .unwrap_or_else(|e| panic!("{name} fails on counter {counter}: {e:?}"));
+            assert_no_allocation(
+                &format!("Condition::eval of {name} (counter {counter})"),
+                || {
+                    std::hint::black_box(rule.eval(&env).is_ok());
+                },
+            );
+        }
+    }
+}
+
+#[test]
+fn other_comparison_forms_evaluate_without_allocating() {
+    // Forms the choice-heavy workload does not use: ...Path operands, Is* tests,
+    // non-wildcard StringMatches, non-ASCII string ordering, timestamps with offsets.
+    let input = json!({
+        "n": 42, "m": 42.0, "big": 18446744073709551615u64,
+        "s": "Zürich", "t": "résumé",
+        "when": "2024-05-17T10:15:30.250+02:00", "limit": "2024-05-17T08:15:30Z",
+        "flag": true, "none": null,
+        "items": [{"sku": "A-1"}, {"sku": "B-2"}]
+    });
+    let rules = [
+        json!({"Variable": "$.n", "NumericEqualsPath": "$.m", "Next": "x"}),
+        json!({"Variable": "$.big", "NumericGreaterThanEquals": 1.5e19, "Next": "x"}),
+        json!({"Variable": "$.s", "StringLessThanPath": "$.t", "Next": "x"}),
+        json!({"Variable": "$.s", "StringGreaterThanEquals": "Zurich", "Next": "x"}),
+        json!({"Variable": "$.s", "StringMatches": "Zürich", "Next": "x"}),
+        json!({"Variable": "$.items[-1].sku", "StringMatches": "*-*2", "Next": "x"}),
+        json!({"Variable": "$.when", "TimestampGreaterThanPath": "$.limit", "Next": "x"}),
+        json!({"Variable": "$.when", "TimestampEquals": "2024-05-17T08:15:30.25Z", "Next": "x"}),
+        json!({"Variable": "$.when", "IsTimestamp": true, "Next": "x"}),
+        json!({"Variable": "$.none", "IsNull": true, "Next": "x"}),
+        json!({"Variable": "$.flag", "BooleanEqualsPath": "$.flag", "Next": "x"}),
+        json!({"Variable": "$.missing", "IsPresent": false, "Next": "x"}),
+        json!({"Not": {"And": [
+            {"Variable": "$.flag", "IsBoolean": true},
+            {"Or": [{"Variable": "$.s", "IsNumeric": true}, {"Variable": "$.n", "IsString": true}]}
+        ]}, "Next": "x"}),
+    ];
+    let (context, vars) = (Value::Null, Vars::default());
+    let env = Env {
+        input: &input,
+        context: &context,
+        vars: &vars,
+    };
+    for rule in &rules {
+        let c = compile_rule(rule);
+        c.eval(&env)
+            .unwrap_or_else(|e| panic!("{rule} fails: {e:?}"));
+        assert_no_allocation(&format!("Condition::eval of {rule}"), || {
+            std::hint::black_box(c.eval(&env).is_ok());
+        });
+    }
+}
+
+#[test]
+fn definite_path_lookup_does_not_allocate() {
+    let w = workload("order");
+    let input = &w["input"];
+    let (context, vars) = (json!({"Execution": {"Id": "arn:x"}}), Vars::default());
+    let env = Env {
+        input,
+        context: &context,
+        vars: &vars,
+    };
+    for text in [
+        "$",
+        "$.orderId",
+        "$.items[0].price",
+        "$.items[-1].sku",
+        "$.shipping.address.postalCode",
+        "$.nothing.here",
+        "$$.Execution.Id",
+    ] {
+        let p = Path::parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.is_definite(), "{text} should be definite");
+        assert_no_allocation(&format!("Path::get of {text}"), || {
+            std::hint::black_box(p.get(&env));
+        });
+    }
+}
