@@ -285,6 +285,11 @@ fn length(v: &Value) -> Option<usize> {
 
 fn step<'v>(v: &'v Value, seg: &Seg) -> Option<&'v Value> {
     match (seg, v) {
+        // Small objects (most JSON payloads) are faster to scan than to hash into.
+        (Seg::Name(n), Value::Object(map)) if map.len() <= 16 => map
+            .iter()
+            .find(|(k, _)| k.as_str() == n.as_str())
+            .map(|(_, v)| v),
         (Seg::Name(n), Value::Object(map)) => map.get(n.as_str()),
         (Seg::Index(i), Value::Array(arr)) => {
             let at = if *i < 0 { arr.len() as i64 + i } else { *i };

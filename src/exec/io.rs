@@ -32,26 +32,49 @@ pub fn select<'v>(
     }
 }
 
-/// Places `result` into the state's raw input as ResultPath says.
-pub fn place_result(field: &PathField, raw: &Value, result: Value) -> Result<Value, WorkflowError> {
+/// Places `result` into the state's raw input as ResultPath says. The input is taken by
+/// value so that only the spine ResultPath changes is written, never a copy of the whole;
+/// on failure it is handed back untouched (a catcher still needs it).
+pub fn place_result(
+    field: &PathField,
+    raw: Value,
+    result: Value,
+) -> Result<Value, (WorkflowError, Value)> {
     match field {
         PathField::Default => Ok(result),
-        PathField::Null => Ok(raw.clone()),
+        PathField::Null => Ok(raw),
         PathField::Path(p) if p.is_root_only() => Ok(result),
         PathField::Path(p) => {
-            let mut out = raw.clone();
-            p.set(&mut out, result).map_err(|why| {
-                WorkflowError::new(
-                    names::RESULT_PATH_MATCH_FAILURE,
-                    format!(
-                        "Unable to apply ResultPath '{}' to input '{}': {why}",
-                        p.text(),
-                        raw
+            let mut out = raw;
+            match p.set(&mut out, result) {
+                Ok(()) => Ok(out),
+                // `set` fails before it changes anything: it only creates objects under
+                // missing keys, and only fails on an existing value that is not an object.
+                Err(why) => Err((
+                    WorkflowError::new(
+                        names::RESULT_PATH_MATCH_FAILURE,
+                        format!(
+                            "Unable to apply ResultPath '{}' to input '{}': {why}",
+                            p.text(),
+                            out
+                        ),
                     ),
-                )
-            })?;
-            Ok(out)
+                    out,
+                )),
+            }
         }
+    }
+}
+
+/// The effective input: `raw` itself (moved, not copied) when InputPath is the default.
+pub fn effective(
+    field: &PathField,
+    raw: Value,
+    env_of: impl Fn(&Value) -> Result<Value, WorkflowError>,
+) -> Result<Value, WorkflowError> {
+    match field {
+        PathField::Default => Ok(raw),
+        _ => env_of(&raw),
     }
 }
 

@@ -10,7 +10,7 @@ use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::{context, io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
-use crate::asl::model::{Amount, FailText, Kind, State, WaitFor};
+use crate::asl::model::{Amount, FailText, Kind, PathField, State, WaitFor};
 use crate::compile::plan::{Node, Plan};
 use crate::compile::{timestamp, Env};
 use crate::error::{names, WorkflowError};
@@ -74,9 +74,12 @@ impl Exec<'_> {
     fn count_call(&self, state: &str, resource: &str) -> (u32, u32) {
         let bump = |m: &RefCell<HashMap<String, u32>>, k: &str| {
             let mut m = m.borrow_mut();
-            let n = m.entry(k.to_string()).or_insert(0);
-            *n += 1;
-            *n - 1
+            if let Some(n) = m.get_mut(k) {
+                *n += 1;
+                return *n - 1;
+            }
+            m.insert(k.to_string(), 1);
+            0
         };
         (
             bump(&self.state_calls, state),
@@ -184,6 +187,9 @@ pub(crate) fn run_machine<'a>(
 ) -> LocalBoxFuture<'a, Result<Value, WorkflowError>> {
     Box::pin(async move {
         let mut cur = plan.start;
+        let limit = ex.opts.max_payload_bytes;
+        // An upper bound on the current data's size, so it is measured only when it may be too big.
+        let mut bound = json_size(&input, limit.saturating_add(1));
         let mut data = input;
         loop {
             ex.check_deadline()?;
@@ -204,11 +210,19 @@ pub(crate) fn run_machine<'a>(
                     context::enter_state(ctx, &node.state.name, now, with_retry);
                 }
             }
-            let (out, next) = step(ex, node, data, &mut frame)
+            let (out, next, growth) = step(ex, node, data, &mut frame)
                 .await
                 .map_err(|e| locate(e, &node.state))?;
-            ex.check_size(&out, &node.state.name, "the state output")
-                .map_err(|e| locate(e, &node.state))?;
+            bound = match growth {
+                Growth::Same => bound,
+                Growth::Replaced(n) => n,
+                Growth::Added(n) => bound.saturating_add(n),
+            };
+            if bound > limit {
+                ex.check_size(&out, &node.state.name, "the state output")
+                    .map_err(|e| locate(e, &node.state))?;
+                bound = json_size(&out, limit);
+            }
             match next {
                 Some(n) => {
                     cur = n;
@@ -235,20 +249,33 @@ fn locate(mut e: WorkflowError, state: &State) -> WorkflowError {
     e
 }
 
-/// Runs one state; returns its output and the next state (`None` ends this machine).
+/// How a state's output can be larger than its input, to bound sizes without re-measuring.
+#[derive(Debug, Clone, Copy)]
+enum Growth {
+    /// The output is part of the input.
+    Same,
+    /// The output is part of a new value of this size.
+    Replaced(usize),
+    /// The output is part of the input plus a new value of this size.
+    Added(usize),
+}
+
+/// Runs one state; returns its output, the next state (`None` ends this machine) and how it grew.
 async fn step(
     ex: &Exec<'_>,
     node: &Node,
     raw: Value,
     frame: &mut Frame,
-) -> Result<(Value, Option<usize>), WorkflowError> {
+) -> Result<(Value, Option<usize>, Growth), WorkflowError> {
     let s = &node.state;
+    let select_input = |v: &Value, frame: &Frame| {
+        io::select(&s.input_path, "InputPath", &frame.env(v)).map(|c| c.into_owned())
+    };
     match &s.kind {
         Kind::Succeed => {
-            let env = frame.env(&raw);
-            let eff = io::select(&s.input_path, "InputPath", &env)?;
-            let out = io::output(&s.output_path, eff.into_owned(), &env)?;
-            Ok((out, None))
+            let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
+            let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
+            Ok((out, None, Growth::Same))
         }
         Kind::Fail { error, cause } => {
             let env = frame.env(&raw);
@@ -258,8 +285,7 @@ async fn step(
             })
         }
         Kind::Choice { rules, .. } => {
-            let env = frame.env(&raw);
-            let eff = io::select(&s.input_path, "InputPath", &env)?;
+            let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
             let env_eff = frame.env(&eff);
             let mut chosen = None;
             for (i, r) in rules.iter().enumerate() {
@@ -277,36 +303,40 @@ async fn step(
                     )
                 })?,
             };
-            let mut assigns = Vec::new();
-            if let Some(a) = &s.assign {
-                assigns.push(a.eval(&env_eff)?);
-            }
-            if let Some(a) = chosen.and_then(|i| rules[i].assign.as_ref()) {
-                assigns.push(a.eval(&env_eff)?);
-            }
-            let out = io::output(&s.output_path, eff.into_owned(), &env)?;
-            apply_assigns(&mut frame.vars, assigns);
-            Ok((out, Some(next)))
+            let state_assign = s.assign.as_ref().map(|a| a.eval(&env_eff)).transpose()?;
+            let rule_assign = chosen
+                .and_then(|i| rules[i].assign.as_ref())
+                .map(|a| a.eval(&env_eff))
+                .transpose()?;
+            let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
+            apply_assigns(&mut frame.vars, state_assign.into_iter().chain(rule_assign));
+            Ok((out, Some(next), Growth::Same))
         }
         Kind::Wait { wait } => {
-            let env = frame.env(&raw);
-            let eff = io::select(&s.input_path, "InputPath", &env)?.into_owned();
+            let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
             let env_eff = frame.env(&eff);
             let delay = wait_delay(ex, wait, &env_eff)?;
             let assign = s.assign.as_ref().map(|a| a.eval(&env_eff)).transpose()?;
-            let out = io::output(&s.output_path, eff.clone(), &frame.env(&raw))?;
+            let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             apply_assigns(&mut frame.vars, assign);
-            Ok((out, node.next))
+            Ok((out, node.next, Growth::Same))
         }
         Kind::Pass { .. } | Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_) => {
             let mut attempts = vec![0u32; s.retry.len()];
             let mut retries = 0u32;
+            let mut raw = raw;
             loop {
                 let err = match attempt(ex, node, &raw, frame).await {
-                    Ok(out) => return Ok(out),
+                    Ok(result) => match finish(s, raw, result, frame) {
+                        Ok((out, growth)) => return Ok((out, node.next, growth)),
+                        Err((e, back)) => {
+                            raw = back;
+                            e
+                        }
+                    },
                     Err(e) => e,
                 };
                 if let Some(delay) = retry::next_delay(&s.retry, &mut attempts, &err) {
@@ -327,26 +357,42 @@ async fn step(
                 let Some(i) = caught else { return Err(err) };
                 let c = &s.catch[i];
                 let err_out = io::error_output(&err);
+                let added = json_size(&err_out, usize::MAX);
                 let assign = c
                     .assign
                     .as_ref()
                     .map(|a| a.eval(&frame.env(&err_out)))
                     .transpose()?;
-                let out = io::place_result(&c.result_path, &raw, err_out)?;
+                let out = io::place_result(&c.result_path, raw, err_out).map_err(|(e, _)| e)?;
                 apply_assigns(&mut frame.vars, assign);
-                return Ok((out, Some(node.catch_next[i])));
+                return Ok((
+                    out,
+                    Some(node.catch_next[i]),
+                    growth_of(&c.result_path, added),
+                ));
             }
         }
     }
 }
 
-/// One attempt of a Pass, Task, Parallel or Map state: everything Retry may repeat.
+fn growth_of(result_path: &PathField, added: usize) -> Growth {
+    match result_path {
+        PathField::Null => Growth::Same,
+        PathField::Default => Growth::Replaced(added),
+        PathField::Path(p) if p.is_root_only() => Growth::Replaced(added),
+        // New keys along the path add their names and punctuation.
+        PathField::Path(p) => Growth::Added(added + p.text().len() + 8),
+    }
+}
+
+/// One attempt of a Pass, Task, Parallel or Map state up to its (selected) result:
+/// everything Retry may repeat.
 async fn attempt(
     ex: &Exec<'_>,
     node: &Node,
     raw: &Value,
     frame: &mut Frame,
-) -> Result<(Value, Option<usize>), WorkflowError> {
+) -> Result<Value, WorkflowError> {
     let s = &node.state;
     let env = frame.env(raw);
     let eff = io::select(&s.input_path, "InputPath", &env)?;
@@ -370,20 +416,37 @@ async fn attempt(
             }
         }
     };
-    let result = match &s.result_selector {
-        Some(t) => t.eval(&frame.env(&result))?,
-        None => result,
-    };
+    match &s.result_selector {
+        Some(t) => t.eval(&frame.env(&result)),
+        None => Ok(result),
+    }
+}
+
+/// Assign, ResultPath and OutputPath: consumes the raw input, or hands it back on an error
+/// a retrier or catcher may still need it for.
+fn finish(
+    s: &State,
+    raw: Value,
+    result: Value,
+    frame: &mut Frame,
+) -> Result<(Value, Growth), (WorkflowError, Value)> {
     // AWS evaluates Assign on the result, before ResultPath; variables change after OutputPath.
-    let assign = s
+    let assign = match s
         .assign
         .as_ref()
         .map(|a| a.eval(&frame.env(&result)))
-        .transpose()?;
+        .transpose()
+    {
+        Ok(a) => a,
+        Err(e) => return Err((e, raw)),
+    };
+    let growth = growth_of(&s.result_path, json_size(&result, usize::MAX));
     let placed = io::place_result(&s.result_path, raw, result)?;
-    let out = io::output(&s.output_path, placed, &frame.env(raw))?;
+    // OutputPath fails only with States.Runtime, which no retrier or catcher handles.
+    let out =
+        io::output(&s.output_path, placed, &frame.env(&EMPTY)).map_err(|e| (e, Value::Null))?;
     apply_assigns(&mut frame.vars, assign);
-    Ok((out, node.next))
+    Ok((out, growth))
 }
 
 async fn call_task(
