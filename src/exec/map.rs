@@ -112,7 +112,7 @@ pub(crate) async fn run(
     while let Some(r) = runs.next().await {
         match r {
             Ok(v) => out.push(v),
-            Err(e) if !tolerates => return Err(e),
+            Err(e) if !tolerates || super::run::is_execution_timeout(&e) => return Err(e),
             Err(e) => {
                 failed += 1;
                 // Either threshold, once exceeded, fails the whole Map.

@@ -58,15 +58,31 @@ impl Exec<'_> {
         self.start_wall + chrono::Duration::from_std(elapsed).unwrap_or_default()
     }
 
+    /// Time left before the execution time cap, on the execution's clock.
+    fn remaining(&self) -> Duration {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+        self.max_duration.saturating_sub(elapsed)
+    }
+
+    /// Sleeps (a Wait, a retry delay), but never past the execution time cap.
+    async fn sleep(&self, d: Duration) -> Result<(), WorkflowError> {
+        let left = self.remaining();
+        if d >= left {
+            tokio::time::sleep(left).await;
+            return Err(execution_timeout());
+        }
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+        Ok(())
+    }
+
     fn check_deadline(&self) -> Result<(), WorkflowError> {
         let virtual_elapsed =
             tokio::time::Instant::now().saturating_duration_since(self.start_clock);
         // A busy loop never lets a virtual clock advance, so real time counts too.
         if virtual_elapsed >= self.max_duration || self.start_real.elapsed() >= self.max_duration {
-            return Err(WorkflowError::new(
-                names::TIMEOUT,
-                "the execution ran past its time limit",
-            ));
+            return Err(execution_timeout());
         }
         Ok(())
     }
@@ -156,26 +172,29 @@ pub(crate) async fn execute(
         ctx,
         vars: Vars::default(),
     };
-    let run = run_machine(&ex, plan, input, frame);
-    match tokio::time::timeout(max_duration, run).await {
-        Ok(Ok(output)) => Outcome {
+    // No timer wraps the whole execution (a million parked executions would each hold one):
+    // every sleep, task call and transition checks the cap itself.
+    match run_machine(&ex, plan, input, frame).await {
+        Ok(output) => Outcome {
             status: Status::Succeeded,
             output: Some(output),
             error: None,
             cause: None,
         },
-        Ok(Err(e))
-            if e.name() == names::TIMEOUT
-                && e.cause.as_deref() == Some("the execution ran past its time limit") =>
-        {
-            fail(Status::TimedOut, e)
-        }
-        Ok(Err(e)) => fail(Status::Failed, e),
-        Err(_) => fail(
-            Status::TimedOut,
-            WorkflowError::new(names::TIMEOUT, "the execution ran past its time limit"),
-        ),
+        Err(e) if is_execution_timeout(&e) => fail(Status::TimedOut, e),
+        Err(e) => fail(Status::Failed, e),
     }
+}
+
+const EXECUTION_TIMEOUT_CAUSE: &str = "the execution ran past its time limit";
+
+/// The error that ends an execution at its time cap; no retrier or catcher handles it.
+fn execution_timeout() -> WorkflowError {
+    WorkflowError::new(names::TIMEOUT, EXECUTION_TIMEOUT_CAUSE)
+}
+
+pub(crate) fn is_execution_timeout(e: &WorkflowError) -> bool {
+    e.name() == names::TIMEOUT && e.cause.as_deref() == Some(EXECUTION_TIMEOUT_CAUSE)
 }
 
 /// Runs a machine (or branch, or iteration) from its start state to its end.
@@ -318,9 +337,7 @@ async fn step(
             let delay = wait_delay(ex, wait, &env_eff)?;
             let assign = s.assign.as_ref().map(|a| a.eval(&env_eff)).transpose()?;
             let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
+            ex.sleep(delay).await?;
             apply_assigns(&mut frame.vars, assign);
             Ok((out, node.next, Growth::Same))
         }
@@ -329,7 +346,7 @@ async fn step(
             let mut retries = 0u32;
             let mut raw = raw;
             loop {
-                let err = match attempt(ex, node, &raw, frame).await {
+                let err = match Box::pin(attempt(ex, node, &raw, frame)).await {
                     Ok(result) => match finish(s, raw, result, frame) {
                         Ok((out, growth)) => return Ok((out, node.next, growth)),
                         Err((e, back)) => {
@@ -339,10 +356,11 @@ async fn step(
                     },
                     Err(e) => e,
                 };
+                if is_execution_timeout(&err) {
+                    return Err(err);
+                }
                 if let Some(delay) = retry::next_delay(&s.retry, &mut attempts, &err) {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
+                    ex.sleep(delay).await?;
                     ex.check_deadline()?;
                     retries += 1;
                     if let Some(ctx) = frame.ctx.as_mut() {
@@ -397,7 +415,9 @@ async fn attempt(
     let env = frame.env(raw);
     let eff = io::select(&s.input_path, "InputPath", &env)?;
     let result = match &s.kind {
-        Kind::Map(spec) => map::run(ex, node, spec, &eff, frame).await?,
+        // Boxed: a parked execution's future is as large as its largest branch, and
+        // Map/Parallel/Task futures are big; a million Waits must stay small.
+        Kind::Map(spec) => Box::pin(map::run(ex, node, spec, &eff, frame)).await?,
         kind => {
             let task_input = match &s.parameters {
                 Some(t) => t.eval(&frame.env(&eff))?,
@@ -409,9 +429,11 @@ async fn attempt(
                     resource, timeout, ..
                 } => {
                     let timeout = amount(timeout.as_ref(), &frame.env(&eff), "TimeoutSecondsPath")?;
-                    call_task(ex, s, resource, task_input, timeout).await?
+                    Box::pin(call_task(ex, s, resource, task_input, timeout)).await?
                 }
-                Kind::Parallel { .. } => parallel::run(ex, node, task_input, frame).await?,
+                Kind::Parallel { .. } => {
+                    Box::pin(parallel::run(ex, node, task_input, frame)).await?
+                }
                 _ => unreachable!("step() only sends Pass, Task, Parallel and Map here"),
             }
         }
@@ -469,16 +491,22 @@ async fn call_task(
         state_calls,
         resource_calls,
     });
-    let result = match timeout {
-        Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), fut)
-            .await
-            .unwrap_or_else(|_| {
-                Err(WorkflowError::new(
-                    names::TIMEOUT,
-                    format!("Task '{}' timed out after {secs} seconds", s.name),
-                ))
-            })?,
-        None => fut.await?,
+    // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
+    let left = ex.remaining();
+    let task_limit = timeout.map(Duration::from_secs_f64);
+    let result = match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await {
+        Ok(r) => r?,
+        Err(_) if task_limit.is_some_and(|t| t < left) => {
+            return Err(WorkflowError::new(
+                names::TIMEOUT,
+                format!(
+                    "Task '{}' timed out after {} seconds",
+                    s.name,
+                    timeout.unwrap_or_default()
+                ),
+            ))
+        }
+        Err(_) => return Err(execution_timeout()),
     };
     ex.check_size(&result, resource, "the task result")?;
     Ok(result)
