@@ -102,7 +102,7 @@ pub(crate) async fn run(
             ctx,
             vars: Vars::inner(&outer),
         };
-        run_machine(ex, processor, input, f)
+        run_machine(ex, processor, input, f, None)
     }))
     .buffered(limit);
 

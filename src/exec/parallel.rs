@@ -24,7 +24,7 @@ pub(crate) async fn run(
             ctx: frame.ctx.clone(),
             vars: Vars::inner(&outer),
         };
-        run_machine(ex, b, input.clone(), f)
+        run_machine(ex, b, input.clone(), f, None)
     });
     try_join_all(runs).await.map(Value::Array)
 }

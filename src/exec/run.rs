@@ -143,7 +143,11 @@ pub(crate) async fn execute(
         error: e.error,
         cause: e.cause,
     };
-    if let Err(e) = ex.check_size(&input, "input", "the execution input") {
+    let input_size = json_size(&input, opts.max_payload_bytes.saturating_add(1));
+    if input_size > opts.max_payload_bytes {
+        let e = ex
+            .check_size(&input, "input", "the execution input")
+            .expect_err("the input was just measured over the limit");
         return fail(Status::Failed, e);
     }
     let ctx = plan.uses_context.then(|| {
@@ -174,7 +178,7 @@ pub(crate) async fn execute(
     };
     // No timer wraps the whole execution (a million parked executions would each hold one):
     // every sleep, task call and transition checks the cap itself.
-    match run_machine(&ex, plan, input, frame).await {
+    match run_machine(&ex, plan, input, frame, Some(input_size)).await {
         Ok(output) => Outcome {
             status: Status::Succeeded,
             output: Some(output),
@@ -203,12 +207,13 @@ pub(crate) fn run_machine<'a>(
     plan: &'a Plan,
     input: Value,
     mut frame: Frame,
+    input_size: Option<usize>,
 ) -> LocalBoxFuture<'a, Result<Value, WorkflowError>> {
     Box::pin(async move {
         let mut cur = plan.start;
         let limit = ex.opts.max_payload_bytes;
         // An upper bound on the current data's size, so it is measured only when it may be too big.
-        let mut bound = json_size(&input, limit.saturating_add(1));
+        let mut bound = input_size.unwrap_or_else(|| json_size(&input, limit.saturating_add(1)));
         let mut data = input;
         loop {
             ex.check_deadline()?;
