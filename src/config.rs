@@ -84,6 +84,9 @@ pub struct KafkaConfig {
     /// librdkafka client properties passed through unchanged (`security.protocol`, `sasl.*`, `ssl.*`, ...).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the input consumer only (`fetch.min.bytes`, `fetch.wait.max.ms`, ...).
+    #[serde(default)]
+    pub consumer_properties: BTreeMap<String, String>,
 }
 
 /// Output topics.

@@ -19,9 +19,10 @@ fn run_example(name: &str) {
         "--clock",
         "virtual",
     ]);
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("expected-output.json")).expect("expected output"))
-            .expect("expected output is JSON");
+    let expected: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("expected-output.json")).expect("expected output"),
+    )
+    .expect("expected output is JSON");
     assert_eq!(out["status"], "SUCCEEDED", "{name}: {out}");
     assert_eq!(out["output"], expected, "{name}");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::Config;
-use crate::pipeline::{self, demo, embedded::EmbeddedBroker};
+use crate::pipeline::{self, demo, embedded, embedded::EmbeddedBroker};
 
 /// Options of `stepstream run` beyond the config file.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +34,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .config
         .clone()
         .or_else(|| default.exists().then(|| default.to_path_buf()));
-    let cfg = Config::load(path.as_deref())?;
+    let mut cfg = Config::load(path.as_deref())?;
     let mode = if args.passthrough {
         pipeline::Mode::Passthrough
     } else {
@@ -63,6 +63,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
              stepstream: it is for demos only (it keeps at most 5 MiB per partition); set kafka.brokers for real use."
         );
         _embedded = Some(broker);
+        // The embedded broker answers an empty fetch only after the full wait: keep it short.
+        for (k, v) in embedded::CONSUMER_PROPERTIES {
+            cfg.kafka
+                .consumer_properties
+                .entry(k.to_string())
+                .or_insert_with(|| v.to_string());
+        }
         b
     } else {
         cfg.kafka.brokers.clone()

@@ -110,5 +110,8 @@ pub fn consumer_config(cfg: &Config, brokers: &str) -> ClientConfig {
     for (k, v) in base_config(cfg, brokers).config_map() {
         c.set(k, v);
     }
+    for (k, v) in &cfg.kafka.consumer_properties {
+        c.set(k, v);
+    }
     c
 }
