@@ -106,6 +106,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        expected_output: None,
     };
     // Fail before feeding anything if a definition is broken.
     pipeline::machines::load(&cfg.engine.state_machines_dir)?;

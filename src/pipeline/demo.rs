@@ -89,6 +89,8 @@ pub struct DemoSpec {
     pub timeout: Duration,
     /// librdkafka properties passed to both clients (they override the feeder's defaults).
     pub client_properties: Vec<(String, String)>,
+    /// When set, every result's `output` must equal this (numbers compared by value).
+    pub expected_output: Option<serde_json::Value>,
 }
 
 /// What happened.
@@ -115,6 +117,10 @@ pub struct DemoSummary {
     pub missing: u64,
     /// Results read again for a request already counted (at-least-once redelivery).
     pub duplicates: u64,
+    /// Results whose `output` differed from `DemoSpec::expected_output`.
+    pub wrong_outputs: u64,
+    /// The first such result, for the report.
+    pub first_wrong: Option<String>,
 }
 
 /// Why the feeder could not run. Each message includes librdkafka's error, which is therefore
@@ -375,6 +381,8 @@ struct Feeder<'a> {
     next_index: u64,
     results: u64,
     duplicates: u64,
+    wrong_outputs: u64,
+    first_wrong: Option<String>,
     by_status: BTreeMap<String, u64>,
     latencies: LatencyHistogram,
     first_send: Option<Instant>,
@@ -403,6 +411,8 @@ impl<'a> Feeder<'a> {
             next_index: 0,
             results: 0,
             duplicates: 0,
+            wrong_outputs: 0,
+            first_wrong: None,
             by_status: BTreeMap::new(),
             latencies: LatencyHistogram::new(),
             first_send: None,
@@ -606,6 +616,18 @@ impl<'a> Feeder<'a> {
             return;
         };
         self.results += 1;
+        if let Some(expected) = &self.spec.expected_output {
+            let output = payload
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+                .and_then(|mut v| v.get_mut("output").map(serde_json::Value::take));
+            if !output.as_ref().is_some_and(|o| same_json(o, expected)) {
+                self.wrong_outputs += 1;
+                if self.first_wrong.is_none() {
+                    let got = output.map_or("no output".to_string(), |o| o.to_string());
+                    self.first_wrong = Some(format!("demo-{index}: {got}"));
+                }
+            }
+        }
         self.latencies
             .record(now.saturating_duration_since(sent_at));
         self.last_result = Some(now);
@@ -657,6 +679,8 @@ impl<'a> Feeder<'a> {
             latency_max: self.latencies.max(),
             missing: self.next_index - self.results,
             duplicates: self.duplicates,
+            wrong_outputs: self.wrong_outputs,
+            first_wrong: self.first_wrong.clone(),
         }
     }
 }
@@ -689,7 +713,31 @@ impl DemoSummary {
             p50 = format_latency(self.latency_p50),
             p99 = format_latency(self.latency_p99),
             max = format_latency(self.latency_max),
-        )
+        ) + &match (&self.first_wrong, self.wrong_outputs) {
+            (_, 0) => String::new(),
+            (Some(first), n) => {
+                format!("\nWRONG       {n} outputs differ from the expected one; first: {first}")
+            }
+            (None, n) => format!("\nWRONG       {n} outputs differ from the expected one"),
+        }
+    }
+}
+
+/// Structural equality with numbers compared by value (`24.0 == 24`): expected outputs
+/// written by hand or by JavaScript engines do not keep a float's `.0`.
+pub fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -1230,6 +1278,7 @@ mod tests {
             max_outstanding: 4,
             timeout: Duration::from_secs(1),
             client_properties: vec![],
+            expected_output: None,
         }
     }
 
@@ -1357,6 +1406,8 @@ mod tests {
             latency_max: Duration::from_millis(9),
             missing: 200,
             duplicates: 3,
+            wrong_outputs: 0,
+            first_wrong: None,
         };
         let report = summary.report();
         for part in [

@@ -1,0 +1,255 @@
+//! `stepstream load`: drives a pipeline with one benchmark workload and measures it.
+//!
+//! By default the pipeline runs in this process, on fresh topics of the configured brokers
+//! (or of an embedded broker when none are configured), with the workload's state machine
+//! and task handlers deployed; `--external` feeds an already running pipeline instead.
+//! `--passthrough` measures a plain consume->produce copy through the same code and
+//! broker; `--compare` runs both, one after the other, and prints the ratio (target P4).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::config::{Config, InputConfig};
+use crate::pipeline::{self, demo, embedded, embedded::EmbeddedBroker, Mode};
+
+/// Options of `stepstream load`.
+#[derive(Debug, Clone)]
+pub struct LoadArgs {
+    /// A workload file (`benches/workloads/*.json` format).
+    pub workload: PathBuf,
+    /// Requests to send.
+    pub count: u64,
+    /// Requests per second (flat out when absent).
+    pub rate: Option<f64>,
+    /// Config file for brokers and client properties (topics and machines are set by `load`).
+    pub config: Option<PathBuf>,
+    /// Measure the consume->produce copy instead of executions.
+    pub passthrough: bool,
+    /// Measure both and print the ratio.
+    pub compare: bool,
+    /// Feed the pipeline the config describes instead of starting one.
+    pub external: bool,
+    /// At most this many requests without a result.
+    pub max_outstanding: usize,
+}
+
+struct Workload {
+    name: String,
+    definition: Value,
+    tasks: Value,
+    input: Value,
+    expected: Value,
+}
+
+fn read_workload(path: &PathBuf) -> Result<Workload> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read workload {}", path.display()))?;
+    let w: Value = serde_json::from_str(&text)
+        .with_context(|| format!("workload {} is not JSON", path.display()))?;
+    let field = |k: &str| {
+        w.get(k)
+            .cloned()
+            .with_context(|| format!("workload {} has no {k:?}", path.display()))
+    };
+    Ok(Workload {
+        name: w["name"].as_str().unwrap_or("workload").to_string(),
+        definition: field("definition")?,
+        tasks: w
+            .get("tasks")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default())),
+        input: field("input")?,
+        expected: field("expected_output")?,
+    })
+}
+
+/// Runs the load and prints the report(s); fails when results are missing or wrong.
+pub fn run(args: &LoadArgs) -> Result<()> {
+    let w = read_workload(&args.workload)?;
+    let mut cfg = Config::load(args.config.as_deref())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("cannot install signal handlers")?;
+    }
+    if args.external {
+        let requests = cfg
+            .inputs
+            .iter()
+            .find(|i| i.state_machine.is_none())
+            .context("the config has no envelope input topic to feed")?
+            .topic
+            .clone();
+        let summary = feed(
+            args,
+            &cfg,
+            &cfg.kafka.brokers,
+            &requests,
+            &w,
+            Some(w.expected.clone()),
+            &stop,
+        )?;
+        return check(&summary);
+    }
+
+    // Fresh names per run: earlier runs' records and commits cannot interfere.
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let dir = std::env::temp_dir().join(format!("stepstream-load-{run_id}"));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join(format!("{}.asl.json", w.name)),
+        w.definition.to_string(),
+    )?;
+    std::fs::write(
+        dir.join(format!("{}.tasks.json", w.name)),
+        w.tasks.to_string(),
+    )?;
+    cfg.engine.state_machines_dir = dir.clone();
+    cfg.kafka.create_topics = true;
+
+    let phases: Vec<Mode> = match (args.compare, args.passthrough) {
+        (true, _) => vec![Mode::Passthrough, Mode::Execute],
+        (false, true) => vec![Mode::Passthrough],
+        (false, false) => vec![Mode::Execute],
+    };
+    let mut topics = Vec::new();
+    let mut phase_cfgs = Vec::new();
+    for mode in &phases {
+        let tag = if *mode == Mode::Passthrough {
+            "passthrough"
+        } else {
+            "execute"
+        };
+        let mut c = cfg.clone();
+        let prefix = format!("stepstream-load-{run_id}-{tag}");
+        c.inputs = vec![InputConfig {
+            topic: format!("{prefix}.requests"),
+            state_machine: None,
+        }];
+        c.topics.results = format!("{prefix}.results");
+        c.topics.errors = format!("{prefix}.errors");
+        c.kafka.group_id = prefix.clone();
+        for t in [&c.inputs[0].topic, &c.topics.results, &c.topics.errors] {
+            topics.push(t.clone());
+        }
+        phase_cfgs.push((*mode, c));
+    }
+
+    let mut _embedded = None;
+    let brokers = if cfg.kafka.brokers.trim().is_empty() {
+        let list: Vec<(&str, i32)> = topics
+            .iter()
+            .map(|t| (t.as_str(), cfg.kafka.partitions))
+            .collect();
+        let b = EmbeddedBroker::start(&list).context("cannot start the embedded broker")?;
+        let addr = b.bootstrap_servers().to_string();
+        eprintln!("stepstream load: no brokers configured: using an embedded broker at {addr}");
+        _embedded = Some(b);
+        for (_, c) in &mut phase_cfgs {
+            for (k, v) in embedded::CONSUMER_PROPERTIES {
+                c.kafka
+                    .consumer_properties
+                    .insert(k.to_string(), v.to_string());
+            }
+        }
+        addr
+    } else {
+        cfg.kafka.brokers.clone()
+    };
+
+    let mut results = Vec::new();
+    for (mode, c) in &phase_cfgs {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let label = if *mode == Mode::Passthrough {
+            "passthrough (consume -> produce, no execution)"
+        } else {
+            "executions"
+        };
+        eprintln!(
+            "stepstream load: {label}: {} requests of workload {:?}",
+            args.count, w.name
+        );
+        let pipeline_stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (c, b, s, m) = (
+                c.clone(),
+                brokers.clone(),
+                Arc::clone(&pipeline_stop),
+                *mode,
+            );
+            std::thread::Builder::new()
+                .name("pipeline".into())
+                .spawn(move || pipeline::run_mode(&c, &b, &s, m))?
+        };
+        let expected = (*mode == Mode::Execute).then(|| w.expected.clone());
+        let summary = feed(args, c, &brokers, &c.inputs[0].topic, &w, expected, &stop);
+        pipeline_stop.store(true, Ordering::Relaxed);
+        worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))??;
+        let summary = summary?;
+        println!("== {label}\n{}", summary.report());
+        results.push((*mode, summary));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    if let [(_, pass), (_, exec)] = results.as_slice() {
+        println!(
+            "== P4: executions {:.0}/s vs passthrough {:.0}/s = {:.2}x (target >= 0.8x)",
+            exec.throughput_per_sec,
+            pass.throughput_per_sec,
+            exec.throughput_per_sec / pass.throughput_per_sec.max(1.0)
+        );
+    }
+    for (_, s) in &results {
+        check(s)?;
+    }
+    Ok(())
+}
+
+fn feed(
+    args: &LoadArgs,
+    cfg: &Config,
+    brokers: &str,
+    requests_topic: &str,
+    w: &Workload,
+    expected_output: Option<Value>,
+    stop: &AtomicBool,
+) -> Result<demo::DemoSummary> {
+    let spec = demo::DemoSpec {
+        bootstrap: brokers.to_string(),
+        requests_topic: requests_topic.to_string(),
+        results_topic: cfg.topics.results.clone(),
+        state_machine: w.name.clone(),
+        input: w.input.clone(),
+        count: args.count,
+        rate_per_sec: args.rate,
+        max_outstanding: args.max_outstanding,
+        timeout: Duration::from_secs(60),
+        client_properties: cfg
+            .kafka
+            .properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        expected_output,
+    };
+    Ok(demo::run(&spec, stop)?)
+}
+
+fn check(s: &demo::DemoSummary) -> Result<()> {
+    if s.missing > 0 {
+        bail!("{} requests got no result", s.missing);
+    }
+    if s.wrong_outputs > 0 {
+        bail!("{} results had the wrong output", s.wrong_outputs);
+    }
+    Ok(())
+}
