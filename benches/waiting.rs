@@ -13,6 +13,10 @@ use stepstream::compile::plan::Plan;
 use stepstream::exec::{execute, ExecOptions, Status};
 use stepstream::tasks::Tasks;
 
+// The stepstream binary's allocator: P5 is about the shipped process's memory.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status

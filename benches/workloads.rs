@@ -17,6 +17,10 @@ use stepstream::compile::plan::Plan;
 use stepstream::exec::{execute, ExecOptions, Status};
 use stepstream::tasks::Tasks;
 
+// The same allocator as the stepstream binary, so the figures are the shipped engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const WORKLOADS: [&str; 5] = [
     "order",
     "article-choice",
