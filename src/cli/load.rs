@@ -177,17 +177,27 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             args.count, w.name
         );
         let pipeline_stop = Arc::new(AtomicBool::new(false));
+        let assigned = Arc::new(AtomicBool::new(false));
         let worker = {
-            let (c, b, s, m) = (
+            let (c, b, s, m, a) = (
                 c.clone(),
                 brokers.clone(),
                 Arc::clone(&pipeline_stop),
                 *mode,
+                Arc::clone(&assigned),
             );
             std::thread::Builder::new()
                 .name("pipeline".into())
-                .spawn(move || pipeline::run_mode(&c, &b, &s, m))?
+                .spawn(move || pipeline::run_with(&c, &b, &s, m, a))?
         };
+        // Start-up (topic creation, group join) is not part of the measurement.
+        let waited = std::time::Instant::now();
+        while !assigned.load(Ordering::Relaxed)
+            && !worker.is_finished()
+            && waited.elapsed() < Duration::from_secs(60)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let expected = (*mode == Mode::Execute).then(|| w.expected.clone());
         let summary = feed(args, c, &brokers, &c.inputs[0].topic, &w, expected, &stop);
         pipeline_stop.store(true, Ordering::Relaxed);

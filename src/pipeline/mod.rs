@@ -89,6 +89,18 @@ pub fn run_mode(
     stop: &AtomicBool,
     mode: Mode,
 ) -> Result<(), PipelineError> {
+    run_with(cfg, brokers, stop, mode, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`run_mode`], setting `assigned` once this process owns input partitions (the load
+/// tool waits for it so that start-up is not counted as latency).
+pub fn run_with(
+    cfg: &Config,
+    brokers: &str,
+    stop: &AtomicBool,
+    mode: Mode,
+    assigned: Arc<AtomicBool>,
+) -> Result<(), PipelineError> {
     let machines = Arc::new(machines::load(&cfg.engine.state_machines_dir)?);
     let mut bindings = HashMap::new();
     for input in &cfg.inputs {
@@ -113,6 +125,7 @@ pub fn run_mode(
             Arc::clone(&offsets),
             ack_rx,
             Duration::from_secs(cfg.engine.shutdown_grace_seconds.min(5)),
+            assigned,
         ))
         .map_err(kafka_err)?;
     let topics: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();

@@ -22,6 +22,7 @@ pub struct SourceContext {
     acks: crossbeam_channel::Receiver<Source>,
     assignment_epoch: AtomicU64,
     revoke_grace: Duration,
+    assigned: Arc<AtomicBool>,
 }
 
 impl SourceContext {
@@ -31,12 +32,14 @@ impl SourceContext {
         offsets: Arc<Mutex<Offsets>>,
         acks: crossbeam_channel::Receiver<Source>,
         revoke_grace: Duration,
+        assigned: Arc<AtomicBool>,
     ) -> Self {
         SourceContext {
             offsets,
             acks,
             assignment_epoch: AtomicU64::new(0),
             revoke_grace,
+            assigned,
         }
     }
 }
@@ -85,6 +88,9 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             eprintln!("stepstream: partitions assigned: {}", describe(tpl));
+            if tpl.count() > 0 {
+                self.assigned.store(true, Ordering::Relaxed);
+            }
         }
         self.assignment_epoch.fetch_add(1, Ordering::Relaxed);
     }
