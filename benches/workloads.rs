@@ -15,6 +15,7 @@ use tokio::runtime::Runtime;
 
 use stepstream::compile::plan::Plan;
 use stepstream::exec::{execute, ExecOptions, Status};
+use stepstream::pipeline::demo::same_json;
 use stepstream::tasks::Tasks;
 
 // The same allocator as the stepstream binary, so the figures are the shipped engine's.
@@ -109,22 +110,6 @@ fn verify(rt: &Runtime, w: &Workload, opts: &ExecOptions) {
         w.name,
         w.expected
     );
-}
-
-/// JSON equality with numbers compared by value (the files write `24.0`, the engine may emit `24`).
-fn same_json(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_json(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
-        }
-        _ => a == b,
-    }
 }
 
 fn options(w: &Workload) -> ExecOptions {
