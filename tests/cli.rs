@@ -265,3 +265,60 @@ fn a_billion_element_range_is_an_intrinsic_failure() {
     assert_eq!(out["status"], "FAILED");
     assert_eq!(out["error"], "States.IntrinsicFailure");
 }
+
+#[test]
+fn run_refuses_to_start_with_a_broken_state_machine() {
+    let dir = Scratch::new("run-broken-machine");
+    let machines = dir.0.join("machines");
+    std::fs::create_dir_all(&machines).expect("temp dir is writable");
+    std::fs::write(
+        machines.join("broken.asl.json"),
+        json!({"StartAt": "Nowhere", "States": {"A": {"Type": "Succeed"}}}).to_string(),
+    )
+    .expect("temp dir is writable");
+    let cfg = dir.write(
+        "run.toml",
+        format!(
+            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[engine]\nstate_machines_dir = {:?}\n",
+            path(&machines)
+        ),
+    );
+    let out = stepstream(&["run", "--config", path(&cfg)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.asl.json is not a valid state machine"),
+        "{err}"
+    );
+    assert!(err.contains("/StartAt"), "{err}");
+}
+
+#[test]
+fn run_fails_fast_when_the_brokers_are_unreachable() {
+    let dir = Scratch::new("run-unreachable");
+    let cfg = dir.write(
+        "run.toml",
+        format!(
+            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[engine]\nstate_machines_dir = {:?}\n",
+            path(&common::root().join("config/state-machines"))
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = stepstream(&["run", "--config", path(&cfg)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "start-up must give up, not hang"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach Kafka at 127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn unknown_config_keys_stop_start_up() {
+    let dir = Scratch::new("run-bad-config");
+    let cfg = dir.write("run.toml", "[engine]\nshardz = 2\n");
+    let out = stepstream(&["run", "--config", path(&cfg)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shardz"));
+}
