@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::path::Path;
 use super::timestamp::{self, Timestamp};
-use super::Env;
+use super::{kind_of, Env};
 use crate::asl::{pointer_join, Problem};
 use crate::error::WorkflowError;
 
@@ -588,17 +588,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A value for a problem message: short scalars as written, containers by kind.

@@ -22,7 +22,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::path::Path;
-use super::Env;
+use super::{kind_of, Env};
 use crate::error::WorkflowError;
 
 /// AWS allows up to 10 nested intrinsic functions in a field; deeper nesting is rejected,
@@ -216,7 +216,7 @@ impl Call {
         self.fail(format_args!(
             "argument {} must be {wanted}, not {}",
             n + 1,
-            kind(got)
+            kind_of(got)
         ))
     }
 
@@ -510,18 +510,6 @@ impl Call {
             rand::thread_rng().gen_range(0..span)
         };
         Ok(Value::from(start + offset as i64))
-    }
-}
-
-/// A name for a value's type in error causes.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -967,7 +955,7 @@ fn check_args(func: Func, args: &[Arg]) -> Result<(), String> {
             Arg::Literal(v) => {
                 return Err(format!(
                     "the first argument of States.Format must be a string, not {}",
-                    kind(v)
+                    kind_of(v)
                 ))
             }
             _ => {}

@@ -31,3 +31,15 @@ impl<'a> Env<'a> {
         Env { input, ..*self }
     }
 }
+
+/// A name for a value's type in error messages ("a string", "an array", ...).
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
