@@ -24,7 +24,8 @@ pub(crate) struct Exec<'a> {
     pub uses_context: bool,
     state_calls: RefCell<HashMap<String, u32>>,
     resource_calls: RefCell<HashMap<String, u32>>,
-    start_wall: DateTime<Utc>,
+    /// Wall-clock start, read only if something asks for the time (it costs a clock read).
+    start_wall: std::cell::OnceCell<DateTime<Utc>>,
     start_clock: tokio::time::Instant,
     start_real: std::time::Instant,
     max_duration: Duration,
@@ -55,7 +56,15 @@ impl Exec<'_> {
     /// Now, on the execution's clock (virtual time advances only through waits).
     pub fn now(&self) -> DateTime<Utc> {
         let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start_clock);
-        self.start_wall + chrono::Duration::from_std(elapsed).unwrap_or_default()
+        self.start_wall() + chrono::Duration::from_std(elapsed).unwrap_or_default()
+    }
+
+    /// When the execution started, on the wall clock.
+    fn start_wall(&self) -> DateTime<Utc> {
+        *self.start_wall.get_or_init(|| {
+            let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+            Utc::now() - chrono::Duration::from_std(elapsed).unwrap_or_default()
+        })
     }
 
     /// Time left before the execution time cap, on the execution's clock.
@@ -131,7 +140,7 @@ pub(crate) async fn execute(
         uses_context: plan.uses_context,
         state_calls: RefCell::default(),
         resource_calls: RefCell::default(),
-        start_wall: Utc::now(),
+        start_wall: std::cell::OnceCell::new(),
         start_clock: tokio::time::Instant::now(),
         start_real: std::time::Instant::now(),
         max_duration,
@@ -169,7 +178,7 @@ pub(crate) async fn execute(
             &machine_arn,
             machine,
             &input,
-            ex.start_wall,
+            ex.start_wall(),
         )
     });
     let frame = Frame {
@@ -500,6 +509,13 @@ async fn call_task(
         state_calls,
         resource_calls,
     });
+    // Built-in and mocked tasks answer at once: then no timer (and no clock read) is needed.
+    let mut fut = fut;
+    if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
+        let result = r?;
+        ex.check_size(&result, resource, "the task result")?;
+        return Ok(result);
+    }
     // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
     let left = ex.remaining();
     let task_limit = timeout.map(Duration::from_secs_f64);

@@ -46,20 +46,61 @@ pub fn result_record(
     let ms = (stop - start).num_milliseconds().max(0) as u64;
     // Express executions are billed in 100 ms steps, 100 ms at least.
     let billed = ms.div_ceil(100).max(1) * 100;
-    let v = json!({
-        "executionArn": execution_arn,
-        "stateMachineArn": state_machine_arn(machine),
-        "name": name,
-        "status": outcome.status.as_str(),
-        "startDate": timestamp(start),
-        "stopDate": timestamp(stop),
-        "output": outcome.output,
-        "error": outcome.error,
-        "cause": outcome.cause,
-        "billingDetails": {"billedDurationInMilliseconds": billed, "billedMemoryUsedInMB": 64},
-        "source": source.to_json(),
-    });
-    serde_json::to_vec(&v).expect("a JSON value always serializes")
+    // Serialized from borrowed fields: building a `json!` value would copy the whole output.
+    let record = ResultRecord {
+        execution_arn,
+        state_machine_arn: &state_machine_arn(machine),
+        name,
+        status: outcome.status.as_str(),
+        start_date: &timestamp(start),
+        stop_date: &timestamp(stop),
+        output: &outcome.output,
+        error: &outcome.error,
+        cause: &outcome.cause,
+        billing_details: Billing {
+            billed_duration_in_milliseconds: billed,
+            billed_memory_used_in_mb: 64,
+        },
+        source: SourceRef {
+            topic: &source.topic,
+            partition: source.partition,
+            offset: source.offset,
+        },
+    };
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer(&mut out, &record).expect("a result record always serializes");
+    out
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultRecord<'a> {
+    execution_arn: &'a str,
+    state_machine_arn: &'a str,
+    name: &'a str,
+    status: &'a str,
+    start_date: &'a str,
+    stop_date: &'a str,
+    output: &'a Option<serde_json::Value>,
+    error: &'a Option<String>,
+    cause: &'a Option<String>,
+    billing_details: Billing,
+    source: SourceRef<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Billing {
+    #[serde(rename = "billedDurationInMilliseconds")]
+    billed_duration_in_milliseconds: u64,
+    #[serde(rename = "billedMemoryUsedInMB")]
+    billed_memory_used_in_mb: u32,
+}
+
+#[derive(serde::Serialize)]
+struct SourceRef<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
 }
 
 /// The dead-letter record for a request that could not start.
