@@ -210,6 +210,25 @@ impl Default for Config {
     }
 }
 
+impl KafkaConfig {
+    /// The pass-through client properties as owned pairs.
+    pub fn property_pairs(&self) -> Vec<(String, String)> {
+        self.properties
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Adds the consumer settings the embedded broker needs, unless the user set them.
+    pub fn use_embedded_consumer_settings(&mut self) {
+        for (k, v) in crate::pipeline::embedded::CONSUMER_PROPERTIES {
+            self.consumer_properties
+                .entry(k.to_string())
+                .or_insert_with(|| v.to_string());
+        }
+    }
+}
+
 impl Config {
     /// Reads a config file (or the defaults when `path` is `None`), then applies environment overrides.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {

@@ -79,6 +79,17 @@ fn diff(expected: &Value, actual: &Value, placeholders: &[String], at: &str) -> 
     }
 }
 
+/// The strings of a JSON array (none when it is not one).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 struct Verdict {
     name: String,
     features: Vec<String>,
@@ -91,22 +102,8 @@ fn run_case(path: &Path, scratch: &Path) -> Verdict {
         serde_json::from_str(&std::fs::read_to_string(path).expect("case file is readable"))
             .expect("case file is JSON");
     let name = case["name"].as_str().unwrap_or("?").to_string();
-    let features: Vec<String> = case["features"]
-        .as_array()
-        .map(|f| {
-            f.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    let placeholders: Vec<String> = case["placeholders"]
-        .as_array()
-        .map(|f| {
-            f.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
+    let features = strings(&case["features"]);
+    let placeholders = strings(&case["placeholders"]);
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())

@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::config::{Config, InputConfig};
-use crate::pipeline::{self, demo, embedded, embedded::EmbeddedBroker, Mode};
+use crate::pipeline::{self, demo, embedded::EmbeddedBroker, Mode};
 
 /// Options of `stepstream load`.
 #[derive(Debug, Clone)]
@@ -72,11 +72,7 @@ fn read_workload(path: &PathBuf) -> Result<Workload> {
 pub fn run(args: &LoadArgs) -> Result<()> {
     let w = read_workload(&args.workload)?;
     let mut cfg = Config::load(args.config.as_deref())?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
-    }
+    let stop = super::stop_on_signals().context("cannot install signal handlers")?;
     if args.external {
         let requests = cfg
             .inputs
@@ -151,11 +147,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         eprintln!("stepstream load: no brokers configured: using an embedded broker at {addr}");
         _embedded = Some(b);
         for (_, c) in &mut phase_cfgs {
-            for (k, v) in embedded::CONSUMER_PROPERTIES {
-                c.kafka
-                    .consumer_properties
-                    .insert(k.to_string(), v.to_string());
-            }
+            c.kafka.use_embedded_consumer_settings();
         }
         addr
     } else {
@@ -243,12 +235,7 @@ fn feed(
         rate_per_sec: args.rate,
         max_outstanding: args.max_outstanding,
         timeout: Duration::from_secs(60),
-        client_properties: cfg
-            .kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        client_properties: cfg.kafka.property_pairs(),
         expected_output,
     };
     Ok(demo::run(&spec, stop)?)

@@ -6,8 +6,19 @@ pub mod run;
 pub mod validate;
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use serde_json::Value;
+
+/// A flag that SIGINT or SIGTERM sets, for commands that stop gracefully.
+pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
 
 /// Reads a JSON argument: the contents of a file if `arg` names one, else `arg` itself as JSON.
 pub fn json_arg(arg: &str, what: &str) -> Result<Value, String> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::Config;
-use crate::pipeline::{self, demo, embedded, embedded::EmbeddedBroker};
+use crate::pipeline::{self, demo, embedded::EmbeddedBroker};
 
 /// Options of `stepstream run` beyond the config file.
 #[derive(Debug, Clone, Default)]
@@ -40,11 +40,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     } else {
         pipeline::Mode::Execute
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
-    }
+    let stop = super::stop_on_signals().context("cannot install signal handlers")?;
 
     // Kept alive until the pipeline has stopped.
     let mut _embedded = None;
@@ -63,13 +59,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
              stepstream: it is for demos only (it keeps at most 5 MiB per partition); set kafka.brokers for real use."
         );
         _embedded = Some(broker);
-        // The embedded broker answers an empty fetch only after the full wait: keep it short.
-        for (k, v) in embedded::CONSUMER_PROPERTIES {
-            cfg.kafka
-                .consumer_properties
-                .entry(k.to_string())
-                .or_insert_with(|| v.to_string());
-        }
+        cfg.kafka.use_embedded_consumer_settings();
         b
     } else {
         cfg.kafka.brokers.clone()
@@ -100,12 +90,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         rate_per_sec: args.demo_rate,
         max_outstanding: 2_000,
         timeout: Duration::from_secs(60),
-        client_properties: cfg
-            .kafka
-            .properties
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        client_properties: cfg.kafka.property_pairs(),
         expected_output: None,
     };
     // Fail before feeding anything if a definition is broken.
