@@ -57,6 +57,14 @@ enum Command {
         #[arg(long)]
         timeout_seconds: Option<f64>,
     },
+    /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
+    Graph {
+        /// Definition file (ASL JSON).
+        file: String,
+        /// Picture language.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
     /// Drive a pipeline with a benchmark workload: throughput, latency percentiles, outputs checked.
     Load {
         /// Workload file (benches/workloads/*.json format).
@@ -108,6 +116,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Clock {
     Real,
     Virtual,
@@ -132,6 +146,29 @@ fn run() -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Graph { file, format } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read definition file {file}: {e}"))?;
+            let def: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{file} is not valid JSON: {e}"))?;
+            let format = match format {
+                GraphFormat::Mermaid => cli::graph::Format::Mermaid,
+                GraphFormat::Dot => cli::graph::Format::Dot,
+            };
+            match cli::graph::render(&def, format) {
+                Ok(picture) => {
+                    print!("{picture}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(problems) => {
+                    eprintln!("{file}: not a valid state machine");
+                    for p in problems {
+                        eprintln!("  {p}");
+                    }
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Load {
             workload,

@@ -1,6 +1,7 @@
 //! The `stepstream` commands as library functions; `main.rs` only parses arguments.
 
 pub mod exec;
+pub mod graph;
 pub mod load;
 pub mod run;
 pub mod validate;
