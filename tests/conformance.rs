@@ -2,8 +2,9 @@
 //! (the real binary, virtual clock) and compares status, output and error with AWS's.
 //!
 //! Every failure is printed with its reason; the summary line is
-//! `conformance: N passed, M failed`. The test fails when fewer cases pass than the
-//! number kept in `tests/conformance.min` (raise it as the engine improves).
+//! `conformance: N passed, M failed`. The test fails, naming each case, when a case listed
+//! in `tests/conformance.pass` no longer passes; `STEPSTREAM_CONFORMANCE_UPDATE=1` rewrites
+//! that list from the run (do so when the engine passes more cases).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -239,15 +240,51 @@ fn aws_recorded_conformance_cases() {
     println!("\n{cause_diffs} failed executions match AWS's error but word the cause differently");
     println!("conformance: {passed} passed, {} failed", failed.len());
 
-    let floor: usize = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance.min"),
-    )
-    .expect("tests/conformance.min holds the pass count to keep")
-    .trim()
-    .parse()
-    .expect("tests/conformance.min holds a number");
+    // Guard by name, not by count: a case that starts failing is named even when another
+    // starts passing at the same time.
+    let list_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance.pass");
+    if std::env::var_os("STEPSTREAM_CONFORMANCE_UPDATE").is_some() {
+        let names: Vec<&str> = verdicts
+            .iter()
+            .filter(|v| v.failure.is_none())
+            .map(|v| v.name.as_str())
+            .collect();
+        std::fs::write(&list_path, names.join("\n") + "\n").expect("the pass list is writable");
+        println!("wrote {} names to {}", names.len(), list_path.display());
+    }
+    let expected = std::fs::read_to_string(&list_path)
+        .expect("tests/conformance.pass lists the cases that must pass");
+    let ran: BTreeMap<&str, &Verdict> = verdicts.iter().map(|v| (v.name.as_str(), v)).collect();
+    let own_corpus = std::env::var_os("STEPSTREAM_CONFORMANCE_DIR").is_none();
+    let mut regressions = vec![];
+    for name in expected.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match ran.get(name) {
+            Some(v) if v.failure.is_some() => regressions.push(format!("{name} now fails")),
+            Some(_) => {}
+            // Another corpus (STEPSTREAM_CONFORMANCE_DIR) need not hold every listed case.
+            None if own_corpus => regressions.push(format!("{name} is missing from the corpus")),
+            None => {}
+        }
+    }
+    let listed: std::collections::BTreeSet<&str> = expected.lines().map(str::trim).collect();
+    let newly: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.failure.is_none() && !listed.contains(v.name.as_str()))
+        .map(|v| v.name.as_str())
+        .collect();
+    if !newly.is_empty() {
+        println!(
+            "{} cases pass that tests/conformance.pass does not list yet (STEPSTREAM_CONFORMANCE_UPDATE=1 rewrites it):",
+            newly.len()
+        );
+        for n in newly {
+            println!("  {n}");
+        }
+    }
     assert!(
-        passed >= floor,
-        "conformance regressed: {passed} cases pass, tests/conformance.min expects at least {floor}"
+        regressions.is_empty(),
+        "conformance regressed ({} cases):\n  {}",
+        regressions.len(),
+        regressions.join("\n  ")
     );
 }
