@@ -57,6 +57,9 @@ pub struct Config {
     /// Executor settings.
     #[serde(default)]
     pub engine: EngineConfig,
+    /// How Task states reach real services (Lambda, HTTP): endpoints, allow-list, limits.
+    #[serde(default)]
+    pub tasks: crate::tasks::TasksConfig,
 }
 
 /// Broker connection.
@@ -275,6 +278,7 @@ impl Config {
                 "kafka.auto_offset_reset must be \"earliest\" or \"latest\"".into(),
             ));
         }
+        self.tasks.check().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -56,6 +56,9 @@ enum Command {
         /// Execution time cap in seconds (default 300, the Express limit).
         #[arg(long)]
         timeout_seconds: Option<f64>,
+        /// Config file whose [tasks] section says how Lambda and HTTP Tasks are called.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
     Graph {
@@ -218,6 +221,7 @@ fn run() -> Result<ExitCode> {
             clock,
             name,
             timeout_seconds,
+            config,
         } => {
             let def_text = std::fs::read_to_string(&definition)
                 .map_err(|e| anyhow::anyhow!("cannot read definition file {definition}: {e}"))?;
@@ -256,6 +260,9 @@ fn run() -> Result<ExitCode> {
                 max_duration: timeout_seconds
                     .filter(|s| s.is_finite() && *s > 0.0)
                     .map(Duration::from_secs_f64),
+                real_tasks: config
+                    .map(|c| stepstream::config::Config::load(Some(&c)).map(|c| c.tasks))
+                    .transpose()?,
             };
             let out = cli::exec::run(&def, input, &args);
             println!("{out}");

@@ -6,6 +6,25 @@ use std::collections::{HashMap, HashSet};
 use super::model::{Kind, StateMachine};
 use super::{pointer_join, Problem};
 
+/// Why an Express workflow cannot call this resource, if it cannot: Express workflows run
+/// request-response calls only, so no job waits (`.sync`), callbacks or Activities.
+pub fn express_refuses(resource: &str) -> Option<String> {
+    let what = if resource.ends_with(".sync") || resource.contains(".sync:") {
+        "waits for a job to finish (.sync, \"Run a Job\")"
+    } else if resource.ends_with(".waitForTaskToken") {
+        "waits for a callback with a task token (.waitForTaskToken)"
+    } else if resource.starts_with("arn:aws:states:") && resource.contains(":activity:") {
+        "is an Activity, which waits for a worker to poll for it"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{resource:?} {what}: Express workflows (what stepstream runs) support only \
+         request-response integrations; call the service without the suffix and poll \
+         or react to its completion in another execution"
+    ))
+}
+
 /// Checks one machine and, recursively, its Parallel branches and Map processors.
 pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
     let index: HashMap<&str, usize> = sm
@@ -51,6 +70,11 @@ pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
                 "Next",
             );
             target(i, &catcher.next, p, problems);
+        }
+        if let Kind::Task { resource, .. } = &s.kind {
+            if let Some(why) = express_refuses(resource) {
+                problems.push(Problem::new(pointer_join(&s.pointer, "Resource"), why));
+            }
         }
         match &s.kind {
             Kind::Parallel { branches } => branches.iter().for_each(|b| check_graph(b, problems)),

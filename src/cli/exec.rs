@@ -22,6 +22,8 @@ pub struct ExecArgs {
     pub name: Option<String>,
     /// Overrides the 5-minute Express cap.
     pub max_duration: Option<Duration>,
+    /// How real Lambda and HTTP calls are made (the config file's `[tasks]`); defaults otherwise.
+    pub real_tasks: Option<crate::tasks::TasksConfig>,
 }
 
 /// Runs one execution and returns the `{"status","output","error","cause"}` object.
@@ -60,7 +62,7 @@ pub fn run(definition: &Value, input: Value, args: &ExecArgs) -> Value {
 }
 
 fn build_tasks(args: &ExecArgs) -> Result<Tasks, String> {
-    let mut tasks = Tasks::new();
+    let mut tasks = Tasks::new().with_real_tasks(args.real_tasks.clone().unwrap_or_default())?;
     if let Some(specs) = &args.tasks {
         tasks.register_specs(specs)?;
     }

@@ -121,6 +121,8 @@ pub fn execute_blocking(
     clock: ClockMode,
 ) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
+        // I/O for real task calls (Lambda, HTTP).
+        .enable_io()
         .enable_time()
         .start_paused(clock == ClockMode::Virtual)
         .build()

@@ -2,14 +2,15 @@
 //!
 //! `order.asl.json` is the machine named `order`. Its Task resources are answered by the
 //! built-in handlers listed in `order.tasks.json` beside it (`{"<resource>": "<spec>"}`,
-//! see [`crate::tasks::builtin`]), if that file exists.
+//! see [`crate::tasks::builtin`]), if that file exists. Resources neither answers reach real
+//! services (Lambda, HTTP) as the config's `[tasks]` section allows.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::compile::plan::Plan;
-use crate::tasks::Tasks;
+use crate::tasks::{Tasks, TasksConfig};
 
 /// One deployable state machine.
 pub struct Machine {
@@ -54,8 +55,13 @@ pub enum LoadError {
     Empty(String),
 }
 
-/// Loads and compiles every `*.asl.json` in `dir`.
+/// Loads and compiles every `*.asl.json` in `dir`, with real tasks as the default `[tasks]` allows.
 pub fn load(dir: &Path) -> Result<Machines, LoadError> {
+    load_with(dir, &TasksConfig::default())
+}
+
+/// Loads and compiles every `*.asl.json` in `dir`; real task calls follow `real`.
+pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
         dir: dir.display().to_string(),
         source,
@@ -91,7 +97,12 @@ pub fn load(dir: &Path) -> Result<Machines, LoadError> {
                 .collect::<Vec<_>>()
                 .join("\n"),
         })?;
-        let mut tasks = Tasks::new();
+        let mut tasks = Tasks::new()
+            .with_real_tasks(real.clone())
+            .map_err(|message| LoadError::Tasks {
+                file: "[tasks] in the config".into(),
+                message,
+            })?;
         let tasks_file = f.with_file_name(format!("{name}.tasks.json"));
         if tasks_file.exists() {
             let tf = tasks_file.display().to_string();

@@ -101,7 +101,10 @@ pub fn run_with(
     mode: Mode,
     assigned: Arc<AtomicBool>,
 ) -> Result<(), PipelineError> {
-    let machines = Arc::new(machines::load(&cfg.engine.state_machines_dir)?);
+    let machines = Arc::new(machines::load_with(
+        &cfg.engine.state_machines_dir,
+        &cfg.tasks,
+    )?);
     let mut bindings = HashMap::new();
     for input in &cfg.inputs {
         if let Some(m) = &input.state_machine {

@@ -62,6 +62,8 @@ fn run(
     ctx: Arc<ShardContext>,
 ) {
     let rt = tokio::runtime::Builder::new_current_thread()
+        // I/O for real task calls (Lambda, HTTP); their clients live on this thread.
+        .enable_io()
         .enable_time()
         .build()
         .expect("a current-thread runtime can always be built");

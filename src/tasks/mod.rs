@@ -2,10 +2,26 @@
 //!
 //! A [`TaskHandler`] turns a task input into a result or a [`WorkflowError`]. [`Tasks`]
 //! picks the handler for a call: a mock for the state if one is configured, else the
-//! handler registered for the state's `Resource`.
+//! handler registered for the state's `Resource`, else (when [`Tasks::with_real_tasks`]
+//! enabled them) the real integrations: a Lambda function ARN or `lambda:invoke` goes to
+//! [`lambda`], `http:invoke` to [`http`].
+//!
+//! A program embedding stepstream binds its own Rust code with [`Tasks::register_fn`]:
+//!
+//! ```
+//! use stepstream::tasks::{TaskError, Tasks};
+//! let mut tasks = Tasks::new();
+//! tasks.register_fn("arn:aws:lambda:us-east-1:1:function:Double", |input| async move {
+//!     let n = input["n"].as_i64().ok_or_else(|| TaskError::new("BadInput", "n must be a number"))?;
+//!     Ok(serde_json::json!({"n": n * 2}))
+//! });
+//! ```
 
 pub mod builtin;
+pub mod http;
+pub mod lambda;
 pub mod mock;
+pub mod net;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +31,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::WorkflowError;
+
+/// The error a task handler returns: a name Retry and Catch match, and a cause.
+pub use crate::error::WorkflowError as TaskError;
+pub use net::TasksConfig;
 
 /// The future a handler returns; executions run on one thread, so it need not be `Send`.
 pub type TaskFuture = Pin<Box<dyn Future<Output = Result<Value, WorkflowError>>>>;
@@ -45,6 +65,26 @@ pub trait TaskHandler: Send + Sync {
 pub struct Tasks {
     mocks: Option<Arc<mock::Mocks>>,
     by_resource: HashMap<String, Arc<dyn TaskHandler>>,
+    real: Option<Arc<RealTasks>>,
+}
+
+/// The handlers that call real services, sharing one config and one set of limits.
+struct RealTasks {
+    lambda: lambda::Lambda,
+    http: http::Http,
+}
+
+/// A handler made of an async closure (see [`Tasks::register_fn`]).
+struct FnHandler<F>(F);
+
+impl<F, Fut> TaskHandler for FnHandler<F>
+where
+    F: Fn(Value) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, WorkflowError>> + 'static,
+{
+    fn call(&self, call: TaskCall<'_>) -> TaskFuture {
+        Box::pin((self.0)(call.input))
+    }
 }
 
 impl Tasks {
@@ -62,6 +102,28 @@ impl Tasks {
     /// Registers a handler for one resource ARN.
     pub fn register(&mut self, resource: impl Into<String>, handler: Arc<dyn TaskHandler>) {
         self.by_resource.insert(resource.into(), handler);
+    }
+
+    /// Binds a resource to an async function of the task input, e.g.
+    /// `tasks.register_fn("arn:...", |input| async move { Ok(input) })`.
+    pub fn register_fn<F, Fut>(&mut self, resource: impl Into<String>, f: F)
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + 'static,
+    {
+        self.register(resource, Arc::new(FnHandler(f)));
+    }
+
+    /// Lets resources nothing else answers reach real services (Lambda, HTTP) as `cfg` allows.
+    pub fn with_real_tasks(mut self, cfg: TasksConfig) -> Result<Self, String> {
+        cfg.check()?;
+        let limits = Arc::new(net::Limits::new(cfg.max_concurrency));
+        let cfg = Arc::new(cfg);
+        self.real = Some(Arc::new(RealTasks {
+            lambda: lambda::Lambda::new(Arc::clone(&cfg), Arc::clone(&limits)),
+            http: http::Http::new(cfg, limits),
+        }));
+        Ok(self)
     }
 
     /// Registers built-in handlers from a `{"<resource>": "<spec>"}` object (see [`builtin`]).
@@ -86,7 +148,22 @@ impl Tasks {
                 return m.call(call);
             }
         }
-        match self.by_resource.get(call.resource) {
+        if let Some(h) = self.by_resource.get(call.resource) {
+            return h.call(call);
+        }
+        let real = self
+            .real
+            .as_deref()
+            .and_then(|r| -> Option<&dyn TaskHandler> {
+                if call.resource == lambda::INVOKE || lambda::is_function_arn(call.resource) {
+                    Some(&r.lambda)
+                } else if call.resource == http::INVOKE {
+                    Some(&r.http)
+                } else {
+                    None
+                }
+            });
+        match real {
             Some(h) => h.call(call),
             None => {
                 let err = WorkflowError::new(
