@@ -126,3 +126,37 @@ pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::asl::parse::parse_definition;
+
+    #[test]
+    fn express_refuses_job_waits_callbacks_and_activities_with_a_reason() {
+        for (resource, words) in [
+            ("arn:aws:states:::glue:startJobRun.sync", ".sync"),
+            ("arn:aws:states:::states:startExecution.sync:2", ".sync"),
+            (
+                "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "task token",
+            ),
+            (
+                "arn:aws:states:us-east-1:123456789012:activity:Approve",
+                "Activity",
+            ),
+        ] {
+            let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "End": true}}});
+            let problems = parse_definition(&def).expect_err(resource);
+            let text = problems[0].to_string();
+            assert!(text.contains("/States/T/Resource"), "{text}");
+            assert!(
+                text.contains(words) && text.contains("request-response"),
+                "{text}"
+            );
+        }
+        let ok = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}});
+        assert!(parse_definition(&ok).is_ok());
+    }
+}

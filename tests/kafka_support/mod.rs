@@ -1039,3 +1039,51 @@ pub fn committed_offsets(
         })
         .collect()
 }
+
+impl Processor {
+    /// Like [`Processor::start_ready`], with `extra_toml` (e.g. a `[tasks]` section for real
+    /// Lambda/HTTP calls) appended to the generated config.
+    pub fn start_ready_with(name: &str, config: &ProcessorConfig, extra_toml: &str) -> Processor {
+        let dir = std::env::temp_dir().join(format!(
+            "stepstream-pipeline-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ));
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        let config_path = dir.join("config.toml");
+        std::fs::write(
+            &config_path,
+            format!("{}\n{extra_toml}\n", config.to_toml()),
+        )
+        .expect("the config file is writable");
+        let stderr_path = dir.join("stderr.log");
+        let stderr = File::create(&stderr_path).expect("the stderr file is writable");
+        let stdout = File::create(dir.join("stdout.log")).expect("the stdout file is writable");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstream"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .env("RUST_BACKTRACE", "1");
+        for (var, _) in std::env::vars_os() {
+            if var.to_string_lossy().starts_with("STEPSTREAM_") {
+                cmd.env_remove(var);
+            }
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_stepstream")));
+        let mut p = Processor {
+            name: name.to_string(),
+            dir,
+            stderr_path,
+            child,
+            exit: None,
+            started: Instant::now(),
+        };
+        p.wait_ready(Duration::from_secs(60));
+        p
+    }
+}
