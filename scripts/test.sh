@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/system-deps.sh
+# The Lambda Runtime Interface Emulator and awslambdaric for tests/lambda_*.rs (quick when installed).
+bash scripts/lambda/setup.sh >/dev/null
 cargo build --all-targets --quiet
 
 kafka_env="$(scripts/kafka/start.sh)"

@@ -67,8 +67,8 @@ fn the_order_workflow_runs_through_kafka_on_real_lambda_functions() {
         machines.join("order.asl.json"),
     )
     .unwrap();
-    // The emulator runs one invocation at a time (one runtime process): one call in
-    // flight per function, which also exercises the shared per-resource limit.
+    // The emulator runs one invocation at a time and crashes on a concurrent second one:
+    // one call in flight per function, which also exercises the shared per-resource limit.
     let mut tasks = String::from("[tasks]\nmax_concurrency = 1\n\n[tasks.lambda.functions]\n");
     for (name, em) in &emulators {
         tasks.push_str(&format!(

@@ -200,3 +200,64 @@ pub fn check_service_parameters(resource: &str, input: &Value) -> Result<(), Str
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::compile::plan::Plan;
+    use crate::exec::{execute_blocking, ClockMode, ExecOptions, Status};
+
+    #[test]
+    fn async_closures_answer_task_states_and_their_errors_are_caught() {
+        let def = json!({"StartAt": "Double", "States": {
+            "Double": {"Type": "Task", "Resource": "rust:double", "ResultPath": "$.d", "Next": "Fail"},
+            "Fail": {"Type": "Task", "Resource": "rust:fail",
+                     "Catch": [{"ErrorEquals": ["Nope"], "ResultPath": "$.err", "Next": "End"}], "End": true},
+            "End": {"Type": "Succeed"}}});
+        let plan = Plan::load(&def).unwrap();
+        let mut tasks = Tasks::new();
+        tasks.register_fn("rust:double", |v: Value| async move {
+            Ok(json!(v["n"].as_i64().unwrap_or(0) * 2))
+        });
+        tasks.register_fn("rust:fail", |_| async {
+            Err(TaskError::new("Nope", "said no"))
+        });
+        let out = execute_blocking(
+            &plan,
+            json!({"n": 21}),
+            &tasks,
+            &ExecOptions::default(),
+            ClockMode::Real,
+        );
+        assert_eq!(out.status, Status::Succeeded);
+        assert_eq!(
+            out.output.unwrap(),
+            json!({"n": 21, "d": 42, "err": {"Error": "Nope", "Cause": "said no"}})
+        );
+    }
+
+    #[test]
+    fn real_resources_fall_back_to_the_integrations_only_when_enabled() {
+        let def = json!({"StartAt": "H", "States": {
+            "H": {"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+                  "Parameters": {"ApiEndpoint": "https://not-allowed.example/", "Method": "GET"}, "End": true}}});
+        let plan = Plan::load(&def).unwrap();
+        let run = |tasks: &Tasks| {
+            execute_blocking(
+                &plan,
+                json!({}),
+                tasks,
+                &ExecOptions::default(),
+                ClockMode::Real,
+            )
+        };
+        let none = run(&Tasks::new());
+        assert!(none.cause.unwrap().contains("no task handler"));
+        let real = run(&Tasks::new()
+            .with_real_tasks(TasksConfig::default())
+            .unwrap());
+        assert!(real.cause.unwrap().contains("allow_hosts"));
+    }
+}

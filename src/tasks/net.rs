@@ -462,6 +462,38 @@ mod tests {
         assert!(!format!("{cfg:?}").contains("s3cret"));
     }
 
+    #[test]
+    fn the_documented_config_files_load() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = crate::config::Config::load(Some(&root.join("config/stepstream.toml"))).unwrap();
+        assert!(cfg.tasks.allow_loopback && cfg.tasks.allow_hosts.is_empty());
+        let example = root.join("examples/order-lambda/stepstream.toml");
+        let cfg = crate::config::Config::load(Some(&example)).unwrap();
+        assert_eq!(cfg.tasks.lambda.functions.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_closes_its_connection() {
+        use tokio::io::AsyncReadExt;
+        // A server that reads the request and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let call = tokio::spawn(async move {
+            let req = client().unwrap().get(url);
+            send(req, Duration::from_secs(600)).await
+        });
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the request arrives");
+        // What the exec layer's TimeoutSeconds race does: drop the call's future.
+        call.abort();
+        let eof = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf))
+            .await
+            .expect("the connection is closed, not left open");
+        assert_eq!(eof.unwrap_or(0), 0);
+    }
+
     #[tokio::test]
     async fn limits_hold_callers_past_the_per_resource_count() {
         let limits = Limits::new(1);
