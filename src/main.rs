@@ -59,6 +59,12 @@ enum Command {
         /// Config file whose [tasks] section says how Lambda and HTTP Tasks are called.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// AWS Step Functions Local MockConfigFile (with --test-case).
+        #[arg(long, requires = "test_case")]
+        mock_config: Option<String>,
+        /// Test case of --mock-config: CASE, or MACHINE#CASE.
+        #[arg(long, requires = "mock_config")]
+        test_case: Option<String>,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
     Graph {
@@ -222,6 +228,8 @@ fn run() -> Result<ExitCode> {
             name,
             timeout_seconds,
             config,
+            mock_config,
+            test_case,
         } => {
             let def_text = std::fs::read_to_string(&definition)
                 .map_err(|e| anyhow::anyhow!("cannot read definition file {definition}: {e}"))?;
@@ -260,6 +268,13 @@ fn run() -> Result<ExitCode> {
                 max_duration: timeout_seconds
                     .filter(|s| s.is_finite() && *s > 0.0)
                     .map(Duration::from_secs_f64),
+                mock_config: match (mock_config, test_case) {
+                    (Some(f), Some(case)) => Some((
+                        cli::json_arg(&f, "mock-config").map_err(anyhow::Error::msg)?,
+                        case,
+                    )),
+                    _ => None,
+                },
                 real_tasks: config
                     .map(|c| stepstream::config::Config::load(Some(&c)).map(|c| c.tasks))
                     .transpose()?,

@@ -22,6 +22,9 @@ pub struct ExecArgs {
     pub name: Option<String>,
     /// Overrides the 5-minute Express cap.
     pub max_duration: Option<Duration>,
+    /// An AWS Step Functions Local MockConfigFile and the test case to answer from
+    /// (`CASE`, or `MACHINE#CASE` when several machines define it).
+    pub mock_config: Option<(Value, String)>,
     /// How real Lambda and HTTP calls are made (the config file's `[tasks]`); defaults otherwise.
     pub real_tasks: Option<crate::tasks::TasksConfig>,
 }
@@ -68,6 +71,9 @@ fn build_tasks(args: &ExecArgs) -> Result<Tasks, String> {
     }
     if let Some(m) = &args.mocks {
         tasks = tasks.with_mocks(Mocks::from_json(m)?);
+    }
+    if let Some((doc, case)) = &args.mock_config {
+        tasks = tasks.with_mocks(crate::tasks::mock_config::mocks_for_case(doc, case)?);
     }
     Ok(tasks)
 }

@@ -62,6 +62,20 @@ pub fn load(dir: &Path) -> Result<Machines, LoadError> {
 
 /// Loads and compiles every `*.asl.json` in `dir`; real task calls follow `real`.
 pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> {
+    let mock_config = match (&real.mock_config, &real.test_case) {
+        (Some(path), Some(case)) => {
+            let file = path.display().to_string();
+            let doc: serde_json::Value = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                .map_err(|message| LoadError::Tasks {
+                    file: file.clone(),
+                    message,
+                })?;
+            Some((doc, case.as_str(), file))
+        }
+        _ => None,
+    };
     let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
         dir: dir.display().to_string(),
         source,
@@ -117,6 +131,18 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                 .register_specs(&specs)
                 .map_err(|message| LoadError::Tasks { file: tf, message })?;
         }
+        if let Some((doc, case, file)) = &mock_config {
+            let mocks =
+                crate::tasks::mock_config::mocks_for(doc, &name, case).map_err(|message| {
+                    LoadError::Tasks {
+                        file: file.clone(),
+                        message,
+                    }
+                })?;
+            if let Some(m) = mocks {
+                tasks = tasks.with_mocks(m);
+            }
+        }
         out.insert(
             name,
             Machine {
@@ -129,4 +155,50 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
         return Err(LoadError::Empty(dir.display().to_string()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::exec::{execute_blocking, ClockMode, ExecOptions};
+
+    #[test]
+    fn a_mock_config_test_case_answers_the_machines_it_names() {
+        let dir = std::env::temp_dir().join(format!("stepstream-machines-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let def = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:F", "End": true}}});
+        for name in ["a", "b"] {
+            std::fs::write(dir.join(format!("{name}.asl.json")), def.to_string()).unwrap();
+        }
+        let mock_file = dir.join("mocks.json");
+        std::fs::write(
+            &mock_file,
+            json!({"StateMachines": {"a": {"TestCases": {"Happy": {"T": "Ok"}}}},
+                   "MockedResponses": {"Ok": {"0": {"Return": {"ok": 1}}}}})
+            .to_string(),
+        )
+        .unwrap();
+        let cfg = TasksConfig {
+            mock_config: Some(mock_file),
+            test_case: Some("Happy".into()),
+            ..TasksConfig::default()
+        };
+        let machines = load_with(&dir, &cfg).unwrap();
+        let run = |m: &Machine| {
+            execute_blocking(
+                &m.plan,
+                json!({}),
+                &m.tasks,
+                &ExecOptions::default(),
+                ClockMode::Real,
+            )
+        };
+        assert_eq!(run(&machines["a"]).output, Some(json!({"ok": 1})));
+        // Machine b is not in the file: its Lambda ARN goes to the real integration,
+        // which has no endpoint for it.
+        assert!(run(&machines["b"]).cause.unwrap().contains("allow_hosts"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -60,6 +60,11 @@ impl Mocks {
         Ok(Mocks { by_state })
     }
 
+    /// Mocks from responses already read (see [`super::mock_config`]).
+    pub(super) fn from_parts(by_state: HashMap<String, Vec<MockResponse>>) -> Mocks {
+        Mocks { by_state }
+    }
+
     /// Whether this state is mocked.
     pub fn has(&self, state: &str) -> bool {
         self.by_state.contains_key(state)

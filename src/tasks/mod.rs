@@ -21,6 +21,7 @@ pub mod builtin;
 pub mod http;
 pub mod lambda;
 pub mod mock;
+pub mod mock_config;
 pub mod net;
 
 use std::collections::HashMap;

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,6 +45,13 @@ pub struct TasksConfig {
     /// Time limit of one call when the Task state sets no TimeoutSeconds (then `States.Timeout`).
     #[serde(default = "default_call_timeout")]
     pub call_timeout_seconds: f64,
+    /// An AWS Step Functions Local MockConfigFile whose test case [`Self::test_case`]
+    /// answers the Task states it names, per state machine (for `stepstream run`).
+    #[serde(default)]
+    pub mock_config: Option<PathBuf>,
+    /// The test case of `mock_config` to use.
+    #[serde(default)]
+    pub test_case: Option<String>,
     /// Lambda endpoints.
     #[serde(default)]
     pub lambda: LambdaConfig,
@@ -59,6 +67,8 @@ impl Default for TasksConfig {
             allow_loopback: true,
             max_concurrency: default_max_concurrency(),
             call_timeout_seconds: default_call_timeout(),
+            mock_config: None,
+            test_case: None,
             lambda: LambdaConfig::default(),
             http: HttpConfig::default(),
         }
@@ -73,6 +83,8 @@ impl fmt::Debug for TasksConfig {
             .field("allow_loopback", &self.allow_loopback)
             .field("max_concurrency", &self.max_concurrency)
             .field("call_timeout_seconds", &self.call_timeout_seconds)
+            .field("mock_config", &self.mock_config)
+            .field("test_case", &self.test_case)
             .field("lambda", &self.lambda)
             .field("http_connections", &self.http.connections.len())
             .finish()
@@ -154,6 +166,9 @@ impl TasksConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.max_concurrency == 0 {
             return Err("tasks.max_concurrency must be at least 1".into());
+        }
+        if self.mock_config.is_some() != self.test_case.is_some() {
+            return Err("tasks.mock_config and tasks.test_case go together".into());
         }
         if !(self.call_timeout_seconds.is_finite() && self.call_timeout_seconds > 0.0) {
             return Err("tasks.call_timeout_seconds must be a positive number".into());
