@@ -4,7 +4,9 @@
 mod common;
 mod lambda_support;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use common::{exec, Scratch};
 use lambda_support::Emulator;
@@ -192,4 +194,109 @@ fn a_function_with_no_endpoint_is_refused_naming_the_config_keys() {
         cause.contains("[tasks.lambda] functions") && cause.contains("allow_hosts"),
         "{cause}"
     );
+}
+
+#[test]
+fn signed_calls_carry_sigv4_from_env_or_the_shared_credentials_file() {
+    let dir = Scratch::new("lambda-sign");
+    // The HTTP test server echoes the Invoke request it gets, headers included.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/http_server.py");
+    let mut server = Command::new("python3")
+        .arg(script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the test server");
+    let mut port = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let cfg = dir.write(
+        "stepstream.toml",
+        format!(
+            "[tasks.lambda]\nsign = true\n[tasks.lambda.functions]\nEcho = \"http://127.0.0.1:{}\"\n",
+            port.trim()
+        ),
+    );
+    let def = dir.write(
+        "def.asl.json",
+        json!({"StartAt": "I", "States": {"I": {"Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "arn:aws:lambda:eu-west-1:123456789012:function:Echo", "Payload": {"a": 1}},
+            "OutputPath": "$.Payload", "End": true}}})
+        .to_string(),
+    );
+    let creds_file = dir.write(
+        "credentials",
+        "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = nope\n\n[ci]\naws_access_key_id = AKIDFILE\naws_secret_access_key = file-s3cret\n",
+    );
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstream"));
+        cmd.args(["exec", "--definition", def.to_str().unwrap()])
+            .args(["--config", cfg.to_str().unwrap()]);
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.env("AWS_SHARED_CREDENTIALS_FILE", &creds_file)
+            .env("AWS_CONFIG_FILE", dir.0.join("no-config"));
+        cmd.envs(env.iter().copied());
+        let out = cmd.output().expect("stepstream runs");
+        serde_json::from_slice::<Value>(&out.stdout).expect("one JSON object")
+    };
+
+    let out = run(&[
+        ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+        ("AWS_SECRET_ACCESS_KEY", "env-s3cret"),
+        ("AWS_SESSION_TOKEN", "tok"),
+    ]);
+    let req = &out["output"];
+    assert_eq!(
+        req["path"],
+        "/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:Echo/invocations",
+        "{out}"
+    );
+    assert_eq!(req["body"], r#"{"a":1}"#);
+    let auth = req["headers"]["authorization"]
+        .as_str()
+        .expect("an Authorization header");
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDENV/"),
+        "{auth}"
+    );
+    assert!(auth.contains("/eu-west-1/lambda/aws4_request"), "{auth}");
+    assert!(
+        auth.contains("x-amz-invocation-type") && auth.contains("Signature="),
+        "{auth}"
+    );
+    assert_eq!(req["headers"]["x-amz-security-token"], "tok");
+    assert!(req["headers"]["x-amz-date"].is_string());
+    assert!(
+        !out.to_string().contains("env-s3cret"),
+        "the secret key is never sent"
+    );
+
+    let out = run(&[("AWS_PROFILE", "ci")]);
+    let auth = out["output"]["headers"]["authorization"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDFILE/"),
+        "{out}"
+    );
+
+    let out = run(&[("AWS_PROFILE", "absent")]);
+    assert_eq!(out["status"], "FAILED", "{out}");
+    assert!(
+        out["cause"]
+            .as_str()
+            .unwrap()
+            .contains("no AWS credentials"),
+        "{out}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }

@@ -111,8 +111,10 @@ impl Function {
 /// Where one call goes.
 struct Target {
     base: reqwest::Url,
-    /// The region to sign for when the endpoint is AWS's own.
+    /// The region to sign for (AWS's own endpoint, or any with `[tasks.lambda] sign`).
     sign_region: Option<String>,
+    /// Whether this is AWS's endpoint (which always flags function errors by header).
+    aws: bool,
 }
 
 fn target(cfg: &TasksConfig, f: &Function, as_written: &str) -> Result<Target, WorkflowError> {
@@ -131,14 +133,6 @@ fn target(cfg: &TasksConfig, f: &Function, as_written: &str) -> Result<Target, W
         })
         .or(cfg.lambda.endpoint.as_ref());
     let config_error = |why: String| WorkflowError::new(names::TASK_FAILED, why);
-    if let Some(url) = listed {
-        let base = reqwest::Url::parse(url)
-            .map_err(|e| config_error(format!("tasks.lambda endpoint {url:?}: {e}")))?;
-        return Ok(Target {
-            base,
-            sign_region: None,
-        });
-    }
     let region = f
         .region
         .clone()
@@ -146,6 +140,15 @@ fn target(cfg: &TasksConfig, f: &Function, as_written: &str) -> Result<Target, W
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".into());
+    if let Some(url) = listed {
+        let base = reqwest::Url::parse(url)
+            .map_err(|e| config_error(format!("tasks.lambda endpoint {url:?}: {e}")))?;
+        return Ok(Target {
+            base,
+            sign_region: cfg.lambda.sign.then_some(region),
+            aws: false,
+        });
+    }
     let base = reqwest::Url::parse(&format!("https://lambda.{region}.amazonaws.com"))
         .map_err(|e| config_error(format!("region {region:?}: {e}")))?;
     if !cfg.allows(&base) {
@@ -164,6 +167,7 @@ fn target(cfg: &TasksConfig, f: &Function, as_written: &str) -> Result<Target, W
     Ok(Target {
         base,
         sign_region: Some(region),
+        aws: true,
     })
 }
 
@@ -227,7 +231,7 @@ async fn invoke(
     // The emulator reports a raised exception as a plain 200 with the error payload; real
     // Lambda adds X-Amz-Function-Error. Only configured (non-AWS) endpoints get the guess.
     let function_error = resp.headers.contains_key("x-amz-function-error")
-        || (target.sign_region.is_none() && looks_like_error_payload(&resp.body));
+        || (!target.aws && looks_like_error_payload(&resp.body));
     if function_error {
         return Err(function_error_of(&resp.body));
     }

@@ -111,6 +111,10 @@ pub struct LambdaConfig {
     /// Region when a function is named without an ARN (else `AWS_REGION`, else us-east-1).
     #[serde(default)]
     pub region: Option<String>,
+    /// Sign calls to the endpoints configured above too (SigV4, for a Lambda-compatible
+    /// service that checks signatures); AWS's own endpoint is always signed.
+    #[serde(default)]
+    pub sign: bool,
 }
 
 /// `[tasks.http]`: what HTTP Task calls carry, by destination.
