@@ -442,10 +442,9 @@ impl TaskHandler for Lambda {
                     )))
                 }
             };
+            // Payload is a JSON value (a string too is sent as JSON text, quoted).
             let payload = match input.get("Payload") {
                 None => b"{}".to_vec(),
-                // A string Payload is sent as it is, as the SDK's Blob would be.
-                Some(Value::String(s)) => s.clone().into_bytes(),
                 Some(v) => serde_json::to_vec(v).map_err(|e| bad_argument(e.to_string()))?,
             };
             let r = invoke(&cfg, &limits, &f, name, invocation_type, payload).await?;
