@@ -259,6 +259,14 @@ impl Config {
                 message: e.to_string(),
             })?;
         cfg.check()?;
+        let mut cfg = cfg;
+        // kafka:produce tasks write to the pipeline's cluster unless told otherwise.
+        if cfg.tasks.kafka.brokers.is_empty() {
+            cfg.tasks.kafka.brokers = cfg.kafka.brokers.clone();
+            if cfg.tasks.kafka.properties.is_empty() {
+                cfg.tasks.kafka.properties = cfg.kafka.properties.clone();
+            }
+        }
         Ok(cfg)
     }
 

@@ -62,6 +62,14 @@ pub fn load(dir: &Path) -> Result<Machines, LoadError> {
 
 /// Loads and compiles every `*.asl.json` in `dir`; real task calls follow `real`.
 pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> {
+    // One set of real integrations for all machines: concurrency limits and the Kafka
+    // producer are per process, not per machine.
+    let base = Tasks::new()
+        .with_real_tasks(real.clone())
+        .map_err(|message| LoadError::Tasks {
+            file: "[tasks] in the config".into(),
+            message,
+        })?;
     let mock_config = match (&real.mock_config, &real.test_case) {
         (Some(path), Some(case)) => {
             let file = path.display().to_string();
@@ -111,12 +119,7 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                 .collect::<Vec<_>>()
                 .join("\n"),
         })?;
-        let mut tasks = Tasks::new()
-            .with_real_tasks(real.clone())
-            .map_err(|message| LoadError::Tasks {
-                file: "[tasks] in the config".into(),
-                message,
-            })?;
+        let mut tasks = base.clone();
         let tasks_file = f.with_file_name(format!("{name}.tasks.json"));
         if tasks_file.exists() {
             let tf = tasks_file.display().to_string();

@@ -4,7 +4,7 @@
 //! picks the handler for a call: a mock for the state if one is configured, else the
 //! handler registered for the state's `Resource`, else (when [`Tasks::with_real_tasks`]
 //! enabled them) the real integrations: a Lambda function ARN or `lambda:invoke` goes to
-//! [`lambda`], `http:invoke` to [`http`].
+//! [`lambda`], `http:invoke` to [`http`], `arn:stepstream:::kafka:produce` to [`kafka`].
 //!
 //! A program embedding stepstream binds its own Rust code with [`Tasks::register_fn`]:
 //!
@@ -19,6 +19,7 @@
 
 pub mod builtin;
 pub mod http;
+pub mod kafka;
 pub mod lambda;
 pub mod mock;
 pub mod mock_config;
@@ -73,6 +74,7 @@ pub struct Tasks {
 struct RealTasks {
     lambda: lambda::Lambda,
     http: http::Http,
+    kafka: kafka::KafkaProduce,
 }
 
 /// A handler made of an async closure (see [`Tasks::register_fn`]).
@@ -122,7 +124,8 @@ impl Tasks {
         let cfg = Arc::new(cfg);
         self.real = Some(Arc::new(RealTasks {
             lambda: lambda::Lambda::new(Arc::clone(&cfg), Arc::clone(&limits)),
-            http: http::Http::new(cfg, limits),
+            http: http::Http::new(Arc::clone(&cfg), Arc::clone(&limits)),
+            kafka: kafka::KafkaProduce::new(cfg, limits),
         }));
         Ok(self)
     }
@@ -160,6 +163,8 @@ impl Tasks {
                     Some(&r.lambda)
                 } else if call.resource == http::INVOKE {
                     Some(&r.http)
+                } else if call.resource == kafka::PRODUCE {
+                    Some(&r.kafka)
                 } else {
                     None
                 }

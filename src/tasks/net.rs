@@ -58,6 +58,9 @@ pub struct TasksConfig {
     /// HTTP Task connections (auth).
     #[serde(default)]
     pub http: HttpConfig,
+    /// Where `arn:stepstream:::kafka:produce` writes.
+    #[serde(default)]
+    pub kafka: super::kafka::KafkaTaskConfig,
 }
 
 impl Default for TasksConfig {
@@ -71,6 +74,7 @@ impl Default for TasksConfig {
             test_case: None,
             lambda: LambdaConfig::default(),
             http: HttpConfig::default(),
+            kafka: super::kafka::KafkaTaskConfig::default(),
         }
     }
 }
@@ -87,6 +91,8 @@ impl fmt::Debug for TasksConfig {
             .field("test_case", &self.test_case)
             .field("lambda", &self.lambda)
             .field("http_connections", &self.http.connections.len())
+            .field("kafka_brokers", &self.kafka.brokers)
+            .field("kafka_topics", &self.kafka.topics)
             .finish()
     }
 }
