@@ -25,7 +25,11 @@ pub const INVOKE: &str = "arn:aws:states:::lambda:invoke";
 
 /// Whether a resource is a Lambda function ARN (called with its input as the payload).
 pub fn is_function_arn(resource: &str) -> bool {
-    resource.starts_with("arn:aws:lambda:") && resource.contains(":function:")
+    let mut parts = resource.split(':');
+    parts.next() == Some("arn")
+        && parts.next().is_some_and(|p| p.starts_with("aws"))
+        && parts.next() == Some("lambda")
+        && resource.contains(":function:")
 }
 
 /// Calls Lambda functions for both resource forms.
@@ -542,6 +546,16 @@ mod credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn function_arns_are_recognised_in_every_partition() {
+        assert!(is_function_arn("arn:aws:lambda:us-east-1:1:function:F"));
+        assert!(is_function_arn(
+            "arn:aws-cn:lambda:cn-north-1:1:function:F:live"
+        ));
+        assert!(!is_function_arn("arn:aws:states:::lambda:invoke"));
+        assert!(!is_function_arn("arn:aws:sqs:us-east-1:1:function:F"));
+    }
 
     #[test]
     fn function_names_parse_in_every_form_aws_accepts() {
