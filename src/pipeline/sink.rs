@@ -314,7 +314,7 @@ fn replacement(
 }
 
 /// The end of a record's journey: its request's offset may move on.
-fn acknowledge(acks: &crossbeam_channel::Sender<Source>, pending: Box<Pending>) {
+fn acknowledge(acks: &crossbeam_channel::Sender<Source>, pending: Pending) {
     // The poller may be gone at shutdown; then nothing is committed anyway.
     let _ = acks.send(pending.source);
     pending.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -357,7 +357,7 @@ impl AckContext {
                 reason: "the rescue queue stayed full (or is closed)",
             }
             .emit();
-            acknowledge(&self.acks, r.pending);
+            acknowledge(&self.acks, *r.pending);
         }
     }
 }
@@ -369,7 +369,7 @@ impl ProducerContext for AckContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
         let (e, msg) = match result {
-            Ok(_) => return acknowledge(&self.acks, pending),
+            Ok(_) => return acknowledge(&self.acks, *pending),
             Err((e, msg)) => (e, msg),
         };
         let (topic, key, payload) = (msg.topic(), msg.key(), msg.payload().unwrap_or_default());
@@ -409,7 +409,7 @@ impl ProducerContext for RescueContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
         let (e, msg) = match result {
-            Ok(_) => return acknowledge(&self.acks, pending),
+            Ok(_) => return acknowledge(&self.acks, *pending),
             Err((e, msg)) => (e, msg),
         };
         if classify(e) == Failure::Purged {
@@ -443,7 +443,7 @@ impl RescueContext {
                 reason: &reason,
             }
             .emit();
-            return acknowledge(&self.acks, pending);
+            return acknowledge(&self.acks, *pending);
         }
         let r = replacement(&self.dead_letters, topic, key, payload, e, pending);
         self.next.lock().expect("rescue queue lock").push_back(r);
