@@ -35,6 +35,9 @@ pub const OUTPUT_REJECTED: &str = "stepstream.OutputRejected";
 /// Largest key a replacement dead letter keeps (a larger one may be why it was refused).
 const MAX_REPLACEMENT_KEY_BYTES: usize = 1024;
 
+/// Refused records waiting for the rescue thread.
+const RESCUE_CHANNEL: usize = 64;
+
 /// How long a rescue waits for room in the rescue queue before the offset moves on without it.
 const RESCUE_QUEUE_WAIT: Duration = Duration::from_secs(5);
 
@@ -556,7 +559,9 @@ pub fn producer(
         dead_letters: dead_letters.clone(),
         next: Mutex::new(VecDeque::new()),
     })?;
-    let (rescues, rx) = crossbeam_channel::bounded(1024);
+    // Small: a rescue may hold a whole refused record (up to message.max.bytes), and the
+    // rescue thread empties this quickly into its own (64 MiB) queue.
+    let (rescues, rx) = crossbeam_channel::bounded(RESCUE_CHANNEL);
     std::thread::Builder::new()
         .name("stepstream-rescue".into())
         .spawn(move || rescue_loop(rescuer, rx))
