@@ -470,3 +470,57 @@ fn poison_records_never_freeze_a_partition_or_a_restart_or_a_shutdown() {
         test_started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn a_dead_letter_the_errors_topic_refuses_still_lets_the_offset_move_on() {
+    let kafka = bootstrap();
+    let id = unique("poison10-lost");
+    let (requests, results, errors) = (
+        format!("{id}.requests"),
+        format!("{id}.results"),
+        format!("{id}.errors"),
+    );
+    // An errors topic too small for any dead letter with an original in it: the dead letter,
+    // its try alone and its replacement are all refused.
+    create_topics_with_configs(
+        &kafka,
+        &[
+            (&requests, 1, &[]),
+            (&results, 1, &[]),
+            (&errors, 1, &[("max.message.bytes", "300")]),
+        ],
+    );
+    let result_log = Collector::start(&kafka, &results);
+    let mut config = ProcessorConfig::new(&kafka, &id, &results, &errors).envelope_input(&requests);
+    config.state_machines_dir = repo_root().join("tests/fixtures/poison");
+    config.shutdown_grace_seconds = GRACE_SECONDS;
+    let mut processor = Processor::start_ready("poison-lost", &config);
+
+    let mut records: Vec<Outgoing> = (0..3).map(good).collect();
+    records.push(Outgoing::new(
+        "poison-no-room-for-its-dead-letter",
+        incompressible(50 * 1024).into_bytes(),
+    ));
+    records.extend((3..6).map(good));
+    let landed = produce(&kafka, &requests, &records);
+    let end = landed.last().expect("records were produced").offset + 1;
+    assert!(
+        wait_committed(&kafka, &id, &requests, end).is_some(),
+        "the committed offset never passed a record whose dead letter is refused\n{}",
+        processor.stderr_tail(40)
+    );
+    assert_eq!(result_log.wait_for_keys(6, RESULTS_TIMEOUT), 6);
+    assert!(
+        processor.stderr_has("NO OUTPUT AT ALL"),
+        "losing the dead letter is logged\n{}",
+        processor.stderr_tail(40)
+    );
+    let stopping = Instant::now();
+    processor.sigterm();
+    let status = processor.wait_exit(Duration::from_secs(GRACE_SECONDS + 30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}"
+    );
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+}
