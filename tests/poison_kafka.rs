@@ -12,6 +12,8 @@
 mod kafka_support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_support::{
@@ -168,21 +170,77 @@ fn good(i: usize) -> Outgoing {
 }
 
 /// Produces the records in order, the large ones one per batch (a batch over the input
-/// topic's limit would be refused whole).
-fn produce_in_order(kafka: &str, topic: &str, records: &[Outgoing]) -> Vec<Landed> {
+/// topic's limit would be refused whole); returns where each landed and when its
+/// produce call returned.
+fn produce_in_order(kafka: &str, topic: &str, records: &[Outgoing]) -> Vec<(Landed, Instant)> {
     let mut landed = Vec::new();
     let mut small: Vec<Outgoing> = Vec::new();
+    let send = |batch: &[Outgoing], landed: &mut Vec<(Landed, Instant)>| {
+        let l = produce(kafka, topic, batch);
+        let now = Instant::now();
+        landed.extend(l.into_iter().map(|l| (l, now)));
+    };
     for r in records {
         if r.key.len() + r.value.as_ref().map_or(0, Vec::len) > 64 * 1024 {
-            landed.extend(produce(kafka, topic, &small));
+            send(&small, &mut landed);
             small.clear();
-            landed.extend(produce(kafka, topic, std::slice::from_ref(r)));
+            send(std::slice::from_ref(r), &mut landed);
         } else {
             small.push(r.clone());
         }
     }
-    landed.extend(produce(kafka, topic, &small));
+    send(&small, &mut landed);
     landed
+}
+
+/// Samples the group's committed offset of partition 0 every 50 ms in the background.
+struct CommitWatch {
+    samples: Arc<Mutex<Vec<(Instant, i64)>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CommitWatch {
+    fn start(kafka: &str, group: &str, topic: &str) -> CommitWatch {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let (samples, stop) = (Arc::clone(&samples), Arc::clone(&stop));
+            let (kafka, group, topic) = (kafka.to_string(), group.to_string(), topic.to_string());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let c = committed_offsets(&kafka, &group, &topic, 1);
+                    if let Some(Some(o)) = c.get(&0) {
+                        samples
+                            .lock()
+                            .expect("samples lock")
+                            .push((Instant::now(), *o));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        CommitWatch {
+            samples,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// When the committed offset was first seen past `offset`.
+    fn passed(&self, offset: i64) -> Option<Instant> {
+        let s = self.samples.lock().expect("samples lock");
+        s.iter().find(|(_, o)| *o > offset).map(|(t, _)| *t)
+    }
+}
+
+impl Drop for CommitWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Waits until the group's committed offset of partition 0 reaches `end`; returns when.
@@ -260,8 +318,10 @@ fn poison_records_never_freeze_a_partition_or_a_restart_or_a_shutdown() {
         records.push(good(goods));
         goods += 1;
     }
-    let landed = produce_in_order(&kafka, &requests, &records);
+    let watch = CommitWatch::start(&kafka, &id, &requests);
+    let produced_at = produce_in_order(&kafka, &requests, &records);
     let produced = Instant::now();
+    let landed: Vec<Landed> = produced_at.iter().map(|(l, _)| *l).collect();
     assert!(landed.iter().all(|l| l.partition == 0));
     let end = landed.last().expect("records were produced").offset + 1;
 
@@ -405,6 +465,27 @@ fn poison_records_never_freeze_a_partition_or_a_restart_or_a_shutdown() {
         first.stderr_tail(40)
     );
     eprintln!("poison: dead letter sizes (bytes): {sizes:?}");
+    // Sampled every 50 ms, by a client that needs a few ms per sample: read as +- 100 ms.
+    let lags: Vec<String> = poisons
+        .iter()
+        .zip(&poison_at)
+        .map(|(p, &i)| {
+            let (l, at) = produced_at[i];
+            match watch.passed(l.offset) {
+                Some(t) => format!(
+                    "{} {:.2} s",
+                    p.key,
+                    t.saturating_duration_since(at).as_secs_f64()
+                ),
+                None => format!("{} not seen", p.key),
+            }
+        })
+        .collect();
+    eprintln!(
+        "poison: produced -> committed offset past it: {}",
+        lags.join(", ")
+    );
+    drop(watch);
     eprintln!(
         "poison: committed offset passed all {} records {:.2} s after the last was produced",
         records.len(),
