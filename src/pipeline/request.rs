@@ -133,7 +133,13 @@ pub fn decode(
         (Some(h), _) => h.to_string(),
         (None, Some(Value::String(s))) => {
             check_name(&s).map_err(|broken| {
-                name_rejection(&s, "\"stateMachine\"", "state machine name", broken)
+                name_rejection(
+                    &s,
+                    s.len(),
+                    "\"stateMachine\"",
+                    "state machine name",
+                    broken,
+                )
             })?;
             s
         }
@@ -154,8 +160,9 @@ pub fn decode(
         (Some(h), _) => Some(h.to_string()),
         (None, None | Some(Value::Null)) => None,
         (None, Some(Value::String(s))) => {
-            check_name(&s)
-                .map_err(|broken| name_rejection(&s, "\"name\"", "execution name", broken))?;
+            check_name(&s).map_err(|broken| {
+                name_rejection(&s, s.len(), "\"name\"", "execution name", broken)
+            })?;
             Some(s)
         }
         (None, Some(_)) => {
@@ -251,28 +258,20 @@ pub fn check_name(s: &str) -> Result<(), NameRule> {
     Ok(())
 }
 
-/// The start of a bad name, quoted and escaped, for a cause.
-fn quoted_prefix(s: &str) -> String {
-    let mut chars = s.chars();
-    let prefix: String = chars.by_ref().take(QUOTED_NAME_CHARS).collect();
-    if chars.next().is_some() {
-        format!("{prefix:?}... ({} bytes)", s.len())
+/// The start of a bad name, quoted and escaped, for a cause; `bytes` is the whole name's size.
+fn quoted_prefix(s: &str, bytes: usize) -> String {
+    let prefix: String = s.chars().take(QUOTED_NAME_CHARS).collect();
+    if prefix.len() < bytes {
+        format!("{prefix:?}... ({bytes} bytes)")
     } else {
         format!("{prefix:?}")
     }
 }
 
-impl Rejection {
-    fn with_size(mut self, bytes: usize) -> Rejection {
-        self.cause = format!("{} ({bytes} bytes in all)", self.cause);
-        self
-    }
-}
-
-fn name_rejection(s: &str, field: &str, what: &str, broken: NameRule) -> Rejection {
+fn name_rejection(s: &str, bytes: usize, field: &str, what: &str, broken: NameRule) -> Rejection {
     reject(
         errors::INVALID_REQUEST,
-        format!("the {what} in {field} {} {broken}", quoted_prefix(s)),
+        format!("the {what} in {field} {} {broken}", quoted_prefix(s, bytes)),
     )
 }
 
@@ -283,7 +282,13 @@ fn header_text<'a>(raw: &'a [u8], header: &str, what: &str) -> Result<&'a str, R
     // decoding it (it may be as large as the record).
     if raw.len() > MAX_NAME_CHARS * 4 {
         let head = String::from_utf8_lossy(&raw[..QUOTED_NAME_CHARS * 4]);
-        return Err(name_rejection(&head, &field, what, NameRule::TooLong).with_size(raw.len()));
+        return Err(name_rejection(
+            &head,
+            raw.len(),
+            &field,
+            what,
+            NameRule::TooLong,
+        ));
     }
     let text = std::str::from_utf8(raw).map_err(|bad| {
         reject(
@@ -295,7 +300,7 @@ fn header_text<'a>(raw: &'a [u8], header: &str, what: &str) -> Result<&'a str, R
             ),
         )
     })?;
-    check_name(text).map_err(|broken| name_rejection(text, &field, what, broken))?;
+    check_name(text).map_err(|broken| name_rejection(text, text.len(), &field, what, broken))?;
     Ok(text)
 }
 
@@ -464,6 +469,12 @@ mod tests {
     #[test]
     fn a_cause_quotes_only_the_start_of_a_long_name() {
         let r = envelope_name(&"x".repeat(10_000));
+        assert!(
+            r.cause
+                .contains(&format!("{:?}... (10000 bytes)", "x".repeat(32))),
+            "{}",
+            r.cause
+        );
         assert!(r.cause.contains("longer than 80"), "{}", r.cause);
         assert!(r.cause.len() < 300, "{}", r.cause);
     }
