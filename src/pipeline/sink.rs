@@ -84,6 +84,10 @@ pub enum Failure {
     Permanent,
     /// The producer is being destroyed (shutdown): nothing to do, the request is redelivered.
     Purged,
+    /// The producer itself cannot go on (a fatal idempotence error): no record is refused,
+    /// the producer is. Outputs are neither acknowledged nor replaced, so a restart redoes
+    /// them; replacing every output with a dead letter would lose the whole stream.
+    Fatal,
 }
 
 /// Sorts a produce error into [`Failure`]s. Anything not known to be transient is
@@ -95,6 +99,7 @@ pub fn classify(e: &KafkaError) -> Failure {
     use RDKafkaErrorCode as C;
     match code {
         C::PurgeQueue | C::PurgeInflight => Failure::Purged,
+        C::Fatal => Failure::Fatal,
         C::QueueFull
         | C::MessageTimedOut
         | C::OperationTimedOut
@@ -151,6 +156,11 @@ pub enum SinkEvent<'a> {
         /// The error.
         error: &'a KafkaError,
     },
+    /// The producer hit a fatal error: nothing it is given is acknowledged any more.
+    ProducerFatal {
+        /// The error.
+        error: &'a KafkaError,
+    },
     /// Even the replacement dead letter could not be written: the offset moves on without it.
     OutputLost {
         /// The request it answered.
@@ -172,6 +182,8 @@ pub struct SinkCounters {
     pub output_rejected: AtomicU64,
     /// [`SinkEvent::OutputLost`].
     pub output_lost: AtomicU64,
+    /// [`SinkEvent::ProducerFatal`].
+    pub producer_fatal: AtomicU64,
 }
 
 /// The process's sink counters.
@@ -179,6 +191,7 @@ pub static COUNTERS: SinkCounters = SinkCounters {
     produce_retried: AtomicU64::new(0),
     output_rejected: AtomicU64::new(0),
     output_lost: AtomicU64::new(0),
+    producer_fatal: AtomicU64::new(0),
 };
 
 /// One rate limit per event kind: (second of the window, lines printed in it).
@@ -208,6 +221,7 @@ impl RateLimit {
 static RETRIED_LOG: RateLimit = RateLimit::new();
 static REJECTED_LOG: RateLimit = RateLimit::new();
 static LOST_LOG: RateLimit = RateLimit::new();
+static FATAL_LOG: RateLimit = RateLimit::new();
 
 impl SinkEvent<'_> {
     /// Counts the event and logs it (rate-limited).
@@ -242,6 +256,15 @@ impl SinkEvent<'_> {
                         "stepstream: ERROR: {topic} refused the {size}-byte output for {}/{}@{} ({error}); \
                          a {OUTPUT_REJECTED} dead letter replaces it",
                         source.topic, source.partition, source.offset
+                    );
+                }
+            }
+            SinkEvent::ProducerFatal { error } => {
+                COUNTERS.producer_fatal.fetch_add(1, Ordering::Relaxed);
+                if FATAL_LOG.allow() {
+                    eprintln!(
+                        "stepstream: FATAL: the producer cannot go on ({error}); outputs are no \
+                         longer acknowledged, so nothing is committed past them: restart stepstream"
                     );
                 }
             }
@@ -381,6 +404,10 @@ impl ProducerContext for AckContext {
             Failure::Purged => {
                 pending.in_flight.fetch_sub(1, Ordering::Relaxed);
             }
+            Failure::Fatal => {
+                SinkEvent::ProducerFatal { error: e }.emit();
+                pending.in_flight.fetch_sub(1, Ordering::Relaxed);
+            }
             // Only with a finite message.timeout.ms: the rescue producer never times out.
             // A refused batch may be another record's fault: one more try, alone.
             Failure::Transient | Failure::Permanent => {
@@ -415,9 +442,17 @@ impl ProducerContext for RescueContext {
             Ok(_) => return acknowledge(&self.acks, *pending),
             Err((e, msg)) => (e, msg),
         };
-        if classify(e) == Failure::Purged {
-            pending.in_flight.fetch_sub(1, Ordering::Relaxed);
-            return;
+        match classify(e) {
+            Failure::Purged => {
+                pending.in_flight.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            Failure::Fatal => {
+                SinkEvent::ProducerFatal { error: e }.emit();
+                pending.in_flight.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            Failure::Transient | Failure::Permanent => {}
         }
         self.failed(
             msg.topic(),
@@ -502,9 +537,17 @@ fn send_rescue(producer: &BaseProducer<RescueContext>, r: Rescue) {
             Ok(()) => return,
             Err((e, record)) => {
                 pending = record.delivery_opaque;
-                if classify(&e) == Failure::Transient && Instant::now() < deadline {
-                    producer.poll(Duration::from_millis(50));
-                    continue;
+                match classify(&e) {
+                    Failure::Transient if Instant::now() < deadline => {
+                        producer.poll(Duration::from_millis(50));
+                        continue;
+                    }
+                    Failure::Fatal | Failure::Purged => {
+                        SinkEvent::ProducerFatal { error: &e }.emit();
+                        pending.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Failure::Transient | Failure::Permanent => {}
                 }
                 let key = r.key.as_deref();
                 return producer
@@ -643,12 +686,16 @@ mod tests {
             RDKafkaErrorCode::TopicAuthorizationFailed,
             RDKafkaErrorCode::ClusterAuthorizationFailed,
             RDKafkaErrorCode::UnknownTopicOrPartition,
-            RDKafkaErrorCode::Fatal,
             RDKafkaErrorCode::PolicyViolation,
         ] {
             assert_eq!(classify(&code(c)), Failure::Permanent, "{c:?}");
         }
         assert_eq!(classify(&KafkaError::Canceled), Failure::Permanent);
+    }
+
+    #[test]
+    fn a_fatal_producer_error_is_not_blamed_on_the_record() {
+        assert_eq!(classify(&code(RDKafkaErrorCode::Fatal)), Failure::Fatal);
     }
 
     #[test]

@@ -199,7 +199,7 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
 /// Queues a record in the producer. A transient refusal (full queue) is retried with a
 /// capped backoff (at shutdown the shard's tasks are dropped, so this never holds it up);
 /// a permanent one (too large, ...) hands the record to the sink, which replaces it with a
-/// dead letter so its offset moves on.
+/// dead letter so its offset moves on; a fatal producer is waited on, never blamed on a record.
 async fn deliver(
     ctx: &ShardContext,
     topic: &str,
@@ -220,18 +220,25 @@ async fn deliver(
             Ok(()) => return,
             Err((e, record)) => {
                 pending = record.delivery_opaque;
-                if sink::classify(&e) != Failure::Transient {
-                    ctx.producer
-                        .context()
-                        .reject(topic, key, payload, &e, pending);
-                    return;
+                match sink::classify(&e) {
+                    Failure::Permanent => {
+                        ctx.producer
+                            .context()
+                            .reject(topic, key, payload, &e, pending);
+                        return;
+                    }
+                    // Held, not replaced: the shard fills up, its partitions pause, and a
+                    // restart (which the log asks for) redoes what was not committed.
+                    Failure::Fatal | Failure::Purged => {
+                        SinkEvent::ProducerFatal { error: &e }.emit()
+                    }
+                    Failure::Transient => SinkEvent::ProduceRetried {
+                        topic,
+                        error: &e,
+                        backoff,
+                    }
+                    .emit(),
                 }
-                SinkEvent::ProduceRetried {
-                    topic,
-                    error: &e,
-                    backoff,
-                }
-                .emit();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
