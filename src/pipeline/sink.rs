@@ -7,11 +7,14 @@
 //! - a transient failure (queue full, broker down, timeout) is retried: by librdkafka itself
 //!   (`message.timeout.ms = 0`), by the shard for a full queue, or by the rescue producer
 //!   when a delivery report says it timed out;
-//! - a permanent one (too large, invalid record, not authorized, any other code) gets one
-//!   more try alone in a batch on the rescue producer (the broker may have refused a batch
-//!   for another record's sake), then the record is replaced by a small dead letter
-//!   (`stepstream.OutputRejected`) on the errors topic;
-//! - if even that dead letter cannot be written, the offset moves on anyway, loudly.
+//! - a permanent one (too large, invalid record, not authorized, any other code) replaces
+//!   the record with a small dead letter (`stepstream.OutputRejected`) on the errors topic,
+//!   sent by the rescue producer; when the broker reported it (a delivery report), the
+//!   record first gets one more try alone in a batch there, since the broker refuses whole
+//!   batches for one record's sake;
+//! - if even that dead letter cannot be written, the offset moves on anyway, loudly;
+//! - a fatal producer error is no record's fault: outputs are held unacknowledged and the
+//!   log asks for a restart.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
