@@ -209,10 +209,9 @@ fn dispatch(
     let (mut header_machine, mut header_name) = (None, None);
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
-            let v = h
-                .value
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::to_string);
+            // Raw bytes, a null value as an empty one: the decoder refuses a bad name
+            // instead of silently ignoring it.
+            let v = Some(h.value.unwrap_or_default().to_vec());
             match h.key {
                 HEADER_STATE_MACHINE => header_machine = v,
                 HEADER_EXECUTION_NAME => header_name = v,

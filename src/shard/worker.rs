@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::BaseRecord;
+use rdkafka::producer::{BaseRecord, Producer as _};
 
 use super::{Job, ShardHandle};
 use crate::exec::{self, ExecOptions};
 use crate::pipeline::machines::Machines;
 use crate::pipeline::request::{self, errors, RequestLimits};
 use crate::pipeline::result::{self, Source};
-use crate::pipeline::sink::{Pending, Sink};
+use crate::pipeline::sink::{self, Failure, Pending, Sink, SinkEvent};
 
 /// What every shard shares: read-only machines, the producer, where to write.
 pub struct ShardContext {
@@ -126,10 +125,17 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
         job.header_name.as_deref(),
         ctx.limits,
     );
+    let max_original = ctx.producer.context().dead_letters().max_original;
     let (topic, payload) = match decoded {
         Err(rej) => (
             &ctx.errors_topic,
-            result::dead_letter(rej.error, &rej.cause, &job.source, job.value.as_deref()),
+            result::dead_letter(
+                rej.error,
+                &rej.cause,
+                &job.source,
+                job.value.as_deref(),
+                max_original,
+            ),
         ),
         Ok(req) => match ctx.machines.get(&req.state_machine) {
             None => {
@@ -147,6 +153,7 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
                         &cause,
                         &job.source,
                         job.value.as_deref(),
+                        max_original,
                     ),
                 )
             }
@@ -189,7 +196,10 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
     .await;
 }
 
-/// Queues a record in the producer, waiting while its queue is full; never drops it.
+/// Queues a record in the producer. A transient refusal (full queue) is retried with a
+/// capped backoff (at shutdown the shard's tasks are dropped, so this never holds it up);
+/// a permanent one (too large, ...) hands the record to the sink, which replaces it with a
+/// dead letter so its offset moves on; a fatal producer is waited on, never blamed on a record.
 async fn deliver(
     ctx: &ShardContext,
     topic: &str,
@@ -198,7 +208,7 @@ async fn deliver(
     source: Source,
     in_flight: Arc<AtomicUsize>,
 ) {
-    let mut pending = Box::new(Pending { source, in_flight });
+    let mut pending = Pending::new(source, in_flight);
     let mut backoff = Duration::from_millis(1);
     loop {
         let mut record =
@@ -210,13 +220,24 @@ async fn deliver(
             Ok(()) => return,
             Err((e, record)) => {
                 pending = record.delivery_opaque;
-                if !matches!(
-                    e,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                ) {
-                    eprintln!(
-                        "stepstream: producing to {topic} failed ({e}); retrying in {backoff:?}"
-                    );
+                match sink::classify(&e) {
+                    Failure::Permanent => {
+                        ctx.producer
+                            .context()
+                            .reject(topic, key, payload, &e, pending);
+                        return;
+                    }
+                    // Held, not replaced: the shard fills up, its partitions pause, and a
+                    // restart (which the log asks for) redoes what was not committed.
+                    Failure::Fatal | Failure::Purged => {
+                        SinkEvent::ProducerFatal { error: &e }.emit()
+                    }
+                    Failure::Transient => SinkEvent::ProduceRetried {
+                        topic,
+                        error: &e,
+                        backoff,
+                    }
+                    .emit(),
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
