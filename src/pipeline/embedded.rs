@@ -209,6 +209,12 @@ impl EmbeddedBroker {
         self.losses.dropped.load(Ordering::Acquire)
     }
 
+    /// The counter behind [`Self::dropped_unread`], for a feeder that should stop waiting
+    /// for results that cannot come.
+    pub fn dropped_unread_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.losses.dropped)
+    }
+
     /// Reports every loss not reported yet, including records dropped while no pipeline was
     /// reading (a paused partition, or after the stop), and says what is still unread.
     /// Call it once the pipelines on this broker have stopped: while one reads, records it
@@ -385,7 +391,7 @@ struct Losses {
     /// Every topic the broker was started with; only those a pipeline reads are watched.
     topics: Vec<TopicReads>,
     /// Requests dropped unread, reported so far (the [`DroppedUnread`] counter).
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 struct TopicReads {
@@ -422,7 +428,7 @@ impl Losses {
                         .collect(),
                 })
                 .collect(),
-            dropped: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
