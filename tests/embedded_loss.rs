@@ -133,3 +133,98 @@ fn requests_dropped_unread_by_the_embedded_broker_are_counted_and_are_the_missin
         settled.dropped_unread + summary.lost_results
     );
 }
+
+/// `stepstream run --demo` says so loudly: an error line per loss, the total at shutdown, and
+/// a `lost` line in the demo report. The pipeline holds one execution of one second at a
+/// time, so of 2,000 requests of 4 KB (8 MB, uncompressed) written at once into one
+/// partition the broker must drop some before they are read; the run is then interrupted.
+#[test]
+fn run_demo_reports_requests_the_embedded_broker_dropped() {
+    let scratch = common::Scratch::new("embedded-loss-cli");
+    let input = scratch.write(
+        "input.json",
+        serde_json::json!({"orderId": "ORD-1", "padding": "x".repeat(4000)}).to_string(),
+    );
+    let stderr_path = scratch.0.join("stderr.txt");
+    let stderr = std::fs::File::create(&stderr_path).expect("scratch dir is writable");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stepstream"))
+        .current_dir(common::root())
+        .args([
+            "run",
+            "--demo",
+            "2000",
+            "--demo-machine",
+            "pause-one-second",
+        ])
+        .arg("--demo-input")
+        .arg(&input)
+        .env("STEPSTREAM_KAFKA_BROKERS", "")
+        .env("STEPSTREAM_KAFKA_PARTITIONS", "1")
+        .env("STEPSTREAM_KAFKA_PROPERTY_COMPRESSION_TYPE", "none")
+        .env("STEPSTREAM_ENGINE_SHARDS", "1")
+        .env("STEPSTREAM_ENGINE_MAX_IN_FLIGHT_PER_SHARD", "1")
+        .env(
+            "STEPSTREAM_ENGINE_STATE_MACHINES_DIR",
+            "tests/fixtures/pipeline",
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("the stepstream binary starts");
+
+    let started = Instant::now();
+    let loss_line = loop {
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .find(|l| l.starts_with("stepstream: the embedded broker dropped") && l.contains("/0"))
+        {
+            break line.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no loss reported in 60 s; stderr:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+    // SAFETY: kill(2) on the child this test started and has not yet waited for.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = child.wait_with_output().expect("stepstream exits");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+
+    // "... dropped N unread requests from stepstream.requests/0 (offsets A..B): ..."
+    let count = |line: &str, after: &str| -> u64 {
+        line.split(after)
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no count after {after:?} in {line:?}"))
+    };
+    let first = count(&loss_line, "dropped ");
+    assert!(first > 0, "{loss_line}");
+    assert!(
+        loss_line.contains("use a real Kafka (kafka.brokers)"),
+        "{loss_line}"
+    );
+    let total_line = stderr
+        .lines()
+        .find(|l| l.ends_with("unread requests in all"))
+        .unwrap_or_else(|| panic!("no shutdown total; stderr:\n{stderr}"));
+    let total = count(total_line, "dropped ");
+    let events: u64 = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("stepstream: the embedded broker dropped") && l.contains(" from ")
+        })
+        .map(|l| count(l, "dropped "))
+        .sum();
+    assert_eq!(total, events, "the total is the sum of the logged losses");
+    assert!(
+        stdout.contains(&format!("lost        {total} requests, 0 results")),
+        "{stdout}"
+    );
+    // Interrupted with requests missing: not a success.
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+}
