@@ -46,6 +46,7 @@
 //! it wherever it likes) while any thread connects to [`EmbeddedBroker::bootstrap_servers`].
 
 use std::fmt;
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -274,7 +275,13 @@ impl DroppedUnread<'_> {
     /// Logs the loss and adds it to `total`.
     pub fn emit(&self, total: &AtomicU64) {
         total.fetch_add(self.count, Ordering::AcqRel);
-        eprintln!("{self}");
+        // On a terminal the demo's live line may be waiting for its newline: start afresh.
+        let clear = if std::io::stderr().is_terminal() {
+            "\r\x1b[K"
+        } else {
+            ""
+        };
+        eprintln!("{clear}{self}");
     }
 }
 
