@@ -31,12 +31,13 @@
 //! Because a user must never lose requests to it unknowingly, the broker watches what a
 //! pipeline reads of it ([`reads_of`]): the poller reports every input record's offset, and a
 //! jump past offsets it never got means the mock dropped them first (the mock has no
-//! compaction and nothing here writes transactions, the only other causes of gaps). A thread
+//! compaction and stepstream writes no transactions, the only other causes of gaps; a
+//! transactional producer of the user's would have its commit markers counted). A thread
 //! sweeps those counts every second and logs each loss as a [`DroppedUnread`] event with the
 //! count and offsets; [`EmbeddedBroker::settle`], called once the pipeline has stopped, also
 //! counts what was dropped while the pipeline was not reading at all (paused, or stopped).
 //! Gaps are exact where a comparison of the low watermark with the consumer position is not:
-//! while a partition is being read, records behind the position may sit safely in
+//! while a partition is being read, records the poller has not taken yet may sit safely in
 //! librdkafka's prefetch queue after the broker dropped them.
 //!
 //! Threads: rdkafka's `MockCluster` holds a raw pointer and so is neither `Send` nor `Sync`.
