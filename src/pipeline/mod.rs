@@ -164,6 +164,11 @@ pub fn run_with(
         max_in_flight,
         commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
         shutdown_grace: Duration::from_secs(cfg.engine.shutdown_grace_seconds),
+        embedded_reads: embedded::reads_of(
+            brokers,
+            &topics,
+            cfg.kafka.auto_offset_reset == "earliest",
+        ),
     };
     source::run(&consumer, &shards, &offsets, &settings, stop);
 

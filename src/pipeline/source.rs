@@ -125,6 +125,8 @@ pub struct SourceSettings {
     pub commit_interval: Duration,
     /// How long shutdown waits for in-flight executions.
     pub shutdown_grace: Duration,
+    /// Offsets read from an embedded broker, to catch records it dropped unread (`None` on Kafka).
+    pub embedded_reads: Option<super::embedded::ReadTracker>,
 }
 
 /// Polls until `stop` is set, then drains and commits. Returns when shards hold nothing
@@ -235,6 +237,9 @@ fn dispatch(
         .lock()
         .expect("offset tracker lock")
         .dispatched(topic, m.partition(), m.offset());
+    if let Some(reads) = &settings.embedded_reads {
+        reads.observe(topic, m.partition(), m.offset());
+    }
     let shard = shard_for(topic, m.partition(), shards.len());
     shards[shard].submit(job);
     shard
