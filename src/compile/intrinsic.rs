@@ -976,7 +976,7 @@ mod tests {
                              "StateMachine": {"Name": "orders-v2"}});
         let env = Env {
             input,
-            context: &context,
+            context: &crate::exec::context::Context::from_value(context.clone()),
             vars,
         };
         Intrinsic::parse(text)
@@ -1633,7 +1633,7 @@ mod tests {
         let vars = Vars::default();
         let env = Env {
             input,
-            context: &context,
+            context: &crate::exec::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         let result = Intrinsic::parse(call)

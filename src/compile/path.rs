@@ -11,6 +11,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::Env;
+use crate::exec::context::Context;
 
 /// Where a path starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,10 +162,11 @@ impl Path {
             .all(|s| matches!(s, Seg::Name(_) | Seg::Index(_)))
     }
 
+    /// The root value, or `None` for `$$`, which is looked up part by part ([`Context::part`]).
     fn root_value<'v>(&self, env: &Env<'v>) -> Option<&'v Value> {
         match &self.root {
             Root::Input => Some(env.input),
-            Root::Context => Some(env.context),
+            Root::Context => None,
             Root::Var(name) => env.vars.get(name),
         }
     }
@@ -172,8 +174,23 @@ impl Path {
     /// Looks the path up: a borrowed value for a definite path, a new array for an
     /// indefinite one; `None` when a definite path is not there.
     pub fn eval<'v>(&self, env: &Env<'v>) -> Option<Cow<'v, Value>> {
+        if self.root == Root::Context {
+            return self.eval_context(env.context);
+        }
         let root = self.root_value(env)?;
         self.eval_in(root)
+    }
+
+    /// `$$` paths: a definite path that names a member reads it in place; anything else
+    /// (`$$` alone, a wildcard, a filter) needs the whole object, built for this lookup.
+    fn eval_context<'v>(&self, ctx: &'v Context) -> Option<Cow<'v, Value>> {
+        if self.definite {
+            if let Some((Seg::Name(first), rest)) = self.segs.split_first() {
+                return lookup_definite(ctx.part(first)?, rest);
+            }
+        }
+        let whole = ctx.to_value();
+        self.eval_in(&whole).map(|v| Cow::Owned(v.into_owned()))
     }
 
     /// Like [`Path::eval`] but starting from `root` whatever the path's root is.
@@ -188,13 +205,20 @@ impl Path {
         )))
     }
 
-    /// Definite lookup by reference (no allocation); `None` if absent or indefinite.
+    /// Definite lookup by reference (no allocation); `None` if absent or indefinite, and
+    /// for `$$` alone (the whole Context object is not held as one value).
     pub fn get<'v>(&self, env: &Env<'v>) -> Option<&'v Value> {
         if !self.definite || self.segs.last() == Some(&Seg::Length) {
             return None;
         }
-        let mut v = self.root_value(env)?;
-        for s in &self.segs {
+        let (mut v, segs) = match &self.root {
+            Root::Context => match self.segs.split_first() {
+                Some((Seg::Name(first), rest)) => (env.context.part(first)?, rest),
+                _ => return None,
+            },
+            _ => (self.root_value(env)?, &self.segs[..]),
+        };
+        for s in segs {
             v = step(v, s)?;
         }
         Some(v)
@@ -771,7 +795,7 @@ mod tests {
         let ctx = json!({"Execution": {"Id": "arn:x"}});
         let env = Env {
             input,
-            context: &ctx,
+            context: &crate::exec::context::Context::from_value(ctx.clone()),
             vars: &vars,
         };
         Path::parse(path).unwrap().eval(&env).map(Cow::into_owned)

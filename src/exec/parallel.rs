@@ -19,12 +19,29 @@ pub(crate) async fn run(
 ) -> Result<Value, WorkflowError> {
     // Branches read the enclosing variables; what they assign stays inside them.
     let outer = Arc::new(frame.vars.clone());
-    let runs = node.branches.iter().map(|b| {
+    let mut runs = Vec::with_capacity(node.branches.len());
+    for (i, b) in node.branches.iter().enumerate() {
+        // Each branch owns a copy of the input while it runs; count it.
+        let held_in = ex.budget.hold_value(
+            &input,
+            &format!("the input of branch {i} of a Parallel state"),
+        )?;
         let f = Frame {
             ctx: frame.ctx.clone(),
             vars: Vars::inner(&outer),
         };
-        run_machine(ex, b, input.clone(), f, None)
-    });
-    try_join_all(runs).await.map(Value::Array)
+        let run = run_machine(ex, b, input.clone(), f, None);
+        runs.push(async move {
+            let out = run.await?;
+            drop(held_in);
+            // A branch's output is held until every branch has finished.
+            let held_out = ex.budget.hold_value(
+                &out,
+                &format!("the output of branch {i} of a Parallel state"),
+            )?;
+            Ok::<_, WorkflowError>((out, held_out))
+        });
+    }
+    let done = try_join_all(runs).await?;
+    Ok(Value::Array(done.into_iter().map(|(v, _)| v).collect()))
 }

@@ -29,6 +29,8 @@ pub struct ShardContext {
     pub limits: RequestLimits,
     /// Express execution time cap.
     pub max_duration: Duration,
+    /// Most data one execution may hold at once (bytes).
+    pub max_memory_bytes: usize,
     /// Measurement mode: copy each request to the results topic without running anything
     /// (the consume->produce ceiling the pipeline's throughput is compared against).
     pub passthrough: bool,
@@ -155,6 +157,7 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
                 let arn = result::execution_arn(&req.state_machine, &name, &uuid::Uuid::new_v4());
                 let opts = ExecOptions {
                     max_duration: ctx.max_duration,
+                    max_memory_bytes: ctx.max_memory_bytes,
                     state_machine_name: req.state_machine.clone(),
                     execution_name: Some(name.clone()),
                     execution_arn: Some(arn.clone()),
