@@ -110,6 +110,71 @@ fn an_execution_past_its_memory_cap_fails_with_a_data_limit_error() {
     assert_eq!(exec(&base)["status"], "SUCCEEDED");
 }
 
+#[test]
+fn nested_maps_waiting_on_large_copies_stop_at_the_memory_cap() {
+    let dir = Scratch::new("hostile-nested");
+    // 40 x 40 iterations each hold a 200 KB copy of the input while they wait: 320 MB.
+    let inner = json!({
+        "Type": "Map", "ItemsPath": "$$.Execution.Input.a", "End": true,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Copy", "States": {
+            "Copy": {"Type": "Pass", "Parameters": {"all.$": "$$.Execution.Input.blob"}, "Next": "W"},
+            "W": {"Type": "Wait", "Seconds": 1, "Next": "Drop"},
+            "Drop": {"Type": "Pass", "Result": 1, "End": true}
+        }}
+    });
+    let def = json!({"StartAt": "Outer", "States": {"Outer": {
+        "Type": "Map", "ItemsPath": "$.a", "End": true,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Inner",
+            "States": {"Inner": inner}}
+    }}});
+    let d = dir.write("nested.asl.json", def.to_string());
+    let input = json!({"a": (0..40).collect::<Vec<u32>>(), "blob": "x".repeat(200_000)});
+    let i = dir.write("input.json", input.to_string());
+    let (out, peak_kb) = exec_with_peak_rss(
+        &dir,
+        &[
+            "--definition",
+            path(&d),
+            "--input",
+            path(&i),
+            "--clock",
+            "virtual",
+        ],
+    );
+    assert_eq!(out["status"], "FAILED", "{out}");
+    assert_eq!(out["error"], "States.DataLimitExceeded", "{out}");
+    eprintln!("peak RSS of the nested Maps: {peak_kb} kB");
+    assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB is over 200 MB");
+}
+
+#[test]
+fn variables_count_against_the_memory_cap() {
+    let dir = Scratch::new("hostile-vars");
+    // Each of 40 iterations assigns a 200 KB variable and waits: 8 MB, over a 4 MB cap.
+    let def = json!({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemsPath": "$.a", "End": true,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Keep", "States": {
+            "Keep": {"Type": "Pass", "Assign": {"kept.$": "$$.Execution.Input.blob"}, "Result": 0, "Next": "W"},
+            "W": {"Type": "Wait", "Seconds": 1, "End": true}
+        }}
+    }}});
+    let d = dir.write("vars.asl.json", def.to_string());
+    let input = json!({"a": (0..40).collect::<Vec<u32>>(), "blob": "x".repeat(200_000)});
+    let i = dir.write("input.json", input.to_string());
+    let base = [
+        "--definition",
+        path(&d),
+        "--input",
+        path(&i),
+        "--clock",
+        "virtual",
+    ];
+    let out = exec(&[&base[..], &["--max-memory-bytes", "4000000"]].concat());
+    assert_eq!(out["status"], "FAILED", "{out}");
+    assert_eq!(out["error"], "States.DataLimitExceeded", "{out}");
+    assert_eq!(exec(&base)["status"], "SUCCEEDED");
+}
+
 /// Runs `def` on `input` with the Task resource `arn:x` bound to `task` (a built-in spec).
 fn run(dir: &Scratch, def: &Value, input: &Value, task: &str, extra: &[&str]) -> Value {
     let d = dir.write("def.asl.json", def.to_string());

@@ -107,24 +107,18 @@ pub(crate) async fn run(
     }
 
     let total = items.len();
-    let what_in = format!(
-        "the input of an iteration of Map state '{}'",
-        node.state.name
-    );
     let what_out = format!("the outputs of Map state '{}'", node.state.name);
-    let (outer, what_in) = (&outer, &what_in);
+    let outer = &outer;
     let mut runs = stream::iter(items.iter().enumerate().map(|(i, item)| {
         let prepared = item_input(i, item);
         async move {
+            // The iteration's frame charges its input to the memory cap as it starts.
             let (ctx, input) = prepared?;
-            let held = ex.budget.hold_value(&input, what_in)?;
             let f = Frame {
                 ctx,
                 vars: Vars::inner(outer),
             };
-            let out = run_machine(ex, processor, input, f, None).await;
-            drop(held);
-            out
+            run_machine(ex, processor, input, f, None).await
         }
     }))
     .buffered(limit);

@@ -67,6 +67,20 @@ impl Budget {
 }
 
 impl Held {
+    /// Changes this charge to `bytes`; fails with `States.DataLimitExceeded` past the cap
+    /// (the charge is then unchanged).
+    pub fn resize(&mut self, bytes: usize, what: &str) -> Result<(), WorkflowError> {
+        if bytes > self.bytes {
+            let more = self.budget.hold(bytes - self.bytes, what)?;
+            self.absorb(more);
+        } else {
+            let b = &self.budget;
+            b.used.set(b.used.get().saturating_sub(self.bytes - bytes));
+            self.bytes = bytes;
+        }
+        Ok(())
+    }
+
     /// Adds `other`'s bytes to this charge (one charge for a growing collection).
     pub fn absorb(&mut self, mut other: Held) {
         self.bytes += std::mem::take(&mut other.bytes);
@@ -91,6 +105,10 @@ mod tests {
         let mut all = b.hold(100, "a").unwrap();
         all.absorb(b.hold_value(&json!([1, 2, 3]), "b").unwrap());
         assert!(b.used() > 100);
+        all.resize(50, "c").unwrap();
+        assert_eq!(b.used(), 50);
+        assert!(all.resize(20_000, "c").is_err());
+        assert_eq!(b.used(), 50);
         drop(all);
         assert_eq!(b.used(), 0);
     }

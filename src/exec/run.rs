@@ -231,6 +231,12 @@ pub(crate) fn run_machine<'a>(
         let limit = ex.opts.max_payload_bytes;
         // An upper bound on the current data's size, so it is measured only when it may be too big.
         let mut bound = input_size.unwrap_or_else(|| json_size(&input, limit.saturating_add(1)));
+        // The data this frame holds counts against the execution's memory cap, so nested
+        // Maps and Parallels waiting on many branches at once stay bounded too. It is
+        // charged by its JSON size bound, which is known here without another walk.
+        let mut held = ex.budget.hold(bound, FRAME_DATA)?;
+        // Variables this frame set, counted the same way.
+        let mut vars_bound = 0;
         let mut data = input;
         loop {
             let n = ex.transitions.get() + 1;
@@ -266,6 +272,11 @@ pub(crate) fn run_machine<'a>(
                     .map_err(|e| locate(e, &node.state))?;
                 bound = json_size(&out, limit);
             }
+            if may_assign(&node.state) {
+                vars_bound = frame.vars.local_size(ex.opts.max_memory_bytes);
+            }
+            held.resize(bound.saturating_add(vars_bound), FRAME_DATA)
+                .map_err(|e| locate(e, &node.state))?;
             match next {
                 Some(n) => {
                     cur = n;
@@ -275,6 +286,15 @@ pub(crate) fn run_machine<'a>(
             }
         }
     })
+}
+
+const FRAME_DATA: &str = "the data and variables of its running states";
+
+/// Whether running `s` may set variables.
+fn may_assign(s: &State) -> bool {
+    s.assign.is_some()
+        || s.catch.iter().any(|c| c.assign.is_some())
+        || matches!(&s.kind, Kind::Choice { rules, .. } if rules.iter().any(|r| r.assign.is_some()))
 }
 
 /// AWS prefixes runtime errors with the state they happened in.
