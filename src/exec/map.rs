@@ -168,3 +168,27 @@ fn whole_amount(v: Option<f64>, field: &str, why: &str) -> Result<Option<u64>, W
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_must_be_whole_non_negative_and_fit() {
+        let w = |f| {
+            whole_amount(
+                Some(f),
+                "MaxConcurrency",
+                "MaxConcurrency must be a non-negative integer",
+            )
+        };
+        assert_eq!(w(0.0).ok(), Some(Some(0)));
+        assert_eq!(w(40.0).ok(), Some(Some(40)));
+        for bad in [-1.0, 0.5, 1e300, f64::INFINITY] {
+            let e = w(bad).expect_err("a bad count is an error");
+            assert_eq!(e.name(), names::RUNTIME);
+            assert!(e.cause.unwrap_or_default().contains("MaxConcurrency"));
+        }
+        assert_eq!(whole_amount(None, "x", "y").ok(), Some(None));
+    }
+}

@@ -20,25 +20,24 @@ pub(crate) async fn run(
     // Branches read the enclosing variables; what they assign stays inside them.
     let outer = Arc::new(frame.vars.clone());
     let mut runs = Vec::with_capacity(node.branches.len());
-    for (i, b) in node.branches.iter().enumerate() {
-        // Each branch owns a copy of the input while it runs; count it.
-        let held_in = ex.budget.hold_value(
-            &input,
-            &format!("the input of branch {i} of a Parallel state"),
-        )?;
+    for b in &node.branches {
+        // Each branch's copy of the input is made here, before any branch runs: count it
+        // until the branch's own frame counts it (as it starts).
+        let held_in = ex
+            .budget
+            .hold_value(&input, "the inputs of a Parallel state's branches")?;
         let f = Frame {
             ctx: frame.ctx.clone(),
             vars: Vars::inner(&outer),
         };
         let run = run_machine(ex, b, input.clone(), f, None);
         runs.push(async move {
-            let out = run.await?;
             drop(held_in);
+            let out = run.await?;
             // A branch's output is held until every branch has finished.
-            let held_out = ex.budget.hold_value(
-                &out,
-                &format!("the output of branch {i} of a Parallel state"),
-            )?;
+            let held_out = ex
+                .budget
+                .hold_value(&out, "the outputs of a Parallel state's branches")?;
             Ok::<_, WorkflowError>((out, held_out))
         });
     }

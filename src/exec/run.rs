@@ -695,3 +695,47 @@ fn path_missing(path: &str, field: &str, input: &Value) -> WorkflowError {
         "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::path::Path;
+    use serde_json::json;
+
+    fn seconds_from(v: Value) -> Result<Option<u64>, WorkflowError> {
+        let input = json!({ "n": v });
+        let vars = Vars::default();
+        let env = Env {
+            input: &input,
+            context: &Context::EMPTY,
+            vars: &vars,
+        };
+        let path = Path::parse("$.n").expect("a valid path");
+        task_seconds(Some(&Amount::Path(path)), &env, "TimeoutSeconds")
+    }
+
+    #[test]
+    fn task_seconds_from_data_must_be_positive_integers() {
+        assert_eq!(seconds_from(json!(30)).ok(), Some(Some(30)));
+        assert_eq!(seconds_from(json!(30.0)).ok(), Some(Some(30)));
+        for bad in [
+            json!(-5),
+            json!(0),
+            json!(0.5),
+            json!(1e300),
+            json!(1e8),
+            json!("x"),
+        ] {
+            let e = seconds_from(bad.clone()).expect_err("a bad value is an error");
+            assert_eq!(e.name(), names::RUNTIME, "{bad}");
+            let cause = e.cause.unwrap_or_default();
+            assert!(cause.contains("TimeoutSecondsPath"), "{bad}: {cause}");
+        }
+        let e = seconds_from(json!(1e300)).expect_err("huge");
+        let cause = e.cause.unwrap_or_default();
+        assert!(
+            cause.contains("'1e+300'"),
+            "shown as JSON, not 301 digits: {cause}"
+        );
+    }
+}
