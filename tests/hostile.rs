@@ -175,6 +175,34 @@ fn variables_count_against_the_memory_cap() {
     assert_eq!(exec(&base)["status"], "SUCCEEDED");
 }
 
+#[test]
+fn a_descendant_path_over_a_deep_input_fails_before_copying_every_subtree() {
+    let dir = Scratch::new("hostile-descend");
+    // 120 levels of 900 zeros: 218 KB of JSON whose `$..*` matches copy every subtree
+    // once per ancestor (close to 1 GB of values before this was checked).
+    let mut v = json!(vec![0; 900]);
+    for _ in 0..120 {
+        let mut level = vec![json!(0); 900];
+        level.push(v);
+        v = Value::Array(level);
+    }
+    let input = dir.write("deep.json", v.to_string());
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "InputPath": "$..*", "End": true}}});
+    let d = dir.write("def.asl.json", def.to_string());
+    let (out, peak_kb) =
+        exec_with_peak_rss(&dir, &["--definition", path(&d), "--input", path(&input)]);
+    assert_eq!(out["status"], "FAILED", "{out}");
+    assert_eq!(out["error"], "States.DataLimitExceeded", "{out}");
+    assert!(
+        out["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InputPath"),
+        "{out}"
+    );
+    assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB is over 200 MB");
+}
+
 /// Runs `def` on `input` with the Task resource `arn:x` bound to `task` (a built-in spec).
 fn run(dir: &Scratch, def: &Value, input: &Value, task: &str, extra: &[&str]) -> Value {
     let d = dir.write("def.asl.json", def.to_string());

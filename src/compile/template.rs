@@ -126,7 +126,8 @@ fn charge(v: Value, room: &mut usize, field: &str) -> Result<Value, WorkflowErro
 }
 
 fn lookup(p: &Path, env: &Env, field: &str) -> Result<Value, WorkflowError> {
-    p.eval(env).map(|v| v.into_owned()).ok_or_else(|| {
+    let found = p.eval_checked(env).map_err(|e| e.error(p.text(), field))?;
+    found.map(|v| v.into_owned()).ok_or_else(|| {
         WorkflowError::runtime(format!(
             "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
             p.text(),

@@ -24,7 +24,10 @@ pub(crate) async fn run(
 ) -> Result<Value, WorkflowError> {
     let env = frame.env(eff);
     let items = match &spec.items_path {
-        PathField::Path(p) => p.eval(&env).ok_or_else(|| {
+        PathField::Path(p) => p
+            .eval_checked(&env)
+            .map_err(|e| e.error(p.text(), "ItemsPath"))?
+            .ok_or_else(|| {
             WorkflowError::runtime(format!(
                 "The JSONPath '{}' specified for the field 'ItemsPath' could not be found in the input '{eff}'",
                 p.text()
