@@ -203,6 +203,28 @@ fn a_descendant_path_over_a_deep_input_fails_before_copying_every_subtree() {
     assert!(peak_kb < 200 * 1024, "peak RSS {peak_kb} kB is over 200 MB");
 }
 
+#[test]
+fn nested_intrinsic_arrays_stop_at_the_value_cap() {
+    let dir = Scratch::new("hostile-array-bomb");
+    // Four levels of ten: 10,000 copies of a 10 KB string (100 MB) if nothing measured them.
+    let mut call = "$.s".to_string();
+    for _ in 0..4 {
+        call = format!("States.Array({})", vec![call; 10].join(", "));
+    }
+    let def = json!({"StartAt": "P", "States": {"P": {
+        "Type": "Pass", "Parameters": {"r.$": call}, "End": true
+    }}});
+    let d = dir.write("def.asl.json", def.to_string());
+    let i = dir.write("input.json", json!({"s": "x".repeat(10_000)}).to_string());
+    let (out, peak_kb) = exec_with_peak_rss(&dir, &["--definition", path(&d), "--input", path(&i)]);
+    assert_eq!(out["status"], "FAILED", "{out}");
+    assert_eq!(out["error"], "States.DataLimitExceeded", "{out}");
+    assert!(
+        peak_kb < 60 * 1024,
+        "peak RSS {peak_kb} kB: the copies were built"
+    );
+}
+
 /// Runs `def` on `input` with the Task resource `arn:x` bound to `task` (a built-in spec).
 fn run(dir: &Scratch, def: &Value, input: &Value, task: &str, extra: &[&str]) -> Value {
     let d = dir.write("def.asl.json", def.to_string());
