@@ -3,7 +3,6 @@
 //! outputs) is counted, and past the cap the execution fails instead of the process.
 
 use std::cell::Cell;
-use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -22,27 +21,27 @@ pub(crate) struct Budget {
 
 /// Bytes charged to a [`Budget`]; given back when dropped.
 #[derive(Debug)]
-pub(crate) struct Held {
-    budget: Rc<Budget>,
+pub(crate) struct Held<'b> {
+    budget: &'b Budget,
     bytes: usize,
 }
 
 impl Budget {
-    pub fn new(limit: usize) -> Rc<Budget> {
-        Rc::new(Budget {
+    pub fn new(limit: usize) -> Budget {
+        Budget {
             limit,
             used: Cell::new(0),
-        })
+        }
     }
 
     /// Charges what `v` takes in memory, as `what` (named in the error past the cap).
-    pub fn hold_value(self: &Rc<Self>, v: &Value, what: &str) -> Result<Held, WorkflowError> {
+    pub fn hold_value(&self, v: &Value, what: &str) -> Result<Held<'_>, WorkflowError> {
         let room = self.limit.saturating_sub(self.used.get());
         self.hold(mem_size(v, room), what)
     }
 
     /// Charges `bytes`; fails with `States.DataLimitExceeded` past the cap.
-    pub fn hold(self: &Rc<Self>, bytes: usize, what: &str) -> Result<Held, WorkflowError> {
+    pub fn hold(&self, bytes: usize, what: &str) -> Result<Held<'_>, WorkflowError> {
         let used = self.used.get().saturating_add(bytes);
         if used > self.limit {
             return Err(WorkflowError::new(
@@ -55,7 +54,7 @@ impl Budget {
         }
         self.used.set(used);
         Ok(Held {
-            budget: Rc::clone(self),
+            budget: self,
             bytes,
         })
     }
@@ -66,7 +65,7 @@ impl Budget {
     }
 }
 
-impl Held {
+impl<'b> Held<'b> {
     /// Changes this charge to `bytes`; fails with `States.DataLimitExceeded` past the cap
     /// (the charge is then unchanged).
     pub fn resize(&mut self, bytes: usize, what: &str) -> Result<(), WorkflowError> {
@@ -74,7 +73,7 @@ impl Held {
             let more = self.budget.hold(bytes - self.bytes, what)?;
             self.absorb(more);
         } else {
-            let b = &self.budget;
+            let b = self.budget;
             b.used.set(b.used.get().saturating_sub(self.bytes - bytes));
             self.bytes = bytes;
         }
@@ -82,14 +81,14 @@ impl Held {
     }
 
     /// Adds `other`'s bytes to this charge (one charge for a growing collection).
-    pub fn absorb(&mut self, mut other: Held) {
+    pub fn absorb(&mut self, mut other: Held<'b>) {
         self.bytes += std::mem::take(&mut other.bytes);
     }
 }
 
-impl Drop for Held {
+impl Drop for Held<'_> {
     fn drop(&mut self) {
-        let b = &self.budget;
+        let b = self.budget;
         b.used.set(b.used.get().saturating_sub(self.bytes));
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct Exec<'a> {
     pub opts: &'a ExecOptions,
     pub uses_context: bool,
     /// What the execution holds beyond its current data, against its memory cap.
-    pub budget: std::rc::Rc<Budget>,
+    pub budget: Budget,
     state_calls: RefCell<HashMap<String, u32>>,
     resource_calls: RefCell<HashMap<String, u32>>,
     /// Wall-clock start, read only if something asks for the time (it costs a clock read).
