@@ -18,12 +18,20 @@ use super::limits::MAX_PAYLOAD_BYTES;
 pub struct Context {
     /// `{"Execution": .., "StateMachine": ..}`, shared by every frame of an execution.
     shared: Option<Arc<Value>>,
+    /// The per-frame members, boxed: every parked execution holds a Context, most of
+    /// them empty (machines that never read `$$`), so the empty one is kept small.
+    local: Option<Box<Local>>,
+    /// The largest value (bytes of JSON) one template or intrinsic may build.
+    max_value_bytes: usize,
+}
+
+/// The members of the Context object that belong to one frame.
+#[derive(Debug, Clone, Default)]
+struct Local {
     /// `State`, set on entering a state.
     state: Option<Value>,
     /// `Map`, set in a Map iteration (and its ItemSelector).
     map: Option<Value>,
-    /// The largest value (bytes of JSON) one template or intrinsic may build.
-    max_value_bytes: usize,
 }
 
 impl Default for Context {
@@ -36,8 +44,7 @@ impl Context {
     /// A Context object with nothing in it (machines that never read `$$`).
     pub const EMPTY: Context = Context {
         shared: None,
-        state: None,
-        map: None,
+        local: None,
         max_value_bytes: MAX_PAYLOAD_BYTES,
     };
 
@@ -62,9 +69,10 @@ impl Context {
 
     /// The top-level member `name` (`Execution`, `State`, `Map`, ...), read in place.
     pub fn part(&self, name: &str) -> Option<&Value> {
+        let local = self.local.as_deref();
         match name {
-            "State" if self.state.is_some() => self.state.as_ref(),
-            "Map" if self.map.is_some() => self.map.as_ref(),
+            "State" if local.is_some_and(|l| l.state.is_some()) => local?.state.as_ref(),
+            "Map" if local.is_some_and(|l| l.map.is_some()) => local?.map.as_ref(),
             _ => self.shared.as_deref().and_then(|v| v.get(name)),
         }
     }
@@ -72,16 +80,17 @@ impl Context {
     /// The whole Context object as one value; copies the execution input, so only for
     /// paths that really ask for `$$` itself (or search it with a wildcard or filter).
     pub fn to_value(&self) -> Value {
+        let local = self.local.as_deref().cloned().unwrap_or_default();
         let mut root = match self.shared.as_deref() {
             Some(Value::Object(m)) => m.clone(),
-            Some(other) if self.state.is_none() && self.map.is_none() => return other.clone(),
+            Some(other) if local.state.is_none() && local.map.is_none() => return other.clone(),
             _ => Map::new(),
         };
-        if let Some(s) = &self.state {
-            root.insert("State".into(), s.clone());
+        if let Some(s) = local.state {
+            root.insert("State".into(), s);
         }
-        if let Some(m) = &self.map {
-            root.insert("Map".into(), m.clone());
+        if let Some(m) = local.map {
+            root.insert("Map".into(), m);
         }
         Value::Object(root)
     }
@@ -94,12 +103,13 @@ impl Context {
         if with_retry_count {
             state.insert("RetryCount".into(), Value::from(0));
         }
-        self.state = Some(Value::Object(state));
+        self.local.get_or_insert_with(Box::default).state = Some(Value::Object(state));
     }
 
     /// Sets `State.RetryCount`.
     pub fn set_retry_count(&mut self, n: u32) {
-        if let Some(s) = self.state.as_mut().and_then(Value::as_object_mut) {
+        let state = self.local.as_deref_mut().and_then(|l| l.state.as_mut());
+        if let Some(s) = state.and_then(Value::as_object_mut) {
             s.insert("RetryCount".into(), Value::from(n));
         }
     }
@@ -108,8 +118,10 @@ impl Context {
     pub fn for_map_item(&self, index: usize, value: Value) -> Context {
         Context {
             shared: self.shared.clone(),
-            state: self.state.clone(),
-            map: Some(json!({"Item": {"Index": index, "Value": value}})),
+            local: Some(Box::new(Local {
+                state: self.local.as_ref().and_then(|l| l.state.clone()),
+                map: Some(json!({"Item": {"Index": index, "Value": value}})),
+            })),
             max_value_bytes: self.max_value_bytes,
         }
     }
