@@ -473,9 +473,19 @@ async fn attempt(
                     heartbeat,
                 } => {
                     let env = frame.env(&eff);
-                    let timeout = task_seconds(timeout.as_ref(), &env, "TimeoutSeconds")?;
+                    let timeout = task_seconds(
+                        timeout.as_ref(),
+                        &env,
+                        "TimeoutSeconds",
+                        "TimeoutSecondsPath",
+                    )?;
                     // Tasks here do not heartbeat, but a bad value is still an error, as on AWS.
-                    task_seconds(heartbeat.as_ref(), &env, "HeartbeatSeconds")?;
+                    task_seconds(
+                        heartbeat.as_ref(),
+                        &env,
+                        "HeartbeatSeconds",
+                        "HeartbeatSecondsPath",
+                    )?;
                     Box::pin(call_task(ex, s, resource, task_input, timeout)).await?
                 }
                 Kind::Parallel { .. } => {
@@ -633,9 +643,13 @@ const MAX_TASK_SECONDS: u64 = 99_999_999;
 
 /// A Task's TimeoutSeconds or HeartbeatSeconds (fixed or `...Path`): a positive integer
 /// of at most [`MAX_TASK_SECONDS`], or `States.Runtime` naming the field and the value.
-fn task_seconds(a: Option<&Amount>, env: &Env, field: &str) -> Result<Option<u64>, WorkflowError> {
-    let path_field = format!("{field}Path");
-    let Some(f) = amount(a, env, &path_field)? else {
+fn task_seconds(
+    a: Option<&Amount>,
+    env: &Env,
+    field: &str,
+    path_field: &str,
+) -> Result<Option<u64>, WorkflowError> {
+    let Some(f) = amount(a, env, path_field)? else {
         return Ok(None);
     };
     if f >= 1.0 && f.fract() == 0.0 && f <= MAX_TASK_SECONDS as f64 {
@@ -711,7 +725,12 @@ mod tests {
             vars: &vars,
         };
         let path = Path::parse("$.n").expect("a valid path");
-        task_seconds(Some(&Amount::Path(path)), &env, "TimeoutSeconds")
+        task_seconds(
+            Some(&Amount::Path(path)),
+            &env,
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+        )
     }
 
     #[test]
