@@ -143,6 +143,10 @@ pub struct EngineConfig {
     /// States.DataLimitExceeded instead of the process running out of memory.
     #[serde(default = "default_max_execution_memory")]
     pub max_execution_memory_bytes: usize,
+    /// Most data all executions of one shard may hold together, in bytes; an execution
+    /// that would take the shard past it fails with States.DataLimitExceeded.
+    #[serde(default = "default_max_shard_memory")]
+    pub max_shard_memory_bytes: usize,
 }
 
 fn default_true() -> bool {
@@ -192,6 +196,9 @@ fn default_shutdown_grace() -> u64 {
 }
 fn default_max_execution_memory() -> usize {
     crate::exec::DEFAULT_MAX_EXECUTION_MEMORY_BYTES
+}
+fn default_max_shard_memory() -> usize {
+    crate::exec::DEFAULT_MAX_SHARD_MEMORY_BYTES
 }
 
 impl Default for KafkaConfig {

@@ -23,7 +23,7 @@ use crate::compile::plan::Plan;
 use crate::tasks::Tasks;
 
 pub use limits::{json_size, mem_size, MAX_PAYLOAD_BYTES};
-pub use memory::DEFAULT_MAX_EXECUTION_MEMORY_BYTES;
+pub use memory::{ShardMemory, DEFAULT_MAX_EXECUTION_MEMORY_BYTES, DEFAULT_MAX_SHARD_MEMORY_BYTES};
 
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct ExecOptions {
     /// Most data one execution may hold at once (Map and Parallel outputs being collected,
     /// inputs of iterations in flight); past it the execution fails, not the process.
     pub max_memory_bytes: usize,
+    /// The memory cap shared with the other executions of the same shard, if any.
+    pub shard_memory: Option<ShardMemory>,
     /// The state machine's name, for the Context object and ARNs.
     pub state_machine_name: String,
     /// The execution's name (a UUID when not given).
@@ -106,6 +108,7 @@ impl Default for ExecOptions {
             max_duration: Duration::from_secs(300),
             max_payload_bytes: MAX_PAYLOAD_BYTES,
             max_memory_bytes: DEFAULT_MAX_EXECUTION_MEMORY_BYTES,
+            shard_memory: None,
             state_machine_name: "stepstream".to_string(),
             execution_name: None,
             execution_arn: None,

@@ -142,7 +142,7 @@ pub(crate) async fn execute(
         tasks,
         opts,
         uses_context: plan.uses_context,
-        budget: Budget::new(opts.max_memory_bytes),
+        budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
         state_calls: RefCell::default(),
         resource_calls: RefCell::default(),
         start_wall: std::cell::OnceCell::new(),
