@@ -138,8 +138,8 @@ pub struct EngineConfig {
     /// On SIGINT/SIGTERM, how long in-flight executions may take to finish, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
-    /// Most data one execution may hold at once, in bytes (Map and Parallel outputs being
-    /// collected, inputs of iterations in flight); past it the execution fails with
+    /// Most data one execution may hold at once, in bytes (its running frames' data and
+    /// variables, Map and Parallel outputs being collected); past it the execution fails with
     /// States.DataLimitExceeded instead of the process running out of memory.
     #[serde(default = "default_max_execution_memory")]
     pub max_execution_memory_bytes: usize,

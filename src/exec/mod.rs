@@ -89,8 +89,8 @@ pub struct ExecOptions {
     pub max_duration: Duration,
     /// Largest state input/output, in bytes of JSON (AWS: 256 KiB).
     pub max_payload_bytes: usize,
-    /// Most data one execution may hold at once (Map and Parallel outputs being collected,
-    /// inputs of iterations in flight); past it the execution fails, not the process.
+    /// Most data one execution may hold at once (its running frames' data and variables,
+    /// Map and Parallel outputs being collected); past it the execution fails, not the process.
     pub max_memory_bytes: usize,
     /// The memory cap shared with the other executions of the same shard, if any.
     pub shard_memory: Option<ShardMemory>,
