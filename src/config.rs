@@ -151,6 +151,15 @@ pub struct EngineConfig {
     /// On SIGINT/SIGTERM, how long in-flight executions may take to finish, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Most data one execution may hold at once, in bytes (its running frames' data and
+    /// variables, Map and Parallel outputs being collected); past it the execution fails with
+    /// States.DataLimitExceeded instead of the process running out of memory.
+    #[serde(default = "default_max_execution_memory")]
+    pub max_execution_memory_bytes: usize,
+    /// Most data all executions of one shard may hold together, in bytes; an execution
+    /// that would take the shard past it fails with States.DataLimitExceeded.
+    #[serde(default = "default_max_shard_memory")]
+    pub max_shard_memory_bytes: usize,
 }
 
 fn default_true() -> bool {
@@ -204,6 +213,12 @@ fn default_dead_letter_max_original() -> usize {
 
 /// librdkafka's default `message.max.bytes`, the producer's record limit when not configured.
 const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
+fn default_max_execution_memory() -> usize {
+    crate::exec::DEFAULT_MAX_EXECUTION_MEMORY_BYTES
+}
+fn default_max_shard_memory() -> usize {
+    crate::exec::DEFAULT_MAX_SHARD_MEMORY_BYTES
+}
 
 impl Default for KafkaConfig {
     fn default() -> Self {

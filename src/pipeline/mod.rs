@@ -141,6 +141,8 @@ pub fn run_with(
             max_depth: cfg.engine.max_request_depth,
         },
         max_duration: Duration::from_secs(cfg.engine.execution_timeout_seconds),
+        max_memory_bytes: cfg.engine.max_execution_memory_bytes,
+        max_shard_memory_bytes: cfg.engine.max_shard_memory_bytes,
         passthrough: mode == Mode::Passthrough,
     });
     let max_in_flight = cfg.engine.max_in_flight_per_shard;

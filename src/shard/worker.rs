@@ -28,6 +28,10 @@ pub struct ShardContext {
     pub limits: RequestLimits,
     /// Express execution time cap.
     pub max_duration: Duration,
+    /// Most data one execution may hold at once (bytes).
+    pub max_memory_bytes: usize,
+    /// Most data all executions of one shard may hold together (bytes).
+    pub max_shard_memory_bytes: usize,
     /// Measurement mode: copy each request to the results topic without running anything
     /// (the consume->produce ceiling the pipeline's throughput is compared against).
     pub passthrough: bool,
@@ -65,6 +69,9 @@ fn run(
         .build()
         .expect("a current-thread runtime can always be built");
     let local = tokio::task::LocalSet::new();
+    // One budget for every execution on this thread: however many are in flight, what
+    // they hold together stays under the shard's cap.
+    let shard_memory = exec::ShardMemory::new(ctx.max_shard_memory_bytes);
     local.block_on(&rt, async move {
         loop {
             let mut taken = 0;
@@ -72,7 +79,10 @@ fn run(
                 match rx.try_recv() {
                     Ok(job) => {
                         let (ctx, in_flight) = (Arc::clone(&ctx), Arc::clone(&in_flight));
-                        tokio::task::spawn_local(async move { handle(&ctx, job, in_flight).await });
+                        let memory = shard_memory.clone();
+                        tokio::task::spawn_local(async move {
+                            handle(&ctx, job, in_flight, memory).await
+                        });
                         taken += 1;
                         if taken % 256 == 0 {
                             // Let started executions make progress between batches.
@@ -104,7 +114,12 @@ fn run(
 }
 
 /// Runs one job and hands its record to the producer, whose delivery callback acks it.
-async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
+async fn handle(
+    ctx: &ShardContext,
+    job: Job,
+    in_flight: Arc<AtomicUsize>,
+    shard_memory: exec::ShardMemory,
+) {
     if ctx.passthrough {
         let value = job.value.as_deref().unwrap_or_default();
         deliver(
@@ -162,6 +177,8 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
                 let arn = result::execution_arn(&req.state_machine, &name, &uuid::Uuid::new_v4());
                 let opts = ExecOptions {
                     max_duration: ctx.max_duration,
+                    max_memory_bytes: ctx.max_memory_bytes,
+                    shard_memory: Some(shard_memory),
                     state_machine_name: req.state_machine.clone(),
                     execution_name: Some(name.clone()),
                     execution_arn: Some(arn.clone()),
