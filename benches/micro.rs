@@ -66,7 +66,7 @@ fn choice(c: &mut Criterion) {
         let input = choice_heavy_input(&w, counter, "");
         let env = Env {
             input: &input,
-            context: &context,
+            context: &stepstream::exec::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         assert_eq!(first_match(&rules, &env), Some(expect), "counter {counter}");
@@ -84,7 +84,7 @@ fn path(c: &mut Criterion) {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &input,
-        context: &context,
+        context: &stepstream::exec::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     let mut group = c.benchmark_group("path");
@@ -109,7 +109,7 @@ fn template(c: &mut Criterion) {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &w["input"],
-        context: &context,
+        context: &stepstream::exec::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     let mut group = c.benchmark_group("template/order");
@@ -135,7 +135,7 @@ fn intrinsics(c: &mut Criterion) {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &input,
-        context: &context,
+        context: &stepstream::exec::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     let mut group = c.benchmark_group("intrinsic");

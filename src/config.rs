@@ -60,6 +60,19 @@ pub struct Config {
     /// How Task states reach real services (Lambda, HTTP): endpoints, allow-list, limits.
     #[serde(default)]
     pub tasks: crate::tasks::TasksConfig,
+    /// What the output records may hold.
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// What the output records (results, dead letters) may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Most bytes of a rejected record's original value a dead letter carries (as JSON
+    /// text: escapes and base64 count); the rest is summed up by size and SHA-256.
+    #[serde(default = "default_dead_letter_max_original")]
+    pub dead_letter_max_original_bytes: usize,
 }
 
 /// Broker connection.
@@ -141,6 +154,15 @@ pub struct EngineConfig {
     /// On SIGINT/SIGTERM, how long in-flight executions may take to finish, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Most data one execution may hold at once, in bytes (its running frames' data and
+    /// variables, Map and Parallel outputs being collected); past it the execution fails with
+    /// States.DataLimitExceeded instead of the process running out of memory.
+    #[serde(default = "default_max_execution_memory")]
+    pub max_execution_memory_bytes: usize,
+    /// Most data all executions of one shard may hold together, in bytes; an execution
+    /// that would take the shard past it fails with States.DataLimitExceeded.
+    #[serde(default = "default_max_shard_memory")]
+    pub max_shard_memory_bytes: usize,
 }
 
 fn default_true() -> bool {
@@ -188,6 +210,18 @@ fn default_max_depth() -> usize {
 fn default_shutdown_grace() -> u64 {
     30
 }
+fn default_dead_letter_max_original() -> usize {
+    64 * 1024
+}
+
+/// librdkafka's default `message.max.bytes`, the producer's record limit when not configured.
+const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
+fn default_max_execution_memory() -> usize {
+    crate::exec::DEFAULT_MAX_EXECUTION_MEMORY_BYTES
+}
+fn default_max_shard_memory() -> usize {
+    crate::exec::DEFAULT_MAX_SHARD_MEMORY_BYTES
+}
 
 impl Default for KafkaConfig {
     fn default() -> Self {
@@ -204,6 +238,12 @@ impl Default for TopicsConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         toml::from_str("").expect("every engine key has a default")
+    }
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every output key has a default")
     }
 }
 
@@ -287,6 +327,30 @@ impl Config {
             ));
         }
         self.tasks.check().map_err(ConfigError::Invalid)?;
+        self.check_dead_letter_size()
+    }
+
+    /// A dead letter must always fit the producer, with room to spare: it is what a record
+    /// the producer refused turns into, and a refused dead letter stalls nothing but is lost.
+    fn check_dead_letter_size(&self) -> Result<(), ConfigError> {
+        let limit = match self.kafka.properties.get("message.max.bytes") {
+            None => LIBRDKAFKA_MESSAGE_MAX_BYTES,
+            Some(v) => v.trim().parse().map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "kafka.properties.\"message.max.bytes\" = {v:?} is not a number of bytes"
+                ))
+            })?,
+        };
+        let most = (limit / 2).saturating_sub(crate::pipeline::result::DEAD_LETTER_ENVELOPE_BYTES);
+        let cap = self.output.dead_letter_max_original_bytes;
+        if cap > most {
+            return Err(ConfigError::Invalid(format!(
+                "output.dead_letter_max_original_bytes = {cap} is too large for the producer's \
+                 message.max.bytes = {limit}: at most {most} (half the limit, less {} bytes \
+                 for the rest of the dead letter)",
+                crate::pipeline::result::DEAD_LETTER_ENVELOPE_BYTES
+            )));
+        }
         Ok(())
     }
 
@@ -299,7 +363,7 @@ impl Config {
     }
 }
 
-const SECTIONS: [&str; 3] = ["kafka", "topics", "engine"];
+const SECTIONS: [&str; 4] = ["kafka", "topics", "engine", "output"];
 
 /// Applies `STEPSTREAM_*` variables to the parsed document.
 fn apply_env(
@@ -383,6 +447,31 @@ mod tests {
         assert_eq!(c.kafka.brokers, "b:2");
         assert_eq!(c.engine.shards, 3);
         assert_eq!(c.kafka.properties["security.protocol"], "ssl");
+    }
+
+    #[test]
+    fn dead_letter_cap_must_stay_well_below_the_producer_limit() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.output.dead_letter_max_original_bytes, 64 * 1024);
+        assert!(c.check().is_ok());
+        let big: Config =
+            toml::from_str("[output]\ndead_letter_max_original_bytes = 600000").unwrap();
+        let e = big.check().unwrap_err().to_string();
+        assert!(e.contains("dead_letter_max_original_bytes"), "{e}");
+        let small_producer: Config =
+            toml::from_str("[kafka.properties]\n\"message.max.bytes\" = \"100000\"").unwrap();
+        assert!(
+            small_producer.check().is_err(),
+            "64 KiB does not fit half of 100 kB"
+        );
+        let fits: Config = toml::from_str(
+            "[kafka.properties]\n\"message.max.bytes\" = \"100000\"\n[output]\ndead_letter_max_original_bytes = 40000",
+        )
+        .unwrap();
+        assert!(fits.check().is_ok());
+        let nonsense: Config =
+            toml::from_str("[kafka.properties]\n\"message.max.bytes\" = \"lots\"").unwrap();
+        assert!(nonsense.check().is_err());
     }
 
     #[test]

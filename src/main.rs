@@ -44,7 +44,7 @@ enum Command {
         /// Mocked Task responses: {"<state>": [{"result": ..} | {"error": "E", "cause": "C"}, ..]}.
         #[arg(long)]
         mocks: Option<String>,
-        /// Built-in task handlers by resource: {"<resource ARN>": "identity" | "merge {..}" | "fail E cause" | ..}.
+        /// Built-in task handlers by resource: {"<resource ARN>": "identity" | "merge {..}" | "fail E cause" | "sleep MS" | ..}.
         #[arg(long)]
         tasks: Option<String>,
         /// Clock for Wait and Retry delays; `virtual` makes them pass instantly, in order.
@@ -53,9 +53,6 @@ enum Command {
         /// Execution name (a UUID when not given).
         #[arg(long)]
         name: Option<String>,
-        /// Execution time cap in seconds (default 300, the Express limit).
-        #[arg(long)]
-        timeout_seconds: Option<f64>,
         /// Config file whose [tasks] section says how Lambda and HTTP Tasks are called.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -65,6 +62,13 @@ enum Command {
         /// Test case of --mock-config: CASE, or MACHINE#CASE.
         #[arg(long, requires = "mock_config")]
         test_case: Option<String>,
+        /// Execution time cap in seconds (default 300, the Express limit).
+        #[arg(long, value_parser = cli::exec::parse_timeout_seconds)]
+        timeout_seconds: Option<Duration>,
+        /// Most data one execution may hold at once, in bytes (default 64 MiB); past it
+        /// the execution fails with States.DataLimitExceeded.
+        #[arg(long, value_parser = cli::exec::parse_memory_bytes)]
+        max_memory_bytes: Option<usize>,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
     Graph {
@@ -230,6 +234,7 @@ fn run() -> Result<ExitCode> {
             config,
             mock_config,
             test_case,
+            max_memory_bytes,
         } => {
             let def_text = std::fs::read_to_string(&definition)
                 .map_err(|e| anyhow::anyhow!("cannot read definition file {definition}: {e}"))?;
@@ -265,9 +270,6 @@ fn run() -> Result<ExitCode> {
                     Clock::Virtual => ClockMode::Virtual,
                 },
                 name,
-                max_duration: timeout_seconds
-                    .filter(|s| s.is_finite() && *s > 0.0)
-                    .map(Duration::from_secs_f64),
                 mock_config: match (mock_config, test_case) {
                     (Some(f), Some(case)) => Some((
                         cli::json_arg(&f, "mock-config").map_err(anyhow::Error::msg)?,
@@ -278,6 +280,8 @@ fn run() -> Result<ExitCode> {
                 real_tasks: config
                     .map(|c| stepstream::config::Config::load(Some(&c)).map(|c| c.tasks))
                     .transpose()?,
+                max_duration: timeout_seconds,
+                max_memory_bytes,
             };
             let out = cli::exec::run(&def, input, &args);
             println!("{out}");

@@ -167,7 +167,7 @@ fn choice_heavy_conditions_evaluate_without_allocating() {
         input["loop"] = json!({"counter": counter, "trace": ""});
         let env = Env {
             input: &input,
-            context: &context,
+            context: &stepstream::exec::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         for (name, rule) in &rules {
@@ -215,7 +215,7 @@ fn other_comparison_forms_evaluate_without_allocating() {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &input,
-        context: &context,
+        context: &stepstream::exec::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     for rule in &rules {
@@ -235,7 +235,7 @@ fn definite_path_lookup_does_not_allocate() {
     let (context, vars) = (json!({"Execution": {"Id": "arn:x"}}), Vars::default());
     let env = Env {
         input,
-        context: &context,
+        context: &stepstream::exec::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     for text in [

@@ -16,12 +16,11 @@ mod kafka_support;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::same_json;
 use kafka_support::{
-    bootstrap, committed_offsets, create_topics, describe_group, fixtures_dir, peak_overlap,
-    produce, repo_root, timestamp_ms, unique, Collector, Incoming, Landed, Outgoing, Processor,
-    ProcessorConfig, RESULTS_TIMEOUT,
+    bootstrap, check_dead_letter_original, committed_offsets, create_topics, describe_group,
+    fixtures_dir, peak_overlap, produce, repo_root, timestamp_ms, unique, Collector, Incoming,
+    Landed, Outgoing, Processor, ProcessorConfig, RESULTS_TIMEOUT,
 };
 use serde_json::{json, Value};
 
@@ -459,37 +458,8 @@ fn check_dead_letter(
             v["source"], landed.partition, landed.offset
         ));
     }
-    match v["originalBase64"]
-        .as_str()
-        .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
-    {
-        Some(Ok(bytes)) if bytes == poison.value => {}
-        Some(Ok(bytes)) => wrong.push(format!(
-            "originalBase64 decodes to {} bytes that differ from the {} bytes sent",
-            bytes.len(),
-            poison.value.len()
-        )),
-        Some(Err(e)) => wrong.push(format!("originalBase64 is not base64: {e}")),
-        None => wrong.push("originalBase64 is missing or not a string".to_string()),
-    }
-    match std::str::from_utf8(&poison.value) {
-        // An empty value may be reported as "" or as null.
-        Ok("") if v["original"].is_null() || v["original"] == "" => {}
-        Ok(text) if v["original"] == text => {}
-        Ok(_) => wrong.push(format!(
-            "original is not the value's text: {}",
-            v["original"]
-                .to_string()
-                .chars()
-                .take(120)
-                .collect::<String>()
-        )),
-        Err(_) if v["original"].is_null() => {}
-        Err(_) => wrong.push(format!(
-            "original {} should be null for a value that is not UTF-8",
-            v["original"]
-        )),
-    }
+    // The original is carried once, cut at the configured cap (64 KiB by default).
+    wrong.extend(check_dead_letter_original(&v, &poison.value));
     wrong
 }
 

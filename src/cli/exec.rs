@@ -27,6 +27,34 @@ pub struct ExecArgs {
     pub mock_config: Option<(Value, String)>,
     /// How real Lambda and HTTP calls are made (the config file's `[tasks]`); defaults otherwise.
     pub real_tasks: Option<crate::tasks::TasksConfig>,
+    /// Overrides the per-execution memory cap (bytes).
+    pub max_memory_bytes: Option<usize>,
+}
+
+/// Parses `--timeout-seconds`: a positive, finite number of seconds no larger than a
+/// year (it is an override of a 5-minute cap, not a way to run forever).
+pub fn parse_timeout_seconds(text: &str) -> Result<Duration, String> {
+    const MAX: f64 = 365.0 * 24.0 * 3600.0;
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= MAX) {
+        return Err(format!(
+            "{text:?} is not a positive number of seconds of at most {MAX} (one year)"
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Parses `--max-memory-bytes`: a whole number of bytes, at least 1 KiB.
+pub fn parse_memory_bytes(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a whole number of bytes of at least 1024"
+        )),
+    }
 }
 
 /// Runs one execution and returns the `{"status","output","error","cause"}` object.
@@ -61,6 +89,9 @@ pub fn run(definition: &Value, input: Value, args: &ExecArgs) -> Value {
     if let Some(d) = args.max_duration {
         opts.max_duration = d;
     }
+    if let Some(m) = args.max_memory_bytes {
+        opts.max_memory_bytes = m;
+    }
     execute_blocking(&plan, input, &tasks, &opts, args.clock).to_json()
 }
 
@@ -76,4 +107,28 @@ fn build_tasks(args: &ExecArgs) -> Result<Tasks, String> {
         tasks = tasks.with_mocks(crate::tasks::mock_config::mocks_for_case(doc, case)?);
     }
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_seconds_must_be_positive_finite_and_at_most_a_year() {
+        assert_eq!(
+            parse_timeout_seconds("2.5"),
+            Ok(Duration::from_millis(2500))
+        );
+        for bad in ["0", "-5", "1e300", "NaN", "inf", "x", ""] {
+            assert!(parse_timeout_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_bytes_must_be_a_whole_number() {
+        assert_eq!(parse_memory_bytes("65536"), Ok(65536));
+        for bad in ["0", "-1", "1.5", "1e9", "x"] {
+            assert!(parse_memory_bytes(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -237,6 +237,7 @@ fn feed(
         timeout: Duration::from_secs(60),
         client_properties: cfg.kafka.property_pairs(),
         expected_output,
+        requests_dropped: None,
     };
     Ok(demo::run(&spec, stop)?)
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::Config;
-use crate::pipeline::{self, demo, embedded::EmbeddedBroker};
+use crate::pipeline::{self, demo, embedded, embedded::EmbeddedBroker};
 
 /// Options of `stepstream run` beyond the config file.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +43,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let stop = super::stop_on_signals().context("cannot install signal handlers")?;
 
     // Kept alive until the pipeline has stopped.
-    let mut _embedded = None;
+    let mut embedded = None;
     let brokers = if cfg.kafka.brokers.trim().is_empty() {
         let mut topics: Vec<(&str, i32)> = cfg
             .inputs
@@ -58,7 +58,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             "stepstream: no brokers configured: started an embedded in-process broker at {b}.\n\
              stepstream: it is for demos only (it keeps at most 5 MiB per partition); set kafka.brokers for real use."
         );
-        _embedded = Some(broker);
+        embedded = Some(broker);
         cfg.kafka.use_embedded_consumer_settings();
         b
     } else {
@@ -66,7 +66,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
 
     let Some(count) = args.demo else {
-        return pipeline::run_mode(&cfg, &brokers, &stop, mode).map_err(Into::into);
+        let piped = pipeline::run_mode(&cfg, &brokers, &stop, mode);
+        if let Some(broker) = &embedded {
+            report_losses(broker);
+        }
+        return piped.map_err(Into::into);
     };
 
     let input_text = std::fs::read_to_string(&args.demo_input)
@@ -92,6 +96,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         timeout: Duration::from_secs(60),
         client_properties: cfg.kafka.property_pairs(),
         expected_output: None,
+        requests_dropped: embedded
+            .as_ref()
+            .map(EmbeddedBroker::dropped_unread_counter),
     };
     // Fail before feeding anything if a definition is broken.
     pipeline::machines::load(&cfg.engine.state_machines_dir)?;
@@ -107,11 +114,39 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let piped = worker
         .join()
         .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?;
-    let summary = summary?;
+    let mut summary = summary?;
+    if let Some(broker) = &embedded {
+        summary.lost_requests = Some(report_losses(broker).dropped_unread);
+    }
     println!("{}", summary.report());
     piped?;
     if summary.missing > 0 {
+        let lost = summary.lost_requests.unwrap_or(0) + summary.lost_results;
+        if lost > 0 {
+            bail!(
+                "{} demo requests got no result; the broker dropped {lost} requests or results \
+                 before they were read",
+                summary.missing
+            );
+        }
         bail!("{} demo requests got no result", summary.missing);
     }
     Ok(())
+}
+
+/// The embedded broker's part of the shutdown summary: what it dropped before the pipeline
+/// read it, and what is still unread and goes with it.
+fn report_losses(broker: &EmbeddedBroker) -> embedded::Settled {
+    let settled = broker.settle();
+    eprintln!(
+        "stepstream: the embedded broker dropped {} unread requests in all",
+        settled.dropped_unread
+    );
+    if settled.unread > 0 {
+        eprintln!(
+            "stepstream: {} requests were still unread at the stop; they go with the embedded broker",
+            settled.unread
+        );
+    }
+    settled
 }

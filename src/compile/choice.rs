@@ -839,7 +839,7 @@ mod tests {
         let context = json!({"Execution": {"Name": "exec-1"}});
         let env = Env {
             input: &input,
-            context: &context,
+            context: &crate::exec::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         compiled(rule).eval(&env)
@@ -1165,7 +1165,7 @@ mod tests {
         let input = json!({"n": 5});
         let env = Env {
             input: &input,
-            context: &context,
+            context: &crate::exec::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         let c = compiled(json!({"Variable": "$.n", "NumericLessThanPath": "$limit.max"}));
@@ -1357,7 +1357,7 @@ mod tests {
             let compiled = compile(rule, "/States/CheckValues/Choices/0", true, &mut problems);
             let env = Env {
                 input: &case["input"],
-                context: &context,
+                context: &crate::exec::context::Context::from_value(context.clone()),
                 vars: &vars,
             };
             let got = match &compiled {

@@ -273,7 +273,24 @@ impl Call {
         }
     }
 
+    /// Evaluates the call. The functions whose result can be larger than their arguments
+    /// (nested `States.Array(..)` of `$` grows tenfold per level) are measured against
+    /// the Context's `max_value_bytes`, so no call builds more than that.
     fn eval(&self, env: &Env) -> Result<Value, WorkflowError> {
+        let v = self.eval_unmeasured(env)?;
+        if matches!(self.func, Func::Array | Func::JsonMerge | Func::Format) {
+            let cap = env.context.max_value_bytes();
+            if crate::exec::json_size(&v, cap) > cap {
+                return Err(WorkflowError::new(
+                    crate::error::names::DATA_LIMIT_EXCEEDED,
+                    format!("{}: the result is over {cap} bytes", self.func.name()),
+                ));
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_unmeasured(&self, env: &Env) -> Result<Value, WorkflowError> {
         match self.func {
             Func::Format => self.format(env),
             Func::StringToJson => {
@@ -976,7 +993,7 @@ mod tests {
                              "StateMachine": {"Name": "orders-v2"}});
         let env = Env {
             input,
-            context: &context,
+            context: &crate::exec::context::Context::from_value(context.clone()),
             vars,
         };
         Intrinsic::parse(text)
@@ -1633,7 +1650,7 @@ mod tests {
         let vars = Vars::default();
         let env = Env {
             input,
-            context: &context,
+            context: &crate::exec::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         let result = Intrinsic::parse(call)

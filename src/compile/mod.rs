@@ -12,6 +12,7 @@ pub mod timestamp;
 
 use serde_json::Value;
 
+use crate::exec::context::Context;
 use crate::exec::vars::Vars;
 
 /// What a compiled path, template, intrinsic or Choice rule can read at run time.
@@ -20,7 +21,7 @@ pub struct Env<'a> {
     /// The data the state is working on (`$`).
     pub input: &'a Value,
     /// The Context object (`$$`).
-    pub context: &'a Value,
+    pub context: &'a Context,
     /// Workflow variables (`$name`).
     pub vars: &'a Vars,
 }

@@ -11,6 +11,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::Env;
+use crate::exec::context::Context;
 
 /// Where a path starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,26 @@ pub struct Path {
     root: Root,
     segs: Vec<Seg>,
     definite: bool,
+}
+
+/// An indefinite path matched more data than one value may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    /// The limit, in bytes of JSON.
+    pub limit: usize,
+}
+
+impl TooLarge {
+    /// The workflow error for it: `States.DataLimitExceeded` naming the path and field.
+    pub fn error(&self, path: &str, field: &str) -> crate::error::WorkflowError {
+        crate::error::WorkflowError::new(
+            crate::error::names::DATA_LIMIT_EXCEEDED,
+            format!(
+                "The JSONPath '{path}' specified for the field '{field}' matched more than {} bytes of data.",
+                self.limit
+            ),
+        )
+    }
 }
 
 /// Why a path string was rejected.
@@ -161,19 +182,75 @@ impl Path {
             .all(|s| matches!(s, Seg::Name(_) | Seg::Index(_)))
     }
 
+    /// The root value, or `None` for `$$`, which is looked up part by part ([`Context::part`]).
     fn root_value<'v>(&self, env: &Env<'v>) -> Option<&'v Value> {
         match &self.root {
             Root::Input => Some(env.input),
-            Root::Context => Some(env.context),
+            Root::Context => None,
             Root::Var(name) => env.vars.get(name),
         }
     }
 
     /// Looks the path up: a borrowed value for a definite path, a new array for an
-    /// indefinite one; `None` when a definite path is not there.
+    /// indefinite one; `None` when a definite path is not there, and also when an
+    /// indefinite path matches more than [`Path::eval_checked`] allows.
     pub fn eval<'v>(&self, env: &Env<'v>) -> Option<Cow<'v, Value>> {
-        let root = self.root_value(env)?;
-        self.eval_in(root)
+        self.eval_checked(env).ok().flatten()
+    }
+
+    /// Like [`Path::eval`], but an indefinite path whose matches add up to more than the
+    /// Context's `max_value_bytes` of JSON is an error instead of a copy of them all
+    /// (`$..*` over a deep input copies each subtree once per ancestor).
+    pub fn eval_checked<'v>(&self, env: &Env<'v>) -> Result<Option<Cow<'v, Value>>, TooLarge> {
+        let cap = env.context.max_value_bytes();
+        if self.root == Root::Context {
+            return self.eval_context(env.context, cap);
+        }
+        match self.root_value(env) {
+            Some(root) => self.eval_capped(root, cap),
+            None => Ok(None),
+        }
+    }
+
+    /// `$$` paths: a definite path that names a member reads it in place; anything else
+    /// (`$$` alone, a wildcard, a filter) needs the whole object, built for this lookup.
+    fn eval_context<'v>(
+        &self,
+        ctx: &'v Context,
+        cap: usize,
+    ) -> Result<Option<Cow<'v, Value>>, TooLarge> {
+        if self.definite {
+            if let Some((Seg::Name(first), rest)) = self.segs.split_first() {
+                return Ok(ctx.part(first).and_then(|p| lookup_definite(p, rest)));
+            }
+        }
+        let whole = ctx.to_value();
+        Ok(self
+            .eval_capped(&whole, cap)?
+            .map(|v| Cow::Owned(v.into_owned())))
+    }
+
+    fn eval_capped<'v>(
+        &self,
+        root: &'v Value,
+        cap: usize,
+    ) -> Result<Option<Cow<'v, Value>>, TooLarge> {
+        if self.definite {
+            return Ok(lookup_definite(root, &self.segs));
+        }
+        let mut out = Vec::new();
+        select(root, root, &self.segs, &mut out);
+        // Measure what the matches would copy before copying any of it.
+        let mut total = 2usize;
+        for m in &out {
+            total = total.saturating_add(crate::exec::json_size(m, cap) + 1);
+            if total > cap {
+                return Err(TooLarge { limit: cap });
+            }
+        }
+        Ok(Some(Cow::Owned(Value::Array(
+            out.into_iter().map(Cow::into_owned).collect(),
+        ))))
     }
 
     /// Like [`Path::eval`] but starting from `root` whatever the path's root is.
@@ -188,13 +265,20 @@ impl Path {
         )))
     }
 
-    /// Definite lookup by reference (no allocation); `None` if absent or indefinite.
+    /// Definite lookup by reference (no allocation); `None` if absent or indefinite, and
+    /// for `$$` alone (the whole Context object is not held as one value).
     pub fn get<'v>(&self, env: &Env<'v>) -> Option<&'v Value> {
         if !self.definite || self.segs.last() == Some(&Seg::Length) {
             return None;
         }
-        let mut v = self.root_value(env)?;
-        for s in &self.segs {
+        let (mut v, segs) = match &self.root {
+            Root::Context => match self.segs.split_first() {
+                Some((Seg::Name(first), rest)) => (env.context.part(first)?, rest),
+                _ => return None,
+            },
+            _ => (self.root_value(env)?, &self.segs[..]),
+        };
+        for s in segs {
             v = step(v, s)?;
         }
         Some(v)
@@ -771,7 +855,7 @@ mod tests {
         let ctx = json!({"Execution": {"Id": "arn:x"}});
         let env = Env {
             input,
-            context: &ctx,
+            context: &crate::exec::context::Context::from_value(ctx.clone()),
             vars: &vars,
         };
         Path::parse(path).unwrap().eval(&env).map(Cow::into_owned)
@@ -786,6 +870,27 @@ mod tests {
             Some(json!({"price": 3}))
         );
         assert_eq!(eval("$.order.missing", &input), None);
+    }
+
+    #[test]
+    fn an_indefinite_path_matching_too_much_is_an_error_before_copying() {
+        // Each level repeats its whole subtree among `$..*`'s matches.
+        let mut v = json!(vec![0; 100]);
+        for _ in 0..50 {
+            v = json!([v, vec![0; 100]]);
+        }
+        let vars = Vars::default();
+        let ctx = crate::exec::context::Context::EMPTY.with_max_value_bytes(100_000);
+        let env = Env {
+            input: &v,
+            context: &ctx,
+            vars: &vars,
+        };
+        let p = Path::parse("$..*").unwrap();
+        assert_eq!(p.eval_checked(&env), Err(TooLarge { limit: 100_000 }));
+        assert_eq!(p.eval(&env), None);
+        let small = Path::parse("$[1][*]").unwrap();
+        assert!(matches!(small.eval_checked(&env), Ok(Some(_))));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::intrinsic::{is_intrinsic, Intrinsic};
 use super::path::Path;
 use super::Env;
 use crate::asl::{pointer_join, Problem};
-use crate::error::WorkflowError;
+use crate::error::{names, WorkflowError};
 
 /// A compiled payload template.
 #[derive(Debug, Clone)]
@@ -77,22 +77,32 @@ impl Template {
     }
 
     /// Builds the payload. A path that is not there is a `States.Runtime` error, as in AWS.
+    /// The values read from paths and intrinsics may add up to at most the Context's
+    /// `max_value_bytes` (the payload limit): a template that copies its input many times
+    /// fails with `States.DataLimitExceeded` before it has built more than that.
     pub fn eval(&self, env: &Env) -> Result<Value, WorkflowError> {
+        let mut room = env.context.max_value_bytes();
+        self.eval_within(env, &mut room)
+    }
+
+    fn eval_within(&self, env: &Env, room: &mut usize) -> Result<Value, WorkflowError> {
         match self {
+            // Literals are bounded by the definition's own size.
             Template::Literal(v) => Ok(v.clone()),
-            Template::Path(p) => lookup(p, env, p.text()),
-            Template::Intrinsic(f) => f.eval(env),
+            Template::Path(p) => charge(lookup(p, env, p.text())?, room, p.text()),
+            Template::Intrinsic(f) => charge(f.eval(env)?, room, "an intrinsic function"),
             Template::Array(items) => items
                 .iter()
-                .map(|t| t.eval(env))
+                .map(|t| t.eval_within(env, room))
                 .collect::<Result<_, _>>()
                 .map(Value::Array),
             Template::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for f in fields {
                     let v = match &f.value {
-                        Template::Path(p) => lookup(p, env, &f.written)?,
-                        t => t.eval(env)?,
+                        Template::Path(p) => charge(lookup(p, env, &f.written)?, room, &f.written)?,
+                        Template::Intrinsic(i) => charge(i.eval(env)?, room, &f.written)?,
+                        t => t.eval_within(env, room)?,
                     };
                     out.insert(f.key.clone(), v);
                 }
@@ -102,8 +112,22 @@ impl Template {
     }
 }
 
+/// Takes `v`'s JSON size out of `room`, or fails once the template has built too much.
+fn charge(v: Value, room: &mut usize, field: &str) -> Result<Value, WorkflowError> {
+    let n = crate::exec::json_size(&v, *room);
+    if n > *room {
+        return Err(WorkflowError::new(
+            names::DATA_LIMIT_EXCEEDED,
+            format!("The payload built from a template is too large: with the value for '{field}' it exceeds the maximum number of bytes service limit."),
+        ));
+    }
+    *room -= n;
+    Ok(v)
+}
+
 fn lookup(p: &Path, env: &Env, field: &str) -> Result<Value, WorkflowError> {
-    p.eval(env).map(|v| v.into_owned()).ok_or_else(|| {
+    let found = p.eval_checked(env).map_err(|e| e.error(p.text(), field))?;
+    found.map(|v| v.into_owned()).ok_or_else(|| {
         WorkflowError::runtime(format!(
             "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
             p.text(),
@@ -165,7 +189,7 @@ mod tests {
         let ctx = json!({"State": {"Name": "S"}});
         t.eval(&Env {
             input: &input,
-            context: &ctx,
+            context: &crate::exec::context::Context::from_value(ctx.clone()),
             vars: &vars,
         })
     }
@@ -185,6 +209,32 @@ mod tests {
         let err = run(json!({"v.$": "$.nope"}), json!({})).unwrap_err();
         assert_eq!(err.error.as_deref(), Some("States.Runtime"));
         assert!(err.cause.unwrap().contains("'v.$'"));
+    }
+
+    #[test]
+    fn a_template_that_copies_its_input_many_times_stops_at_the_value_cap() {
+        let fields: Map<String, Value> =
+            (0..1000).map(|i| (format!("f{i}.$"), json!("$"))).collect();
+        let mut problems = vec![];
+        let t = Template::compile(&Value::Object(fields), "", &mut problems);
+        let input = json!({"blob": "x".repeat(10_000)});
+        let vars = Vars::default();
+        let ctx = crate::exec::context::Context::EMPTY.with_max_value_bytes(100_000);
+        let env = Env {
+            input: &input,
+            context: &ctx,
+            vars: &vars,
+        };
+        let err = t.eval(&env).unwrap_err();
+        assert_eq!(err.error.as_deref(), Some("States.DataLimitExceeded"));
+        assert!(
+            err.cause.unwrap().contains("'f9.$'"),
+            "the 10th copy crosses 100,000 bytes"
+        );
+        // Nine copies fit.
+        let nine: Map<String, Value> = (0..9).map(|i| (format!("f{i}.$"), json!("$"))).collect();
+        let t = Template::compile(&Value::Object(nine), "", &mut problems);
+        assert!(t.eval(&env).is_ok());
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub fn select<'v>(
         PathField::Default => Ok(Cow::Borrowed(env.input)),
         PathField::Null => Ok(Cow::Owned(Value::Object(Map::new()))),
         PathField::Path(p) => p
-            .eval(env)
+            .eval_checked(env)
+            .map_err(|e| e.error(p.text(), name))?
             .ok_or_else(|| not_found(p.text(), name, env.input)),
     }
 }
@@ -90,7 +91,10 @@ pub fn output(field: &PathField, value: Value, env: &Env) -> Result<Value, Workf
         }
         PathField::Path(p) => {
             let env = env.with_input(&value);
-            match p.eval(&env) {
+            match p
+                .eval_checked(&env)
+                .map_err(|e| e.error(p.text(), "OutputPath"))?
+            {
                 Some(v) => Ok(v.into_owned()),
                 None => Err(not_found(p.text(), "OutputPath", &value)),
             }

@@ -46,9 +46,56 @@ fn number_len(n: &serde_json::Number) -> usize {
     } else if let Some(u) = n.as_u64() {
         u.checked_ilog10().map_or(1, |d| d as usize + 1)
     } else {
-        // Floats are rare in payloads; their exact text length is not worth computing here.
-        24
+        // A float is written with ryu's shortest form, as serde_json serializes it;
+        // `Number`'s Display is that same form, counted here without allocating.
+        let mut c = Counter(0);
+        let _ = std::fmt::Write::write_fmt(&mut c, format_args!("{n}"));
+        c.0
     }
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::fmt::Write for Counter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// What `v` takes in memory, roughly: a `Value` slot per value, plus string bytes and
+/// per-entry map overhead. Stops counting past `cap`. This, not the JSON size, is what
+/// the per-execution memory cap is measured in (100,000 zeros are 200 KB of JSON but
+/// 3.2 MB of `Value`s).
+pub fn mem_size(v: &Value, cap: usize) -> usize {
+    const SLOT: usize = std::mem::size_of::<Value>();
+    // An ordered map entry: key String, value slot, hash and index (indexmap).
+    const ENTRY: usize = 24 + SLOT + 16;
+    fn walk(v: &Value, acc: &mut usize, cap: usize) {
+        if *acc > cap {
+            return;
+        }
+        *acc += SLOT;
+        match v {
+            Value::String(s) => *acc += s.len(),
+            Value::Array(a) => {
+                for x in a {
+                    walk(x, acc, cap);
+                }
+            }
+            Value::Object(o) => {
+                for (k, x) in o {
+                    *acc += ENTRY - SLOT + k.len();
+                    walk(x, acc, cap);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut acc = 0;
+    walk(v, &mut acc, cap);
+    acc
 }
 
 fn string_len(s: &str) -> usize {
@@ -73,8 +120,40 @@ mod tests {
             json!({"a": [1, -20, "x\"y\n", null, true, false], "bb": {}, "c": []}),
             json!("héllo"),
             json!(12345678901234u64),
+            json!(u64::MAX),
+            json!(i64::MIN),
         ] {
             assert_eq!(json_size(&v, usize::MAX), v.to_string().len(), "{v}");
         }
+    }
+
+    #[test]
+    fn floats_count_their_serialized_length() {
+        for f in [
+            0.5,
+            -0.25,
+            1e300,
+            -1.5e-300,
+            123456.789,
+            0.1 + 0.2,
+            1e21,
+            1e-7,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            3.0,
+        ] {
+            let v = json!(f);
+            assert_eq!(json_size(&v, usize::MAX), v.to_string().len(), "{v}");
+        }
+        // 10,500 floats of 3 characters: 42 KB, far under the 256 KiB limit.
+        let v = Value::Array(vec![json!(0.5); 10_500]);
+        assert_eq!(json_size(&v, usize::MAX), v.to_string().len());
+    }
+
+    #[test]
+    fn memory_size_counts_value_slots() {
+        let zeros = Value::Array(vec![json!(0); 1000]);
+        assert!(mem_size(&zeros, usize::MAX) >= 1000 * std::mem::size_of::<Value>());
+        assert!(mem_size(&zeros, 100) <= 100 + 2 * std::mem::size_of::<Value>());
     }
 }

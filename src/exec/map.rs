@@ -6,10 +6,11 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
-use super::context;
-use super::run::{amount, run_machine, Exec, Frame};
+use super::context::Context;
+use super::run::{amount, run_machine, show_number, Exec, Frame};
 use crate::asl::model::{MapSpec, PathField};
 use crate::compile::plan::Node;
+use crate::compile::Env;
 use crate::error::{names, WorkflowError};
 use crate::exec::vars::Vars;
 
@@ -23,7 +24,10 @@ pub(crate) async fn run(
 ) -> Result<Value, WorkflowError> {
     let env = frame.env(eff);
     let items = match &spec.items_path {
-        PathField::Path(p) => p.eval(&env).ok_or_else(|| {
+        PathField::Path(p) => p
+            .eval_checked(&env)
+            .map_err(|e| e.error(p.text(), "ItemsPath"))?
+            .ok_or_else(|| {
             WorkflowError::runtime(format!(
                 "The JSONPath '{}' specified for the field 'ItemsPath' could not be found in the input '{eff}'",
                 p.text()
@@ -38,85 +42,102 @@ pub(crate) async fn run(
         )));
     };
 
-    let concurrency = amount(spec.max_concurrency.as_ref(), &env, "MaxConcurrencyPath")?;
-    let tolerated_count = amount(
-        spec.tolerated_failure_count.as_ref(),
-        &env,
-        "ToleratedFailureCountPath",
+    let concurrency = whole_amount(
+        amount(spec.max_concurrency.as_ref(), &env, "MaxConcurrencyPath")?,
+        "MaxConcurrency",
+        "MaxConcurrency must be a non-negative integer",
+    )?;
+    let tolerated_count = whole_amount(
+        amount(
+            spec.tolerated_failure_count.as_ref(),
+            &env,
+            "ToleratedFailureCountPath",
+        )?,
+        "ToleratedFailureCount",
+        "ToleratedFailureCount cannot be negative.",
     )?;
     let tolerated_pct = amount(
         spec.tolerated_failure_percentage.as_ref(),
         &env,
         "ToleratedFailurePercentagePath",
     )?;
-    if concurrency.is_some_and(|c| c < 0.0 || c.fract() != 0.0) {
-        return Err(WorkflowError::runtime(
-            "MaxConcurrency must be a non-negative integer",
-        ));
-    }
-    if tolerated_count.is_some_and(|c| c < 0.0) {
-        return Err(WorkflowError::runtime(
-            "ToleratedFailureCount cannot be negative.",
-        ));
-    }
     if tolerated_pct.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
         return Err(WorkflowError::runtime(
             "ToleratedFailurePercentage must be between 0 and 100.",
         ));
     }
-    let limit = match concurrency.unwrap_or(0.0) as usize {
-        0 => items.len().max(1),
-        n => n,
+    // AWS runs at most 40 iterations of an inline Map at once, whatever MaxConcurrency
+    // says; iterations are started (and their inputs built) only as earlier ones finish.
+    let limit = match concurrency.unwrap_or(0) {
+        0 => MAX_INLINE_CONCURRENCY,
+        n => usize::try_from(n).map_or(MAX_INLINE_CONCURRENCY, |n| n.min(MAX_INLINE_CONCURRENCY)),
     };
     let processor = node
         .processor
         .as_ref()
         .expect("a Map node always has a processor");
     let outer = Arc::new(frame.vars.clone());
-
-    // Item inputs are built up front so a bad ItemSelector fails before any iteration runs.
-    let mut inputs = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let mut ctx = frame.ctx.clone();
-        if let Some(c) = ctx.as_mut() {
-            context::set_map_item(c, i, item);
+    let item_ctx = |i: usize, item: &Value| {
+        if ex.uses_context {
+            frame.ctx.for_map_item(i, item.clone())
+        } else {
+            frame.ctx.clone()
         }
+    };
+    let item_input = |i: usize, item: &Value| -> Result<(Context, Value), WorkflowError> {
+        let ctx = item_ctx(i, item);
         let input = match &spec.item_selector {
-            Some(t) => {
-                let f = Frame {
-                    ctx,
-                    vars: frame.vars.clone(),
-                };
-                let v = t.eval(&f.env(eff))?;
-                ctx = f.ctx;
-                v
-            }
+            Some(t) => t.eval(&Env {
+                input: eff,
+                context: &ctx,
+                vars: &frame.vars,
+            })?,
             None => item.clone(),
         };
-        inputs.push((ctx, input));
+        Ok((ctx, input))
+    };
+    // AWS fails a Map whose ItemSelector fails for any item before any iteration runs:
+    // check every item first, keeping nothing, then build each input again as it starts.
+    if spec.item_selector.is_some() {
+        for (i, item) in items.iter().enumerate() {
+            // A selector that copies much per item makes this loop long: keep it within
+            // the execution's time cap like any other busy loop.
+            if i % 256 == 255 {
+                ex.check_deadline()?;
+            }
+            item_input(i, item)?;
+        }
     }
 
-    let total = inputs.len();
-    let mut runs = stream::iter(inputs.into_iter().map(|(ctx, input)| {
-        let f = Frame {
-            ctx,
-            vars: Vars::inner(&outer),
-        };
-        run_machine(ex, processor, input, f, None)
+    let total = items.len();
+    let what_out = format!("the outputs of Map state '{}'", node.state.name);
+    let outer = &outer;
+    let mut runs = stream::iter(items.iter().enumerate().map(|(i, item)| {
+        let prepared = item_input(i, item);
+        async move {
+            // The iteration's frame charges its input to the memory cap as it starts.
+            let (ctx, input) = prepared?;
+            let f = Frame {
+                ctx,
+                vars: Vars::inner(outer),
+            };
+            run_machine(ex, processor, input, f, None).await
+        }
     }))
     .buffered(limit);
 
     let tolerates = tolerated_count.is_some() || tolerated_pct.is_some();
-    let mut out = Vec::with_capacity(total);
+    let mut out = Vec::new();
+    let mut held = ex.budget.hold(0, &what_out)?;
     let mut failed = 0usize;
     while let Some(r) = runs.next().await {
-        match r {
-            Ok(v) => out.push(v),
+        let v = match r {
+            Ok(v) => v,
             Err(e) if !tolerates || super::run::is_execution_timeout(&e) => return Err(e),
             Err(e) => {
                 failed += 1;
                 // Either threshold, once exceeded, fails the whole Map.
-                let over_count = tolerated_count.is_some_and(|c| failed as f64 > c);
+                let over_count = tolerated_count.is_some_and(|c| failed as u64 > c);
                 let over_pct =
                     tolerated_pct.is_some_and(|p| failed as f64 * 100.0 / total as f64 > p);
                 if over_count || over_pct {
@@ -125,9 +146,52 @@ pub(crate) async fn run(
                         "The specified tolerated failure threshold was exceeded",
                     ));
                 }
-                out.push(super::io::error_output(&e));
+                super::io::error_output(&e)
             }
-        }
+        };
+        held.absorb(ex.budget.hold_value(&v, &what_out)?);
+        out.push(v);
     }
     Ok(Value::Array(out))
+}
+
+/// AWS's cap on the iterations of an inline Map that run at once.
+const MAX_INLINE_CONCURRENCY: usize = 40;
+
+/// A count read from the definition or the data: a non-negative whole number that fits
+/// a `u64`, or `States.Runtime` naming the field and the value.
+fn whole_amount(v: Option<f64>, field: &str, why: &str) -> Result<Option<u64>, WorkflowError> {
+    match v {
+        None => Ok(None),
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64 => Ok(Some(f as u64)),
+        Some(f) if f < 0.0 => Err(WorkflowError::runtime(why)),
+        Some(f) => Err(WorkflowError::runtime(format!(
+            "{field} must be a non-negative integer that fits 64 bits, not {}",
+            show_number(f)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_must_be_whole_non_negative_and_fit() {
+        let w = |f| {
+            whole_amount(
+                Some(f),
+                "MaxConcurrency",
+                "MaxConcurrency must be a non-negative integer",
+            )
+        };
+        assert_eq!(w(0.0).ok(), Some(Some(0)));
+        assert_eq!(w(40.0).ok(), Some(Some(40)));
+        for bad in [-1.0, 0.5, 1e300, f64::INFINITY] {
+            let e = w(bad).expect_err("a bad count is an error");
+            assert_eq!(e.name(), names::RUNTIME);
+            assert!(e.cause.unwrap_or_default().contains("MaxConcurrency"));
+        }
+        assert_eq!(whole_amount(None, "x", "y").ok(), Some(None));
+    }
 }

@@ -9,6 +9,7 @@ pub mod context;
 mod io;
 mod limits;
 mod map;
+mod memory;
 mod parallel;
 mod retry;
 mod run;
@@ -21,7 +22,8 @@ use serde_json::{json, Value};
 use crate::compile::plan::Plan;
 use crate::tasks::Tasks;
 
-pub use limits::{json_size, MAX_PAYLOAD_BYTES};
+pub use limits::{json_size, mem_size, MAX_PAYLOAD_BYTES};
+pub use memory::{ShardMemory, DEFAULT_MAX_EXECUTION_MEMORY_BYTES, DEFAULT_MAX_SHARD_MEMORY_BYTES};
 
 /// How an execution ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +89,11 @@ pub struct ExecOptions {
     pub max_duration: Duration,
     /// Largest state input/output, in bytes of JSON (AWS: 256 KiB).
     pub max_payload_bytes: usize,
+    /// Most data one execution may hold at once (its running frames' data and variables,
+    /// Map and Parallel outputs being collected); past it the execution fails, not the process.
+    pub max_memory_bytes: usize,
+    /// The memory cap shared with the other executions of the same shard, if any.
+    pub shard_memory: Option<ShardMemory>,
     /// The state machine's name, for the Context object and ARNs.
     pub state_machine_name: String,
     /// The execution's name (a UUID when not given).
@@ -100,6 +107,8 @@ impl Default for ExecOptions {
         ExecOptions {
             max_duration: Duration::from_secs(300),
             max_payload_bytes: MAX_PAYLOAD_BYTES,
+            max_memory_bytes: DEFAULT_MAX_EXECUTION_MEMORY_BYTES,
+            shard_memory: None,
             state_machine_name: "stepstream".to_string(),
             execution_name: None,
             execution_arn: None,

@@ -33,7 +33,10 @@ pub fn delay(r: &Retrier, n: u32) -> Duration {
     if r.jitter_full {
         secs *= rand::random::<f64>();
     }
-    // Cap at a year so a huge backoff cannot overflow Duration.
+    // Cap at a year so a huge backoff cannot overflow Duration; 0 × ∞ (NaN) is no wait.
+    if secs.is_nan() {
+        return Duration::ZERO;
+    }
     Duration::from_secs_f64(secs.clamp(0.0, 31_536_000.0))
 }
 

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::{context, io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
+use super::context::{self, Context};
+use super::memory::Budget;
+use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
 use crate::asl::model::{Amount, FailText, Kind, PathField, State, WaitFor};
 use crate::compile::plan::{Node, Plan};
 use crate::compile::{timestamp, Env};
@@ -22,6 +24,8 @@ pub(crate) struct Exec<'a> {
     pub tasks: &'a Tasks,
     pub opts: &'a ExecOptions,
     pub uses_context: bool,
+    /// What the execution holds beyond its current data, against its memory cap.
+    pub budget: Budget,
     state_calls: RefCell<HashMap<String, u32>>,
     resource_calls: RefCell<HashMap<String, u32>>,
     /// Wall-clock start, read only if something asks for the time (it costs a clock read).
@@ -34,8 +38,8 @@ pub(crate) struct Exec<'a> {
 
 /// One thread of control: the top level, a Parallel branch or a Map iteration.
 pub(crate) struct Frame {
-    /// The Context object, when the machine reads it.
-    pub ctx: Option<Value>,
+    /// The Context object (empty when the machine never reads it).
+    pub ctx: Context,
     /// Variables visible here.
     pub vars: Vars,
 }
@@ -46,7 +50,7 @@ impl Frame {
     pub fn env<'v>(&'v self, input: &'v Value) -> Env<'v> {
         Env {
             input,
-            context: self.ctx.as_ref().unwrap_or(&EMPTY),
+            context: &self.ctx,
             vars: &self.vars,
         }
     }
@@ -86,7 +90,7 @@ impl Exec<'_> {
         Ok(())
     }
 
-    fn check_deadline(&self) -> Result<(), WorkflowError> {
+    pub(crate) fn check_deadline(&self) -> Result<(), WorkflowError> {
         let virtual_elapsed =
             tokio::time::Instant::now().saturating_duration_since(self.start_clock);
         // A busy loop never lets a virtual clock advance, so real time counts too.
@@ -138,6 +142,7 @@ pub(crate) async fn execute(
         tasks,
         opts,
         uses_context: plan.uses_context,
+        budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
         state_calls: RefCell::default(),
         resource_calls: RefCell::default(),
         start_wall: std::cell::OnceCell::new(),
@@ -159,7 +164,9 @@ pub(crate) async fn execute(
             .expect_err("the input was just measured over the limit");
         return fail(Status::Failed, e);
     }
-    let ctx = plan.uses_context.then(|| {
+    let ctx = if !plan.uses_context {
+        Context::EMPTY
+    } else {
         let name = opts
             .execution_name
             .clone()
@@ -180,7 +187,8 @@ pub(crate) async fn execute(
             &input,
             ex.start_wall(),
         )
-    });
+    };
+    let ctx = ctx.with_max_value_bytes(opts.max_payload_bytes);
     let frame = Frame {
         ctx,
         vars: Vars::default(),
@@ -223,6 +231,12 @@ pub(crate) fn run_machine<'a>(
         let limit = ex.opts.max_payload_bytes;
         // An upper bound on the current data's size, so it is measured only when it may be too big.
         let mut bound = input_size.unwrap_or_else(|| json_size(&input, limit.saturating_add(1)));
+        // The data this frame holds counts against the execution's memory cap, so nested
+        // Maps and Parallels waiting on many branches at once stay bounded too. It is
+        // charged by its JSON size bound, which is known here without another walk.
+        let mut held = ex.budget.hold(bound, FRAME_DATA)?;
+        // Variables this frame set, counted the same way.
+        let mut vars_bound = 0;
         let mut data = input;
         loop {
             let n = ex.transitions.get() + 1;
@@ -243,9 +257,7 @@ pub(crate) fn run_machine<'a>(
                     node.state.kind,
                     Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
                 );
-                if let Some(ctx) = frame.ctx.as_mut() {
-                    context::enter_state(ctx, &node.state.name, now, with_retry);
-                }
+                frame.ctx.enter_state(&node.state.name, now, with_retry);
             }
             let (out, next, growth) = step(ex, node, data, &mut frame)
                 .await
@@ -260,6 +272,11 @@ pub(crate) fn run_machine<'a>(
                     .map_err(|e| locate(e, &node.state))?;
                 bound = json_size(&out, limit);
             }
+            if may_assign(&node.state) {
+                vars_bound = frame.vars.local_size(ex.opts.max_memory_bytes);
+            }
+            held.resize(bound.saturating_add(vars_bound), FRAME_DATA)
+                .map_err(|e| locate(e, &node.state))?;
             match next {
                 Some(n) => {
                     cur = n;
@@ -269,6 +286,15 @@ pub(crate) fn run_machine<'a>(
             }
         }
     })
+}
+
+const FRAME_DATA: &str = "the data and variables of its running states";
+
+/// Whether running `s` may set variables.
+fn may_assign(s: &State) -> bool {
+    s.assign.is_some()
+        || s.catch.iter().any(|c| c.assign.is_some())
+        || matches!(&s.kind, Kind::Choice { rules, .. } if rules.iter().any(|r| r.assign.is_some()))
 }
 
 /// AWS prefixes runtime errors with the state they happened in.
@@ -381,9 +407,7 @@ async fn step(
                     ex.sleep(delay).await?;
                     ex.check_deadline()?;
                     retries += 1;
-                    if let Some(ctx) = frame.ctx.as_mut() {
-                        context::set_retry_count(ctx, retries);
-                    }
+                    frame.ctx.set_retry_count(retries);
                     continue;
                 }
                 let caught = s
@@ -444,9 +468,24 @@ async fn attempt(
             match kind {
                 Kind::Pass { result } => result.clone().unwrap_or(task_input),
                 Kind::Task {
-                    resource, timeout, ..
+                    resource,
+                    timeout,
+                    heartbeat,
                 } => {
-                    let timeout = amount(timeout.as_ref(), &frame.env(&eff), "TimeoutSecondsPath")?;
+                    let env = frame.env(&eff);
+                    let timeout = task_seconds(
+                        timeout.as_ref(),
+                        &env,
+                        "TimeoutSeconds",
+                        "TimeoutSecondsPath",
+                    )?;
+                    // Tasks here do not heartbeat, but a bad value is still an error, as on AWS.
+                    task_seconds(
+                        heartbeat.as_ref(),
+                        &env,
+                        "HeartbeatSeconds",
+                        "HeartbeatSecondsPath",
+                    )?;
                     Box::pin(call_task(ex, s, resource, task_input, timeout)).await?
                 }
                 Kind::Parallel { .. } => {
@@ -494,7 +533,7 @@ async fn call_task(
     s: &State,
     resource: &str,
     input: Value,
-    timeout: Option<f64>,
+    timeout: Option<u64>,
 ) -> Result<Value, WorkflowError> {
     if let Err(why) = crate::tasks::check_service_parameters(resource, &input) {
         return Err(WorkflowError::runtime(format!(
@@ -518,7 +557,7 @@ async fn call_task(
     }
     // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
     let left = ex.remaining();
-    let task_limit = timeout.map(Duration::from_secs_f64);
+    let task_limit = timeout.map(Duration::from_secs);
     let result = match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await {
         Ok(r) => r?,
         Err(_) if task_limit.is_some_and(|t| t < left) => {
@@ -594,13 +633,49 @@ pub(crate) fn amount(
     }
 }
 
+/// A number as JSON writes it (`1e300`, not 301 digits).
+pub(crate) fn show_number(f: f64) -> String {
+    serde_json::Number::from_f64(f).map_or_else(|| f.to_string(), |n| n.to_string())
+}
+
+/// AWS's largest TimeoutSeconds / HeartbeatSeconds.
+const MAX_TASK_SECONDS: u64 = 99_999_999;
+
+/// A Task's TimeoutSeconds or HeartbeatSeconds (fixed or `...Path`): a positive integer
+/// of at most [`MAX_TASK_SECONDS`], or `States.Runtime` naming the field and the value.
+fn task_seconds(
+    a: Option<&Amount>,
+    env: &Env,
+    field: &str,
+    path_field: &str,
+) -> Result<Option<u64>, WorkflowError> {
+    let Some(f) = amount(a, env, path_field)? else {
+        return Ok(None);
+    };
+    if f >= 1.0 && f.fract() == 0.0 && f <= MAX_TASK_SECONDS as f64 {
+        return Ok(Some(f as u64));
+    }
+    let source = match a {
+        Some(Amount::Path(p)) => format!(
+            "{path_field} field refers to value '{}' ({})",
+            show_number(f),
+            p.text()
+        ),
+        _ => format!("{field} field is {}", show_number(f)),
+    };
+    Err(WorkflowError::runtime(format!(
+        "The {source}, which is not a positive integer of at most {MAX_TASK_SECONDS} seconds"
+    )))
+}
+
 fn wait_delay(ex: &Exec<'_>, wait: &WaitFor, env: &Env) -> Result<Duration, WorkflowError> {
     let until = |t: timestamp::Timestamp| {
         let dt = t.to_utc() - ex.now();
         dt.to_std().unwrap_or(Duration::ZERO)
     };
     match wait {
-        WaitFor::Seconds(s) => Ok(Duration::from_secs_f64(*s)),
+        // Validation keeps this a non-negative number; a huge one just waits past the cap.
+        WaitFor::Seconds(s) => Ok(Duration::try_from_secs_f64(*s).unwrap_or(Duration::MAX)),
         WaitFor::Timestamp(t) => Ok(until(*t)),
         WaitFor::SecondsPath(p) => {
             let v = p
@@ -633,4 +708,53 @@ fn path_missing(path: &str, field: &str, input: &Value) -> WorkflowError {
     WorkflowError::runtime(format!(
         "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::path::Path;
+    use serde_json::json;
+
+    fn seconds_from(v: Value) -> Result<Option<u64>, WorkflowError> {
+        let input = json!({ "n": v });
+        let vars = Vars::default();
+        let env = Env {
+            input: &input,
+            context: &Context::EMPTY,
+            vars: &vars,
+        };
+        let path = Path::parse("$.n").expect("a valid path");
+        task_seconds(
+            Some(&Amount::Path(path)),
+            &env,
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+        )
+    }
+
+    #[test]
+    fn task_seconds_from_data_must_be_positive_integers() {
+        assert_eq!(seconds_from(json!(30)).ok(), Some(Some(30)));
+        assert_eq!(seconds_from(json!(30.0)).ok(), Some(Some(30)));
+        for bad in [
+            json!(-5),
+            json!(0),
+            json!(0.5),
+            json!(1e300),
+            json!(1e8),
+            json!("x"),
+        ] {
+            let e = seconds_from(bad.clone()).expect_err("a bad value is an error");
+            assert_eq!(e.name(), names::RUNTIME, "{bad}");
+            let cause = e.cause.unwrap_or_default();
+            assert!(cause.contains("TimeoutSecondsPath"), "{bad}: {cause}");
+        }
+        let e = seconds_from(json!(1e300)).expect_err("huge");
+        let cause = e.cause.unwrap_or_default();
+        assert!(
+            cause.contains("'1e+300'"),
+            "shown as JSON, not 301 digits: {cause}"
+        );
+    }
 }

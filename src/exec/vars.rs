@@ -36,6 +36,19 @@ impl Vars {
         }
     }
 
+    /// The JSON size of the variables set in this scope (outer scopes are counted by the
+    /// frames that own them); stops counting past `cap`.
+    pub fn local_size(&self, cap: usize) -> usize {
+        let mut n = 0;
+        for (k, v) in &self.local {
+            if n > cap {
+                break;
+            }
+            n += k.len() + crate::exec::json_size(v, cap - n.min(cap));
+        }
+        n
+    }
+
     /// True when no variable is set in any scope.
     pub fn is_empty(&self) -> bool {
         self.local.is_empty() && self.outer.as_deref().is_none_or(Vars::is_empty)

@@ -23,14 +23,20 @@
 //!   `source` points into the requests topic below the end offset it had when this run
 //!   started belongs to an earlier run and is skipped.
 //!
+//! A result can also be lost on the way back: a broker that drops records before they are read
+//! (the embedded one beyond 5 MiB per partition) shows up as a jump in the offsets the feeder
+//! reads, so each results partition's offsets are followed and such drops are counted and
+//! logged. With the requests the embedded broker dropped before the pipeline read them
+//! (counted by the broker itself, `super::embedded`), they account for missing results.
+//!
 //! Latencies go into a fixed-size log-scale histogram, so memory stays bounded for any count:
 //! the only per-request state is the send time of the requests still outstanding.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -91,6 +97,10 @@ pub struct DemoSpec {
     pub client_properties: Vec<(String, String)>,
     /// When set, every result's `output` must equal this (numbers compared by value).
     pub expected_output: Option<serde_json::Value>,
+    /// Requests the broker dropped before the pipeline read them, where the broker counts
+    /// them (the embedded one): their results cannot come, so the feeder stops waiting once
+    /// they are all that is missing. Nothing else may write to the requests topic meanwhile.
+    pub requests_dropped: Option<Arc<AtomicU64>>,
 }
 
 /// What happened.
@@ -113,8 +123,14 @@ pub struct DemoSummary {
     pub latency_p99: Duration,
     /// Longest such time.
     pub latency_max: Duration,
-    /// Requests sent that got no result (not delivered, timed out, or cut short by a stop).
+    /// Requests sent that got no result (not delivered, dropped by the broker, timed out, or
+    /// cut short by a stop).
     pub missing: u64,
+    /// Results the broker dropped before the feeder read them.
+    pub lost_results: u64,
+    /// Requests the broker dropped before the pipeline read them, where the broker tells
+    /// (the embedded one); `None` where nobody counted them.
+    pub lost_requests: Option<u64>,
     /// Results read again for a request already counted (at-least-once redelivery).
     pub duplicates: u64,
     /// Results whose `output` differed from `DemoSpec::expected_output`.
@@ -175,7 +191,7 @@ pub fn run(spec: &DemoSpec, stop: &AtomicBool) -> Result<DemoSummary, DemoError>
         end_offsets(&consumer, spec, &spec.requests_topic, stop)?,
         end_offsets(&consumer, spec, &spec.results_topic, stop)?,
     ) else {
-        return Ok(Feeder::new(spec, Vec::new()).summary());
+        return Ok(Feeder::new(spec, Vec::new(), Vec::new()).summary());
     };
     let mut assignment = TopicPartitionList::new();
     for (partition, &end) in (0i32..).zip(&result_ends) {
@@ -199,7 +215,7 @@ pub fn run(spec: &DemoSpec, stop: &AtomicBool) -> Result<DemoSummary, DemoError>
             bootstrap: spec.bootstrap.clone(),
             error,
         })?;
-    Feeder::new(spec, request_starts).run(&producer, &consumer, stop)
+    Feeder::new(spec, request_starts, result_ends).run(&producer, &consumer, stop)
 }
 
 fn check_spec(spec: &DemoSpec) -> Result<(), DemoError> {
@@ -376,6 +392,12 @@ struct Feeder<'a> {
     spec: &'a DemoSpec,
     /// End offsets of the requests topic when the run started (see the module doc).
     request_starts: Vec<i64>,
+    /// Where reading is in each results partition (indexed by partition), to see drops.
+    result_reads: Vec<ResultReads>,
+    /// Results dropped by the broker and logged.
+    lost_results: u64,
+    /// When dropped results were last logged: at most once a second.
+    drops_logged_at: Option<Instant>,
     /// Send time of every request still waiting for its result.
     outstanding: HashMap<u64, Instant>,
     next_index: u64,
@@ -399,7 +421,7 @@ struct Feeder<'a> {
 }
 
 impl<'a> Feeder<'a> {
-    fn new(spec: &'a DemoSpec, request_starts: Vec<i64>) -> Feeder<'a> {
+    fn new(spec: &'a DemoSpec, request_starts: Vec<i64>, result_starts: Vec<i64>) -> Feeder<'a> {
         let json = |value: &serde_json::Value| {
             serde_json::to_string(value).expect("a serde_json::Value always serializes")
         };
@@ -407,6 +429,15 @@ impl<'a> Feeder<'a> {
         Feeder {
             spec,
             request_starts,
+            result_reads: result_starts
+                .into_iter()
+                .map(|next| ResultReads {
+                    next,
+                    unlogged: None,
+                })
+                .collect(),
+            lost_results: 0,
+            drops_logged_at: None,
             outstanding: HashMap::with_capacity(spec.max_outstanding.min(1 << 20)),
             next_index: 0,
             results: 0,
@@ -443,7 +474,8 @@ impl<'a> Feeder<'a> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let finished = self.next_index == self.spec.count && self.outstanding.is_empty();
+            let finished = self.next_index == self.spec.count
+                && self.outstanding.len() as u64 <= self.known_lost();
             if finished {
                 break;
             }
@@ -459,10 +491,17 @@ impl<'a> Feeder<'a> {
             let wait = self.wait_time(queue_full);
             self.read(consumer, wait);
             if self.progress.due(Instant::now(), self.results) {
+                if self
+                    .drops_logged_at
+                    .is_none_or(|at| at.elapsed() >= DROPS_LOG_INTERVAL)
+                {
+                    self.log_dropped_results();
+                }
                 let line = self.live_line();
                 self.progress.print(&line);
             }
         }
+        self.log_dropped_results();
         // Hand over what was sent before the producer is dropped (which discards its queue).
         // Bounded, because a stop or a timeout should not hang on a broker that went away.
         let _ = producer.flush(Duration::from_secs(1));
@@ -582,7 +621,10 @@ impl<'a> Feeder<'a> {
             };
             timeout = Duration::ZERO;
             match message {
-                Ok(message) => self.on_result(message.key(), message.payload(), Instant::now()),
+                Ok(message) => {
+                    self.on_offset(message.partition(), message.offset());
+                    self.on_result(message.key(), message.payload(), Instant::now());
+                }
                 // Mostly transient (librdkafka retries by itself), and a result that never
                 // comes is caught by the timeout; the first is shown as a clue to why.
                 Err(error) if !self.reported_consume_error => {
@@ -592,6 +634,66 @@ impl<'a> Feeder<'a> {
                 }
                 Err(_) => {}
             }
+        }
+    }
+
+    /// Requests and results the broker is known to have dropped before they were read.
+    fn known_lost(&self) -> u64 {
+        let requests = self
+            .spec
+            .requests_dropped
+            .as_ref()
+            .map_or(0, |n| n.load(Ordering::Acquire));
+        requests + self.lost_results + self.unlogged_lost_results()
+    }
+
+    fn unlogged_lost_results(&self) -> u64 {
+        self.result_reads
+            .iter()
+            .filter_map(|r| r.unlogged.map(|(n, _, _)| n))
+            .sum()
+    }
+
+    /// Follows the offsets of a results partition: a jump means the broker dropped results
+    /// before they were read (consumers reset to the earliest offset it still has).
+    fn on_offset(&mut self, partition: i32, offset: i64) {
+        let Some(reads) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.result_reads.get_mut(p))
+        else {
+            return;
+        };
+        if offset > reads.next {
+            let count = u64::try_from(offset - reads.next).unwrap_or(0);
+            reads.unlogged = Some(match reads.unlogged {
+                None => (count, reads.next, offset - 1),
+                Some((n, first, _)) => (n + count, first, offset - 1),
+            });
+        }
+        reads.next = reads.next.max(offset.saturating_add(1));
+    }
+
+    /// Logs and counts the results dropped since the last call, one line per partition.
+    fn log_dropped_results(&mut self) {
+        let mut logged = false;
+        for (partition, reads) in (0i32..).zip(self.result_reads.iter_mut()) {
+            let Some((count, first, last)) = reads.unlogged.take() else {
+                continue;
+            };
+            if !logged {
+                self.progress.clear_line();
+                logged = true;
+            }
+            ResultsDropped {
+                topic: &self.spec.results_topic,
+                partition,
+                count,
+                offsets: (first, last),
+            }
+            .emit(&mut self.lost_results);
+        }
+        if logged {
+            self.drops_logged_at = Some(Instant::now());
         }
     }
 
@@ -678,6 +780,8 @@ impl<'a> Feeder<'a> {
             latency_p99: self.latencies.percentile(0.99),
             latency_max: self.latencies.max(),
             missing: self.next_index - self.results,
+            lost_results: self.lost_results + self.unlogged_lost_results(),
+            lost_requests: None,
             duplicates: self.duplicates,
             wrong_outputs: self.wrong_outputs,
             first_wrong: self.first_wrong.clone(),
@@ -703,7 +807,12 @@ impl DemoSummary {
              statuses    {statuses}\n\
              elapsed     {elapsed:.2} s\n\
              throughput  {throughput} exec/s\n\
-             latency     p50 {p50}  p99 {p99}  max {max}",
+             latency     p50 {p50}  p99 {p99}  max {max}\n\
+             lost        {lost} (dropped by the broker before they were read)",
+            lost = match self.lost_requests {
+                Some(requests) => format!("{requests} requests, {} results", self.lost_results),
+                None => format!("{} results", self.lost_results),
+            },
             sent = self.sent,
             results = self.results,
             missing = self.missing,
@@ -720,6 +829,39 @@ impl DemoSummary {
             }
             (None, n) => format!("\nWRONG       {n} outputs differ from the expected one"),
         }
+    }
+}
+
+/// One results partition as the feeder reads it.
+struct ResultReads {
+    /// One past the highest offset read.
+    next: i64,
+    /// Results dropped and not logged yet: how many, first and last offset.
+    unlogged: Option<(u64, i64, i64)>,
+}
+
+/// How often dropped results are logged at most.
+const DROPS_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The broker dropped results before the feeder read them: an event that logs and counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ResultsDropped<'a> {
+    topic: &'a str,
+    partition: i32,
+    count: u64,
+    /// First and last offset dropped.
+    offsets: (i64, i64),
+}
+
+impl ResultsDropped<'_> {
+    fn emit(&self, total: &mut u64) {
+        *total += self.count;
+        eprintln!(
+            "the broker dropped {} results from {}/{} (offsets {}..{}) before the feeder read \
+             them (an embedded broker keeps only 5 MiB per partition; use a real Kafka for \
+             real loads)",
+            self.count, self.topic, self.partition, self.offsets.0, self.offsets.1
+        );
     }
 }
 
@@ -1279,13 +1421,14 @@ mod tests {
             timeout: Duration::from_secs(1),
             client_properties: vec![],
             expected_output: None,
+            requests_dropped: None,
         }
     }
 
     #[test]
     fn request_envelope_follows_the_contract() {
         let spec = spec();
-        let feeder = Feeder::new(&spec, vec![0]);
+        let feeder = Feeder::new(&spec, vec![0], vec![0]);
         let body = format!("{}{}{}", feeder.envelope_head, 42, feeder.envelope_tail);
         assert_eq!(
             body,
@@ -1297,7 +1440,7 @@ mod tests {
     fn each_result_counts_once_and_earlier_runs_are_ignored() {
         let spec = spec();
         // Partition 3 of the requests topic was at offset 1000 when this run started.
-        let mut feeder = Feeder::new(&spec, vec![0, 0, 0, 1000]);
+        let mut feeder = Feeder::new(&spec, vec![0, 0, 0, 1000], vec![0]);
         let sent = Instant::now();
         for i in 0..3 {
             feeder.outstanding.insert(i, sent);
@@ -1348,10 +1491,89 @@ mod tests {
     }
 
     #[test]
+    fn results_the_broker_skipped_count_as_lost_once() {
+        let spec = spec();
+        let mut feeder = Feeder::new(&spec, vec![0], vec![10, 0]);
+        for (partition, offset) in [(0, 10), (0, 11), (0, 20), (1, 5), (0, 15), (0, 21), (7, 3)] {
+            feeder.on_offset(partition, offset);
+        }
+        assert_eq!(feeder.summary().lost_results, 8 + 5);
+        feeder.log_dropped_results();
+        assert_eq!(feeder.lost_results, 13);
+        feeder.log_dropped_results();
+        assert_eq!(feeder.summary().lost_results, 13);
+    }
+
+    #[test]
+    fn results_the_embedded_broker_dropped_unread_are_exactly_the_missing_ones() {
+        use crate::pipeline::embedded::EmbeddedBroker;
+        use rdkafka::producer::{DefaultProducerContext, ThreadedProducer};
+
+        let broker = EmbeddedBroker::start(&[("requests", 1), ("results", 1)])
+            .expect("the mock cluster starts");
+        let mut spec = spec();
+        spec.bootstrap = broker.bootstrap_servers().to_string();
+        spec.count = 8_000;
+        let mut feeder = Feeder::new(&spec, vec![0], vec![0]);
+        let sent = Instant::now();
+        for i in 0..spec.count {
+            feeder.outstanding.insert(i, sent);
+        }
+        feeder.next_index = spec.count;
+
+        // 8,000 results of about 1 KiB, uncompressed, written before the feeder reads (its
+        // consumer would fetch them into its own queue as they come): the embedded broker
+        // keeps 5 MiB of them.
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &spec.bootstrap)
+            .set("compression.type", "none")
+            .create()
+            .expect("a producer");
+        let result = format!(
+            r#"{{"status":"SUCCEEDED","output":"{}"}}"#,
+            "x".repeat(1000)
+        );
+        for i in 0..spec.count {
+            let key = format!("demo-{i}");
+            let mut record = BaseRecord::to("results")
+                .partition(0)
+                .key(&key)
+                .payload(&result);
+            while let Err((_, back)) = producer.send(record) {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("all written");
+        let consumer = results_consumer(&spec).expect("a results consumer");
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset("results", 0, Offset::Offset(0))
+            .expect("a valid assignment");
+        consumer.assign(&assignment).expect("assigned");
+        let (low, high) = consumer
+            .fetch_watermarks("results", 0, Duration::from_secs(5))
+            .expect("watermarks");
+        assert!(low > 1_000 && high == 8_000, "low {low} high {high}");
+
+        let started = Instant::now();
+        while feeder.results < 8_000 - low as u64 && started.elapsed() < Duration::from_secs(20) {
+            feeder.read(&consumer, Duration::from_millis(50));
+        }
+        feeder.log_dropped_results();
+        let summary = feeder.summary();
+        assert_eq!(summary.lost_results, low as u64);
+        assert_eq!(summary.results, 8_000 - low as u64);
+        assert_eq!(summary.missing, summary.lost_results);
+    }
+
+    #[test]
     fn status_names_beyond_the_cap_count_as_other() {
         let mut spec = spec();
         spec.count = 100;
-        let mut feeder = Feeder::new(&spec, vec![0]);
+        let mut feeder = Feeder::new(&spec, vec![0], vec![0]);
         let now = Instant::now();
         for i in 0..20u64 {
             feeder.outstanding.insert(i, now);
@@ -1405,6 +1627,8 @@ mod tests {
             latency_p99: Duration::from_micros(4_500),
             latency_max: Duration::from_millis(9),
             missing: 200,
+            lost_results: 150,
+            lost_requests: Some(50),
             duplicates: 3,
             wrong_outputs: 0,
             first_wrong: None,
@@ -1420,6 +1644,7 @@ mod tests {
             "p50 1.2 ms",
             "p99 4.5 ms",
             "max 9.0 ms",
+            "lost        50 requests, 150 results",
         ] {
             assert!(report.contains(part), "{part:?} not in\n{report}");
         }

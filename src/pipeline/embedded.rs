@@ -28,6 +28,18 @@
 //!   the mock, as in Kafka); the embedded broker sets it to [`INITIAL_REBALANCE_DELAY_MS`] so
 //!   a demo starts at once.
 //!
+//! Because a user must never lose requests to it unknowingly, the broker watches what a
+//! pipeline reads of it ([`reads_of`]): the poller reports every input record's offset, and a
+//! jump past offsets it never got means the mock dropped them first (the mock has no
+//! compaction and stepstream writes no transactions, the only other causes of gaps; a
+//! transactional producer of the user's would have its commit markers counted). A thread
+//! sweeps those counts every second and logs each loss as a [`DroppedUnread`] event with the
+//! count and offsets; [`EmbeddedBroker::settle`], called once the pipeline has stopped, also
+//! counts what was dropped while the pipeline was not reading at all (paused, or stopped).
+//! Gaps are exact where a comparison of the low watermark with the consumer position is not:
+//! while a partition is being read, records the poller has not taken yet may sit safely in
+//! librdkafka's prefetch queue after the broker dropped them.
+//!
 //! Threads: rdkafka's `MockCluster` holds a raw pointer and so is neither `Send` nor `Sync`.
 //! [`EmbeddedBroker`] instead owns the librdkafka client handle that created the cluster
 //! (`test.mock.num.brokers`); that handle is `Send + Sync`, and the cluster serves its
@@ -35,9 +47,15 @@
 //! it wherever it likes) while any thread connects to [`EmbeddedBroker::bootstrap_servers`].
 
 use std::fmt;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rdkafka::client::{Client, DefaultClientContext};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaType;
 
@@ -63,6 +81,13 @@ pub fn safe_backlog(record_bytes: usize, partitions: i32) -> usize {
         (RETAINED_BYTES_PER_PARTITION / record_bytes.max(1)).min(RETAINED_BATCHES_PER_PARTITION);
     (per_partition * partitions / 4).max(1)
 }
+
+/// How often read gaps are swept into [`DroppedUnread`] events: also the most often one
+/// partition's losses are logged.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long [`EmbeddedBroker::settle`] waits for one partition's watermarks.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Kafka's longest legal topic name.
 const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -98,6 +123,9 @@ pub enum EmbeddedError {
         /// librdkafka's error.
         error: KafkaError,
     },
+    /// The thread that reports losses could not be started.
+    #[error("cannot start the embedded broker's loss watch thread: {0}")]
+    Watch(std::io::Error),
 }
 
 /// An in-process Kafka-protocol broker for demos (librdkafka's mock cluster).
@@ -105,6 +133,10 @@ pub struct EmbeddedBroker {
     // Owns the mock cluster: destroying this handle destroys the cluster and its listeners.
     _handle: Client<DefaultClientContext>,
     bootstrap: String,
+    losses: Arc<Losses>,
+    // Dropping it stops the sweeper, which sweeps a last time on its way out.
+    stop_sweeper: Option<crossbeam_channel::Sender<()>>,
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl EmbeddedBroker {
@@ -143,15 +175,69 @@ impl EmbeddedBroker {
         }
         let bootstrap = cluster.bootstrap_servers();
         drop(cluster);
+        let losses = Arc::new(Losses::new(&bootstrap, topics));
+        let (stop_sweeper, stopped) = crossbeam_channel::bounded::<()>(0);
+        let sweeper = {
+            let losses = Arc::clone(&losses);
+            std::thread::Builder::new()
+                .name("embedded-losses".into())
+                .spawn(move || {
+                    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                        stopped.recv_timeout(SWEEP_INTERVAL)
+                    {
+                        losses.sweep();
+                    }
+                    losses.sweep();
+                })
+                .map_err(EmbeddedError::Watch)?
+        };
+        register(&losses);
         Ok(EmbeddedBroker {
             _handle: handle,
             bootstrap,
+            losses,
+            stop_sweeper: Some(stop_sweeper),
+            sweeper: Some(sweeper),
         })
     }
 
     /// `host:port,...` for clients.
     pub fn bootstrap_servers(&self) -> &str {
         &self.bootstrap
+    }
+
+    /// Requests dropped before a pipeline read them, reported so far (see [`DroppedUnread`]).
+    pub fn dropped_unread(&self) -> u64 {
+        self.losses.dropped.load(Ordering::Acquire)
+    }
+
+    /// The counter behind [`Self::dropped_unread`], for a feeder that should stop waiting
+    /// for results that cannot come.
+    pub fn dropped_unread_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.losses.dropped)
+    }
+
+    /// Reports every loss not reported yet, including records dropped while no pipeline was
+    /// reading (a paused partition, or after the stop), and says what is still unread.
+    /// Call it once the pipelines on this broker have stopped: while one reads, records it
+    /// has not polled yet may still be in its prefetch queue and would be counted as lost.
+    pub fn settle(&self) -> Settled {
+        self.losses.sweep();
+        let unread = self.losses.settle();
+        Settled {
+            dropped_unread: self.dropped_unread(),
+            unread,
+        }
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        unregister(&self.losses);
+        self.stop_sweeper.take();
+        if let Some(sweeper) = self.sweeper.take() {
+            let _ = sweeper.join();
+        }
     }
 }
 
@@ -160,6 +246,302 @@ impl fmt::Debug for EmbeddedBroker {
         f.debug_struct("EmbeddedBroker")
             .field("bootstrap", &self.bootstrap)
             .finish_non_exhaustive()
+    }
+}
+
+/// What [`EmbeddedBroker::settle`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Requests the broker dropped before a pipeline read them, since it started.
+    pub dropped_unread: u64,
+    /// Requests still on the broker that no pipeline read; they go when the broker does.
+    pub unread: u64,
+}
+
+/// The embedded broker's retention dropped requests before a pipeline read them: an event
+/// that logs and counts (the count is [`EmbeddedBroker::dropped_unread`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedUnread<'a> {
+    /// The input topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// How many requests.
+    pub count: u64,
+    /// The first and last offset dropped, when known.
+    pub offsets: Option<(i64, i64)>,
+}
+
+impl DroppedUnread<'_> {
+    /// Logs the loss and adds it to `total`.
+    pub fn emit(&self, total: &AtomicU64) {
+        total.fetch_add(self.count, Ordering::AcqRel);
+        // On a terminal the demo's live line may be waiting for its newline: start afresh.
+        let clear = if std::io::stderr().is_terminal() {
+            "\r\x1b[K"
+        } else {
+            ""
+        };
+        eprintln!("{clear}{self}");
+    }
+}
+
+impl fmt::Display for DroppedUnread<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "stepstream: the embedded broker dropped {} unread requests from {}/{}",
+            self.count, self.topic, self.partition
+        )?;
+        if let Some((first, last)) = self.offsets {
+            write!(f, " (offsets {first}..{last})")?;
+        }
+        write!(
+            f,
+            ": it keeps only 5 MiB (or 100,000 batches) per partition; \
+             use a real Kafka (kafka.brokers) for real loads"
+        )
+    }
+}
+
+/// Where the pipeline's poller reports the offsets it reads from an embedded broker.
+#[derive(Clone)]
+pub struct ReadTracker {
+    losses: Arc<Losses>,
+    /// Indices into `losses.topics` of the topics this pipeline reads.
+    topics: Vec<usize>,
+}
+
+impl fmt::Debug for ReadTracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadTracker")
+            .field("bootstrap", &self.losses.bootstrap)
+            .field("topics", &self.topics)
+            .finish()
+    }
+}
+
+impl ReadTracker {
+    /// Records that the pipeline read `offset`; a jump past unread offsets is a loss. On the
+    /// poller's path for every record: a few comparisons and atomic operations, no lock.
+    pub fn observe(&self, topic: &str, partition: i32, offset: i64) {
+        let Some(topic) = self
+            .topics
+            .iter()
+            .filter_map(|&i| self.losses.topics.get(i))
+            .find(|t| t.name == topic)
+        else {
+            return;
+        };
+        if let Some(p) = usize::try_from(partition)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+        {
+            p.read(offset);
+        }
+    }
+}
+
+/// The tracker of the embedded broker at `brokers` (one started by this process) for a
+/// pipeline reading `topics`, or `None` when `brokers` is not such a broker. `from_start`:
+/// the pipeline starts reading at the beginning (`auto.offset.reset = earliest`), so anything
+/// dropped before its first record counts; otherwise counting starts at its first record.
+pub fn reads_of(brokers: &str, topics: &[&str], from_start: bool) -> Option<ReadTracker> {
+    let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let losses = registry
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|l| l.bootstrap == brokers.trim())?;
+    drop(registry);
+    let mut watched = Vec::new();
+    for (i, t) in losses.topics.iter().enumerate() {
+        if !topics.contains(&t.name.as_str()) {
+            continue;
+        }
+        t.read.store(true, Ordering::Release);
+        if from_start {
+            for p in t.partitions.iter() {
+                let _ =
+                    p.next
+                        .compare_exchange(NOT_STARTED, 0, Ordering::AcqRel, Ordering::Acquire);
+            }
+        }
+        watched.push(i);
+    }
+    Some(ReadTracker {
+        losses,
+        topics: watched,
+    })
+}
+
+/// Embedded brokers of this process by address, so a pipeline finds the one it reads from
+/// whoever started it (`run`, `load`, a test) without it being passed through.
+static REGISTRY: Mutex<Vec<Weak<Losses>>> = Mutex::new(Vec::new());
+
+fn register(losses: &Arc<Losses>) {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    registry.retain(|w| w.strong_count() > 0);
+    registry.push(Arc::downgrade(losses));
+}
+
+fn unregister(losses: &Arc<Losses>) {
+    let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    // A tracker may keep `losses` alive after the broker is gone, and its port may be reused.
+    registry.retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(losses)));
+}
+
+/// `PartitionReads::next` before anything is known about where reading starts.
+const NOT_STARTED: i64 = -1;
+
+/// What pipelines read of one embedded broker's topics, and what it dropped before they did.
+struct Losses {
+    bootstrap: String,
+    /// Every topic the broker was started with; only those a pipeline reads are watched.
+    topics: Vec<TopicReads>,
+    /// Requests dropped unread, reported so far (the [`DroppedUnread`] counter).
+    dropped: Arc<AtomicU64>,
+}
+
+struct TopicReads {
+    name: String,
+    /// A pipeline reads this topic, so its drops are losses.
+    read: AtomicBool,
+    partitions: Box<[PartitionReads]>,
+}
+
+/// One partition. The poller writes `next`, `skipped` and the gap range; sweeps read them.
+struct PartitionReads {
+    /// One past the highest offset read, or [`NOT_STARTED`].
+    next: AtomicI64,
+    /// Offsets passed over without being read.
+    skipped: AtomicU64,
+    /// How much of `skipped` has been reported.
+    reported: AtomicU64,
+    /// First and last skipped offset not reported yet (`i64::MAX` / `i64::MIN` when none).
+    gap_first: AtomicI64,
+    gap_last: AtomicI64,
+}
+
+impl Losses {
+    fn new(bootstrap: &str, topics: &[(&str, i32)]) -> Losses {
+        Losses {
+            bootstrap: bootstrap.to_string(),
+            topics: topics
+                .iter()
+                .map(|&(name, partitions)| TopicReads {
+                    name: name.to_string(),
+                    read: AtomicBool::new(false),
+                    partitions: (0..partitions.max(0))
+                        .map(|_| PartitionReads::new())
+                        .collect(),
+                })
+                .collect(),
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn watched(&self) -> impl Iterator<Item = &TopicReads> {
+        self.topics
+            .iter()
+            .filter(|t| t.read.load(Ordering::Acquire))
+    }
+
+    /// Reports the gaps found since the last sweep, one event per partition.
+    fn sweep(&self) {
+        for topic in self.watched() {
+            for (partition, p) in (0i32..).zip(topic.partitions.iter()) {
+                let skipped = p.skipped.load(Ordering::Acquire);
+                // fetch_max, so concurrent sweeps never report the same records twice.
+                let before = p.reported.fetch_max(skipped, Ordering::AcqRel);
+                if skipped <= before {
+                    continue;
+                }
+                let first = p.gap_first.swap(i64::MAX, Ordering::AcqRel);
+                let last = p.gap_last.swap(i64::MIN, Ordering::AcqRel);
+                DroppedUnread {
+                    topic: &topic.name,
+                    partition,
+                    count: skipped - before,
+                    offsets: (first <= last).then_some((first, last)),
+                }
+                .emit(&self.dropped);
+            }
+        }
+    }
+
+    /// Counts as dropped what lies below each watched partition's low watermark and was
+    /// never read; returns how many records are still unread above it.
+    fn settle(&self) -> u64 {
+        let mut unread = 0;
+        let client: BaseConsumer = match ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("stepstream: cannot check the embedded broker for lost requests: {e}");
+                return 0;
+            }
+        };
+        for topic in self.watched() {
+            for (partition, p) in (0i32..).zip(topic.partitions.iter()) {
+                let (low, high) =
+                    match client.fetch_watermarks(&topic.name, partition, WATERMARK_TIMEOUT) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            eprintln!(
+                                "stepstream: cannot check {}/{partition} for lost requests: {e}",
+                                topic.name
+                            );
+                            continue;
+                        }
+                    };
+                let next = p.next.fetch_max(low, Ordering::AcqRel);
+                if next == NOT_STARTED {
+                    // Reading was to start at its first record, and there was none.
+                    unread += u64::try_from(high - low).unwrap_or(0);
+                    continue;
+                }
+                if low > next {
+                    DroppedUnread {
+                        topic: &topic.name,
+                        partition,
+                        count: u64::try_from(low - next).unwrap_or(0),
+                        offsets: Some((next, low - 1)),
+                    }
+                    .emit(&self.dropped);
+                }
+                unread += u64::try_from(high - next.max(low)).unwrap_or(0);
+            }
+        }
+        unread
+    }
+}
+
+impl PartitionReads {
+    fn new() -> PartitionReads {
+        PartitionReads {
+            next: AtomicI64::new(NOT_STARTED),
+            skipped: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+            gap_first: AtomicI64::new(i64::MAX),
+            gap_last: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn read(&self, offset: i64) {
+        let next = self
+            .next
+            .fetch_max(offset.saturating_add(1), Ordering::AcqRel);
+        // Below `next` is a record read again (a rebalance, a seek): nothing was skipped.
+        if next == NOT_STARTED || offset <= next {
+            return;
+        }
+        self.gap_first.fetch_min(next, Ordering::AcqRel);
+        self.gap_last.fetch_max(offset - 1, Ordering::AcqRel);
+        // Last, so a sweep that sees the count also sees the range.
+        self.skipped
+            .fetch_add(u64::try_from(offset - next).unwrap_or(0), Ordering::AcqRel);
     }
 }
 
@@ -243,6 +625,154 @@ mod tests {
         // A record larger than a partition keeps still allows one at a time.
         assert_eq!(safe_backlog(64 << 20, 1), 1);
         assert_eq!(safe_backlog(0, 0), 25_000);
+    }
+
+    /// Writes `count` uncompressed records of about 1 KiB to partition 0 of `topic`.
+    fn produce_kib_records(broker: &EmbeddedBroker, topic: &str, count: usize) {
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("compression.type", "none")
+            .create()
+            .expect("a producer of the embedded broker");
+        let payload = "x".repeat(1000);
+        for i in 0..count {
+            let key = format!("k{i}");
+            let mut record = BaseRecord::to(topic)
+                .partition(0)
+                .key(&key)
+                .payload(&payload);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("the embedded broker takes every record");
+    }
+
+    fn watermarks(broker: &EmbeddedBroker, topic: &str) -> (i64, i64) {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .create()
+            .expect("a client of the embedded broker");
+        client
+            .fetch_watermarks(topic, 0, Duration::from_secs(5))
+            .expect("watermarks of the embedded broker")
+    }
+
+    #[test]
+    fn offsets_passed_over_are_counted_once_as_dropped() {
+        let losses = Losses::new("test", &[("in", 2), ("out", 1)]);
+        losses.topics[0].read.store(true, Ordering::Release);
+        let reads = &losses.topics[0].partitions;
+        reads[0].next.store(0, Ordering::Release);
+        for offset in [0, 1, 2, 10, 11, 5, 12, 20] {
+            reads[0].read(offset);
+        }
+        assert_eq!(reads[0].skipped.load(Ordering::Acquire), 7 + 7);
+        losses.sweep();
+        losses.sweep();
+        assert_eq!(losses.dropped.load(Ordering::Acquire), 14);
+        // A record read again after a rebalance is no loss.
+        reads[0].read(3);
+        // Where reading starts at the first record (`latest`), nothing before it counts.
+        reads[1].read(500);
+        reads[1].read(501);
+        losses.sweep();
+        assert_eq!(losses.dropped.load(Ordering::Acquire), 14);
+    }
+
+    #[test]
+    fn unwatched_topics_are_not_reported() {
+        let losses = Losses::new("test", &[("in", 1), ("out", 1)]);
+        let out = &losses.topics[1].partitions[0];
+        out.next.store(0, Ordering::Release);
+        out.read(100);
+        losses.sweep();
+        assert_eq!(losses.dropped.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn the_loss_line_names_the_count_the_partition_and_the_way_out() {
+        let line = DroppedUnread {
+            topic: "orders",
+            partition: 2,
+            count: 4200,
+            offsets: Some((100, 4299)),
+        }
+        .to_string();
+        assert_eq!(
+            line,
+            "stepstream: the embedded broker dropped 4200 unread requests from orders/2 \
+             (offsets 100..4299): it keeps only 5 MiB (or 100,000 batches) per partition; \
+             use a real Kafka (kafka.brokers) for real loads"
+        );
+    }
+
+    #[test]
+    fn pipelines_find_only_a_live_embedded_broker_of_this_process() {
+        let broker = EmbeddedBroker::start(&[("in", 1)]).expect("the mock cluster starts");
+        let address = broker.bootstrap_servers().to_string();
+        let reads = reads_of(&address, &["in", "not-on-it"], true).expect("found by address");
+        assert_eq!(reads.topics, vec![0]);
+        assert!(reads_of("127.0.0.1:1", &["in"], true).is_none());
+        drop(broker);
+        assert!(reads_of(&address, &["in"], true).is_none());
+        // A tracker that outlives its broker is harmless.
+        reads.observe("in", 0, 5);
+        reads.observe("in", 7, 5);
+    }
+
+    #[test]
+    fn settle_counts_exactly_what_retention_dropped_before_it_was_read() {
+        let broker = EmbeddedBroker::start(&[("in", 1)]).expect("the mock cluster starts");
+        let reads = reads_of(broker.bootstrap_servers(), &["in"], true).expect("registered");
+        // 8,000 KiB into a partition that keeps 5 MiB.
+        produce_kib_records(&broker, "in", 8_000);
+        let (low, high) = watermarks(&broker, "in");
+        assert!(low > 2_000 && high == 8_000, "low {low} high {high}");
+        // A reader that got the first 100 records and then stopped.
+        for offset in 0..100 {
+            reads.observe("in", 0, offset);
+        }
+        let settled = broker.settle();
+        assert_eq!(
+            settled,
+            Settled {
+                dropped_unread: u64::try_from(low - 100).expect("low > 100"),
+                unread: u64::try_from(high - low).expect("high > low"),
+            }
+        );
+        // Settling again finds nothing new.
+        assert_eq!(broker.settle(), settled);
+    }
+
+    #[test]
+    fn a_reader_that_jumps_past_dropped_records_reports_them() {
+        let broker = EmbeddedBroker::start(&[("in", 1)]).expect("the mock cluster starts");
+        let reads = reads_of(broker.bootstrap_servers(), &["in"], true).expect("registered");
+        produce_kib_records(&broker, "in", 8_000);
+        let (low, high) = watermarks(&broker, "in");
+        // What a consumer reset to the earliest offset then reads.
+        for offset in low..high {
+            reads.observe("in", 0, offset);
+        }
+        let started = std::time::Instant::now();
+        while broker.dropped_unread() == 0 && started.elapsed() < 5 * SWEEP_INTERVAL {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            broker.dropped_unread(),
+            u64::try_from(low).expect("low >= 0")
+        );
+        assert_eq!(broker.settle().unread, 0);
     }
 
     #[test]

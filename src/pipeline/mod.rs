@@ -144,6 +144,8 @@ pub fn run_with(
             max_depth: cfg.engine.max_request_depth,
         },
         max_duration: Duration::from_secs(cfg.engine.execution_timeout_seconds),
+        max_memory_bytes: cfg.engine.max_execution_memory_bytes,
+        max_shard_memory_bytes: cfg.engine.max_shard_memory_bytes,
         passthrough: mode == Mode::Passthrough,
     });
     let max_in_flight = cfg.engine.max_in_flight_per_shard;
@@ -167,6 +169,11 @@ pub fn run_with(
         max_in_flight,
         commit_interval: Duration::from_millis(cfg.kafka.commit_interval_ms),
         shutdown_grace: Duration::from_secs(cfg.engine.shutdown_grace_seconds),
+        embedded_reads: embedded::reads_of(
+            brokers,
+            &topics,
+            cfg.kafka.auto_offset_reset == "earliest",
+        ),
     };
     source::run(&consumer, &shards, &offsets, &settings, stop);
 

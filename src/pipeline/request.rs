@@ -53,14 +53,27 @@ pub const HEADER_STATE_MACHINE: &str = "stepstream-state-machine";
 pub const HEADER_EXECUTION_NAME: &str = "stepstream-execution-name";
 
 /// Decodes a record value. `bound` is the state machine of a topic bound to one machine
-/// (the whole value is then the input); `header_machine`/`header_name` come from headers.
+/// (the whole value is then the input); `header_machine`/`header_name` are the raw header
+/// values (a header present with a null value is an empty one), checked like names.
 pub fn decode(
     value: Option<&[u8]>,
     bound: Option<&str>,
-    header_machine: Option<&str>,
-    header_name: Option<&str>,
+    header_machine: Option<&[u8]>,
+    header_name: Option<&[u8]>,
     limits: RequestLimits,
 ) -> Result<Request, Rejection> {
+    // Headers are checked before the value is parsed: they are cheap, and a bad one is
+    // reason enough to reject the record.
+    let header_name = header_name
+        .map(|h| header_text(h, HEADER_EXECUTION_NAME, "execution name"))
+        .transpose()?;
+    // A bound topic ignores the machine header, so its value is not read at all.
+    let header_machine = match bound {
+        Some(_) => None,
+        None => header_machine
+            .map(|h| header_text(h, HEADER_STATE_MACHINE, "state machine name"))
+            .transpose()?,
+    };
     let bytes = value.unwrap_or_default();
     if bytes.is_empty() {
         return Err(reject(errors::INVALID_REQUEST, "the record has no value"));
@@ -103,14 +116,12 @@ pub fn decode(
             ),
         })?;
 
-    if let Some(machine) = bound.or(header_machine) {
-        if bound.is_some() {
-            return Ok(Request {
-                state_machine: machine.to_string(),
-                name: header_name.map(str::to_string),
-                input: doc,
-            });
-        }
+    if let Some(machine) = bound {
+        return Ok(Request {
+            state_machine: machine.to_string(),
+            name: header_name.map(str::to_string),
+            input: doc,
+        });
     }
     let Value::Object(mut env) = doc else {
         return Err(reject(
@@ -120,11 +131,22 @@ pub fn decode(
     };
     let state_machine = match (header_machine, env.remove("stateMachine")) {
         (Some(h), _) => h.to_string(),
-        (None, Some(Value::String(s))) if !s.is_empty() => s,
+        (None, Some(Value::String(s))) => {
+            check_name(&s).map_err(|broken| {
+                name_rejection(
+                    &s,
+                    s.len(),
+                    "\"stateMachine\"",
+                    "state machine name",
+                    broken,
+                )
+            })?;
+            s
+        }
         (None, Some(_)) => {
             return Err(reject(
                 errors::INVALID_REQUEST,
-                "\"stateMachine\" must be a non-empty string",
+                "\"stateMachine\" must be a string",
             ))
         }
         (None, None) => {
@@ -137,7 +159,12 @@ pub fn decode(
     let name = match (header_name, env.remove("name")) {
         (Some(h), _) => Some(h.to_string()),
         (None, None | Some(Value::Null)) => None,
-        (None, Some(Value::String(s))) if valid_name(&s) => Some(s),
+        (None, Some(Value::String(s))) => {
+            check_name(&s).map_err(|broken| {
+                name_rejection(&s, s.len(), "\"name\"", "execution name", broken)
+            })?;
+            Some(s)
+        }
         (None, Some(_)) => {
             return Err(reject(
                 errors::INVALID_REQUEST,
@@ -155,8 +182,126 @@ pub fn decode(
     })
 }
 
-fn valid_name(s: &str) -> bool {
-    (1..=80).contains(&s.chars().count())
+/// Longest execution or state machine name AWS accepts, in characters.
+pub const MAX_NAME_CHARS: usize = 80;
+
+/// Characters AWS refuses in execution and state machine names (besides whitespace and
+/// control characters).
+const FORBIDDEN_IN_NAMES: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
+
+/// How many characters of a bad name a cause quotes: enough to recognise it, never its bulk.
+const QUOTED_NAME_CHARS: usize = 32;
+
+/// Which of AWS's naming rules a name breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// Empty.
+    Empty,
+    /// Over [`MAX_NAME_CHARS`] characters.
+    TooLong,
+    /// A whitespace character at this character index.
+    Whitespace(char, usize),
+    /// A control character (U+0000-U+001F, U+007F-U+009F) at this character index.
+    Control(char, usize),
+    /// One of `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /` at this character index.
+    Forbidden(char, usize),
+}
+
+impl std::fmt::Display for NameRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NameRule::Empty => write!(f, "is empty (names have 1 to {MAX_NAME_CHARS} characters)"),
+            NameRule::TooLong => write!(f, "is longer than {MAX_NAME_CHARS} characters"),
+            NameRule::Whitespace(c, at) => {
+                write!(
+                    f,
+                    "has whitespace ({:?}, U+{:04X}) at character {at}",
+                    c, *c as u32
+                )
+            }
+            NameRule::Control(c, at) => {
+                write!(
+                    f,
+                    "has a control character (U+{:04X}) at character {at}",
+                    *c as u32
+                )
+            }
+            NameRule::Forbidden(c, at) => write!(
+                f,
+                "has {c:?} at character {at}; names may not contain any of {FORBIDDEN_IN_NAMES}"
+            ),
+        }
+    }
+}
+
+/// Checks a name against the rules AWS applies to execution and state machine names:
+/// 1 to 80 characters, no whitespace, no control characters, none of [`FORBIDDEN_IN_NAMES`].
+pub fn check_name(s: &str) -> Result<(), NameRule> {
+    if s.is_empty() {
+        return Err(NameRule::Empty);
+    }
+    for (at, c) in s.chars().enumerate() {
+        // Stops at the limit: a 600 KB name costs 81 characters of work.
+        if at >= MAX_NAME_CHARS {
+            return Err(NameRule::TooLong);
+        }
+        if c.is_control() {
+            return Err(NameRule::Control(c, at));
+        }
+        if c.is_whitespace() {
+            return Err(NameRule::Whitespace(c, at));
+        }
+        if FORBIDDEN_IN_NAMES.contains(c) {
+            return Err(NameRule::Forbidden(c, at));
+        }
+    }
+    Ok(())
+}
+
+/// The start of a bad name, quoted and escaped, for a cause; `bytes` is the whole name's size.
+fn quoted_prefix(s: &str, bytes: usize) -> String {
+    let prefix: String = s.chars().take(QUOTED_NAME_CHARS).collect();
+    if prefix.len() < bytes {
+        format!("{prefix:?}... ({bytes} bytes)")
+    } else {
+        format!("{prefix:?}")
+    }
+}
+
+fn name_rejection(s: &str, bytes: usize, field: &str, what: &str, broken: NameRule) -> Rejection {
+    reject(
+        errors::INVALID_REQUEST,
+        format!("the {what} in {field} {} {broken}", quoted_prefix(s, bytes)),
+    )
+}
+
+/// A header value as a valid name, or the rejection saying which rule it breaks.
+fn header_text<'a>(raw: &'a [u8], header: &str, what: &str) -> Result<&'a str, Rejection> {
+    let field = format!("the {header} header");
+    // 80 characters take at most 320 bytes of UTF-8: a longer value is refused without
+    // decoding it (it may be as large as the record).
+    if raw.len() > MAX_NAME_CHARS * 4 {
+        let head = String::from_utf8_lossy(&raw[..QUOTED_NAME_CHARS * 4]);
+        return Err(name_rejection(
+            &head,
+            raw.len(),
+            &field,
+            what,
+            NameRule::TooLong,
+        ));
+    }
+    let text = std::str::from_utf8(raw).map_err(|bad| {
+        reject(
+            errors::INVALID_REQUEST,
+            format!(
+                "the {what} in the {header} header is not valid UTF-8 (invalid byte at offset {}, {} bytes)",
+                bad.valid_up_to(),
+                raw.len()
+            ),
+        )
+    })?;
+    check_name(text).map_err(|broken| name_rejection(text, text.len(), &field, what, broken))?;
+    Ok(text)
 }
 
 /// Deepest nesting of arrays and objects, found by a byte scan that skips strings.
@@ -230,8 +375,8 @@ mod tests {
         let r = decode(
             Some(br#"{"stateMachine":"m","input":1}"#),
             None,
-            Some("h"),
-            Some("x"),
+            Some(b"h"),
+            Some(b"x"),
             LIMITS,
         )
         .unwrap();
@@ -255,5 +400,139 @@ mod tests {
     #[test]
     fn brackets_inside_strings_do_not_count_as_nesting() {
         assert_eq!(max_depth(br#"{"a":"[[[[{{{{\"[[["}"#), 1);
+    }
+
+    fn rejected(value: &[u8], machine: Option<&[u8]>, name: Option<&[u8]>) -> Rejection {
+        decode(Some(value), None, machine, name, LIMITS).unwrap_err()
+    }
+
+    fn envelope_name(name: &str) -> Rejection {
+        let v = json!({"stateMachine": "m", "name": name, "input": {}}).to_string();
+        decode(
+            Some(v.as_bytes()),
+            None,
+            None,
+            None,
+            RequestLimits {
+                max_bytes: 1 << 20,
+                max_depth: 8,
+            },
+        )
+        .unwrap_err()
+    }
+
+    #[test]
+    fn names_follow_the_aws_rules() {
+        assert_eq!(check_name("order-12345_ok.v2"), Ok(()));
+        assert_eq!(check_name(&"n".repeat(80)), Ok(()));
+        assert_eq!(check_name("é日本"), Ok(()));
+        assert_eq!(check_name(""), Err(NameRule::Empty));
+        assert_eq!(check_name(&"n".repeat(81)), Err(NameRule::TooLong));
+        assert_eq!(check_name("a b"), Err(NameRule::Whitespace(' ', 1)));
+        assert_eq!(
+            check_name("a\u{3000}"),
+            Err(NameRule::Whitespace('\u{3000}', 1))
+        );
+        assert_eq!(check_name("\u{0}"), Err(NameRule::Control('\u{0}', 0)));
+        assert_eq!(check_name("a\u{7f}"), Err(NameRule::Control('\u{7f}', 1)));
+        assert_eq!(check_name("a\u{9f}"), Err(NameRule::Control('\u{9f}', 1)));
+        assert_eq!(check_name("a\tb"), Err(NameRule::Control('\t', 1)));
+        for c in "<>{}[]?*\"#%\\^|~`$&,;:/".chars() {
+            assert_eq!(
+                check_name(&format!("ok{c}")),
+                Err(NameRule::Forbidden(c, 2)),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_name_is_refused_after_81_characters_of_work() {
+        let huge = "n".repeat(600_000);
+        assert_eq!(check_name(&huge), Err(NameRule::TooLong));
+    }
+
+    #[test]
+    fn envelope_names_breaking_a_rule_are_refused_with_the_rule() {
+        let r = envelope_name("has space");
+        assert_eq!(r.error, errors::INVALID_REQUEST);
+        assert!(r.cause.contains("whitespace"), "{}", r.cause);
+        assert!(r.cause.contains("\"has space\""), "{}", r.cause);
+        let r = envelope_name("star*");
+        assert!(r.cause.contains("'*'"), "{}", r.cause);
+        let r = envelope_name("");
+        assert!(r.cause.contains("empty"), "{}", r.cause);
+        let r = envelope_name("bell\u{7}");
+        assert!(r.cause.contains("U+0007"), "{}", r.cause);
+    }
+
+    #[test]
+    fn a_cause_quotes_only_the_start_of_a_long_name() {
+        let r = envelope_name(&"x".repeat(10_000));
+        assert!(
+            r.cause
+                .contains(&format!("{:?}... (10000 bytes)", "x".repeat(32))),
+            "{}",
+            r.cause
+        );
+        assert!(r.cause.contains("longer than 80"), "{}", r.cause);
+        assert!(r.cause.len() < 300, "{}", r.cause);
+    }
+
+    #[test]
+    fn envelope_state_machine_names_follow_the_same_rules() {
+        let r = rejected(br#"{"stateMachine":"a/b","input":{}}"#, None, None);
+        assert_eq!(r.error, errors::INVALID_REQUEST);
+        assert!(r.cause.contains("state machine name"), "{}", r.cause);
+        let r = rejected(br#"{"stateMachine":"","input":{}}"#, None, None);
+        assert!(r.cause.contains("empty"), "{}", r.cause);
+        let r = rejected(br#"{"stateMachine":7,"input":{}}"#, None, None);
+        assert!(r.cause.contains("must be a string"), "{}", r.cause);
+    }
+
+    #[test]
+    fn header_names_are_checked_like_envelope_names() {
+        let ok = br#"{"stateMachine":"m","input":{}}"#;
+        let long = vec![b'n'; 10_000];
+        let r = rejected(ok, None, Some(&long));
+        assert!(r.cause.contains(HEADER_EXECUTION_NAME), "{}", r.cause);
+        assert!(
+            r.cause.contains("longer than 80") && r.cause.contains("10000 bytes"),
+            "{}",
+            r.cause
+        );
+        assert!(r.cause.len() < 400, "{}", r.cause);
+        assert!(rejected(ok, None, Some(b"")).cause.contains("empty"));
+        assert!(rejected(ok, None, Some(b"a\0b")).cause.contains("U+0000"));
+        assert!(rejected(ok, None, Some(b"a\x1bb"))
+            .cause
+            .contains("control"));
+        assert!(rejected(ok, None, Some(b"a b"))
+            .cause
+            .contains("whitespace"));
+        let r = rejected(ok, None, Some(&[b'a', 0xff]));
+        assert!(r.cause.contains("not valid UTF-8"), "{}", r.cause);
+        let r = rejected(ok, Some(b"m m"), None);
+        assert!(r.cause.contains(HEADER_STATE_MACHINE), "{}", r.cause);
+        let r = rejected(ok, Some(&[0xc3]), None);
+        assert!(r.cause.contains("not valid UTF-8"), "{}", r.cause);
+    }
+
+    #[test]
+    fn a_bound_topic_checks_the_name_header_and_ignores_the_machine_header() {
+        let r = decode(
+            Some(b"{}"),
+            Some("m"),
+            Some(b"any thing*"),
+            Some(b"fine"),
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.state_machine.as_str(), r.name.as_deref()),
+            ("m", Some("fine"))
+        );
+        let e = decode(Some(b"{}"), Some("m"), None, Some(b"not fine"), LIMITS).unwrap_err();
+        assert_eq!(e.error, errors::INVALID_REQUEST);
     }
 }

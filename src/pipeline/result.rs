@@ -103,17 +103,106 @@ struct SourceRef<'a> {
     offset: i64,
 }
 
-/// The dead-letter record for a request that could not start.
-pub fn dead_letter(error: &str, cause: &str, source: &Source, original: Option<&[u8]>) -> Vec<u8> {
+/// Bytes a dead letter takes besides its `original`/`originalBase64` text: error, cause
+/// (cut to fit), source, sizes, digest, field names and the few extra fields of a refused
+/// output. `[output] dead_letter_max_original_bytes` plus this stays under the producer's limit.
+pub const DEAD_LETTER_ENVELOPE_BYTES: usize = 4096;
+
+/// Longest cause (and extra field) a dead letter carries, in bytes of JSON text.
+const MAX_CAUSE_BYTES: usize = 1024;
+/// Longest extra field value, in bytes of JSON text.
+const MAX_EXTRA_BYTES: usize = 512;
+
+/// The dead-letter record for a request that could not start. `original` is the request's
+/// value; at most `max_original` bytes of it (as JSON text) are carried.
+pub fn dead_letter(
+    error: &str,
+    cause: &str,
+    source: &Source,
+    original: Option<&[u8]>,
+    max_original: usize,
+) -> Vec<u8> {
+    dead_letter_with(error, cause, source, original, max_original, &[])
+}
+
+/// [`dead_letter`] with extra string fields (each cut short), e.g. the topic and the Kafka
+/// error of an output the broker refused.
+///
+/// The original appears once: as `original` text when it is valid UTF-8, else as
+/// `originalBase64`; cut so that its JSON text takes at most `max_original` bytes
+/// (`originalTruncated` says so), with `originalSize` and `originalSha256` of the whole.
+pub fn dead_letter_with(
+    error: &str,
+    cause: &str,
+    source: &Source,
+    original: Option<&[u8]>,
+    max_original: usize,
+    extra: &[(&str, &str)],
+) -> Vec<u8> {
+    use sha2::Digest as _;
     let bytes = original.unwrap_or_default();
-    let v = json!({
-        "error": error,
-        "cause": cause,
-        "source": source.to_json(),
-        "original": std::str::from_utf8(bytes).ok(),
-        "originalBase64": base64::engine::general_purpose::STANDARD.encode(bytes),
-    });
-    serde_json::to_vec(&v).expect("a JSON value always serializes")
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "error".into(),
+        Value::from(json_prefix(error, MAX_EXTRA_BYTES)),
+    );
+    m.insert("cause".into(), Value::from(cut(cause, MAX_CAUSE_BYTES)));
+    m.insert("source".into(), source.to_json());
+    for (k, v) in extra {
+        m.insert((*k).into(), Value::from(cut(v, MAX_EXTRA_BYTES)));
+    }
+    let truncated = match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            let kept = json_prefix(text, max_original);
+            m.insert("original".into(), Value::from(kept));
+            kept.len() < text.len()
+        }
+        Err(_) => {
+            // base64 turns 3 bytes into 4 characters (none of them escaped in JSON).
+            let kept = &bytes[..bytes.len().min(max_original / 4 * 3)];
+            m.insert(
+                "originalBase64".into(),
+                Value::from(base64::engine::general_purpose::STANDARD.encode(kept)),
+            );
+            kept.len() < bytes.len()
+        }
+    };
+    m.insert("originalTruncated".into(), Value::from(truncated));
+    m.insert("originalSize".into(), Value::from(bytes.len()));
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    m.insert("originalSha256".into(), Value::from(hex));
+    serde_json::to_vec(&Value::Object(m)).expect("a JSON value always serializes")
+}
+
+/// `s` cut to `budget` bytes of JSON text, marked with `...` when cut.
+fn cut(s: &str, budget: usize) -> String {
+    let kept = json_prefix(s, budget.saturating_sub(3));
+    if kept.len() == s.len() {
+        s.to_string()
+    } else {
+        format!("{kept}...")
+    }
+}
+
+/// The longest prefix of `s` whose escaped JSON string text (without the quotes) takes at
+/// most `budget` bytes: a control character costs 6 bytes (`\u0001`), so counting raw
+/// bytes would let 64 KiB of them become 384 KiB.
+pub fn json_prefix(s: &str, budget: usize) -> &str {
+    let mut used = 0;
+    for (i, c) in s.char_indices() {
+        // The escapes serde_json writes.
+        let n = match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        if used + n > budget {
+            return &s[..i];
+        }
+        used += n;
+    }
+    s
 }
 
 #[cfg(test)]
@@ -146,16 +235,81 @@ mod tests {
         );
     }
 
-    #[test]
-    fn dead_letter_keeps_the_original_bytes() {
-        let src = Source {
+    fn src() -> Source {
+        Source {
             topic: "in".into(),
             partition: 0,
             offset: 7,
-        };
-        let r: Value =
-            serde_json::from_slice(&dead_letter("E", "C", &src, Some(&[0xff, 0x01]))).unwrap();
-        assert_eq!(r["original"], Value::Null);
+        }
+    }
+
+    fn letter(original: &[u8], cap: usize) -> (Vec<u8>, Value) {
+        let bytes = dead_letter("E", "C", &src(), Some(original), cap);
+        let v = serde_json::from_slice(&bytes).unwrap();
+        (bytes, v)
+    }
+
+    #[test]
+    fn dead_letter_carries_invalid_utf8_once_as_base64() {
+        let (_, r) = letter(&[0xff, 0x01], 1024);
         assert_eq!(r["originalBase64"], "/wE=");
+        assert!(r.get("original").is_none());
+        assert_eq!(r["originalTruncated"], false);
+        assert_eq!(r["originalSize"], 2);
+    }
+
+    #[test]
+    fn dead_letter_carries_text_once_as_text() {
+        let (_, r) = letter(b"{\"a\":1}", 1024);
+        assert_eq!(r["original"], "{\"a\":1}");
+        assert!(r.get("originalBase64").is_none());
+        assert_eq!(
+            r["originalSha256"],
+            "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862"
+        );
+    }
+
+    #[test]
+    fn dead_letter_original_is_cut_to_the_cap_with_size_and_digest_of_the_whole() {
+        let big = vec![b'x'; 450 * 1024];
+        let (bytes, r) = letter(&big, 64 * 1024);
+        assert_eq!(r["original"].as_str().unwrap().len(), 64 * 1024);
+        assert_eq!(r["originalTruncated"], true);
+        assert_eq!(r["originalSize"], 450 * 1024);
+        assert_eq!(r["originalSha256"].as_str().unwrap().len(), 64);
+        assert!(bytes.len() <= 64 * 1024 + DEAD_LETTER_ENVELOPE_BYTES);
+    }
+
+    #[test]
+    fn dead_letter_cap_counts_escaped_control_characters() {
+        let controls = vec![0x01u8; 200 * 1024];
+        let (bytes, r) = letter(&controls, 64 * 1024);
+        assert_eq!(r["original"].as_str().unwrap().len(), 64 * 1024 / 6);
+        assert!(bytes.len() <= 64 * 1024 + DEAD_LETTER_ENVELOPE_BYTES);
+    }
+
+    #[test]
+    fn dead_letter_cap_counts_base64_expansion() {
+        let bad = vec![0xffu8; 300 * 1024];
+        let (bytes, r) = letter(&bad, 64 * 1024);
+        assert_eq!(r["originalBase64"].as_str().unwrap().len(), 64 * 1024);
+        assert_eq!(r["originalTruncated"], true);
+        assert!(bytes.len() <= 64 * 1024 + DEAD_LETTER_ENVELOPE_BYTES);
+    }
+
+    #[test]
+    fn dead_letter_text_is_never_cut_inside_a_character() {
+        assert_eq!(json_prefix("ééé", 5), "éé");
+        assert_eq!(json_prefix("a\"b", 2), "a");
+    }
+
+    #[test]
+    fn dead_letter_cause_and_extras_are_cut() {
+        let long = "c".repeat(100_000);
+        let bytes = dead_letter_with("E", &long, &src(), None, 0, &[("x", &long)]);
+        assert!(bytes.len() <= DEAD_LETTER_ENVELOPE_BYTES);
+        let r: Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(r["cause"].as_str().unwrap().ends_with("..."));
+        assert_eq!(r["originalSize"], 0);
     }
 }

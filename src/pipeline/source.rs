@@ -125,6 +125,8 @@ pub struct SourceSettings {
     pub commit_interval: Duration,
     /// How long shutdown waits for in-flight executions.
     pub shutdown_grace: Duration,
+    /// Offsets read from an embedded broker, to catch records it dropped unread (`None` on Kafka).
+    pub embedded_reads: Option<super::embedded::ReadTracker>,
 }
 
 /// Polls until `stop` is set, then drains and commits. Returns when shards hold nothing
@@ -209,10 +211,9 @@ fn dispatch(
     let (mut header_machine, mut header_name) = (None, None);
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
-            let v = h
-                .value
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::to_string);
+            // Raw bytes, a null value as an empty one: the decoder refuses a bad name
+            // instead of silently ignoring it.
+            let v = Some(h.value.unwrap_or_default().to_vec());
             match h.key {
                 HEADER_STATE_MACHINE => header_machine = v,
                 HEADER_EXECUTION_NAME => header_name = v,
@@ -236,6 +237,9 @@ fn dispatch(
         .lock()
         .expect("offset tracker lock")
         .dispatched(topic, m.partition(), m.offset());
+    if let Some(reads) = &settings.embedded_reads {
+        reads.observe(topic, m.partition(), m.offset());
+    }
     let shard = shard_for(topic, m.partition(), shards.len());
     shards[shard].submit(job);
     shard

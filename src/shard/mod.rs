@@ -26,10 +26,10 @@ pub struct Job {
     pub value: Option<Vec<u8>>,
     /// The state machine the topic is bound to, if any.
     pub bound: Option<Arc<str>>,
-    /// `stepstream-state-machine` header.
-    pub header_machine: Option<String>,
-    /// `stepstream-execution-name` header.
-    pub header_name: Option<String>,
+    /// `stepstream-state-machine` header, raw (checked by the decoder, not the poller).
+    pub header_machine: Option<Vec<u8>>,
+    /// `stepstream-execution-name` header, raw.
+    pub header_name: Option<Vec<u8>>,
 }
 
 /// The poller's side of a shard.

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::BaseRecord;
+use rdkafka::producer::{BaseRecord, Producer as _};
 
 use super::{Job, ShardHandle};
 use crate::exec::{self, ExecOptions};
 use crate::pipeline::machines::Machines;
 use crate::pipeline::request::{self, errors, RequestLimits};
 use crate::pipeline::result::{self, Source};
-use crate::pipeline::sink::{Pending, Sink};
+use crate::pipeline::sink::{self, Failure, Pending, Sink, SinkEvent};
 
 /// What every shard shares: read-only machines, the producer, where to write.
 pub struct ShardContext {
@@ -29,6 +28,10 @@ pub struct ShardContext {
     pub limits: RequestLimits,
     /// Express execution time cap.
     pub max_duration: Duration,
+    /// Most data one execution may hold at once (bytes).
+    pub max_memory_bytes: usize,
+    /// Most data all executions of one shard may hold together (bytes).
+    pub max_shard_memory_bytes: usize,
     /// Measurement mode: copy each request to the results topic without running anything
     /// (the consume->produce ceiling the pipeline's throughput is compared against).
     pub passthrough: bool,
@@ -68,6 +71,9 @@ fn run(
         .build()
         .expect("a current-thread runtime can always be built");
     let local = tokio::task::LocalSet::new();
+    // One budget for every execution on this thread: however many are in flight, what
+    // they hold together stays under the shard's cap.
+    let shard_memory = exec::ShardMemory::new(ctx.max_shard_memory_bytes);
     local.block_on(&rt, async move {
         loop {
             let mut taken = 0;
@@ -75,7 +81,10 @@ fn run(
                 match rx.try_recv() {
                     Ok(job) => {
                         let (ctx, in_flight) = (Arc::clone(&ctx), Arc::clone(&in_flight));
-                        tokio::task::spawn_local(async move { handle(&ctx, job, in_flight).await });
+                        let memory = shard_memory.clone();
+                        tokio::task::spawn_local(async move {
+                            handle(&ctx, job, in_flight, memory).await
+                        });
                         taken += 1;
                         if taken % 256 == 0 {
                             // Let started executions make progress between batches.
@@ -107,7 +116,12 @@ fn run(
 }
 
 /// Runs one job and hands its record to the producer, whose delivery callback acks it.
-async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
+async fn handle(
+    ctx: &ShardContext,
+    job: Job,
+    in_flight: Arc<AtomicUsize>,
+    shard_memory: exec::ShardMemory,
+) {
     if ctx.passthrough {
         let value = job.value.as_deref().unwrap_or_default();
         deliver(
@@ -128,10 +142,17 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
         job.header_name.as_deref(),
         ctx.limits,
     );
+    let max_original = ctx.producer.context().dead_letters().max_original;
     let (topic, payload) = match decoded {
         Err(rej) => (
             &ctx.errors_topic,
-            result::dead_letter(rej.error, &rej.cause, &job.source, job.value.as_deref()),
+            result::dead_letter(
+                rej.error,
+                &rej.cause,
+                &job.source,
+                job.value.as_deref(),
+                max_original,
+            ),
         ),
         Ok(req) => match ctx.machines.get(&req.state_machine) {
             None => {
@@ -149,6 +170,7 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
                         &cause,
                         &job.source,
                         job.value.as_deref(),
+                        max_original,
                     ),
                 )
             }
@@ -157,6 +179,8 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
                 let arn = result::execution_arn(&req.state_machine, &name, &uuid::Uuid::new_v4());
                 let opts = ExecOptions {
                     max_duration: ctx.max_duration,
+                    max_memory_bytes: ctx.max_memory_bytes,
+                    shard_memory: Some(shard_memory),
                     state_machine_name: req.state_machine.clone(),
                     execution_name: Some(name.clone()),
                     execution_arn: Some(arn.clone()),
@@ -191,7 +215,10 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
     .await;
 }
 
-/// Queues a record in the producer, waiting while its queue is full; never drops it.
+/// Queues a record in the producer. A transient refusal (full queue) is retried with a
+/// capped backoff (at shutdown the shard's tasks are dropped, so this never holds it up);
+/// a permanent one (too large, ...) hands the record to the sink, which replaces it with a
+/// dead letter so its offset moves on; a fatal producer is waited on, never blamed on a record.
 async fn deliver(
     ctx: &ShardContext,
     topic: &str,
@@ -200,7 +227,7 @@ async fn deliver(
     source: Source,
     in_flight: Arc<AtomicUsize>,
 ) {
-    let mut pending = Box::new(Pending { source, in_flight });
+    let mut pending = Pending::new(source, in_flight);
     let mut backoff = Duration::from_millis(1);
     loop {
         let mut record =
@@ -212,13 +239,24 @@ async fn deliver(
             Ok(()) => return,
             Err((e, record)) => {
                 pending = record.delivery_opaque;
-                if !matches!(
-                    e,
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
-                ) {
-                    eprintln!(
-                        "stepstream: producing to {topic} failed ({e}); retrying in {backoff:?}"
-                    );
+                match sink::classify(&e) {
+                    Failure::Permanent => {
+                        ctx.producer
+                            .context()
+                            .reject(topic, key, payload, &e, pending);
+                        return;
+                    }
+                    // Held, not replaced: the shard fills up, its partitions pause, and a
+                    // restart (which the log asks for) redoes what was not committed.
+                    Failure::Fatal | Failure::Purged => {
+                        SinkEvent::ProducerFatal { error: &e }.emit()
+                    }
+                    Failure::Transient => SinkEvent::ProduceRetried {
+                        topic,
+                        error: &e,
+                        backoff,
+                    }
+                    .emit(),
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));

@@ -6,6 +6,7 @@
 //! | `merge {JSON object}` | returns the input object with the object's keys set (shallow) |
 //! | `fail ErrorName cause text` | fails with that error and cause |
 //! | `fail-first N ErrorName then SPEC` | the first N calls of the resource in one execution fail, later ones run SPEC |
+//! | `sleep MS` | returns its input after MS milliseconds (a task that does not answer at once) |
 
 use serde_json::{Map, Value};
 
@@ -35,6 +36,8 @@ pub enum Builtin {
         /// What later calls do.
         then: Box<Builtin>,
     },
+    /// Returns the input after this many milliseconds.
+    Sleep(u64),
 }
 
 impl Builtin {
@@ -59,6 +62,10 @@ impl Builtin {
                     cause: cause.trim().to_string(),
                 })
             }
+            "sleep" => rest
+                .parse()
+                .map(Builtin::Sleep)
+                .map_err(|_| format!("sleep needs a whole number of milliseconds, got {rest:?}")),
             "fail-first" => {
                 let mut parts = rest.splitn(4, char::is_whitespace);
                 let times = parts
@@ -77,15 +84,26 @@ impl Builtin {
                 })
             }
             _ => Err(format!(
-                "unknown task spec {spec:?} (expected identity, merge {{..}}, fail E cause, fail-first N E then SPEC)"
+                "unknown task spec {spec:?} (expected identity, merge {{..}}, fail E cause, fail-first N E then SPEC, sleep MS)"
             )),
+        }
+    }
+
+    /// How long this call waits before it answers (`sleep`, also after `fail-first`).
+    fn delay_ms(&self, resource_calls: u32) -> Option<u64> {
+        match self {
+            Builtin::Sleep(ms) => Some(*ms),
+            Builtin::FailFirst { times, then, .. } if resource_calls >= *times => {
+                then.delay_ms(resource_calls)
+            }
+            _ => None,
         }
     }
 
     /// Runs the handler synchronously.
     pub fn apply(&self, input: Value, resource_calls: u32) -> Result<Value, WorkflowError> {
         match self {
-            Builtin::Identity => Ok(input),
+            Builtin::Identity | Builtin::Sleep(_) => Ok(input),
             Builtin::Merge(m) => match input {
                 Value::Object(mut obj) => {
                     for (k, v) in m {
@@ -112,8 +130,18 @@ impl Builtin {
 
 impl TaskHandler for Builtin {
     fn call(&self, call: TaskCall<'_>) -> TaskFuture {
+        let delay = self.delay_ms(call.resource_calls);
         let out = self.apply(call.input, call.resource_calls);
-        Box::pin(async move { out })
+        match delay {
+            Some(ms) => {
+                let d = std::time::Duration::from_millis(ms);
+                Box::pin(async move {
+                    tokio::time::sleep(d).await;
+                    out
+                })
+            }
+            _ => Box::pin(async move { out }),
+        }
     }
 }
 
@@ -145,5 +173,7 @@ mod tests {
             (Some("Out.Of.Stock"), Some("no stock left"))
         );
         assert!(Builtin::parse("explode").is_err());
+        assert_eq!(Builtin::parse("sleep 250"), Ok(Builtin::Sleep(250)));
+        assert!(Builtin::parse("sleep -1").is_err());
     }
 }

@@ -1040,6 +1040,118 @@ pub fn committed_offsets(
         .collect()
 }
 
+/// A topic to create: name, partitions, topic configs (`max.message.bytes`, ...).
+pub type TopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+
+/// Creates topics with their configs and replication 1, and waits until their leaders are known.
+pub fn create_topics_with_configs(bootstrap: &str, topics: &[TopicSpec<'_>]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("an admin client can be configured");
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, partitions, configs)| {
+            configs.iter().fold(
+                NewTopic::new(name, *partitions, TopicReplication::Fixed(1)),
+                |t, (k, v)| t.set(k, v),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = block_on(admin.create_topics(new.iter(), &opts))
+        .unwrap_or_else(|e| panic!("creating topics failed: {e}"));
+    for result in results {
+        if let Err((name, code)) = result {
+            panic!("creating topic {name} failed: {code}");
+        }
+    }
+    let plain: Vec<(&str, i32)> = topics.iter().map(|(n, p, _)| (*n, *p)).collect();
+    // Already created: this only waits for the leaders.
+    create_topics(bootstrap, &plain);
+}
+
+/// Checks a dead letter's copy of the original bytes `sent`: exactly one of `original` (text)
+/// or `originalBase64`, a prefix of what was sent, `originalTruncated` true exactly when it
+/// is shorter, and `originalSize`/`originalSha256` of the whole. Returns what is wrong.
+pub fn check_dead_letter_original(v: &Value, sent: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut wrong = Vec::new();
+    let kept: Option<Vec<u8>> = match (v.get("original"), v.get("originalBase64")) {
+        (Some(Value::String(t)), None) => {
+            if std::str::from_utf8(sent).is_err() {
+                wrong.push("original is text but the value sent is not UTF-8".to_string());
+            }
+            Some(t.as_bytes().to_vec())
+        }
+        (None, Some(Value::String(b))) => {
+            if std::str::from_utf8(sent).is_ok() {
+                wrong.push("originalBase64 for a value that is valid UTF-8".to_string());
+            }
+            match base64::engine::general_purpose::STANDARD.decode(b) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    wrong.push(format!("originalBase64 is not base64: {e}"));
+                    None
+                }
+            }
+        }
+        (a, b) => {
+            wrong.push(format!(
+                "want exactly one of original / originalBase64 as a string, got {} / {}",
+                a.map_or("absent".to_string(), |x| x
+                    .to_string()
+                    .chars()
+                    .take(60)
+                    .collect()),
+                b.map_or("absent".to_string(), |x| x
+                    .to_string()
+                    .chars()
+                    .take(60)
+                    .collect())
+            ));
+            None
+        }
+    };
+    if let Some(kept) = kept {
+        if !sent.starts_with(&kept) {
+            wrong.push(format!(
+                "the {} original bytes kept are not a prefix of the {} bytes sent",
+                kept.len(),
+                sent.len()
+            ));
+        }
+        let truncated = kept.len() < sent.len();
+        if v["originalTruncated"] != truncated {
+            wrong.push(format!(
+                "originalTruncated {} but {} of {} bytes kept",
+                v["originalTruncated"],
+                kept.len(),
+                sent.len()
+            ));
+        }
+    }
+    if v["originalSize"] != sent.len() {
+        wrong.push(format!(
+            "originalSize {} (want {})",
+            v["originalSize"],
+            sent.len()
+        ));
+    }
+    let digest: String = sha2::Sha256::digest(sent)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if v["originalSha256"] != digest.as_str() {
+        wrong.push(format!(
+            "originalSha256 {} (want {digest})",
+            v["originalSha256"]
+        ));
+    }
+    wrong
+}
+
 impl Processor {
     /// Like [`Processor::start_ready`], with `extra_toml` (e.g. a `[tasks]` section for real
     /// Lambda/HTTP calls) appended to the generated config.
