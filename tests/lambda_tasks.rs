@@ -238,6 +238,8 @@ fn signed_calls_carry_sigv4_from_env_or_the_shared_credentials_file() {
             "AWS_SECRET_ACCESS_KEY",
             "AWS_SESSION_TOKEN",
             "AWS_PROFILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
         ] {
             cmd.env_remove(k);
         }
@@ -287,6 +289,23 @@ fn signed_calls_carry_sigv4_from_env_or_the_shared_credentials_file() {
         auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDFILE/"),
         "{out}"
     );
+
+    // A web identity (as on EKS): the token file exchanged at STS for session credentials.
+    let token = dir.write("token", "jwt-abc\n");
+    let sts = format!("http://127.0.0.1:{}/sts", port.trim());
+    let out = run(&[
+        ("AWS_PROFILE", "absent"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/sfn"),
+        ("AWS_ENDPOINT_URL_STS", &sts),
+    ]);
+    let headers = &out["output"]["headers"];
+    let auth = headers["authorization"].as_str().unwrap_or_default();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDWEB/"),
+        "{out}"
+    );
+    assert_eq!(headers["x-amz-security-token"], "session-for-jwt-abc");
 
     let out = run(&[("AWS_PROFILE", "absent")]);
     assert_eq!(out["status"], "FAILED", "{out}");

@@ -110,8 +110,9 @@ pub struct LambdaConfig {
     pub functions: BTreeMap<String, String>,
     /// Endpoint for every function not listed (e.g. one local emulator); unset means AWS's
     /// regional endpoint `https://lambda.REGION.amazonaws.com`, SigV4-signed with
-    /// credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` or
-    /// the shared files (`AWS_PROFILE`); its host must then be in `allow_hosts`.
+    /// credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`,
+    /// the shared files (`AWS_PROFILE`) or a web identity token; its host must then be in
+    /// `allow_hosts`.
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Region when a function is named without an ARN (else `AWS_REGION`, else us-east-1).
