@@ -6,8 +6,10 @@
 //! committed only up to the lowest record whose output the broker has not acknowledged
 //! ([`offsets`]): at-least-once, nothing lost, whatever order executions finish in.
 
+pub mod acked;
 pub mod demo;
 pub mod embedded;
+pub mod instance;
 pub mod machines;
 pub mod offsets;
 pub mod request;
@@ -120,7 +122,27 @@ pub fn run_with(
     let offsets = Arc::new(Mutex::new(offsets::Offsets::default()));
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
     let producer = sink::producer(cfg, brokers, ack_tx).map_err(kafka_err)?;
-    let consumer: BaseConsumer<source::SourceContext> = sink::consumer_config(cfg, brokers)
+    let mut consumer_config = sink::consumer_config(cfg, brokers);
+    // Held until the consumer is gone: the lock keeps a derived id ours.
+    let instance = if consumer_config.get("group.instance.id").is_some() {
+        None
+    } else {
+        match instance::resolve(&cfg.kafka.instance_id, &cfg.kafka.group_id) {
+            Ok(id) => id,
+            Err(e) => {
+                eprintln!("stepstream: no static group membership ({e}); a restart will wait for the session timeout");
+                None
+            }
+        }
+    };
+    if let Some(id) = &instance {
+        consumer_config.set("group.instance.id", &id.id);
+    }
+    let membership = match consumer_config.get("group.instance.id") {
+        Some(id) => format!("instance {id:?}"),
+        None => "dynamic membership".to_string(),
+    };
+    let consumer: BaseConsumer<source::SourceContext> = consumer_config
         .create_with_context(source::SourceContext::new(
             Arc::clone(&offsets),
             ack_rx,
@@ -148,7 +170,7 @@ pub fn run_with(
         .map(|i| worker::spawn(i, max_in_flight * 2 + 1024, Arc::clone(&shard_ctx)))
         .collect::<Result<_, _>>()?;
     eprintln!(
-        "stepstream: ready ({} shards{}, consuming {} as group {:?} from {brokers})",
+        "stepstream: ready ({} shards{}, consuming {} as group {:?}, {membership}, from {brokers})",
         shards.len(),
         if mode == Mode::Passthrough {
             ", passthrough mode"
@@ -182,6 +204,8 @@ pub fn run_with(
         eprintln!("stepstream: flushing the producer failed: {e}");
     }
     consumer.unsubscribe();
+    drop(consumer);
+    drop(instance);
     eprintln!("stepstream: stopped");
     Ok(())
 }
