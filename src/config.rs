@@ -87,6 +87,10 @@ pub struct KafkaConfig {
     /// librdkafka properties for the input consumer only (`fetch.min.bytes`, `fetch.wait.max.ms`, ...).
     #[serde(default)]
     pub consumer_properties: BTreeMap<String, String>,
+    /// Static group membership (`group.instance.id`): `"auto"` derives `<host>-<slot>`, stable
+    /// across restarts of a process; `"none"` uses dynamic membership; anything else is the id.
+    #[serde(default = "default_instance_id")]
+    pub instance_id: String,
 }
 
 /// Output topics.
@@ -151,6 +155,9 @@ fn default_partitions() -> i32 {
 }
 fn default_offset_reset() -> String {
     "earliest".into()
+}
+fn default_instance_id() -> String {
+    "auto".into()
 }
 fn default_commit_interval() -> u64 {
     500
@@ -221,6 +228,11 @@ impl KafkaConfig {
 
     /// Adds the consumer settings the embedded broker needs, unless the user set them.
     pub fn use_embedded_consumer_settings(&mut self) {
+        // The embedded broker lives and dies with this process: a restarted process finds a
+        // new broker, so a stable membership id buys nothing there.
+        if self.instance_id == "auto" {
+            self.instance_id = "none".into();
+        }
         for (k, v) in crate::pipeline::embedded::CONSUMER_PROPERTIES {
             self.consumer_properties
                 .entry(k.to_string())
