@@ -3,10 +3,13 @@
 //! skips them instead of running them again (the idea of Confluent's Parallel Consumer).
 //!
 //! The text is `ss1:` followed by base64url (no padding) of LEB128 varints: the committed
-//! offset, then run lengths that alternate between offsets still pending (the first run starts
-//! at the committed offset, which is always pending) and offsets whose output the broker has
-//! acknowledged. A reader takes only the acknowledged runs. When the runs do not fit the size
-//! budget the tail is dropped, so the text may claim fewer offsets, never one that is pending.
+//! offset, then one entry per run of pending offsets (the first run starts at the committed
+//! offset, which is always pending) and the run of acknowledged offsets after it. An entry is
+//! `acked << 1 | long`, followed by `pending - 2` only when `long` is set: the common case, a
+//! single slow request with the finished ones after it, takes one byte for up to 63
+//! acknowledged offsets. A reader takes only the acknowledged runs. When the runs do not fit
+//! the size budget the tail is dropped, so the text may claim fewer offsets, never one that
+//! is pending.
 
 use std::ops::Range;
 
@@ -15,9 +18,10 @@ use base64::Engine as _;
 /// Marks our encoding; metadata without it (another tool's, or none) is ignored.
 const PREFIX: &str = "ss1:";
 
-/// The longest metadata text written per partition. Brokers refuse a commit whose metadata
-/// exceeds `offset.metadata.max.bytes` (4096 by default), so stay well below it.
-pub const MAX_METADATA: usize = 1024;
+/// The longest metadata text written per partition by default (`kafka.commit_metadata_max_bytes`).
+/// Brokers refuse a commit whose metadata exceeds `offset.metadata.max.bytes` (4096 by
+/// default), so stay below it.
+pub const MAX_METADATA: usize = 4000;
 
 /// Metadata longer than this is not ours: it is not decoded at all.
 const MAX_READ: usize = 8192;
@@ -45,8 +49,14 @@ pub fn encode(pending: impl IntoIterator<Item = i64>, next: i64, max_len: usize)
     let (mut run_start, mut run_end) = (base, base + 1);
     let emit = |bytes: &mut Vec<u8>, pending_len: i64, acked_len: i64| -> bool {
         let before = bytes.len();
-        let fits = push_varint(bytes, pending_len as u64, budget)
-            && push_varint(bytes, acked_len as u64, budget);
+        let long = pending_len > 1;
+        let Some(head) = (acked_len as u64).checked_mul(2) else {
+            return false;
+        };
+        let mut fits = push_varint(bytes, head | u64::from(long), budget);
+        if long {
+            fits = fits && push_varint(bytes, (pending_len - 2) as u64, budget);
+        }
         if !fits {
             bytes.truncate(before);
         }
@@ -101,10 +111,17 @@ fn decode_checked(metadata: &[u8], committed: i64) -> Option<Vec<Range<i64>>> {
     let mut ranges = Vec::new();
     let mut pos = base;
     while at < bytes.len() {
-        let pending = i64::try_from(read_varint(&bytes, &mut at)?).ok()?;
-        let acked = i64::try_from(read_varint(&bytes, &mut at)?).ok()?;
+        let head = read_varint(&bytes, &mut at)?;
+        let acked = i64::try_from(head >> 1).ok()?;
+        let pending = if head & 1 == 1 {
+            i64::try_from(read_varint(&bytes, &mut at)?)
+                .ok()?
+                .checked_add(2)?
+        } else {
+            1
+        };
         // The encoder never writes an empty run: such input is not ours.
-        if pending == 0 || acked == 0 {
+        if acked == 0 {
             return None;
         }
         let start = pos.checked_add(pending)?;
@@ -186,6 +203,16 @@ mod tests {
     }
 
     #[test]
+    fn long_pending_runs_round_trip() {
+        let pending: Vec<i64> = (0..1000).chain(1500..1502).chain(2000..2003).collect();
+        let text = encode(pending.iter().copied(), 3000, MAX_METADATA);
+        assert_eq!(
+            decode(text.as_bytes(), 0),
+            vec![1000..1500, 1502..2000, 2003..3000]
+        );
+    }
+
+    #[test]
     fn metadata_for_another_commit_position_is_ignored() {
         let text = encode([100, 102], 103, MAX_METADATA);
         assert_eq!(decode(text.as_bytes(), 100), vec![101..102]);
@@ -198,7 +225,7 @@ mod tests {
         // Every other offset pending: the worst case for run lengths.
         let pending: Vec<i64> = (0..100_000).map(|i| 1_000 + 2 * i).collect();
         let next = 1_000 + 2 * 100_000;
-        for max in [0, 4, 8, 9, 16, 100, 333, MAX_METADATA, 4096] {
+        for max in [0, 4, 8, 9, 16, 100, 333, 1024, MAX_METADATA, 4096] {
             let text = encode(pending.iter().copied(), next, max);
             assert!(text.len() <= max, "{} > {max}", text.len());
             let claimed = acked_set(&decode(text.as_bytes(), 1_000));
@@ -208,8 +235,9 @@ mod tests {
             let want: Vec<i64> = (0..claimed.len() as i64).map(|i| 1_001 + 2 * i).collect();
             assert_eq!(claimed, want, "max {max}");
         }
+        // One byte per slow request with its finished neighbour.
         let text = encode(pending.iter().copied(), next, MAX_METADATA);
-        assert!(decode(text.as_bytes(), 1_000).len() > 300);
+        assert!(decode(text.as_bytes(), 1_000).len() > 2_900);
     }
 
     #[test]
@@ -248,27 +276,29 @@ mod tests {
         for c in cases {
             assert!(decode(c, 0).is_empty(), "{:?}", String::from_utf8_lossy(c));
         }
-        // Well-formed varints but an empty run: not ours.
-        let mut bytes = Vec::new();
-        for v in [0u64, 0, 5] {
-            push_varint(&mut bytes, v, 100);
-        }
-        let text = format!("ss1:{}", B64.encode(&bytes));
-        assert!(decode(text.as_bytes(), 0).is_empty());
+        let text = |values: &[u64]| {
+            let mut bytes = Vec::new();
+            for v in values {
+                push_varint(&mut bytes, *v, 100);
+            }
+            format!("ss1:{}", B64.encode(&bytes))
+        };
+        // Well-formed varints but an empty acknowledged run: not ours.
+        assert!(decode(text(&[0, 0]).as_bytes(), 0).is_empty());
+        assert!(decode(text(&[0, 1, 5]).as_bytes(), 0).is_empty());
         // Runs that overflow i64.
-        let mut bytes = Vec::new();
-        for v in [0u64, 1, u64::MAX >> 1] {
-            push_varint(&mut bytes, v, 100);
-        }
-        let text = format!("ss1:{}", B64.encode(&bytes));
-        assert!(decode(text.as_bytes(), 0).is_empty());
-        // A dangling pending run without its acknowledged run.
-        let mut bytes = Vec::new();
-        for v in [3u64, 1] {
-            push_varint(&mut bytes, v, 100);
-        }
-        let text = format!("ss1:{}", B64.encode(&bytes));
-        assert!(decode(text.as_bytes(), 3).is_empty());
+        assert!(decode(text(&[0, u64::MAX - 1]).as_bytes(), 0).is_empty());
+        assert!(decode(text(&[i64::MAX as u64, 2, 2]).as_bytes(), i64::MAX).is_empty());
+        assert!(decode(text(&[0, 3, u64::MAX]).as_bytes(), 0).is_empty());
+        // A long pending run whose length is missing.
+        assert!(decode(text(&[3, 3]).as_bytes(), 3).is_empty());
+        // A negative base.
+        assert!(decode(text(&[u64::MAX, 2]).as_bytes(), -1).is_empty());
+        // Well-formed: one pending, one acknowledged; three pending, two acknowledged.
+        assert_eq!(
+            decode(text(&[10, 2, 5, 1]).as_bytes(), 10),
+            vec![11..12, 15..17]
+        );
     }
 
     #[test]

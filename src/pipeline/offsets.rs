@@ -160,6 +160,8 @@ impl Offsets {
 }
 
 #[cfg(test)]
+// Lists holding one offset range are what these tests mean, not a range of numbers.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

@@ -24,16 +24,20 @@ pub struct SourceContext {
     assignment_epoch: AtomicU64,
     revoke_grace: Duration,
     assigned: Arc<AtomicBool>,
+    /// The metadata size per partition commits may use.
+    metadata_budget: usize,
 }
 
 impl SourceContext {
     /// A context sharing the poller's offset tracker and ack queue; on revocation it
-    /// waits up to `revoke_grace` for the revoked partitions' executions.
+    /// waits up to `revoke_grace` for the revoked partitions' executions. Commits carry at
+    /// most `metadata_budget` characters of metadata per partition.
     pub fn new(
         offsets: Arc<Mutex<Offsets>>,
         acks: crossbeam_channel::Receiver<Source>,
         revoke_grace: Duration,
         assigned: Arc<AtomicBool>,
+        metadata_budget: usize,
     ) -> Self {
         SourceContext {
             offsets,
@@ -41,11 +45,18 @@ impl SourceContext {
             assignment_epoch: AtomicU64::new(0),
             revoke_grace,
             assigned,
+            metadata_budget,
         }
     }
 }
 
 impl ClientContext for SourceContext {}
+
+impl SourceContext {
+    fn budget(&self) -> usize {
+        self.metadata_budget
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -72,12 +83,13 @@ impl ConsumerContext for SourceContext {
         drain_acks(&self.acks, &mut offsets);
         let mut moves = Vec::new();
         for e in tpl.elements() {
-            if let Some((w, meta)) = offsets.position(e.topic(), e.partition(), acked::MAX_METADATA)
-            {
+            if let Some((w, meta)) = offsets.position(e.topic(), e.partition(), self.budget()) {
                 moves.push(((e.topic().to_string(), e.partition()), w, meta));
             }
             offsets.forget(e.topic(), e.partition());
         }
+        // Not held across the commit: its callback takes the tracker too.
+        drop(offsets);
         let commit = commit_list(&moves);
         if commit.count() > 0 {
             // Synchronous: the next owner must start from here, not from an older commit.
@@ -394,7 +406,7 @@ fn commit(consumer: &BaseConsumer<SourceContext>, offsets: &Arc<Mutex<Offsets>>,
     let moves = offsets
         .lock()
         .expect("offset tracker lock")
-        .take_commits(acked::MAX_METADATA);
+        .take_commits(consumer.context().budget());
     if moves.is_empty() {
         return;
     }
