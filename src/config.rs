@@ -78,7 +78,9 @@ pub struct KafkaConfig {
     /// Where a new consumer group starts reading: `earliest` or `latest`.
     #[serde(default = "default_offset_reset")]
     pub auto_offset_reset: String,
-    /// How often acknowledged offsets are committed, in milliseconds.
+    /// How often acknowledged offsets are committed, in milliseconds. A crash repeats what
+    /// finished since the last commit, so this bounds the duplicates (one small async
+    /// OffsetCommit per interval).
     #[serde(default = "default_commit_interval")]
     pub commit_interval_ms: u64,
     /// librdkafka client properties passed through unchanged (`security.protocol`, `sasl.*`, `ssl.*`, ...).
@@ -91,6 +93,11 @@ pub struct KafkaConfig {
     /// across restarts of a process; `"none"` uses dynamic membership; anything else is the id.
     #[serde(default = "default_instance_id")]
     pub instance_id: String,
+    /// Longest offset-commit metadata per partition (the acknowledged offsets above the
+    /// commit); keep it below the brokers' `offset.metadata.max.bytes` (4096 by default),
+    /// which refuses longer ones; 0 writes none.
+    #[serde(default = "default_commit_metadata_max_bytes")]
+    pub commit_metadata_max_bytes: usize,
 }
 
 /// Output topics.
@@ -156,11 +163,14 @@ fn default_partitions() -> i32 {
 fn default_offset_reset() -> String {
     "earliest".into()
 }
+fn default_commit_metadata_max_bytes() -> usize {
+    crate::pipeline::acked::MAX_METADATA
+}
 fn default_instance_id() -> String {
     "auto".into()
 }
 fn default_commit_interval() -> u64 {
-    500
+    100
 }
 fn default_results() -> String {
     "stepstream.results".into()

@@ -7,7 +7,7 @@
 //! stable across restarts of the same process.
 //!
 //! `kafka.instance_id = "auto"` (the default) derives it as `<host>-<slot>`: the slot is the
-//! lowest number whose lock file (`<temp dir>/stepstream-slots/<group>.<slot>.lock`) this
+//! lowest number whose lock file (`<temp dir>/stepstream-slots-<uid>/<group>.<slot>.lock`) this
 //! process can lock. The kernel drops the lock when the process dies, however it dies, so a
 //! restarted process takes the slot (and the id) of the one that crashed, while processes
 //! running side by side on one host get different slots. In a container whose host name is
@@ -49,12 +49,12 @@ pub enum InstanceError {
 pub fn resolve(setting: &str, group: &str) -> Result<Option<InstanceId>, InstanceError> {
     match setting.trim() {
         "" | "none" => Ok(None),
-        "auto" => derive(
-            &std::env::temp_dir().join("stepstream-slots"),
-            group,
-            &hostname(),
-        )
-        .map(Some),
+        "auto" => {
+            // SAFETY: getuid(2) has no preconditions and cannot fail.
+            let uid = unsafe { libc::getuid() };
+            let dir = std::env::temp_dir().join(format!("stepstream-slots-{uid}"));
+            derive(&dir, group, &hostname()).map(Some)
+        }
         id => Ok(Some(InstanceId {
             id: id.to_string(),
             _lock: None,

@@ -4,7 +4,11 @@
 //! records to shard threads ([`crate::shard`]), which decode them ([`request`]), run the
 //! executions and produce one result (or dead letter, [`result`]) per record. Offsets are
 //! committed only up to the lowest record whose output the broker has not acknowledged
-//! ([`offsets`]): at-least-once, nothing lost, whatever order executions finish in.
+//! ([`offsets`]): at-least-once, nothing lost, whatever order executions finish in. Each
+//! commit's metadata lists the offsets above it that are already answered ([`acked`]), so a
+//! crash repeats only what finished since the last commit, and a static membership id
+//! ([`instance`]) gives a restarted process its partitions back without waiting for the
+//! session timeout.
 
 pub mod acked;
 pub mod demo;
@@ -148,6 +152,7 @@ pub fn run_with(
             ack_rx,
             Duration::from_secs(cfg.engine.shutdown_grace_seconds.min(5)),
             assigned,
+            cfg.kafka.commit_metadata_max_bytes,
         ))
         .map_err(kafka_err)?;
     let topics: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
