@@ -767,3 +767,56 @@ fn commit_metadata_stays_within_a_brokers_lower_limit() {
         run.second_stderr
     );
 }
+
+#[test]
+fn commit_metadata_written_by_another_tool_is_ignored() {
+    const N: usize = 2_000;
+    let kafka = bootstrap();
+    let names = Names::new("foreign-metadata");
+    names.create(&kafka);
+    let results = Results::start(&kafka, &names.results, 4);
+    produce_orders(&kafka, &names.requests, 0..N);
+    // Another tool committed position 0 of every partition with metadata of its own: text,
+    // JSON, our prefix with garbage, and a well-formed claim made for another position.
+    let foreign = [
+        "checkpoint 42",
+        "{\"tool\": \"other\"}",
+        "ss1:!!garbage!!",
+        "ss1:BTI",
+    ];
+    let committer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka)
+        .set("group.id", &names.group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer can be configured");
+    let mut tpl = TopicPartitionList::new();
+    for (p, meta) in foreign.iter().enumerate() {
+        let mut e = tpl.add_partition(&names.requests, p as i32);
+        e.set_offset(Offset::Offset(0))
+            .expect("offset 0 can be set");
+        e.set_metadata(meta);
+    }
+    committer
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .expect("the foreign commit is accepted");
+    drop(committer);
+
+    let config = names.config(&kafka).bound_input(&names.requests, "order");
+    let processor = Processor::start_ready("foreign-metadata", &config);
+    let got = results.wait_for(N, Duration::from_secs(120));
+    results.settle(Duration::from_secs(2), Duration::from_secs(10));
+    eprintln!("foreign-metadata: {got} of {N} answered");
+    let problems = results.problems(N);
+    assert!(
+        problems.is_empty(),
+        "{}\n{}",
+        problems.join("\n"),
+        processor.stderr_tail(30)
+    );
+    assert!(
+        !processor.stderr_has("are skipped"),
+        "foreign metadata made the processor skip offsets\n{}",
+        processor.stderr_tail(30)
+    );
+}

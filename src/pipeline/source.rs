@@ -422,3 +422,35 @@ fn commit(consumer: &BaseConsumer<SourceContext>, offsets: &Arc<Mutex<Offsets>>,
             .commit_failed(&moves);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_metadata_is_read_back_byte_for_byte() {
+        let meta = acked::encode([10, 12], 20, acked::MAX_METADATA);
+        let moves = vec![
+            (("t".to_string(), 0), 10, meta.clone()),
+            (("t".to_string(), 1), 7, String::new()),
+            (("u".to_string(), 3), 1, "not ours: ünïcödé".to_string()),
+        ];
+        let tpl = commit_list(&moves);
+        assert_eq!(tpl.count(), 3);
+        let read = raw_metadata(&tpl);
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[0].as_deref(), Some(meta.as_bytes()));
+        assert_eq!(read[1], None);
+        assert_eq!(read[2].as_deref(), Some("not ours: ünïcödé".as_bytes()));
+        assert_eq!(
+            acked::decode(read[0].as_deref().unwrap_or_default(), 10),
+            vec![11..12, 13..20]
+        );
+        assert!(acked::decode(read[2].as_deref().unwrap_or_default(), 1).is_empty());
+        let offsets: Vec<Offset> = tpl.elements().iter().map(|e| e.offset()).collect();
+        assert_eq!(
+            offsets,
+            vec![Offset::Offset(10), Offset::Offset(7), Offset::Offset(1)]
+        );
+    }
+}
