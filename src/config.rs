@@ -94,7 +94,9 @@ pub struct KafkaConfig {
     /// Where a new consumer group starts reading: `earliest` or `latest`.
     #[serde(default = "default_offset_reset")]
     pub auto_offset_reset: String,
-    /// How often acknowledged offsets are committed, in milliseconds.
+    /// How often acknowledged offsets are committed, in milliseconds. A crash repeats what
+    /// finished since the last commit, so this bounds the duplicates (one small async
+    /// OffsetCommit per interval).
     #[serde(default = "default_commit_interval")]
     pub commit_interval_ms: u64,
     /// librdkafka client properties passed through unchanged (`security.protocol`, `sasl.*`, `ssl.*`, ...).
@@ -103,6 +105,15 @@ pub struct KafkaConfig {
     /// librdkafka properties for the input consumer only (`fetch.min.bytes`, `fetch.wait.max.ms`, ...).
     #[serde(default)]
     pub consumer_properties: BTreeMap<String, String>,
+    /// Static group membership (`group.instance.id`): `"auto"` derives `<host>-<slot>`, stable
+    /// across restarts of a process; `"none"` uses dynamic membership; anything else is the id.
+    #[serde(default = "default_instance_id")]
+    pub instance_id: String,
+    /// Longest offset-commit metadata per partition (the acknowledged offsets above the
+    /// commit); keep it below the brokers' `offset.metadata.max.bytes` (4096 by default),
+    /// which refuses longer ones; 0 writes none.
+    #[serde(default = "default_commit_metadata_max_bytes")]
+    pub commit_metadata_max_bytes: usize,
 }
 
 /// Output topics.
@@ -177,8 +188,14 @@ fn default_partitions() -> i32 {
 fn default_offset_reset() -> String {
     "earliest".into()
 }
+fn default_commit_metadata_max_bytes() -> usize {
+    crate::pipeline::acked::MAX_METADATA
+}
+fn default_instance_id() -> String {
+    "auto".into()
+}
 fn default_commit_interval() -> u64 {
-    500
+    100
 }
 fn default_results() -> String {
     "stepstream.results".into()
@@ -264,6 +281,11 @@ impl KafkaConfig {
 
     /// Adds the consumer settings the embedded broker needs, unless the user set them.
     pub fn use_embedded_consumer_settings(&mut self) {
+        // The embedded broker lives and dies with this process: a restarted process finds a
+        // new broker, so a stable membership id buys nothing there.
+        if self.instance_id == "auto" {
+            self.instance_id = "none".into();
+        }
         for (k, v) in crate::pipeline::embedded::CONSUMER_PROPERTIES {
             self.consumer_properties
                 .entry(k.to_string())

@@ -4,10 +4,16 @@
 //! records to shard threads ([`crate::shard`]), which decode them ([`request`]), run the
 //! executions and produce one result (or dead letter, [`result`]) per record. Offsets are
 //! committed only up to the lowest record whose output the broker has not acknowledged
-//! ([`offsets`]): at-least-once, nothing lost, whatever order executions finish in.
+//! ([`offsets`]): at-least-once, nothing lost, whatever order executions finish in. Each
+//! commit's metadata lists the offsets above it that are already answered ([`acked`]), so a
+//! crash repeats only what finished since the last commit, and a static membership id
+//! ([`instance`]) gives a restarted process its partitions back without waiting for the
+//! session timeout.
 
+pub mod acked;
 pub mod demo;
 pub mod embedded;
+pub mod instance;
 pub mod machines;
 pub mod offsets;
 pub mod request;
@@ -123,12 +129,33 @@ pub fn run_with(
     let offsets = Arc::new(Mutex::new(offsets::Offsets::default()));
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
     let producer = sink::producer(cfg, brokers, ack_tx).map_err(kafka_err)?;
-    let consumer: BaseConsumer<source::SourceContext> = sink::consumer_config(cfg, brokers)
+    let mut consumer_config = sink::consumer_config(cfg, brokers);
+    // Held until the consumer is gone: the lock keeps a derived id ours.
+    let instance = if consumer_config.get("group.instance.id").is_some() {
+        None
+    } else {
+        match instance::resolve(&cfg.kafka.instance_id, &cfg.kafka.group_id) {
+            Ok(id) => id,
+            Err(e) => {
+                eprintln!("stepstream: no static group membership ({e}); a restart will wait for the session timeout");
+                None
+            }
+        }
+    };
+    if let Some(id) = &instance {
+        consumer_config.set("group.instance.id", &id.id);
+    }
+    let membership = match consumer_config.get("group.instance.id") {
+        Some(id) => format!("instance {id:?}"),
+        None => "dynamic membership".to_string(),
+    };
+    let consumer: BaseConsumer<source::SourceContext> = consumer_config
         .create_with_context(source::SourceContext::new(
             Arc::clone(&offsets),
             ack_rx,
             Duration::from_secs(cfg.engine.shutdown_grace_seconds.min(5)),
             assigned,
+            cfg.kafka.commit_metadata_max_bytes,
         ))
         .map_err(kafka_err)?;
     let topics: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
@@ -153,7 +180,7 @@ pub fn run_with(
         .map(|i| worker::spawn(i, max_in_flight * 2 + 1024, Arc::clone(&shard_ctx)))
         .collect::<Result<_, _>>()?;
     eprintln!(
-        "stepstream: ready ({} shards{}, consuming {} as group {:?} from {brokers})",
+        "stepstream: ready ({} shards{}, consuming {} as group {:?}, {membership}, from {brokers})",
         shards.len(),
         if mode == Mode::Passthrough {
             ", passthrough mode"
@@ -192,6 +219,8 @@ pub fn run_with(
         eprintln!("stepstream: flushing the producer failed: {e}");
     }
     consumer.unsubscribe();
+    drop(consumer);
+    drop(instance);
     eprintln!("stepstream: stopped");
     Ok(())
 }

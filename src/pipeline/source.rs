@@ -10,7 +10,8 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::offsets::Offsets;
+use super::acked;
+use super::offsets::{Commit, Offsets};
 use super::request::{HEADER_EXECUTION_NAME, HEADER_STATE_MACHINE};
 use super::result::Source;
 use crate::shard::router::shard_for;
@@ -23,16 +24,20 @@ pub struct SourceContext {
     assignment_epoch: AtomicU64,
     revoke_grace: Duration,
     assigned: Arc<AtomicBool>,
+    /// The metadata size per partition commits may use.
+    metadata_budget: usize,
 }
 
 impl SourceContext {
     /// A context sharing the poller's offset tracker and ack queue; on revocation it
-    /// waits up to `revoke_grace` for the revoked partitions' executions.
+    /// waits up to `revoke_grace` for the revoked partitions' executions. Commits carry at
+    /// most `metadata_budget` characters of metadata per partition.
     pub fn new(
         offsets: Arc<Mutex<Offsets>>,
         acks: crossbeam_channel::Receiver<Source>,
         revoke_grace: Duration,
         assigned: Arc<AtomicBool>,
+        metadata_budget: usize,
     ) -> Self {
         SourceContext {
             offsets,
@@ -40,11 +45,18 @@ impl SourceContext {
             assignment_epoch: AtomicU64::new(0),
             revoke_grace,
             assigned,
+            metadata_budget,
         }
     }
 }
 
 impl ClientContext for SourceContext {}
+
+impl SourceContext {
+    fn budget(&self) -> usize {
+        self.metadata_budget
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -69,13 +81,16 @@ impl ConsumerContext for SourceContext {
         }
         let mut offsets = self.offsets.lock().expect("offset tracker lock");
         drain_acks(&self.acks, &mut offsets);
-        let mut commit = TopicPartitionList::new();
+        let mut moves = Vec::new();
         for e in tpl.elements() {
-            if let Some(w) = offsets.watermark(e.topic(), e.partition()) {
-                let _ = commit.add_partition_offset(e.topic(), e.partition(), Offset::Offset(w));
+            if let Some((w, meta)) = offsets.position(e.topic(), e.partition(), self.budget()) {
+                moves.push(((e.topic().to_string(), e.partition()), w, meta));
             }
             offsets.forget(e.topic(), e.partition());
         }
+        // Not held across the commit: its callback takes the tracker too.
+        drop(offsets);
+        let commit = commit_list(&moves);
         if commit.count() > 0 {
             // Synchronous: the next owner must start from here, not from an older commit.
             if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
@@ -85,15 +100,90 @@ impl ConsumerContext for SourceContext {
         eprintln!("stepstream: partitions revoked: {}", describe(tpl));
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             eprintln!("stepstream: partitions assigned: {}", describe(tpl));
             if tpl.count() > 0 {
+                self.resume(consumer, tpl);
                 self.assigned.store(true, Ordering::Relaxed);
             }
         }
         self.assignment_epoch.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+impl SourceContext {
+    /// Reads the committed positions of newly assigned partitions and the offsets above them
+    /// that a previous owner recorded as acknowledged, so those are not run again.
+    fn resume(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        // Before any record of these partitions is polled: this runs inside the poll call
+        // that delivers the assignment.
+        let committed = match consumer.committed_offsets(tpl.clone(), Duration::from_secs(10)) {
+            Ok(c) => c,
+            Err(e) => {
+                // Without the metadata the partitions simply replay from the commit.
+                eprintln!("stepstream: reading committed offsets failed ({e}); replaying from the committed positions");
+                let mut offsets = self.offsets.lock().expect("offset tracker lock");
+                for e in tpl.elements() {
+                    offsets.resume(e.topic(), e.partition(), Vec::new());
+                }
+                return;
+            }
+        };
+        let metas = raw_metadata(&committed);
+        let mut offsets = self.offsets.lock().expect("offset tracker lock");
+        for (i, e) in committed.elements().iter().enumerate() {
+            let ranges = match (e.offset(), metas.get(i)) {
+                (Offset::Offset(at), Some(Some(meta))) => acked::decode(meta, at),
+                _ => Vec::new(),
+            };
+            let skip: i64 = ranges.iter().map(|r| r.end - r.start).sum();
+            if skip > 0 {
+                eprintln!(
+                    "stepstream: {}/{} resumes at {:?}; {skip} offsets above it already have results and are skipped",
+                    e.topic(),
+                    e.partition(),
+                    e.offset()
+                );
+            }
+            offsets.resume(e.topic(), e.partition(), ranges);
+        }
+    }
+}
+
+/// The metadata bytes of each element of `tpl`, in order (`None` when absent or too long).
+///
+/// Read from librdkafka's list directly: rdkafka's `metadata()` panics on bytes that are
+/// not UTF-8, and metadata is written by whatever last committed for the group.
+fn raw_metadata(tpl: &TopicPartitionList) -> Vec<Option<Vec<u8>>> {
+    // SAFETY: `tpl` owns a valid rd_kafka_topic_partition_list_t for as long as it lives;
+    // `elems` points at `cnt` initialised elements, each with `metadata_size` readable bytes
+    // at `metadata` (or a null pointer), and nothing mutates the list while we read it.
+    unsafe {
+        let list = &*tpl.ptr();
+        let cnt = usize::try_from(list.cnt).unwrap_or(0);
+        (0..cnt)
+            .map(|i| {
+                let e = &*list.elems.add(i);
+                if e.metadata.is_null() || e.metadata_size == 0 || e.metadata_size > 8192 {
+                    return None;
+                }
+                Some(std::slice::from_raw_parts(e.metadata.cast::<u8>(), e.metadata_size).to_vec())
+            })
+            .collect()
+    }
+}
+
+/// A partition list of commits with their metadata.
+fn commit_list(moves: &[Commit]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), offset, meta) in moves {
+        let mut e = tpl.add_partition(topic, *partition);
+        if e.set_offset(Offset::Offset(*offset)).is_ok() && !meta.is_empty() {
+            e.set_metadata(meta);
+        }
+    }
+    tpl
 }
 
 fn describe(tpl: &TopicPartitionList) -> String {
@@ -154,7 +244,9 @@ pub fn run(
             };
             match msg {
                 Ok(m) => {
-                    let shard = dispatch(&m, shards, offsets, settings);
+                    let Some(shard) = dispatch(&m, shards, offsets, settings) else {
+                        continue;
+                    };
                     // Pause as soon as a shard fills, not after the batch: the limit must hold.
                     if !paused[shard] && shards[shard].in_flight() >= settings.max_in_flight {
                         backpressure(consumer, shards, &mut paused, settings.max_in_flight, false);
@@ -200,14 +292,27 @@ pub fn run(
     commit(consumer, offsets, CommitMode::Sync);
 }
 
-/// Hands one record to its shard; returns the shard's index.
+/// Hands one record to its shard; returns the shard's index, or `None` when the record
+/// already has an acknowledged output (recorded by a previous owner) and is skipped.
 fn dispatch(
     m: &rdkafka::message::BorrowedMessage<'_>,
     shards: &[ShardHandle],
     offsets: &Arc<Mutex<Offsets>>,
     settings: &SourceSettings,
-) -> usize {
+) -> Option<usize> {
     let topic = m.topic();
+    // Skipped records were read too: the embedded broker's loss detector must see them.
+    if let Some(reads) = &settings.embedded_reads {
+        reads.observe(topic, m.partition(), m.offset());
+    }
+    {
+        let mut offsets = offsets.lock().expect("offset tracker lock");
+        if offsets.skip(topic, m.partition(), m.offset()) {
+            return None;
+        }
+        // Recorded before the shard can possibly acknowledge it.
+        offsets.dispatched(topic, m.partition(), m.offset());
+    }
     let (mut header_machine, mut header_name) = (None, None);
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
@@ -233,16 +338,9 @@ fn dispatch(
         header_machine,
         header_name,
     };
-    offsets
-        .lock()
-        .expect("offset tracker lock")
-        .dispatched(topic, m.partition(), m.offset());
-    if let Some(reads) = &settings.embedded_reads {
-        reads.observe(topic, m.partition(), m.offset());
-    }
     let shard = shard_for(topic, m.partition(), shards.len());
     shards[shard].submit(job);
-    shard
+    Some(shard)
 }
 
 /// Pauses the partitions of shards at their limit; resumes them once half drained.
@@ -310,22 +408,54 @@ fn partitions_of(assigned: &TopicPartitionList, shard: usize, shards: usize) -> 
 }
 
 fn commit(consumer: &BaseConsumer<SourceContext>, offsets: &Arc<Mutex<Offsets>>, mode: CommitMode) {
-    let moves = offsets.lock().expect("offset tracker lock").take_commits();
+    let moves = offsets
+        .lock()
+        .expect("offset tracker lock")
+        .take_commits(consumer.context().budget());
     if moves.is_empty() {
         return;
     }
     if std::env::var_os("STEPSTREAM_TRACE_COMMITS").is_some() {
         eprintln!("stepstream: trace: committing {moves:?}");
     }
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), offset) in &moves {
-        let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-    }
+    let tpl = commit_list(&moves);
     if let Err(e) = consumer.commit(&tpl, mode) {
         eprintln!("stepstream: offset commit failed (will retry): {e}");
         offsets
             .lock()
             .expect("offset tracker lock")
             .commit_failed(&moves);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_metadata_is_read_back_byte_for_byte() {
+        let meta = acked::encode([10, 12], 20, acked::MAX_METADATA);
+        let moves = vec![
+            (("t".to_string(), 0), 10, meta.clone()),
+            (("t".to_string(), 1), 7, String::new()),
+            (("u".to_string(), 3), 1, "not ours: ünïcödé".to_string()),
+        ];
+        let tpl = commit_list(&moves);
+        assert_eq!(tpl.count(), 3);
+        let read = raw_metadata(&tpl);
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[0].as_deref(), Some(meta.as_bytes()));
+        assert_eq!(read[1], None);
+        assert_eq!(read[2].as_deref(), Some("not ours: ünïcödé".as_bytes()));
+        assert_eq!(
+            acked::decode(read[0].as_deref().unwrap_or_default(), 10),
+            vec![11..12, 13..20]
+        );
+        assert!(acked::decode(read[2].as_deref().unwrap_or_default(), 1).is_empty());
+        let offsets: Vec<Offset> = tpl.elements().iter().map(|e| e.offset()).collect();
+        assert_eq!(
+            offsets,
+            vec![Offset::Offset(10), Offset::Offset(7), Offset::Offset(1)]
+        );
     }
 }

@@ -286,47 +286,11 @@ pub struct Processor {
 impl Processor {
     /// Writes the config into a fresh temp dir and starts the processor (does not wait for it).
     pub fn start(name: &str, config: &ProcessorConfig) -> Processor {
-        let dir = std::env::temp_dir().join(format!(
-            "stepstream-pipeline-{name}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ));
-        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
-        let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config.to_toml()).expect("the config file is writable");
-        let stderr_path = dir.join("stderr.log");
-        let stderr = File::create(&stderr_path).expect("the stderr file is writable");
-        let stdout = File::create(dir.join("stdout.log")).expect("the stdout file is writable");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstream"));
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
-            .env("RUST_BACKTRACE", "1");
-        // The test's own environment must not reconfigure the processor.
-        for (var, _) in std::env::vars_os() {
-            if var.to_string_lossy().starts_with("STEPSTREAM_") {
-                cmd.env_remove(var);
-            }
-        }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_stepstream")));
-        eprintln!(
-            "processor {name}: pid {} started, config and logs in {}",
-            child.id(),
-            dir.display()
-        );
-        Processor {
-            name: name.to_string(),
-            dir,
-            stderr_path,
-            child,
-            exit: None,
-            started: Instant::now(),
-        }
+        Processor::start_toml(
+            name,
+            &config.to_toml(),
+            Path::new(env!("CARGO_BIN_EXE_stepstream")),
+        )
     }
 
     /// Starts the processor and waits until it prints `stepstream: ready`.
@@ -1153,24 +1117,25 @@ pub fn check_dead_letter_original(v: &Value, sent: &[u8]) -> Vec<String> {
 }
 
 impl Processor {
-    /// Like [`Processor::start_ready`], with `extra_toml` (e.g. a `[tasks]` section for real
-    /// Lambda/HTTP calls) appended to the generated config.
-    pub fn start_ready_with(name: &str, config: &ProcessorConfig, extra_toml: &str) -> Processor {
+    /// Like [`Processor::start`], but runs `binary` (e.g. a release build, or an older build
+    /// to compare against) instead of this build's `stepstream`.
+    pub fn start_binary(name: &str, config: &ProcessorConfig, binary: &Path) -> Processor {
+        Processor::start_toml(name, &config.to_toml(), binary)
+    }
+
+    /// Runs `binary` with a config file of the given text.
+    pub fn start_toml(name: &str, config_toml: &str, binary: &Path) -> Processor {
         let dir = std::env::temp_dir().join(format!(
             "stepstream-pipeline-{name}-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ));
         std::fs::create_dir_all(&dir).expect("the temp dir is writable");
         let config_path = dir.join("config.toml");
-        std::fs::write(
-            &config_path,
-            format!("{}\n{extra_toml}\n", config.to_toml()),
-        )
-        .expect("the config file is writable");
+        std::fs::write(&config_path, config_toml).expect("the config file is writable");
         let stderr_path = dir.join("stderr.log");
         let stderr = File::create(&stderr_path).expect("the stderr file is writable");
         let stdout = File::create(dir.join("stdout.log")).expect("the stdout file is writable");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstream"));
+        let mut cmd = Command::new(binary);
         cmd.arg("run")
             .arg("--config")
             .arg(&config_path)
@@ -1186,15 +1151,118 @@ impl Processor {
         }
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_stepstream")));
-        let mut p = Processor {
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        eprintln!(
+            "processor {name}: pid {} started ({}), config and logs in {}",
+            child.id(),
+            binary.display(),
+            dir.display()
+        );
+        Processor {
             name: name.to_string(),
             dir,
             stderr_path,
             child,
             exit: None,
             started: Instant::now(),
-        };
+        }
+    }
+}
+
+/// A broker of a test's own (its own run dir, ports and data), for tests that kill it;
+/// stopped and deleted when dropped.
+pub struct OwnBroker {
+    run_dir: PathBuf,
+    /// `127.0.0.1:<port>`.
+    pub bootstrap: String,
+}
+
+impl OwnBroker {
+    /// Starts one with `scripts/kafka/start.sh` in a fresh run dir.
+    pub fn start(tag: &str) -> OwnBroker {
+        OwnBroker::start_with(tag, "")
+    }
+
+    /// Starts one with extra `server.properties` lines (newline-separated).
+    pub fn start_with(tag: &str, extra_properties: &str) -> OwnBroker {
+        let run_dir = repo_root().join(".cache/kafka/run").join(unique(tag));
+        let out = Command::new(repo_root().join("scripts/kafka/start.sh"))
+            .env("KAFKA_RUN_DIR", &run_dir)
+            .env("KAFKA_EXTRA_PROPERTIES", extra_properties)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("scripts/kafka/start.sh runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bootstrap = text
+            .lines()
+            .find_map(|l| l.strip_prefix("KAFKA_BOOTSTRAP="))
+            .unwrap_or_else(|| panic!("start.sh printed no KAFKA_BOOTSTRAP ({})", out.status))
+            .trim()
+            .to_string();
+        OwnBroker { run_dir, bootstrap }
+    }
+
+    /// The broker JVM's pid.
+    pub fn pid(&self) -> i32 {
+        std::fs::read_to_string(self.run_dir.join("pid"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .expect("the run dir has the broker's pid")
+    }
+
+    /// Kills the broker with SIGKILL and waits until it is gone.
+    pub fn sigkill(&self) {
+        let pid = self.pid();
+        // SAFETY: kill(2) on the broker start.sh started for this test (its pid file).
+        let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(rc, 0, "kill(SIGKILL) of the broker {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The JVM is not our child (start.sh detached it): wait until /proc says it is gone.
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let gone = state.is_empty()
+                || state
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'));
+            if gone {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the broker {pid} survived SIGKILL for 30 s");
+    }
+
+    /// Starts it again on the same port with the same data (`scripts/kafka/restart.sh`).
+    pub fn restart(&self) {
+        let status = Command::new(repo_root().join("scripts/kafka/restart.sh"))
+            .env("KAFKA_RUN_DIR", &self.run_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("scripts/kafka/restart.sh runs");
+        assert!(status.success(), "restarting the broker failed: {status}");
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/kafka/stop.sh"))
+            .env("KAFKA_RUN_DIR", &self.run_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Processor {
+    /// Like [`Processor::start_ready`], with `extra_toml` (e.g. a `[tasks]` section for real
+    /// Lambda/HTTP calls) appended to the generated config.
+    pub fn start_ready_with(name: &str, config: &ProcessorConfig, extra_toml: &str) -> Processor {
+        let mut p = Processor::start_toml(
+            name,
+            &format!("{}\n{extra_toml}\n", config.to_toml()),
+            Path::new(env!("CARGO_BIN_EXE_stepstream")),
+        );
         p.wait_ready(Duration::from_secs(60));
         p
     }
