@@ -204,5 +204,45 @@ fn run_sharded(w: &Workload, threads: u64, per_thread: u64) -> Duration {
     })
 }
 
-criterion_group!(benches, executions, transitions, sharded);
+/// The order workload with the metrics a shard records per execution (a record consumed,
+/// an execution started, its end and duration) into an installed Prometheus recorder:
+/// compare with `executions/order` from the same run for the metrics' cost.
+fn executions_with_metrics(c: &mut Criterion) {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("no other recorder in this bench");
+    let rt = runtime();
+    let w = Workload::load("order");
+    let opts = options(&w);
+    verify(&rt, &w, &opts);
+    // Registered once, as a shard and a loaded state machine do.
+    let machine = stepstream::metrics::MachineMetrics::register(&w.name);
+    let shard = stepstream::metrics::ShardMetrics::register(0);
+    let mut group = c.benchmark_group("executions-metrics");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("order", |b| {
+        b.iter(|| {
+            shard.consumed.increment(1);
+            let running = machine.started();
+            let input: Value =
+                serde_json::from_slice(&w.request).expect("the workload input is JSON");
+            let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, &opts));
+            running.finished(outcome.status);
+            serde_json::to_vec(&outcome.output).expect("a Value always serializes")
+        })
+    });
+    group.finish();
+    assert!(
+        handle.render().contains("stepstream_executions_total"),
+        "the recorder saw no execution"
+    );
+}
+
+criterion_group!(
+    benches,
+    executions,
+    transitions,
+    sharded,
+    executions_with_metrics
+);
 criterion_main!(benches);

@@ -17,6 +17,8 @@ pub struct Machine {
     pub plan: Arc<Plan>,
     /// Its task handlers.
     pub tasks: Arc<Tasks>,
+    /// Its execution metrics (handles registered at load).
+    pub metrics: crate::metrics::MachineMetrics,
 }
 
 /// Machines by name, shared read-only by every shard.
@@ -106,11 +108,13 @@ pub fn load(dir: &Path) -> Result<Machines, LoadError> {
                 .register_specs(&specs)
                 .map_err(|message| LoadError::Tasks { file: tf, message })?;
         }
+        let metrics = crate::metrics::MachineMetrics::register(&name);
         out.insert(
             name,
             Machine {
                 plan,
                 tasks: Arc::new(tasks),
+                metrics,
             },
         );
     }

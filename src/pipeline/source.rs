@@ -47,6 +47,10 @@ impl SourceContext {
 impl ClientContext for SourceContext {}
 
 impl ConsumerContext for SourceContext {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        crate::metrics::commit_answered(result.is_ok());
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
@@ -79,15 +83,15 @@ impl ConsumerContext for SourceContext {
         if commit.count() > 0 {
             // Synchronous: the next owner must start from here, not from an older commit.
             if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
-                eprintln!("stepstream: committing revoked partitions failed: {e}");
+                tracing::warn!("stepstream: committing revoked partitions failed: {e}");
             }
         }
-        eprintln!("stepstream: partitions revoked: {}", describe(tpl));
+        tracing::info!("stepstream: partitions revoked: {}", describe(tpl));
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            eprintln!("stepstream: partitions assigned: {}", describe(tpl));
+            tracing::info!("stepstream: partitions assigned: {}", describe(tpl));
             if tpl.count() > 0 {
                 self.assigned.store(true, Ordering::Relaxed);
             }
@@ -160,7 +164,7 @@ pub fn run(
                         backpressure(consumer, shards, &mut paused, settings.max_in_flight, false);
                     }
                 }
-                Err(e) => eprintln!("stepstream: consumer error: {e}"),
+                Err(e) => tracing::warn!("stepstream: consumer error: {e}"),
             }
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -194,7 +198,7 @@ pub fn run(
     }
     let left: usize = shards.iter().map(ShardHandle::in_flight).sum();
     if left > 0 {
-        eprintln!("stepstream: {left} executions still running after the grace period; their requests will be redelivered");
+        tracing::warn!("stepstream: {left} executions still running after the grace period; their requests will be redelivered");
     }
     drain_acks(&ctx.acks, &mut offsets.lock().expect("offset tracker lock"));
     commit(consumer, offsets, CommitMode::Sync);
@@ -263,6 +267,7 @@ fn backpressure(
             if *p {
                 let _ = consumer.resume(&partitions_of(&assigned, i, shards.len()));
                 *p = false;
+                crate::metrics::partitions_paused(i, 0);
             }
         }
     }
@@ -285,15 +290,16 @@ fn backpressure(
         match r {
             Ok(()) => {
                 paused[i] = want_paused;
+                crate::metrics::partitions_paused(i, if want_paused { tpl.count() } else { 0 });
                 for e in tpl.elements() {
-                    eprintln!(
+                    tracing::info!(
                         "stepstream: backpressure: {verb} {}/{} (shard {i} holds {n} executions)",
                         e.topic(),
                         e.partition()
                     );
                 }
             }
-            Err(e) => eprintln!("stepstream: could not change pause state: {e}"),
+            Err(e) => tracing::warn!("stepstream: could not change pause state: {e}"),
         }
     }
 }
@@ -315,14 +321,16 @@ fn commit(consumer: &BaseConsumer<SourceContext>, offsets: &Arc<Mutex<Offsets>>,
         return;
     }
     if std::env::var_os("STEPSTREAM_TRACE_COMMITS").is_some() {
-        eprintln!("stepstream: trace: committing {moves:?}");
+        tracing::info!("stepstream: trace: committing {moves:?}");
     }
     let mut tpl = TopicPartitionList::new();
     for ((topic, partition), offset) in &moves {
         let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
+    crate::metrics::commit_sent();
     if let Err(e) = consumer.commit(&tpl, mode) {
-        eprintln!("stepstream: offset commit failed (will retry): {e}");
+        crate::metrics::commit_answered(false);
+        tracing::warn!("stepstream: offset commit failed (will retry): {e}");
         offsets
             .lock()
             .expect("offset tracker lock")

@@ -9,6 +9,7 @@ use rdkafka::producer::{BaseRecord, Producer as _};
 
 use super::{Job, ShardHandle};
 use crate::exec::{self, ExecOptions};
+use crate::metrics::ShardMetrics;
 use crate::pipeline::machines::Machines;
 use crate::pipeline::request::{self, errors, RequestLimits};
 use crate::pipeline::result::{self, Source};
@@ -45,7 +46,7 @@ pub fn spawn(
     let (n, f) = (Arc::clone(&notify), Arc::clone(&in_flight));
     let thread = std::thread::Builder::new()
         .name(format!("shard-{id}"))
-        .spawn(move || run(rx, n, f, ctx))?;
+        .spawn(move || run(id, rx, n, f, ctx))?;
     Ok(ShardHandle {
         tx,
         notify,
@@ -55,6 +56,7 @@ pub fn spawn(
 }
 
 fn run(
+    id: usize,
     rx: crossbeam_channel::Receiver<Job>,
     notify: Arc<tokio::sync::Notify>,
     in_flight: Arc<AtomicUsize>,
@@ -65,12 +67,14 @@ fn run(
         .build()
         .expect("a current-thread runtime can always be built");
     let local = tokio::task::LocalSet::new();
+    let shard_metrics = ShardMetrics::register(id);
     local.block_on(&rt, async move {
         loop {
             let mut taken = 0;
             loop {
                 match rx.try_recv() {
                     Ok(job) => {
+                        shard_metrics.consumed.increment(1);
                         let (ctx, in_flight) = (Arc::clone(&ctx), Arc::clone(&in_flight));
                         tokio::task::spawn_local(async move { handle(&ctx, job, in_flight).await });
                         taken += 1;
@@ -127,16 +131,19 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
     );
     let max_original = ctx.producer.context().dead_letters().max_original;
     let (topic, payload) = match decoded {
-        Err(rej) => (
-            &ctx.errors_topic,
-            result::dead_letter(
-                rej.error,
-                &rej.cause,
-                &job.source,
-                job.value.as_deref(),
-                max_original,
-            ),
-        ),
+        Err(rej) => {
+            crate::metrics::dead_lettered(rej.error);
+            (
+                &ctx.errors_topic,
+                result::dead_letter(
+                    rej.error,
+                    &rej.cause,
+                    &job.source,
+                    job.value.as_deref(),
+                    max_original,
+                ),
+            )
+        }
         Ok(req) => match ctx.machines.get(&req.state_machine) {
             None => {
                 let mut known: Vec<_> = ctx.machines.keys().map(String::as_str).collect();
@@ -146,6 +153,7 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
                     req.state_machine,
                     known.join(", ")
                 );
+                crate::metrics::dead_lettered(errors::UNKNOWN_STATE_MACHINE);
                 (
                     &ctx.errors_topic,
                     result::dead_letter(
@@ -168,7 +176,9 @@ async fn handle(ctx: &ShardContext, job: Job, in_flight: Arc<AtomicUsize>) {
                     ..ExecOptions::default()
                 };
                 let start = Utc::now();
+                let running = m.metrics.started();
                 let outcome = exec::execute(&m.plan, req.input, &m.tasks, &opts).await;
+                running.finished(outcome.status);
                 let stop = Utc::now();
                 (
                     &ctx.results_topic,
