@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/system-deps.sh
+# prometheus_client, hadolint and docker-compose for tests/metrics_kafka.rs and tests/docker_files.rs.
+STEPSTREAM_OPS_PYTHON="$(bash scripts/ops/venv.sh)"
+export STEPSTREAM_OPS_PYTHON
 cargo build --all-targets --quiet
 
 kafka_env="$(scripts/kafka/start.sh)"

@@ -40,7 +40,9 @@ pub const PARTITIONS_PAUSED: &str = "stepstream_partitions_paused";
 pub const CONSUMER_LAG: &str = "stepstream_consumer_lag";
 /// Produce errors by kind (`retried`, `rejected`, `lost`, `fatal`): the sink's events.
 pub const PRODUCE_ERRORS: &str = "stepstream_produce_errors_total";
-/// Time from an offset commit's request to the broker's answer.
+/// Offset commits by mode (`async`: the periodic ones; `sync`: at revocation and shutdown).
+pub const COMMITS: &str = "stepstream_commits_total";
+/// Time a synchronous offset commit waited for the broker.
 pub const COMMIT_DURATION: &str = "stepstream_commit_duration_seconds";
 /// Offset commits the broker refused.
 pub const COMMIT_FAILURES: &str = "stepstream_commit_failures_total";
@@ -50,7 +52,7 @@ pub const EMBEDDED_DROPPED: &str = "stepstream_embedded_dropped_unread_total";
 pub const METRICS_RECORDS_FAILED: &str = "stepstream_metrics_records_failed_total";
 
 /// Every metric name `/metrics` can serve (histograms as their base name).
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     EXECUTIONS,
     EXECUTION_DURATION,
     RECORDS_CONSUMED,
@@ -59,6 +61,7 @@ pub const NAMES: [&str; 12] = [
     PARTITIONS_PAUSED,
     CONSUMER_LAG,
     PRODUCE_ERRORS,
+    COMMITS,
     COMMIT_DURATION,
     COMMIT_FAILURES,
     EMBEDDED_DROPPED,
@@ -263,32 +266,33 @@ pub fn dead_lettered(error: &'static str) {
     counter!(DEAD_LETTERS, "error" => error).increment(1);
 }
 
+/// Registers at 0 the series that appear only when something goes wrong: dead letters
+/// of these error names, commits and commit failures.
+pub fn register_rare_series(dead_letter_names: &[&'static str]) {
+    for &n in dead_letter_names {
+        counter!(DEAD_LETTERS, "error" => n).increment(0);
+    }
+    for mode in ["sync", "async"] {
+        counter!(COMMITS, "mode" => mode).increment(0);
+    }
+    counter!(COMMIT_FAILURES).increment(0);
+}
+
 /// Shard `shard`'s partitions were paused (`count` of them) or resumed (0).
 pub fn partitions_paused(shard: usize, count: usize) {
     gauge!(PARTITIONS_PAUSED, "shard" => shard.to_string()).set(count as f64);
 }
 
-/// Nanoseconds since [`process_epoch`] of the oldest commit not yet answered (0: none).
-static COMMIT_SENT: AtomicU64 = AtomicU64::new(0);
-
-fn process_epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// An offset commit was sent.
-pub fn commit_sent() {
-    let now = process_epoch().elapsed().as_nanos().max(1) as u64;
-    // Keep the oldest unanswered send: the latency of a commit that waits behind another.
-    let _ = COMMIT_SENT.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
-}
-
-/// The broker answered the commits sent so far.
-pub fn commit_answered(ok: bool) {
-    let sent = COMMIT_SENT.swap(0, Ordering::Relaxed);
-    if sent > 0 {
-        let now = process_epoch().elapsed().as_nanos() as u64;
-        histogram!(COMMIT_DURATION).record(now.saturating_sub(sent) as f64 / 1e9);
+/// An offset commit returned: synchronous ones (revocation, shutdown) after the broker's
+/// answer, so their duration is the commit's latency; asynchronous ones when queued.
+///
+/// The latency of an asynchronous commit is not measured: librdkafka only reports its
+/// answer to a configured `offset_commit_cb`, which rdkafka's consumer does not set.
+pub fn committed(sync: bool, took: Duration, ok: bool) {
+    let mode = if sync { "sync" } else { "async" };
+    counter!(COMMITS, "mode" => mode).increment(1);
+    if sync && ok {
+        histogram!(COMMIT_DURATION).record(took.as_secs_f64());
     }
     if !ok {
         counter!(COMMIT_FAILURES).increment(1);

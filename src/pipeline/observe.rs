@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::sink;
+use super::{request, sink};
 use crate::config::Config;
 use crate::metrics::{Sampler, Sources};
 use crate::shard::ShardHandle;
@@ -32,6 +32,19 @@ pub fn start(
 ) -> std::io::Result<Option<Sampler>> {
     if crate::metrics::handle().is_none() {
         return Ok(None);
+    }
+    // Series that exist from the start read 0, not "no data", until something happens.
+    let names = [
+        request::errors::INVALID_REQUEST,
+        request::errors::UNKNOWN_STATE_MACHINE,
+        request::errors::DATA_LIMIT_EXCEEDED,
+        request::errors::INVALID_ENCODING,
+        request::errors::NESTING_TOO_DEEP,
+        sink::OUTPUT_REJECTED,
+    ];
+    crate::metrics::register_rare_series(&names);
+    for i in 0..shards.len() {
+        crate::metrics::partitions_paused(i, 0);
     }
     let lag = lag_reader(cfg, brokers);
     let publish = metrics_writer(cfg, brokers);

@@ -47,10 +47,6 @@ impl SourceContext {
 impl ClientContext for SourceContext {}
 
 impl ConsumerContext for SourceContext {
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
-        crate::metrics::commit_answered(result.is_ok());
-    }
-
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
@@ -82,7 +78,10 @@ impl ConsumerContext for SourceContext {
         }
         if commit.count() > 0 {
             // Synchronous: the next owner must start from here, not from an older commit.
-            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
+            let started = Instant::now();
+            let committed = consumer.commit(&commit, CommitMode::Sync);
+            crate::metrics::committed(true, started.elapsed(), committed.is_ok());
+            if let Err(e) = committed {
                 tracing::warn!("stepstream: committing revoked partitions failed: {e}");
             }
         }
@@ -327,9 +326,11 @@ fn commit(consumer: &BaseConsumer<SourceContext>, offsets: &Arc<Mutex<Offsets>>,
     for ((topic, partition), offset) in &moves {
         let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
     }
-    crate::metrics::commit_sent();
-    if let Err(e) = consumer.commit(&tpl, mode) {
-        crate::metrics::commit_answered(false);
+    let started = Instant::now();
+    let committed = consumer.commit(&tpl, mode);
+    let sync = matches!(mode, CommitMode::Sync);
+    crate::metrics::committed(sync, started.elapsed(), committed.is_ok());
+    if let Err(e) = committed {
         tracing::warn!("stepstream: offset commit failed (will retry): {e}");
         offsets
             .lock()
