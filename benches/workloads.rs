@@ -212,7 +212,19 @@ fn executions_with_metrics(c: &mut Criterion) {
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).expect("no other recorder in this bench");
     let rt = runtime();
-    let w = Workload::load("order");
+    let mut w = Workload::load("order");
+    // Task handlers counted and timed, as a loaded state machine's are.
+    let specs: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/workloads/order.json"),
+        )
+        .expect("the order workload is readable"),
+    )
+    .expect("the order workload is JSON");
+    w.tasks = Arc::new(
+        stepstream::metrics::measured_tasks(&w.name, &specs["tasks"])
+            .expect("the order workload's task specs are valid"),
+    );
     let opts = options(&w);
     verify(&rt, &w, &opts);
     // Registered once, as a shard and a loaded state machine do.
@@ -232,9 +244,11 @@ fn executions_with_metrics(c: &mut Criterion) {
         })
     });
     group.finish();
+    let text = handle.render();
     assert!(
-        handle.render().contains("stepstream_executions_total"),
-        "the recorder saw no execution"
+        text.contains("stepstream_executions_total")
+            && text.contains("stepstream_task_calls_total"),
+        "the recorder saw no execution or no task call"
     );
 }
 

@@ -531,4 +531,30 @@ mod tests {
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<Config>("[engine]\nshardz = 2").is_err());
     }
+
+    #[test]
+    fn metrics_and_log_settings_are_checked() {
+        let parse = |t: &str| toml::from_str::<Config>(t).unwrap().check();
+        assert!(parse("[metrics]\nlisten = \"off\"").is_ok());
+        assert!(parse("[metrics]\nlisten = \"0.0.0.0:9464\"").is_ok());
+        assert!(parse("[metrics]\nlisten = \"localhost\"").is_err());
+        assert!(parse("[metrics]\ninterval_seconds = 0").is_err());
+        assert!(parse("[log]\nformat = \"xml\"").is_err());
+        assert!(parse("[log]\nformat = \"json\"").is_ok());
+        let d = Config::default();
+        assert_eq!(d.metrics.listen, "127.0.0.1:9464");
+        assert_eq!(d.log.format, "text");
+    }
+
+    #[test]
+    fn metrics_keys_can_come_from_the_environment() {
+        let mut doc = toml::Table::new();
+        let vars = [(
+            "STEPSTREAM_METRICS_LISTEN".to_string(),
+            "0.0.0.0:9464".to_string(),
+        )];
+        apply_env(&mut doc, vars.into_iter()).unwrap();
+        let cfg: Config = toml::Value::Table(doc).try_into().unwrap();
+        assert_eq!(cfg.metrics.listen, "0.0.0.0:9464");
+    }
 }

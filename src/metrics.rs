@@ -22,11 +22,18 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Map, Value};
 
 use crate::exec::Status;
+use crate::tasks::{builtin, TaskCall, TaskFuture, TaskHandler, Tasks};
 
 /// Executions by state machine and status (`started`, `succeeded`, `failed`, `timed_out`, `aborted`).
 pub const EXECUTIONS: &str = "stepstream_executions_total";
 /// Time from start to end of an execution, by state machine and status.
 pub const EXECUTION_DURATION: &str = "stepstream_execution_duration_seconds";
+/// Task calls by state machine, resource and status (`scheduled`, `succeeded`, `failed`,
+/// `timed_out`: dropped unanswered, by its `TimeoutSeconds`, the execution's time limit
+/// or a shutdown).
+pub const TASKS: &str = "stepstream_task_calls_total";
+/// Time from a task call to its answer, by state machine and resource.
+pub const TASK_DURATION: &str = "stepstream_task_duration_seconds";
 /// Records the shards took from the input topics, by shard.
 pub const RECORDS_CONSUMED: &str = "stepstream_records_consumed_total";
 /// Requests written to the errors topic, by error name.
@@ -52,9 +59,11 @@ pub const EMBEDDED_DROPPED: &str = "stepstream_embedded_dropped_unread_total";
 pub const METRICS_RECORDS_FAILED: &str = "stepstream_metrics_records_failed_total";
 
 /// Every metric name `/metrics` can serve (histograms as their base name).
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 15] = [
     EXECUTIONS,
     EXECUTION_DURATION,
+    TASKS,
+    TASK_DURATION,
     RECORDS_CONSUMED,
     DEAD_LETTERS,
     IN_FLIGHT,
@@ -245,6 +254,98 @@ impl Drop for ExecutionGuard<'_> {
     }
 }
 
+/// One resource's task handles in one state machine, registered once at load.
+struct TaskMetrics {
+    scheduled: Counter,
+    succeeded: Counter,
+    failed: Counter,
+    timed_out: Counter,
+    duration: Histogram,
+}
+
+/// A task handler that counts and times the calls of the handler it wraps.
+pub struct Measured {
+    inner: Arc<dyn TaskHandler>,
+    metrics: Arc<TaskMetrics>,
+}
+
+impl Measured {
+    /// Wraps `inner`, the handler of `resource` in state machine `machine`.
+    pub fn new(machine: &str, resource: &str, inner: Arc<dyn TaskHandler>) -> Measured {
+        let c = |status: &'static str| {
+            counter!(TASKS, "state_machine" => machine.to_string(),
+                "resource" => resource.to_string(), "status" => status)
+        };
+        Measured {
+            inner,
+            metrics: Arc::new(TaskMetrics {
+                scheduled: c("scheduled"),
+                succeeded: c("succeeded"),
+                failed: c("failed"),
+                timed_out: c("timed_out"),
+                duration: histogram!(TASK_DURATION, "state_machine" => machine.to_string(),
+                    "resource" => resource.to_string()),
+            }),
+        }
+    }
+}
+
+/// Counts a call that is dropped before its answer as timed out.
+struct TaskGuard {
+    metrics: Arc<TaskMetrics>,
+    start: Instant,
+    done: bool,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        // Only an unanswered call gets here unfinished: one add, no other work.
+        if !self.done {
+            self.metrics.timed_out.increment(1);
+        }
+    }
+}
+
+impl TaskHandler for Measured {
+    fn call(&self, call: TaskCall<'_>) -> TaskFuture {
+        self.metrics.scheduled.increment(1);
+        let fut = self.inner.call(call);
+        let mut guard = TaskGuard {
+            metrics: Arc::clone(&self.metrics),
+            start: Instant::now(),
+            done: false,
+        };
+        Box::pin(async move {
+            let r = fut.await;
+            guard.done = true;
+            let m = &guard.metrics;
+            m.duration.record(guard.start.elapsed().as_secs_f64());
+            if r.is_ok() { &m.succeeded } else { &m.failed }.increment(1);
+            r
+        })
+    }
+}
+
+/// The built-in handlers of a `{"<resource>": "<spec>"}` object (as
+/// [`Tasks::register_specs`] reads it), each counted and timed for state machine `machine`.
+pub fn measured_tasks(machine: &str, specs: &Value) -> Result<Tasks, String> {
+    let Some(map) = specs.as_object() else {
+        return Err("task specs must be a JSON object of resource -> spec".into());
+    };
+    let mut tasks = Tasks::new();
+    for (resource, spec) in map {
+        let spec = spec
+            .as_str()
+            .ok_or_else(|| format!("the spec for {resource:?} must be a string"))?;
+        let handler = builtin::Builtin::parse(spec).map_err(|e| format!("{resource}: {e}"))?;
+        tasks.register(
+            resource.clone(),
+            Arc::new(Measured::new(machine, resource, Arc::new(handler))),
+        );
+    }
+    Ok(tasks)
+}
+
 /// One shard's handles.
 #[derive(Clone)]
 pub struct ShardMetrics {
@@ -299,14 +400,19 @@ pub fn committed(sync: bool, took: Duration, ok: bool) {
     }
 }
 
+/// Reads the group's lag per input partition: `(topic, partition, lag)`.
+pub type LagReader = Box<dyn FnMut() -> Vec<(String, i32, i64)> + Send>;
+/// Writes one metrics record; returns false when the producer refused it.
+pub type Publisher = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
 /// What the [`Sampler`] reads each interval.
 pub struct Sources {
     /// Each shard's in-flight counter, by shard index.
     pub in_flight: Vec<Arc<AtomicUsize>>,
-    /// Reads the group's lag per input partition: `(topic, partition, lag)`.
-    pub lag: Option<Box<dyn FnMut() -> Vec<(String, i32, i64)> + Send>>,
-    /// Writes one metrics record (the metrics topic); returns false when refused.
-    pub publish: Option<Box<dyn FnMut(&[u8]) -> bool + Send>>,
+    /// Reads the group's lag per input partition.
+    pub lag: Option<LagReader>,
+    /// Writes one metrics record (the metrics topic).
+    pub publish: Option<Publisher>,
 }
 
 /// The thread that samples gauges and writes the metrics topic every interval.
@@ -510,6 +616,52 @@ mod tests {
         assert!(parse_sample("name{a=\"unterminated} 1").is_none());
         assert!(parse_sample("name notanumber").is_none());
         assert!(parse_sample("# HELP x y").is_none());
+    }
+
+    /// Counter values by their `status` label.
+    fn by_status(snap: &metrics_util::debugging::Snapshotter) -> BTreeMap<String, u64> {
+        snap.snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, v)| match v {
+                metrics_util::debugging::DebugValue::Counter(n) => Some((
+                    key.key()
+                        .labels()
+                        .find(|l| l.key() == "status")
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default(),
+                    n,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn measured_tasks_count_calls_failures_and_unanswered_calls() {
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snap = recorder.snapshotter();
+        let specs = json!({"arn:fail": "fail Boom it broke"});
+        let tasks = metrics::with_local_recorder(&recorder, || {
+            measured_tasks("m", &specs).expect("valid specs")
+        });
+        let call = || TaskCall {
+            state: "S",
+            resource: "arn:fail",
+            input: json!({}),
+            state_calls: 0,
+            resource_calls: 0,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        assert!(rt.block_on(tasks.call(call())).is_err());
+        drop(tasks.call(call()));
+        let counts = by_status(&snap);
+        assert_eq!(counts["scheduled"], 2);
+        assert_eq!(counts["failed"], 1);
+        assert_eq!(counts["timed_out"], 1);
+        assert_eq!(counts.get("succeeded").copied().unwrap_or(0), 0);
     }
 
     #[test]

@@ -40,7 +40,11 @@ fn ops_tool(name: &str) -> PathBuf {
         .parent()
         .expect("the python is in a bin/ folder")
         .join(name);
-    assert!(tool.exists(), "{} is missing: run scripts/ops/venv.sh", tool.display());
+    assert!(
+        tool.exists(),
+        "{} is missing: run scripts/ops/venv.sh",
+        tool.display()
+    );
     tool
 }
 
@@ -107,17 +111,23 @@ fn hadolint_passes_on_the_dockerfile() {
 fn the_dockerfile_builds_the_binary_as_a_non_root_user_with_config() {
     let text = std::fs::read_to_string(docker_dir().join("Dockerfile")).expect("a Dockerfile");
     let froms = text.lines().filter(|l| l.starts_with("FROM ")).count();
-    assert!(froms >= 2, "a multi-stage build has at least two FROM lines");
+    assert!(
+        froms >= 2,
+        "a multi-stage build has at least two FROM lines"
+    );
     let user = text
         .lines()
-        .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
         .expect("a USER line");
     assert!(
         !user.starts_with("0") && !user.starts_with("root"),
         "the runtime user is {user}"
     );
-    assert!(text.contains("COPY config ./config"), "the image carries config/");
+    assert!(
+        text.contains("COPY config ./config"),
+        "the image carries config/"
+    );
     assert!(text.contains("/usr/local/bin/stepstream"));
 }
 
@@ -152,8 +162,10 @@ fn prometheus_scrapes_the_port_stepstream_serves() {
     assert_eq!(port_of(&cfg.metrics.listen), served);
     // Grafana's data source is the Prometheus service.
     let ds = yaml(
-        &std::fs::read_to_string(docker_dir().join("grafana/provisioning/datasources/prometheus.yaml"))
-            .expect("the data source"),
+        &std::fs::read_to_string(
+            docker_dir().join("grafana/provisioning/datasources/prometheus.yaml"),
+        )
+        .expect("the data source"),
     );
     assert_eq!(ds["datasources"][0]["url"], "http://prometheus:9090");
     assert!(c["services"]["prometheus"].is_object());
@@ -250,7 +262,12 @@ fn the_binary_starts_with_the_compose_config_and_serves_every_dashboard_metric()
         .as_object()
         .expect("an environment")
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map(str::to_string).unwrap_or(v.to_string()),
+            )
+        })
         .collect();
     // Only what locates things on the compose network is replaced: the broker's address,
     // the listening host (loopback here) and port (a free one: other processes may hold
@@ -277,7 +294,10 @@ fn the_binary_starts_with_the_compose_config_and_serves_every_dashboard_metric()
     let stderr_path = std::env::temp_dir().join(format!("{}.stderr", unique("docker-check")));
     cmd.stderr(std::fs::File::create(&stderr_path).expect("a temp file"));
     let mut child = Killed(cmd.spawn().expect("stepstream starts"));
-    eprintln!("stepstream {command:?} with {env:?}; stderr in {}", stderr_path.display());
+    eprintln!(
+        "stepstream {command:?} with {env:?}; stderr in {}",
+        stderr_path.display()
+    );
 
     let ready = |p: &Path| {
         std::fs::read_to_string(p)
@@ -292,7 +312,10 @@ fn the_binary_starts_with_the_compose_config_and_serves_every_dashboard_metric()
                 std::fs::read_to_string(&stderr_path).unwrap_or_default()
             );
         }
-        assert!(Instant::now() < deadline, "stepstream was not ready in 60 s");
+        assert!(
+            Instant::now() < deadline,
+            "stepstream was not ready in 60 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // The compose file asks for JSON logs: every line is one object with a level.

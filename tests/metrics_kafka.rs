@@ -26,6 +26,8 @@ use kafka_support::{
 use serde_json::{json, Value};
 
 const SUCCEEDED: usize = 4;
+/// Executions of the order workflow (four Task states, each a resource of its own).
+const ORDERS: usize = 2;
 const FAILED: usize = 3;
 const TIMED_OUT: usize = 2;
 const NOT_JSON: usize = 2;
@@ -202,6 +204,16 @@ fn metrics_count_exactly_what_ran() {
         "timeout",
         json!({"stateMachine": "times-out", "input": {}}).to_string(),
     );
+    let workload: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("benches/workloads/order.json"))
+            .expect("the order workload"),
+    )
+    .expect("JSON");
+    add(
+        ORDERS,
+        "order",
+        json!({"stateMachine": "order", "input": workload["input"]}).to_string(),
+    );
     add(NOT_JSON, "notjson", "{not json".to_string());
     add(
         UNKNOWN_MACHINE,
@@ -213,7 +225,7 @@ fn metrics_count_exactly_what_ran() {
     let metrics_seen = Collector::start(&kafka, &metrics_topic);
     produce(&kafka, &requests, &records);
 
-    let executions = SUCCEEDED + FAILED + TIMED_OUT;
+    let executions = SUCCEEDED + ORDERS + FAILED + TIMED_OUT;
     let dead = NOT_JSON + UNKNOWN_MACHINE;
     assert_eq!(
         results_seen.wait_for_keys(executions, RESULTS_TIMEOUT),
@@ -228,6 +240,7 @@ fn metrics_count_exactly_what_ran() {
     let mut want: BTreeMap<(String, BTreeMap<String, String>), f64> = BTreeMap::new();
     let machines = [
         ("pause-one-second", SUCCEEDED, "succeeded"),
+        ("order", ORDERS, "succeeded"),
         ("always-rejected", FAILED, "failed"),
         ("times-out", TIMED_OUT, "timed_out"),
     ];
@@ -247,6 +260,30 @@ fn metrics_count_exactly_what_ran() {
                 labels(&[("state_machine", machine), ("status", status)]),
             ),
             n as f64,
+        );
+    }
+    let tasks: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures_dir().join("order.tasks.json")).expect("order's tasks"),
+    )
+    .expect("JSON");
+    let resources: Vec<&String> = tasks.as_object().expect("an object").keys().collect();
+    assert_eq!(resources.len(), 4);
+    for r in resources {
+        for s in ["scheduled", "succeeded"] {
+            want.insert(
+                (
+                    "stepstream_task_calls_total".into(),
+                    labels(&[("state_machine", "order"), ("resource", r), ("status", s)]),
+                ),
+                ORDERS as f64,
+            );
+        }
+        want.insert(
+            (
+                "stepstream_task_duration_seconds_count".into(),
+                labels(&[("state_machine", "order"), ("resource", r)]),
+            ),
+            ORDERS as f64,
         );
     }
     want.insert(
@@ -337,8 +374,7 @@ fn metrics_count_exactly_what_ran() {
             .records()
             .iter()
             .filter_map(|r| r.json().ok())
-            .filter(|r| started(r) == Some(SUCCEEDED as f64))
-            .last();
+            .rfind(|r| started(r) == Some(SUCCEEDED as f64));
         if last.is_some() || Instant::now() > deadline {
             break last;
         }

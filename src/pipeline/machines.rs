@@ -104,8 +104,8 @@ pub fn load(dir: &Path) -> Result<Machines, LoadError> {
                     file: tf.clone(),
                     message,
                 })?;
-            tasks
-                .register_specs(&specs)
+            // Each handler counted and timed per resource (stepstream_task_*).
+            tasks = crate::metrics::measured_tasks(&name, &specs)
                 .map_err(|message| LoadError::Tasks { file: tf, message })?;
         }
         let metrics = crate::metrics::MachineMetrics::register(&name);

@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{request, sink};
 use crate::config::Config;
-use crate::metrics::{Sampler, Sources};
+use crate::metrics::{LagReader, Publisher, Sampler, Sources};
 use crate::shard::ShardHandle;
 
 /// How long one lag request may take; a slow broker costs a stale gauge, never a stall.
@@ -59,12 +59,10 @@ pub fn start(
     .map(Some)
 }
 
-type LagFn = Box<dyn FnMut() -> Vec<(String, i32, i64)> + Send>;
-
 /// Reads each input partition's high watermark less the group's committed offset (less
 /// the low watermark when nothing is committed yet): the whole group's lag, so every
 /// process of a group reports the same figures.
-fn lag_reader(cfg: &Config, brokers: &str) -> Option<LagFn> {
+fn lag_reader(cfg: &Config, brokers: &str) -> Option<LagReader> {
     let consumer: BaseConsumer = match sink::base_config(cfg, brokers)
         .set("group.id", &cfg.kafka.group_id)
         .set("enable.auto.commit", "false")
@@ -111,8 +109,6 @@ fn lag_reader(cfg: &Config, brokers: &str) -> Option<LagFn> {
     }))
 }
 
-type PublishFn = Box<dyn FnMut(&[u8]) -> bool + Send>;
-
 /// A producer that flushes what it holds when the sampler is done with it.
 struct Flushing(ThreadedProducer<DefaultProducerContext>);
 
@@ -126,7 +122,7 @@ impl Drop for Flushing {
 
 /// Writes metrics records to `cfg.metrics.topic`, keyed by nothing (one process's records
 /// need no order across partitions: each carries its own timestamp and process).
-fn metrics_writer(cfg: &Config, brokers: &str) -> Option<PublishFn> {
+fn metrics_writer(cfg: &Config, brokers: &str) -> Option<Publisher> {
     if cfg.metrics.topic.is_empty() {
         return None;
     }
