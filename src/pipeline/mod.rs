@@ -210,7 +210,8 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
     let mut wanted: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
     wanted.push(&cfg.topics.results);
     wanted.push(&cfg.topics.errors);
-    if !cfg.metrics.topic.is_empty() {
+    // Only a process with a recorder writes metrics (not the load tool's in-process runs).
+    if !cfg.metrics.topic.is_empty() && crate::metrics::handle().is_some() {
         wanted.push(&cfg.metrics.topic);
     }
     wanted.sort_unstable();
