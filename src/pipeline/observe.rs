@@ -22,6 +22,8 @@ use crate::shard::ShardHandle;
 const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 /// Partitions whose lag one sample reads, at most (each costs a watermark request).
 const MAX_LAG_PARTITIONS: usize = 1024;
+/// Longest one lag sample may take: past it the rest of the partitions keep their last value.
+const LAG_SAMPLE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Starts the sampler for a pipeline with these shards, per `cfg.metrics`; none when no
 /// recorder is installed (a pipeline run in-process by the load tool or a test).
@@ -76,6 +78,7 @@ fn lag_reader(cfg: &Config, brokers: &str) -> Option<LagReader> {
     };
     let topics: Vec<String> = cfg.inputs.iter().map(|i| i.topic.clone()).collect();
     Some(Box::new(move || {
+        let deadline = std::time::Instant::now() + LAG_SAMPLE_BUDGET;
         let mut tpl = TopicPartitionList::new();
         for t in &topics {
             let Ok(meta) = consumer.fetch_metadata(Some(t), LAG_TIMEOUT) else {
@@ -95,6 +98,7 @@ fn lag_reader(cfg: &Config, brokers: &str) -> Option<LagReader> {
         committed
             .elements()
             .iter()
+            .take_while(|_| std::time::Instant::now() < deadline)
             .filter_map(|e| {
                 let (low, high) = consumer
                     .fetch_watermarks(e.topic(), e.partition(), LAG_TIMEOUT)
