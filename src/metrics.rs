@@ -319,8 +319,18 @@ impl Drop for TaskGuard {
 
 impl TaskHandler for Measured {
     fn call(&self, call: TaskCall<'_>) -> TaskFuture {
-        self.metrics.scheduled.increment(1);
-        let fut = self.inner.call(call);
+        let m = self.metrics;
+        m.scheduled.increment(1);
+        let mut fut = self.inner.call(call);
+        // Built-in handlers answer on their first poll: count those here, without a clock
+        // read (their duration is 0) or a wrapping future. A future left pending registered
+        // only a no-op waker; the caller's first poll of the returned future registers its own.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+            m.duration.record(0.0);
+            if r.is_ok() { &m.succeeded } else { &m.failed }.increment(1);
+            return Box::pin(std::future::ready(r));
+        }
         let guard = TaskGuard {
             metrics: self.metrics,
             start: Instant::now(),
@@ -628,9 +638,11 @@ mod tests {
         assert!(parse_sample("# HELP x y").is_none());
     }
 
-    /// Counter values by their `status` label.
+    /// Counter values summed by their `status` label.
     fn by_status(snap: &metrics_util::debugging::Snapshotter) -> BTreeMap<String, u64> {
-        snap.snapshot()
+        let mut sums = BTreeMap::new();
+        let values: Vec<(String, u64)> = snap
+            .snapshot()
             .into_vec()
             .into_iter()
             .filter_map(|(key, _, _, v)| match v {
@@ -644,7 +656,11 @@ mod tests {
                 )),
                 _ => None,
             })
-            .collect()
+            .collect();
+        for (status, n) in values {
+            *sums.entry(status).or_insert(0) += n;
+        }
+        sums
     }
 
     #[test]
@@ -666,10 +682,21 @@ mod tests {
             .build()
             .expect("a runtime");
         assert!(rt.block_on(tasks.call(call())).is_err());
-        drop(tasks.call(call()));
+        assert!(rt.block_on(tasks.call(call())).is_err());
+        // A call that never answers and is dropped (its TimeoutSeconds ran out).
+        struct Never;
+        impl TaskHandler for Never {
+            fn call(&self, _: TaskCall<'_>) -> TaskFuture {
+                Box::pin(std::future::pending())
+            }
+        }
+        let never = metrics::with_local_recorder(&recorder, || {
+            Measured::new("m", "arn:never", Arc::new(Never))
+        });
+        drop(never.call(call()));
         let counts = by_status(&snap);
-        assert_eq!(counts["scheduled"], 2);
-        assert_eq!(counts["failed"], 1);
+        assert_eq!(counts["scheduled"], 2 + 1);
+        assert_eq!(counts["failed"], 2);
         assert_eq!(counts["timed_out"], 1);
         assert_eq!(counts.get("succeeded").copied().unwrap_or(0), 0);
     }
