@@ -204,5 +204,107 @@ fn run_sharded(w: &Workload, threads: u64, per_thread: u64) -> Duration {
     })
 }
 
-criterion_group!(benches, executions, transitions, sharded);
+/// The order workload with the metrics a shard records per execution (a record consumed,
+/// an execution started, its end and duration) into an installed Prometheus recorder:
+/// compare with `executions/order` from the same run for the metrics' cost.
+fn executions_with_metrics(c: &mut Criterion) {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("no other recorder in this bench");
+    // As in the process (the exporter's upkeep, every 5 s): histogram samples are drained
+    // into buckets, so they do not pile up for the whole measurement.
+    {
+        let handle = handle.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_secs(5));
+            handle.run_upkeep();
+        });
+    }
+    let rt = runtime();
+    let mut w = Workload::load("order");
+    // Task handlers counted and timed, as a loaded state machine's are.
+    let specs: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/workloads/order.json"),
+        )
+        .expect("the order workload is readable"),
+    )
+    .expect("the order workload is JSON");
+    w.tasks = Arc::new(
+        stepstream::metrics::measured_tasks(&w.name, &specs["tasks"])
+            .expect("the order workload's task specs are valid"),
+    );
+    let opts = options(&w);
+    verify(&rt, &w, &opts);
+    // Registered once, as a shard and a loaded state machine do.
+    let machine = stepstream::metrics::MachineMetrics::register(&w.name);
+    let shard = stepstream::metrics::ShardMetrics::register(0);
+    let mut group = c.benchmark_group("executions-metrics");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("order", |b| {
+        b.iter(|| {
+            shard.consumed.increment(1);
+            let running = machine.started();
+            let input: Value =
+                serde_json::from_slice(&w.request).expect("the workload input is JSON");
+            let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, &opts));
+            running.finished(outcome.status);
+            serde_json::to_vec(&outcome.output).expect("a Value always serializes")
+        })
+    });
+    group.finish();
+
+    // The metric operations of one order execution alone (a record consumed, an execution
+    // started and ended, four task calls counted and timed), with task handlers that answer
+    // at once: a figure the shared machine's noise hardly moves, to set against executions/order.
+    struct Ready;
+    impl stepstream::tasks::TaskHandler for Ready {
+        fn call(&self, _: stepstream::tasks::TaskCall<'_>) -> stepstream::tasks::TaskFuture {
+            Box::pin(std::future::ready(Ok(Value::Null)))
+        }
+    }
+    let handlers: Vec<stepstream::metrics::Measured> = (0..4)
+        .map(|i| {
+            stepstream::metrics::Measured::new(&w.name, &format!("arn:ready:{i}"), Arc::new(Ready))
+        })
+        .collect();
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut group = c.benchmark_group("metrics-ops");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("order", |b| {
+        b.iter(|| {
+            shard.consumed.increment(1);
+            let running = machine.started();
+            for h in &handlers {
+                let mut f = stepstream::tasks::TaskHandler::call(
+                    h,
+                    stepstream::tasks::TaskCall {
+                        state: "S",
+                        resource: "arn:ready",
+                        input: Value::Null,
+                        state_calls: 0,
+                        resource_calls: 0,
+                    },
+                );
+                let _ = std::hint::black_box(f.as_mut().poll(&mut cx));
+            }
+            running.finished(Status::Succeeded);
+        })
+    });
+    group.finish();
+    let text = handle.render();
+    assert!(
+        text.contains("stepstream_executions_total")
+            && text.contains("stepstream_task_calls_total"),
+        "the recorder saw no execution or no task call"
+    );
+}
+
+criterion_group!(
+    benches,
+    executions,
+    transitions,
+    sharded,
+    executions_with_metrics
+);
 criterion_main!(benches);

@@ -63,6 +63,40 @@ pub struct Config {
     /// What the output records may hold.
     #[serde(default)]
     pub output: OutputConfig,
+    /// The Prometheus endpoint and the metrics topic.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Operational logs (stderr).
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// Where the process's metrics go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` that serves `/metrics` for Prometheus, or `"off"`.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+    /// Topic that gets one JSON record of all metrics per interval; empty: none.
+    #[serde(default = "default_metrics_topic")]
+    pub topic: String,
+    /// Seconds between two records on the metrics topic (and between two lag samples).
+    #[serde(default = "default_metrics_interval")]
+    pub interval_seconds: u64,
+}
+
+/// How operational logs are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"text"` (for people) or `"json"` (one object per line, for log collectors).
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// Lowest level written (`error`, `warn`, `info`, `debug`, `trace`) or a full
+    /// `RUST_LOG`-style filter; `RUST_LOG`, when set, wins.
+    #[serde(default = "default_log_level")]
+    pub level: String,
 }
 
 /// What the output records (results, dead letters) may hold.
@@ -231,6 +265,22 @@ fn default_dead_letter_max_original() -> usize {
     64 * 1024
 }
 
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_metrics_topic() -> String {
+    "stepstream.metrics".into()
+}
+fn default_metrics_interval() -> u64 {
+    10
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
 /// librdkafka's default `message.max.bytes`, the producer's record limit when not configured.
 const LIBRDKAFKA_MESSAGE_MAX_BYTES: usize = 1_000_000;
 fn default_max_execution_memory() -> usize {
@@ -261,6 +311,18 @@ impl Default for EngineConfig {
 impl Default for OutputConfig {
     fn default() -> Self {
         toml::from_str("").expect("every output key has a default")
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every metrics key has a default")
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every log key has a default")
     }
 }
 
@@ -349,6 +411,24 @@ impl Config {
             ));
         }
         self.tasks.check().map_err(ConfigError::Invalid)?;
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(ConfigError::Invalid(
+                "log.format must be \"text\" or \"json\"".into(),
+            ));
+        }
+        if self.metrics.interval_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "metrics.interval_seconds must be at least 1".into(),
+            ));
+        }
+        if self.metrics.listen != "off"
+            && self.metrics.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.listen must be host:port (an IP address) or \"off\", not {:?}",
+                self.metrics.listen
+            )));
+        }
         self.check_dead_letter_size()
     }
 
@@ -385,7 +465,7 @@ impl Config {
     }
 }
 
-const SECTIONS: [&str; 4] = ["kafka", "topics", "engine", "output"];
+const SECTIONS: [&str; 6] = ["kafka", "topics", "engine", "output", "metrics", "log"];
 
 /// Applies `STEPSTREAM_*` variables to the parsed document.
 fn apply_env(
@@ -499,5 +579,31 @@ mod tests {
     #[test]
     fn unknown_keys_are_rejected() {
         assert!(toml::from_str::<Config>("[engine]\nshardz = 2").is_err());
+    }
+
+    #[test]
+    fn metrics_and_log_settings_are_checked() {
+        let parse = |t: &str| toml::from_str::<Config>(t).unwrap().check();
+        assert!(parse("[metrics]\nlisten = \"off\"").is_ok());
+        assert!(parse("[metrics]\nlisten = \"0.0.0.0:9464\"").is_ok());
+        assert!(parse("[metrics]\nlisten = \"localhost\"").is_err());
+        assert!(parse("[metrics]\ninterval_seconds = 0").is_err());
+        assert!(parse("[log]\nformat = \"xml\"").is_err());
+        assert!(parse("[log]\nformat = \"json\"").is_ok());
+        let d = Config::default();
+        assert_eq!(d.metrics.listen, "127.0.0.1:9464");
+        assert_eq!(d.log.format, "text");
+    }
+
+    #[test]
+    fn metrics_keys_can_come_from_the_environment() {
+        let mut doc = toml::Table::new();
+        let vars = [(
+            "STEPSTREAM_METRICS_LISTEN".to_string(),
+            "0.0.0.0:9464".to_string(),
+        )];
+        apply_env(&mut doc, vars.into_iter()).unwrap();
+        let cfg: Config = toml::Value::Table(doc).try_into().unwrap();
+        assert_eq!(cfg.metrics.listen, "0.0.0.0:9464");
     }
 }

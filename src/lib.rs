@@ -13,6 +13,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod metrics;
 pub mod pipeline;
 pub mod shard;
 pub mod tasks;

@@ -72,6 +72,7 @@ fn read_workload(path: &PathBuf) -> Result<Workload> {
 pub fn run(args: &LoadArgs) -> Result<()> {
     let w = read_workload(&args.workload)?;
     let mut cfg = Config::load(args.config.as_deref())?;
+    super::init_logs(&cfg.log).map_err(anyhow::Error::msg)?;
     let stop = super::stop_on_signals().context("cannot install signal handlers")?;
     if args.external {
         let requests = cfg

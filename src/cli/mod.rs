@@ -12,6 +12,34 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+/// Sends operational logs (`tracing` events) to stderr as `cfg` says: text or JSON, at
+/// `cfg.level` unless `RUST_LOG` is set. A second call (a test in the same process) keeps
+/// the first subscriber.
+pub fn init_logs(cfg: &crate::config::LogConfig) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            EnvFilter::try_new(&v).map_err(|e| format!("RUST_LOG {v:?}: {e}"))?
+        }
+        _ => {
+            EnvFilter::try_new(&cfg.level).map_err(|e| format!("log.level {:?}: {e}", cfg.level))?
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if cfg.format == "json" {
+        builder.json().with_current_span(false).try_init()
+    } else {
+        use std::io::IsTerminal;
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
+    Ok(())
+}
+
 /// A flag that SIGINT or SIGTERM sets, for commands that stop gracefully.
 pub fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));

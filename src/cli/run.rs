@@ -35,6 +35,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .clone()
         .or_else(|| default.exists().then(|| default.to_path_buf()));
     let mut cfg = Config::load(path.as_deref())?;
+    super::init_logs(&cfg.log).map_err(anyhow::Error::msg)?;
+    // Before the machines load: their metric handles bind to the recorder there is then.
+    if let Some(addr) = crate::metrics::install(&cfg.metrics.listen)? {
+        tracing::info!("stepstream: serving metrics on http://{addr}/metrics");
+    }
     let mode = if args.passthrough {
         pipeline::Mode::Passthrough
     } else {
@@ -52,9 +57,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .collect();
         topics.push((&cfg.topics.results, cfg.kafka.partitions));
         topics.push((&cfg.topics.errors, cfg.kafka.partitions));
+        if !cfg.metrics.topic.is_empty() {
+            topics.push((&cfg.metrics.topic, 1));
+        }
         let broker = EmbeddedBroker::start(&topics).context("cannot start the embedded broker")?;
         let b = broker.bootstrap_servers().to_string();
-        eprintln!(
+        tracing::warn!(
             "stepstream: no brokers configured: started an embedded in-process broker at {b}.\n\
              stepstream: it is for demos only (it keeps at most 5 MiB per partition); set kafka.brokers for real use."
         );
@@ -138,12 +146,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
 /// read it, and what is still unread and goes with it.
 fn report_losses(broker: &EmbeddedBroker) -> embedded::Settled {
     let settled = broker.settle();
-    eprintln!(
+    tracing::info!(
         "stepstream: the embedded broker dropped {} unread requests in all",
         settled.dropped_unread
     );
     if settled.unread > 0 {
-        eprintln!(
+        tracing::warn!(
             "stepstream: {} requests were still unread at the stop; they go with the embedded broker",
             settled.unread
         );

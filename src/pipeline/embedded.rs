@@ -276,6 +276,7 @@ impl DroppedUnread<'_> {
     /// Logs the loss and adds it to `total`.
     pub fn emit(&self, total: &AtomicU64) {
         total.fetch_add(self.count, Ordering::AcqRel);
+        metrics::counter!(crate::metrics::EMBEDDED_DROPPED).increment(self.count);
         // On a terminal the demo's live line may be waiting for its newline: start afresh.
         let clear = if std::io::stderr().is_terminal() {
             "\r\x1b[K"
@@ -479,7 +480,9 @@ impl Losses {
         {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("stepstream: cannot check the embedded broker for lost requests: {e}");
+                tracing::warn!(
+                    "stepstream: cannot check the embedded broker for lost requests: {e}"
+                );
                 return 0;
             }
         };
@@ -489,7 +492,7 @@ impl Losses {
                     match client.fetch_watermarks(&topic.name, partition, WATERMARK_TIMEOUT) {
                         Ok(w) => w,
                         Err(e) => {
-                            eprintln!(
+                            tracing::warn!(
                                 "stepstream: cannot check {}/{partition} for lost requests: {e}",
                                 topic.name
                             );

@@ -18,6 +18,8 @@ pub struct Machine {
     pub plan: Arc<Plan>,
     /// Its task handlers.
     pub tasks: Arc<Tasks>,
+    /// Its execution metrics (handles registered at load).
+    pub metrics: crate::metrics::MachineMetrics,
 }
 
 /// Machines by name, shared read-only by every shard.
@@ -130,8 +132,8 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                     file: tf.clone(),
                     message,
                 })?;
-            tasks
-                .register_specs(&specs)
+            // Each handler counted and timed per resource (stepstream_task_*).
+            tasks = crate::metrics::measured_tasks(&name, &specs)
                 .map_err(|message| LoadError::Tasks { file: tf, message })?;
         }
         if let Some((doc, case, file)) = &mock_config {
@@ -146,11 +148,13 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                 tasks = tasks.with_mocks(m);
             }
         }
+        let metrics = crate::metrics::MachineMetrics::register(&name);
         out.insert(
             name,
             Machine {
                 plan,
                 tasks: Arc::new(tasks),
+                metrics,
             },
         );
     }

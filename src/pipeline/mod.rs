@@ -15,6 +15,7 @@ pub mod demo;
 pub mod embedded;
 pub mod instance;
 pub mod machines;
+pub mod observe;
 pub mod offsets;
 pub mod request;
 pub mod result;
@@ -137,7 +138,7 @@ pub fn run_with(
         match instance::resolve(&cfg.kafka.instance_id, &cfg.kafka.group_id) {
             Ok(id) => id,
             Err(e) => {
-                eprintln!("stepstream: no static group membership ({e}); a restart will wait for the session timeout");
+                tracing::warn!("stepstream: no static group membership ({e}); a restart will wait for the session timeout");
                 None
             }
         }
@@ -179,7 +180,8 @@ pub fn run_with(
     let mut shards: Vec<ShardHandle> = (0..cfg.shard_count())
         .map(|i| worker::spawn(i, max_in_flight * 2 + 1024, Arc::clone(&shard_ctx)))
         .collect::<Result<_, _>>()?;
-    eprintln!(
+    let sampler = observe::start(cfg, brokers, &shards)?;
+    tracing::info!(
         "stepstream: ready ({} shards{}, consuming {} as group {:?}, {membership}, from {brokers})",
         shards.len(),
         if mode == Mode::Passthrough {
@@ -216,12 +218,13 @@ pub fn run_with(
         }
     }
     if let Err(e) = producer.flush(Duration::from_secs(30)) {
-        eprintln!("stepstream: flushing the producer failed: {e}");
+        tracing::error!("stepstream: flushing the producer failed: {e}");
     }
     consumer.unsubscribe();
     drop(consumer);
     drop(instance);
-    eprintln!("stepstream: stopped");
+    drop(sampler);
+    tracing::info!("stepstream: stopped");
     Ok(())
 }
 
@@ -241,6 +244,10 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
     let mut wanted: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
     wanted.push(&cfg.topics.results);
     wanted.push(&cfg.topics.errors);
+    // Only a process with a recorder writes metrics (not the load tool's in-process runs).
+    if !cfg.metrics.topic.is_empty() && crate::metrics::handle().is_some() {
+        wanted.push(&cfg.metrics.topic);
+    }
     wanted.sort_unstable();
     wanted.dedup();
     let missing: Vec<&str> = wanted
@@ -270,12 +277,12 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
         .map_err(kafka_err)?;
     for r in results {
         match r {
-            Ok(t) => eprintln!(
+            Ok(t) => tracing::info!(
                 "stepstream: created topic {t} ({} partitions)",
                 cfg.kafka.partitions
             ),
             Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
-                eprintln!("stepstream: topic {t} already exists")
+                tracing::info!("stepstream: topic {t} already exists")
             }
             Err((t, e)) => {
                 return Err(PipelineError::Kafka(format!(

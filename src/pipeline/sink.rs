@@ -242,7 +242,7 @@ impl SinkEvent<'_> {
                     KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
                 ) && RETRIED_LOG.allow()
                 {
-                    eprintln!(
+                    tracing::warn!(
                         "stepstream: producing to {topic} failed ({error}); retrying in {backoff:?}"
                     );
                 }
@@ -254,9 +254,10 @@ impl SinkEvent<'_> {
                 error,
             } => {
                 COUNTERS.output_rejected.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::dead_lettered(OUTPUT_REJECTED);
                 if REJECTED_LOG.allow() {
-                    eprintln!(
-                        "stepstream: ERROR: {topic} refused the {size}-byte output for {}/{}@{} ({error}); \
+                    tracing::error!(
+                        "stepstream: {topic} refused the {size}-byte output for {}/{}@{} ({error}); \
                          a {OUTPUT_REJECTED} dead letter replaces it",
                         source.topic, source.partition, source.offset
                     );
@@ -265,8 +266,8 @@ impl SinkEvent<'_> {
             SinkEvent::ProducerFatal { error } => {
                 COUNTERS.producer_fatal.fetch_add(1, Ordering::Relaxed);
                 if FATAL_LOG.allow() {
-                    eprintln!(
-                        "stepstream: FATAL: the producer cannot go on ({error}); outputs are no \
+                    tracing::error!(
+                        "stepstream: the producer cannot go on ({error}); outputs are no \
                          longer acknowledged, so nothing is committed past them: restart stepstream"
                     );
                 }
@@ -274,10 +275,12 @@ impl SinkEvent<'_> {
             SinkEvent::OutputLost { source, reason } => {
                 COUNTERS.output_lost.fetch_add(1, Ordering::Relaxed);
                 if LOST_LOG.allow() {
-                    eprintln!(
-                        "stepstream: ERROR: NO OUTPUT AT ALL for {}/{}@{}: {reason}; \
+                    tracing::error!(
+                        "stepstream: NO OUTPUT AT ALL for {}/{}@{}: {reason}; \
                          its offset is committed anyway so the partition goes on",
-                        source.topic, source.partition, source.offset
+                        source.topic,
+                        source.partition,
+                        source.offset
                     );
                 }
             }

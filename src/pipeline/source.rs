@@ -93,16 +93,19 @@ impl ConsumerContext for SourceContext {
         let commit = commit_list(&moves);
         if commit.count() > 0 {
             // Synchronous: the next owner must start from here, not from an older commit.
-            if let Err(e) = consumer.commit(&commit, CommitMode::Sync) {
-                eprintln!("stepstream: committing revoked partitions failed: {e}");
+            let started = Instant::now();
+            let committed = consumer.commit(&commit, CommitMode::Sync);
+            crate::metrics::committed(true, started.elapsed(), committed.is_ok());
+            if let Err(e) = committed {
+                tracing::warn!("stepstream: committing revoked partitions failed: {e}");
             }
         }
-        eprintln!("stepstream: partitions revoked: {}", describe(tpl));
+        tracing::info!("stepstream: partitions revoked: {}", describe(tpl));
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            eprintln!("stepstream: partitions assigned: {}", describe(tpl));
+            tracing::info!("stepstream: partitions assigned: {}", describe(tpl));
             if tpl.count() > 0 {
                 self.resume(consumer, tpl);
                 self.assigned.store(true, Ordering::Relaxed);
@@ -122,7 +125,7 @@ impl SourceContext {
             Ok(c) => c,
             Err(e) => {
                 // Without the metadata the partitions simply replay from the commit.
-                eprintln!("stepstream: reading committed offsets failed ({e}); replaying from the committed positions");
+                tracing::warn!("stepstream: reading committed offsets failed ({e}); replaying from the committed positions");
                 let mut offsets = self.offsets.lock().expect("offset tracker lock");
                 for e in tpl.elements() {
                     offsets.resume(e.topic(), e.partition(), Vec::new());
@@ -139,7 +142,7 @@ impl SourceContext {
             };
             let skip: i64 = ranges.iter().map(|r| r.end - r.start).sum();
             if skip > 0 {
-                eprintln!(
+                tracing::info!(
                     "stepstream: {}/{} resumes at {:?}; {skip} offsets above it already have results and are skipped",
                     e.topic(),
                     e.partition(),
@@ -252,7 +255,7 @@ pub fn run(
                         backpressure(consumer, shards, &mut paused, settings.max_in_flight, false);
                     }
                 }
-                Err(e) => eprintln!("stepstream: consumer error: {e}"),
+                Err(e) => tracing::warn!("stepstream: consumer error: {e}"),
             }
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -286,7 +289,7 @@ pub fn run(
     }
     let left: usize = shards.iter().map(ShardHandle::in_flight).sum();
     if left > 0 {
-        eprintln!("stepstream: {left} executions still running after the grace period; their requests will be redelivered");
+        tracing::warn!("stepstream: {left} executions still running after the grace period; their requests will be redelivered");
     }
     drain_acks(&ctx.acks, &mut offsets.lock().expect("offset tracker lock"));
     commit(consumer, offsets, CommitMode::Sync);
@@ -361,6 +364,7 @@ fn backpressure(
             if *p {
                 let _ = consumer.resume(&partitions_of(&assigned, i, shards.len()));
                 *p = false;
+                crate::metrics::partitions_paused(i, 0);
             }
         }
     }
@@ -383,15 +387,16 @@ fn backpressure(
         match r {
             Ok(()) => {
                 paused[i] = want_paused;
+                crate::metrics::partitions_paused(i, if want_paused { tpl.count() } else { 0 });
                 for e in tpl.elements() {
-                    eprintln!(
+                    tracing::info!(
                         "stepstream: backpressure: {verb} {}/{} (shard {i} holds {n} executions)",
                         e.topic(),
                         e.partition()
                     );
                 }
             }
-            Err(e) => eprintln!("stepstream: could not change pause state: {e}"),
+            Err(e) => tracing::warn!("stepstream: could not change pause state: {e}"),
         }
     }
 }
@@ -416,11 +421,15 @@ fn commit(consumer: &BaseConsumer<SourceContext>, offsets: &Arc<Mutex<Offsets>>,
         return;
     }
     if std::env::var_os("STEPSTREAM_TRACE_COMMITS").is_some() {
-        eprintln!("stepstream: trace: committing {moves:?}");
+        tracing::info!("stepstream: trace: committing {moves:?}");
     }
     let tpl = commit_list(&moves);
-    if let Err(e) = consumer.commit(&tpl, mode) {
-        eprintln!("stepstream: offset commit failed (will retry): {e}");
+    let started = Instant::now();
+    let committed = consumer.commit(&tpl, mode);
+    let sync = matches!(mode, CommitMode::Sync);
+    crate::metrics::committed(sync, started.elapsed(), committed.is_ok());
+    if let Err(e) = committed {
+        tracing::warn!("stepstream: offset commit failed (will retry): {e}");
         offsets
             .lock()
             .expect("offset tracker lock")

@@ -9,6 +9,7 @@ use rdkafka::producer::{BaseRecord, Producer as _};
 
 use super::{Job, ShardHandle};
 use crate::exec::{self, ExecOptions};
+use crate::metrics::ShardMetrics;
 use crate::pipeline::machines::Machines;
 use crate::pipeline::request::{self, errors, RequestLimits};
 use crate::pipeline::result::{self, Source};
@@ -49,7 +50,7 @@ pub fn spawn(
     let (n, f) = (Arc::clone(&notify), Arc::clone(&in_flight));
     let thread = std::thread::Builder::new()
         .name(format!("shard-{id}"))
-        .spawn(move || run(rx, n, f, ctx))?;
+        .spawn(move || run(id, rx, n, f, ctx))?;
     Ok(ShardHandle {
         tx,
         notify,
@@ -59,6 +60,7 @@ pub fn spawn(
 }
 
 fn run(
+    id: usize,
     rx: crossbeam_channel::Receiver<Job>,
     notify: Arc<tokio::sync::Notify>,
     in_flight: Arc<AtomicUsize>,
@@ -74,12 +76,14 @@ fn run(
     // One budget for every execution on this thread: however many are in flight, what
     // they hold together stays under the shard's cap.
     let shard_memory = exec::ShardMemory::new(ctx.max_shard_memory_bytes);
+    let shard_metrics = ShardMetrics::register(id);
     local.block_on(&rt, async move {
         loop {
             let mut taken = 0;
             loop {
                 match rx.try_recv() {
                     Ok(job) => {
+                        shard_metrics.consumed.increment(1);
                         let (ctx, in_flight) = (Arc::clone(&ctx), Arc::clone(&in_flight));
                         let memory = shard_memory.clone();
                         tokio::task::spawn_local(async move {
@@ -144,16 +148,19 @@ async fn handle(
     );
     let max_original = ctx.producer.context().dead_letters().max_original;
     let (topic, payload) = match decoded {
-        Err(rej) => (
-            &ctx.errors_topic,
-            result::dead_letter(
-                rej.error,
-                &rej.cause,
-                &job.source,
-                job.value.as_deref(),
-                max_original,
-            ),
-        ),
+        Err(rej) => {
+            crate::metrics::dead_lettered(rej.error);
+            (
+                &ctx.errors_topic,
+                result::dead_letter(
+                    rej.error,
+                    &rej.cause,
+                    &job.source,
+                    job.value.as_deref(),
+                    max_original,
+                ),
+            )
+        }
         Ok(req) => match ctx.machines.get(&req.state_machine) {
             None => {
                 let mut known: Vec<_> = ctx.machines.keys().map(String::as_str).collect();
@@ -163,6 +170,7 @@ async fn handle(
                     req.state_machine,
                     known.join(", ")
                 );
+                crate::metrics::dead_lettered(errors::UNKNOWN_STATE_MACHINE);
                 (
                     &ctx.errors_topic,
                     result::dead_letter(
@@ -187,7 +195,9 @@ async fn handle(
                     ..ExecOptions::default()
                 };
                 let start = Utc::now();
+                let running = m.metrics.started();
                 let outcome = exec::execute(&m.plan, req.input, &m.tasks, &opts).await;
+                running.finished(outcome.status);
                 let stop = Utc::now();
                 (
                     &ctx.results_topic,

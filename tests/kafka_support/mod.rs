@@ -185,6 +185,12 @@ pub struct ProcessorConfig {
     pub shutdown_grace_seconds: u64,
     /// `[kafka.properties]`: librdkafka client properties.
     pub properties: Vec<(String, String)>,
+    /// `metrics.listen`: `"off"` unless a test scrapes it (parallel processors share ports).
+    pub metrics_listen: String,
+    /// `metrics.topic` (empty: none).
+    pub metrics_topic: String,
+    /// `metrics.interval_seconds`.
+    pub metrics_interval_seconds: u64,
 }
 
 impl ProcessorConfig {
@@ -203,6 +209,9 @@ impl ProcessorConfig {
             max_in_flight_per_shard: 10_000,
             shutdown_grace_seconds: 10,
             properties: Vec::new(),
+            metrics_listen: "off".to_string(),
+            metrics_topic: String::new(),
+            metrics_interval_seconds: 10,
         }
     }
 
@@ -269,6 +278,10 @@ impl ProcessorConfig {
             "shutdown_grace_seconds = {}",
             self.shutdown_grace_seconds
         );
+        let _ = writeln!(t, "\n[metrics]");
+        let _ = writeln!(t, "listen = {}", s(&self.metrics_listen));
+        let _ = writeln!(t, "topic = {}", s(&self.metrics_topic));
+        let _ = writeln!(t, "interval_seconds = {}", self.metrics_interval_seconds);
         t
     }
 }
