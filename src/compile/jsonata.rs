@@ -273,6 +273,23 @@ pub fn evaluate_json(
     evaluate(&ast, &data, bindings, limits)
 }
 
+/// Drops a value without recursion: an expression can build one nested far deeper than
+/// the recursive drop of the engine's values survives on a thread's stack.
+fn drop_flat(v: JValue) {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            JValue::Array(a) => stack.extend(a.into_vec()),
+            JValue::Object(m) => {
+                if let Ok(m) = Rc::try_unwrap(m) {
+                    stack.extend(m.into_inner().into_values());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn options_for(limits: &Limits) -> EvaluatorOptions {
     EvaluatorOptions {
         timeout_ms: Some(limits.timeout_ms),
@@ -300,7 +317,11 @@ fn evaluate(
         engine.evaluate(ast, data)
     }));
     match run {
-        Ok(Ok(v)) => to_json(&v, limits.max_result_bytes).map_err(JsonataError::new),
+        Ok(Ok(v)) => {
+            let out = to_json(&v, limits.max_result_bytes).map_err(JsonataError::new);
+            drop_flat(v);
+            out
+        }
         Ok(Err(e)) => Err(JsonataError::new(e.message())),
         Err(_) => Err(JsonataError::new(
             "the JSONata engine failed on this expression and input",
@@ -471,8 +492,9 @@ pub(crate) fn to_json(v: &JValue, max_bytes: usize) -> Result<Option<Value>, Str
     }
 }
 
-/// Deepest value the converter follows (the engine's parser allows 1,000 levels).
-const MAX_CONVERT_DEPTH: usize = 1100;
+/// Deepest value the converter follows; deeper results are errors (inputs parsed by
+/// serde_json are at most 128 deep).
+const MAX_CONVERT_DEPTH: usize = 512;
 
 fn convert(v: &JValue, room: &mut usize, depth: usize) -> Result<Value, String> {
     let limit = *room;
@@ -632,11 +654,13 @@ mod tests {
             "$range(0, 1000000000, 1)",
             "$pad('', 100000000)",
         ] {
-            let start = std::time::Instant::now();
             let r = run(text, json!({}));
             assert!(r.is_err(), "{text}: {r:?}");
-            assert!(start.elapsed().as_secs() < 30, "{text}");
         }
+        // A value built deeper than JSON output allows is an error, and is freed safely.
+        let deep = "$reduce([1..100000], function($acc, $i) { {'a': $acc} }, {})";
+        let e = run(deep, json!({})).unwrap_err();
+        assert!(e.message.contains("nested deeper"), "{e}");
         // A constructor nested past the parser's limit is refused when it is compiled.
         let deep = format!("{}1{}", "{'a':".repeat(5000), "}".repeat(5000));
         assert!(Expr::parse(&deep).is_err());
