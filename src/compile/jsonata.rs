@@ -97,21 +97,38 @@ impl Default for Limits {
 #[derive(Debug, Clone)]
 pub struct Expr {
     text: Arc<str>,
-    kind: Kind,
+    /// The engine's AST, plus what it may read, to bind only that.
+    general: Arc<General>,
+    /// A way to get the same answer without the engine, for the common simple forms.
+    fast: Option<Fast>,
+}
+
+#[derive(Debug)]
+struct General {
+    ast: AstNode,
+    /// Variable names the text mentions (`$name`), other than `states`.
+    vars: Vec<String>,
+    /// Which members of `$states` to build (input, result, errorOutput, context).
+    states: [bool; 4],
+}
+
+/// Expressions answered by a lookup: they run at JSONPath speed.
+#[derive(Debug, Clone)]
+enum Fast {
+    /// `$states.<member>.a.b` or `$var.a.b`.
+    Path(PlainPath),
+    /// `<plain path> = <literal>` or `!=`, where the path ends at a string, number or boolean.
+    Compare {
+        path: PlainPath,
+        negate: bool,
+        literal: Value,
+    },
 }
 
 #[derive(Debug, Clone)]
-enum Kind {
-    /// `$states.<member>.a.b` or `$var.a.b`: a lookup, no evaluator.
-    Path { root: Root, steps: Arc<[String]> },
-    /// Anything else: the engine's AST, plus what it may read, to bind only that.
-    Ast {
-        ast: Arc<AstNode>,
-        /// Variable names the text mentions (`$name`), other than `states`.
-        vars: Arc<[String]>,
-        /// Which members of `$states` to build (input, result, errorOutput, context).
-        states: [bool; 4],
-    },
+struct PlainPath {
+    root: Root,
+    steps: Arc<[String]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,25 +158,20 @@ impl Expr {
     /// Parses the text between `{%` and `%}`; a syntax error names its JSONata code.
     pub fn parse(text: &str) -> Result<Expr, JsonataError> {
         let text = text.trim();
-        if let Some(kind) = plain_path(text) {
-            return Ok(Expr {
-                text: text.into(),
-                kind,
-            });
-        }
         let ast = catch_unwind(|| jsonata_core::parser::parse(text))
             .map_err(|_| JsonataError::new("the JSONata parser failed on this expression"))?
             .map_err(|e| JsonataError::new(e.to_string()))?;
-        let vars = mentioned_vars(text);
         let all = text.contains("$states") && !mentions_member_only(text);
-        let states = STATES_MEMBERS.map(|m| all || text.contains(m));
         Ok(Expr {
             text: text.into(),
-            kind: Kind::Ast {
-                ast: Arc::new(ast),
-                vars: vars.into(),
-                states,
-            },
+            general: Arc::new(General {
+                ast,
+                vars: mentioned_vars(text),
+                states: STATES_MEMBERS.map(|m| all || text.contains(m)),
+            }),
+            fast: plain_path(text)
+                .map(Fast::Path)
+                .or_else(|| comparison(text)),
         })
     }
 
@@ -168,85 +180,84 @@ impl Expr {
         &self.text
     }
 
-    /// Whether this runs without the general evaluator (a plain path).
-    pub fn is_plain_path(&self) -> bool {
-        matches!(self.kind, Kind::Path { .. })
+    /// Whether this usually runs without the general evaluator (a plain path, or one
+    /// compared with a literal).
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
     }
 
     /// Evaluates in an ASL state: `$states` and the variables bound; `Ok(None)` is
     /// JSONata's `undefined`.
     pub fn eval(&self, scope: &Scope, limits: &Limits) -> Result<Option<Value>, JsonataError> {
-        match &self.kind {
-            Kind::Path { root, steps } => {
-                let base = match root {
-                    Root::States(3) => {
-                        return self.eval_context_path(scope, steps, limits);
-                    }
-                    Root::States(i) => match i {
-                        0 => Some(scope.input),
-                        1 => scope.result,
-                        _ => scope.error_output,
-                    },
-                    Root::Var(name) => scope.vars.get(name),
-                };
-                match walk(base, steps) {
-                    Walk::Found(v) => Ok(Some(checked_size(v, limits)?.clone())),
-                    Walk::Missing => Ok(None),
-                    // A path through an array maps over it: that is the engine's job.
-                    Walk::ThroughArray => self.eval_engine_path(scope, limits),
-                }
-            }
-            Kind::Ast { ast, vars, states } => {
-                let mut bindings = Vec::with_capacity(vars.len() + 1);
-                if states.iter().any(|b| *b) {
-                    bindings.push(("states".to_string(), states_value(scope, *states)));
-                }
-                for name in vars.iter() {
-                    if let Some(v) = scope.vars.get(name) {
-                        bindings.push((name.clone(), to_jvalue(v)));
-                    }
-                }
-                evaluate(ast, &JValue::Undefined, bindings, limits)
-            }
-        }
-    }
-
-    /// `$states.context.a.b`: the Context object is read in place, member by member.
-    fn eval_context_path(
-        &self,
-        scope: &Scope,
-        steps: &[String],
-        limits: &Limits,
-    ) -> Result<Option<Value>, JsonataError> {
-        let Some((first, rest)) = steps.split_first() else {
-            return Ok(Some(
-                checked_size(&scope.context.to_value(), limits)?.clone(),
-            ));
-        };
-        match walk(scope.context.part(first), rest) {
-            Walk::Found(v) => Ok(Some(checked_size(v, limits)?.clone())),
-            Walk::Missing => Ok(None),
-            Walk::ThroughArray => self.eval_engine_path(scope, limits),
-        }
-    }
-
-    /// A plain path that meets an array: parsed now and run on the engine (rare).
-    fn eval_engine_path(
-        &self,
-        scope: &Scope,
-        limits: &Limits,
-    ) -> Result<Option<Value>, JsonataError> {
-        let ast = jsonata_core::parser::parse(&self.text)
-            .map_err(|e| JsonataError::new(e.to_string()))?;
-        let general = Expr {
-            text: self.text.clone(),
-            kind: Kind::Ast {
-                ast: Arc::new(ast),
-                vars: mentioned_vars(&self.text).into(),
-                states: [true; 4],
+        match &self.fast {
+            Some(Fast::Path(p)) => match p.lookup(scope) {
+                Walk::Found(v) => return Ok(Some(checked_size(v.as_ref(), limits)?.clone())),
+                Walk::Missing => return Ok(None),
+                // A path through an array maps over it: that is the engine's job.
+                Walk::ThroughArray => {}
             },
-        };
-        general.eval(scope, limits)
+            Some(Fast::Compare {
+                path,
+                negate,
+                literal,
+            }) => match path.lookup(scope) {
+                // JSONata: a comparison with nothing is false, `=` and `!=` alike.
+                Walk::Missing => return Ok(Some(Value::Bool(false))),
+                Walk::Found(v) => {
+                    if let Some(eq) = scalar_eq(v.as_ref(), literal) {
+                        return Ok(Some(Value::Bool(eq != *negate)));
+                    }
+                }
+                Walk::ThroughArray => {}
+            },
+            None => {}
+        }
+        self.eval_general(scope, limits)
+    }
+
+    fn eval_general(&self, scope: &Scope, limits: &Limits) -> Result<Option<Value>, JsonataError> {
+        let g = &self.general;
+        let mut bindings = Vec::with_capacity(g.vars.len() + 1);
+        if g.states.iter().any(|b| *b) {
+            bindings.push(("states".to_string(), states_value(scope, g.states)));
+        }
+        for name in &g.vars {
+            if let Some(v) = scope.vars.get(name) {
+                bindings.push((name.clone(), to_jvalue(v)));
+            }
+        }
+        evaluate(&g.ast, &JValue::Undefined, bindings, limits)
+    }
+}
+
+/// Whether a scalar equals a literal as JSONata's `=` says; `None` for arrays and objects.
+fn scalar_eq(v: &Value, literal: &Value) -> Option<bool> {
+    match (v, literal) {
+        (Value::Array(_) | Value::Object(_), _) => None,
+        (Value::Number(a), Value::Number(b)) => Some(a.as_f64() == b.as_f64()),
+        _ => Some(v == literal),
+    }
+}
+
+impl PlainPath {
+    fn lookup<'v>(&self, scope: &Scope<'v>) -> Walk<'v> {
+        match &self.root {
+            Root::States(3) => {
+                let Some((first, rest)) = self.steps.split_first() else {
+                    return Walk::Found(std::borrow::Cow::Owned(scope.context.to_value()));
+                };
+                walk(scope.context.part(first), rest)
+            }
+            Root::States(i) => {
+                let base = match i {
+                    0 => Some(scope.input),
+                    1 => scope.result,
+                    _ => scope.error_output,
+                };
+                walk(base, &self.steps)
+            }
+            Root::Var(name) => walk(scope.vars.get(name), &self.steps),
+        }
     }
 }
 
@@ -258,19 +269,12 @@ pub fn evaluate_json(
     bindings: &Map<String, Value>,
     limits: &Limits,
 ) -> Result<Option<Value>, JsonataError> {
-    let ast = match &expr.kind {
-        Kind::Ast { ast, .. } => Arc::clone(ast),
-        Kind::Path { .. } => Arc::new(
-            jsonata_core::parser::parse(&expr.text)
-                .map_err(|e| JsonataError::new(e.to_string()))?,
-        ),
-    };
     let data = data.map_or(JValue::Undefined, to_jvalue);
     let bindings = bindings
         .iter()
         .map(|(k, v)| (k.clone(), to_jvalue(v)))
         .collect();
-    evaluate(&ast, &data, bindings, limits)
+    evaluate(&expr.general.ast, &data, bindings, limits)
 }
 
 /// Drops a value without recursion: an expression can build one nested far deeper than
@@ -386,7 +390,7 @@ fn mentioned_vars(text: &str) -> Vec<String> {
 }
 
 /// Recognises `$states.member(.name)*` and `$var(.name)*` with plain names.
-fn plain_path(text: &str) -> Option<Kind> {
+fn plain_path(text: &str) -> Option<PlainPath> {
     let rest = text.strip_prefix('$')?;
     let mut parts = rest.split('.');
     let head = parts.next()?;
@@ -414,14 +418,58 @@ fn plain_path(text: &str) -> Option<Kind> {
     } else {
         Root::Var(head.to_string())
     };
-    Some(Kind::Path {
+    Some(PlainPath {
         root,
         steps: steps.into(),
     })
 }
 
+/// Recognises `<plain path> = <literal>` and `!=`, the literal a quoted string without
+/// escapes, a number, `true` or `false`.
+fn comparison(text: &str) -> Option<Fast> {
+    let (lhs, rhs, negate) = match text.split_once("!=") {
+        Some((l, r)) => (l, r, true),
+        None => {
+            let (l, r) = text.split_once('=')?;
+            (l, r, false)
+        }
+    };
+    let path = plain_path(lhs.trim())?;
+    let rhs = rhs.trim();
+    let literal = if let Some(inner) = rhs
+        .strip_prefix('\'')
+        .and_then(|r| r.strip_suffix('\''))
+        .or_else(|| rhs.strip_prefix('"').and_then(|r| r.strip_suffix('"')))
+    {
+        if inner.contains(['\'', '"', '\\']) {
+            return None;
+        }
+        Value::String(inner.to_string())
+    } else {
+        match rhs {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            n => {
+                let f: f64 = n.parse().ok()?;
+                if !n
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || c == b'.' || c == b'-')
+                {
+                    return None;
+                }
+                Value::Number(serde_json::Number::from_f64(f)?)
+            }
+        }
+    };
+    Some(Fast::Compare {
+        path,
+        negate,
+        literal,
+    })
+}
+
 enum Walk<'v> {
-    Found(&'v Value),
+    Found(std::borrow::Cow<'v, Value>),
     Missing,
     ThroughArray,
 }
@@ -444,7 +492,7 @@ fn walk<'v>(base: Option<&'v Value>, steps: &[String]) -> Walk<'v> {
     if matches!(cur, Value::Array(a) if a.is_empty()) && !steps.is_empty() {
         return Walk::ThroughArray;
     }
-    Walk::Found(cur)
+    Walk::Found(std::borrow::Cow::Borrowed(cur))
 }
 
 fn checked_size<'v>(v: &'v Value, limits: &Limits) -> Result<&'v Value, JsonataError> {
@@ -613,9 +661,17 @@ mod tests {
             ("$states.input.order.none", true),
             ("$states.input.order.nothing", true),
             ("$states.input.order.total + 0", false),
+            ("$states.input.order.total = 7", true),
+            ("$states.input.order.total != 7", true),
+            ("$states.input.order.total = 7.5", true),
+            ("$states.input.order.nothing = 'x'", true),
+            ("$states.input.order.nothing != 'x'", true),
+            ("$states.input.order.items.p = 1", true),
+            ("$states.input.order.one = 5", true),
+            ("$states.input.order = 'x'", true),
         ] {
             let e = Expr::parse(text).unwrap();
-            assert_eq!(e.is_plain_path(), plain, "{text}");
+            assert_eq!(e.is_fast(), plain, "{text}");
             let fast = run(text, input.clone()).unwrap();
             let slow = evaluate_json(
                 &Expr::parse(&format!("({text})")).unwrap(),
