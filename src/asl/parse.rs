@@ -553,7 +553,7 @@ fn read_state(
         (None, None)
     };
     if let Some(a) = o.get("Arguments") {
-        if !a.is_object() && !a.as_str().is_some_and(|t| expression_text(t).is_some()) {
+        if !a.is_object() && a.as_str().is_none_or(|t| expression_text(t).is_none()) {
             o.problem(
                 "Arguments",
                 "Arguments must be a JSON object or a {% %} expression",
