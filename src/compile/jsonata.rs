@@ -129,6 +129,9 @@ enum Fast {
 struct PlainPath {
     root: Root,
     steps: Arc<[String]>,
+    /// For each step k, `$v.<steps k..>`: where the path meets an array, the engine maps
+    /// the rest of it over just that array, bound as `$v`, not over the whole input.
+    rests: Arc<[AstNode]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +197,13 @@ impl Expr {
                 Walk::Found(v) => return Ok(Some(checked_size(v.as_ref(), limits)?.clone())),
                 Walk::Missing => return Ok(None),
                 // A path through an array maps over it: that is the engine's job.
-                Walk::ThroughArray => {}
+                Walk::ThroughArray { array, rest } => {
+                    if let Some(ast) = p.rests.get(rest) {
+                        let bound = vec![("v".to_string(), to_jvalue(array))];
+                        return evaluate(ast, &JValue::Undefined, bound, limits);
+                    }
+                }
+                Walk::EndsEmpty => {}
             },
             Some(Fast::Compare {
                 path,
@@ -208,7 +217,7 @@ impl Expr {
                         return Ok(Some(Value::Bool(eq != *negate)));
                     }
                 }
-                Walk::ThroughArray => {}
+                Walk::ThroughArray { .. } | Walk::EndsEmpty => {}
             },
             None => {}
         }
@@ -246,7 +255,14 @@ impl PlainPath {
                 let Some((first, rest)) = self.steps.split_first() else {
                     return Walk::Found(std::borrow::Cow::Owned(scope.context.to_value()));
                 };
-                walk(scope.context.part(first), rest)
+                match walk(scope.context.part(first), rest) {
+                    // `rest` counts from the second step here.
+                    Walk::ThroughArray { array, rest } => Walk::ThroughArray {
+                        array,
+                        rest: rest + 1,
+                    },
+                    w => w,
+                }
             }
             Root::States(i) => {
                 let base = match i {
@@ -418,9 +434,14 @@ fn plain_path(text: &str) -> Option<PlainPath> {
     } else {
         Root::Var(head.to_string())
     };
+    let rests = (0..steps.len())
+        .map(|k| jsonata_core::parser::parse(&format!("$v.{}", steps[k..].join("."))))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
     Some(PlainPath {
         root,
         steps: steps.into(),
+        rests: rests.into(),
     })
 }
 
@@ -471,26 +492,37 @@ fn comparison(text: &str) -> Option<Fast> {
 enum Walk<'v> {
     Found(std::borrow::Cow<'v, Value>),
     Missing,
-    ThroughArray,
+    /// Step `rest` would map over `array`.
+    ThroughArray {
+        array: &'v Value,
+        rest: usize,
+    },
+    /// The path ends at an empty array, which JSONata reads as nothing.
+    EndsEmpty,
 }
 
 fn walk<'v>(base: Option<&'v Value>, steps: &[String]) -> Walk<'v> {
     let Some(mut cur) = base else {
         return Walk::Missing;
     };
-    for s in steps {
+    for (i, s) in steps.iter().enumerate() {
         cur = match cur {
             Value::Object(m) => match m.get(s) {
                 Some(v) => v,
                 None => return Walk::Missing,
             },
-            Value::Array(_) => return Walk::ThroughArray,
+            Value::Array(_) => {
+                return Walk::ThroughArray {
+                    array: cur,
+                    rest: i,
+                }
+            }
             _ => return Walk::Missing,
         };
     }
     // JSONata reads an empty array at the end of a path as nothing: leave it to the engine.
     if matches!(cur, Value::Array(a) if a.is_empty()) && !steps.is_empty() {
-        return Walk::ThroughArray;
+        return Walk::EndsEmpty;
     }
     Walk::Found(std::borrow::Cow::Borrowed(cur))
 }
@@ -682,6 +714,26 @@ mod tests {
             .unwrap();
             assert_eq!(fast, slow, "{text}");
         }
+    }
+
+    #[test]
+    fn a_context_path_through_an_array_maps_over_it() {
+        let vars = Vars::default();
+        let ctx =
+            Context::from_value(json!({"Execution": {"Input": {"items": [{"p": 1}, {"p": 2}]}}}));
+        let input = json!({});
+        let scope = Scope {
+            input: &input,
+            result: None,
+            error_output: None,
+            context: &ctx,
+            vars: &vars,
+        };
+        let e = Expr::parse("$states.context.Execution.Input.items.p").unwrap();
+        assert_eq!(
+            e.eval(&scope, &Limits::default()).unwrap(),
+            Some(json!([1, 2]))
+        );
     }
 
     #[test]
