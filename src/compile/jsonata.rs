@@ -33,7 +33,11 @@ pub struct JsonataError {
 
 impl JsonataError {
     fn new(message: impl Into<String>) -> JsonataError {
-        let message = message.into();
+        let mut message = message.into();
+        // The engine reports an unclosed comment without JSONata's code for it.
+        if message.starts_with("Unclosed comment") {
+            message = format!("S0106: {message}");
+        }
         JsonataError {
             code: code_of(&message),
             message,
