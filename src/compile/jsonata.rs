@@ -114,6 +114,8 @@ struct General {
     vars: Vec<String>,
     /// Which members of `$states` to build (input, result, errorOutput, context).
     states: [bool; 4],
+    /// Which of the functions the adapter adds or replaces the text mentions.
+    functions: super::jsonata_fns::Mentions,
 }
 
 /// Expressions answered by a lookup: they run at JSONPath speed.
@@ -175,6 +177,7 @@ impl Expr {
                 ast,
                 vars: mentioned_vars(text),
                 states: STATES_MEMBERS.map(|m| all || text.contains(m)),
+                functions: super::jsonata_fns::mentions(text),
             }),
             fast: plain_path(text)
                 .map(Fast::Path)
@@ -204,7 +207,7 @@ impl Expr {
                 Walk::ThroughArray { array, rest } => {
                     if let Some(ast) = p.rests.get(rest) {
                         let bound = vec![("v".to_string(), to_jvalue(array))];
-                        return evaluate(ast, &JValue::Undefined, bound, limits);
+                        return evaluate(ast, &JValue::Undefined, bound, limits, &[false; 8]);
                     }
                 }
                 Walk::EndsEmpty => {}
@@ -239,7 +242,7 @@ impl Expr {
                 bindings.push((name.clone(), to_jvalue(v)));
             }
         }
-        evaluate(&g.ast, &JValue::Undefined, bindings, limits)
+        evaluate(&g.ast, &JValue::Undefined, bindings, limits, &g.functions)
     }
 }
 
@@ -294,7 +297,13 @@ pub fn evaluate_json(
         .iter()
         .map(|(k, v)| (k.clone(), to_jvalue(v)))
         .collect();
-    evaluate(&expr.general.ast, &data, bindings, limits)
+    evaluate(
+        &expr.general.ast,
+        &data,
+        bindings,
+        limits,
+        &expr.general.functions,
+    )
 }
 
 /// Drops a value without recursion: an expression can build one nested far deeper than
@@ -328,6 +337,7 @@ fn evaluate(
     data: &JValue,
     bindings: Vec<(String, JValue)>,
     limits: &Limits,
+    functions: &super::jsonata_fns::Mentions,
 ) -> Result<Option<Value>, JsonataError> {
     // The engine takes bindings only when it is built, so each evaluation builds one
     // (a few small allocations) on this thread; it never crosses threads or awaits.
@@ -337,7 +347,7 @@ fn evaluate(
             ctx.bind(k, v);
         }
         let mut engine = Evaluator::with_options(ctx, options_for(limits));
-        super::jsonata_fns::register(&mut engine, limits);
+        super::jsonata_fns::register(&mut engine, limits, functions);
         engine.evaluate(ast, data)
     }));
     match run {

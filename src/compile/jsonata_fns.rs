@@ -19,27 +19,62 @@ fn err(msg: impl Into<String>) -> EvaluatorError {
     EvaluatorError::EvaluationError(msg.into())
 }
 
-/// Caps `$pad`; for AWS's library, also registers AWS's functions and removes `$eval`.
-pub(crate) fn register(ev: &mut Evaluator, limits: &Limits) {
+/// The functions [`register`] adds or replaces, in the order of [`Mentions`].
+const NAMES: [&str; 8] = [
+    "$pad",
+    "$partition",
+    "$range",
+    "$hash",
+    "$uuid",
+    "$parse",
+    "$random",
+    "$eval",
+];
+
+/// Which of [`NAMES`] an expression's text mentions. A function is only reachable by
+/// its `$name` (variables hold JSON, never functions), so the rest need no registering.
+pub(crate) type Mentions = [bool; 8];
+
+/// The functions of [`NAMES`] that `text` mentions.
+pub(crate) fn mentions(text: &str) -> Mentions {
+    NAMES.map(|n| text.contains(n))
+}
+
+/// Caps `$pad`; for AWS's library, also registers AWS's functions and removes `$eval`;
+/// only those `used` says the expression mentions.
+pub(crate) fn register(ev: &mut Evaluator, limits: &Limits, used: &Mentions) {
     let max_bytes = limits.max_result_bytes;
-    let capped = ev.register_fn_override("pad", move |args: &[JValue]| pad(args, max_bytes));
-    debug_assert!(capped.is_ok(), "{capped:?}");
-    if limits.functions == Functions::Jsonata {
-        return;
+    let mut results = vec![];
+    if used[0] {
+        results.push(ev.register_fn_override("pad", move |args: &[JValue]| pad(args, max_bytes)));
     }
-    let results = [
-        ev.register_fn("partition", partition),
-        ev.register_fn("range", range),
-        ev.register_fn("hash", hash),
-        ev.register_fn("uuid", |_: &[JValue]| {
-            Ok(JValue::from(uuid::Uuid::new_v4().to_string()))
-        }),
-        ev.register_fn("parse", move |args: &[JValue]| parse(args, max_bytes)),
-        ev.register_fn_override("random", random),
-        ev.register_fn_override("eval", |_: &[JValue]| {
-            Err(err("T1006: $eval is not available in AWS Step Functions"))
-        }),
-    ];
+    if limits.functions == Functions::StepFunctions {
+        if used[1] {
+            results.push(ev.register_fn("partition", partition));
+        }
+        if used[2] {
+            results.push(ev.register_fn("range", range));
+        }
+        if used[3] {
+            results.push(ev.register_fn("hash", hash));
+        }
+        if used[4] {
+            results.push(ev.register_fn("uuid", |_: &[JValue]| {
+                Ok(JValue::from(uuid::Uuid::new_v4().to_string()))
+            }));
+        }
+        if used[5] {
+            results.push(ev.register_fn("parse", move |args: &[JValue]| parse(args, max_bytes)));
+        }
+        if used[6] {
+            results.push(ev.register_fn_override("random", random));
+        }
+        if used[7] {
+            results.push(ev.register_fn_override("eval", |_: &[JValue]| {
+                Err(err("T1006: $eval is not available in AWS Step Functions"))
+            }));
+        }
+    }
     for r in results {
         // Only a name clash with a built-in fails, which the names above never have.
         debug_assert!(r.is_ok(), "{r:?}");

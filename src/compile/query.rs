@@ -76,13 +76,13 @@ impl Query {
             ..Limits::default()
         };
         let mut room = limits.max_result_bytes;
-        self.eval_within(scope, field, &limits, &mut room)
+        self.eval_within(scope, &Field::Root(field), &limits, &mut room)
     }
 
     fn eval_within(
         &self,
         scope: &Scope,
-        field: &str,
+        field: &Field,
         limits: &Limits,
         room: &mut usize,
     ) -> Result<Value, WorkflowError> {
@@ -104,7 +104,7 @@ impl Query {
             Query::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
                 for (k, q) in fields {
-                    let v = q.eval_within(scope, &format!("{field}/{k}"), limits, room)?;
+                    let v = q.eval_within(scope, &Field::Key(field, k), limits, room)?;
                     out.insert(k.clone(), v);
                 }
                 Ok(Value::Object(out))
@@ -112,7 +112,7 @@ impl Query {
             Query::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, q)| q.eval_within(scope, &format!("{field}/{i}"), limits, room))
+                .map(|(i, q)| q.eval_within(scope, &Field::Index(field, i), limits, room))
                 .collect::<Result<_, _>>()
                 .map(Value::Array),
         }
@@ -127,11 +127,28 @@ impl Query {
     }
 }
 
+/// Where an expression sits in its field (`Output/items/0`), written only for an error.
+enum Field<'a> {
+    Root(&'a str),
+    Key(&'a Field<'a>, &'a str),
+    Index(&'a Field<'a>, usize),
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Root(name) => f.write_str(name),
+            Field::Key(parent, k) => write!(f, "{parent}/{k}"),
+            Field::Index(parent, i) => write!(f, "{parent}/{i}"),
+        }
+    }
+}
+
 /// Evaluates one expression for `field`; nothing (undefined) is an error.
 pub fn eval_expr(
     e: &Expr,
     scope: &Scope,
-    field: &str,
+    field: impl std::fmt::Display,
     limits: &Limits,
 ) -> Result<Value, WorkflowError> {
     match e.eval(scope, limits) {
