@@ -22,12 +22,16 @@ use stepstream::tasks::Tasks;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const WORKLOADS: [&str; 5] = [
+const WORKLOADS: [&str; 7] = [
     "order",
     "article-choice",
     "choice-heavy",
     "map-parallel",
     "retry-catch",
+    // The same work as `order` and `article-choice`, written in JSONata, for comparison
+    // with their JSONPath forms in the same run.
+    "order-jsonata",
+    "article-choice-jsonata",
 ];
 
 /// Executions each thread runs per iteration of the sharded benchmark: enough that

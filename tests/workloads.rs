@@ -1,4 +1,4 @@
-//! The five benchmark workloads, run through `stepstream exec` with their task specs,
+//! The benchmark workloads (five, and two of them again in JSONata), run through `stepstream exec` with their task specs,
 //! must produce the output AWS would (checked by hand, kept in each workload file).
 
 mod common;
@@ -58,4 +58,14 @@ fn map_parallel_workload_matches_expected_output() {
 #[test]
 fn retry_catch_workload_matches_expected_output() {
     run_workload("retry-catch");
+}
+
+#[test]
+fn order_jsonata_workload_matches_expected_output() {
+    run_workload("order-jsonata");
+}
+
+#[test]
+fn article_choice_jsonata_workload_matches_expected_output() {
+    run_workload("article-choice-jsonata");
 }

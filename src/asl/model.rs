@@ -7,7 +7,9 @@
 use serde_json::Value;
 
 use crate::compile::choice::Condition;
+use crate::compile::jsonata::Expr;
 use crate::compile::path::Path;
+use crate::compile::query::Query;
 use crate::compile::template::Template;
 
 /// Which expression language a state's fields are written in.
@@ -54,6 +56,26 @@ pub enum Amount {
     Fixed(f64),
     /// Read from the state's input at run time.
     Path(Path),
+    /// A JSONata expression (`"{% ... %}"` in a JSONata state).
+    Query(Expr),
+}
+
+/// An `Assign` block in either language; both set the same variables.
+#[derive(Debug, Clone)]
+pub enum Assign {
+    /// JSONPath: keys ending in `.$` take paths or intrinsics.
+    Path(Template),
+    /// JSONata: `{% %}` strings are expressions over `$states`.
+    Jsonata(Query),
+}
+
+/// What a Choice rule tests.
+#[derive(Debug, Clone)]
+pub enum Test {
+    /// A JSONPath rule (`Variable` and a comparison, or And/Or/Not).
+    Path(Condition),
+    /// A JSONata `Condition`: a boolean or an expression that must yield one.
+    Jsonata(Query),
 }
 
 /// One Retry entry.
@@ -82,19 +104,23 @@ pub struct Catcher {
     pub next: String,
     /// Where the error output goes in the state's input (default: replaces it).
     pub result_path: PathField,
+    /// JSONata: the state's output (default: the error output).
+    pub output: Option<Query>,
     /// Variables to set from the error output.
-    pub assign: Option<Template>,
+    pub assign: Option<Assign>,
 }
 
 /// One Choice rule at the top level of `Choices`.
 #[derive(Debug, Clone)]
 pub struct ChoiceRule {
     /// The compiled condition.
-    pub condition: Condition,
+    pub condition: Test,
     /// State to go to when it holds.
     pub next: String,
     /// Variables to set when it holds.
-    pub assign: Option<Template>,
+    pub assign: Option<Assign>,
+    /// JSONata: the state's output when this rule holds.
+    pub output: Option<Query>,
 }
 
 /// How a Wait state decides how long to wait.
@@ -108,6 +134,10 @@ pub enum WaitFor {
     SecondsPath(Path),
     /// Timestamp read from the input.
     TimestampPath(Path),
+    /// Seconds from a JSONata expression.
+    SecondsQuery(Expr),
+    /// Timestamp from a JSONata expression.
+    TimestampQuery(Expr),
 }
 
 /// Where a Fail state's Error or Cause comes from.
@@ -117,6 +147,8 @@ pub enum FailText {
     Fixed(String),
     /// A path (or intrinsic function) evaluated on the state's input.
     Dynamic(Template),
+    /// A JSONata expression.
+    Query(Query),
 }
 
 /// What kind of state this is, with the fields only that kind has.
@@ -175,6 +207,10 @@ pub struct MapSpec {
     pub items_path: PathField,
     /// Builds each iteration's input (`ItemSelector`, or the legacy `Parameters`).
     pub item_selector: Option<Template>,
+    /// JSONata: the items (`Items`; default: the state's input).
+    pub items: Option<Query>,
+    /// JSONata: builds each iteration's input (`ItemSelector`).
+    pub item_query: Option<Query>,
     /// How many iterations may run at once (0 = no limit).
     pub max_concurrency: Option<Amount>,
     /// How many failed items are tolerated.
@@ -192,6 +228,12 @@ pub struct State {
     pub pointer: String,
     /// Type-specific fields.
     pub kind: Kind,
+    /// The language its fields are written in.
+    pub query_language: QueryLanguage,
+    /// JSONata: builds the task (or branch) input from the state's input.
+    pub arguments: Option<Query>,
+    /// JSONata: the state's output (default: the result, or the input where there is none).
+    pub output: Option<Query>,
     /// The state to go to next (`None` for terminal states).
     pub next: Option<String>,
     /// Selects the effective input.
@@ -205,7 +247,7 @@ pub struct State {
     /// Selects the state's output.
     pub output_path: PathField,
     /// Variables set when the state completes.
-    pub assign: Option<Template>,
+    pub assign: Option<Assign>,
     /// Retriers, in order.
     pub retry: Vec<Retrier>,
     /// Catchers, in order.

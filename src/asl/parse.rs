@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 use super::model::*;
 use super::{pointer_join, Problem};
 use crate::compile::choice;
+use crate::compile::jsonata::Expr;
 use crate::compile::path::Path;
+use crate::compile::query::{expression_text, Query};
 use crate::compile::template::Template;
 use crate::compile::timestamp;
 
@@ -41,8 +43,8 @@ pub fn parse_definition_str(text: &str) -> Result<StateMachine, Vec<Problem>> {
 
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
 const FLOW: &[&str] = &["Next", "End"];
-const IO_IN_OUT: &[&str] = &["InputPath", "OutputPath", "Assign"];
-const IO_PARAMS: &[&str] = &["Parameters", "ResultPath"];
+const IO_IN_OUT: &[&str] = &["InputPath", "OutputPath", "Assign", "Output"];
+const IO_PARAMS: &[&str] = &["Parameters", "ResultPath", "Arguments"];
 const IO_RESULT: &[&str] = &["ResultSelector", "Retry", "Catch"];
 
 fn allowed(kind: &str) -> Option<Vec<&'static str>> {
@@ -75,7 +77,7 @@ fn allowed(kind: &str) -> Option<Vec<&'static str>> {
             "SecondsPath",
             "TimestampPath",
         ])),
-        "Succeed" => v.extend(["InputPath", "OutputPath"]),
+        "Succeed" => v.extend(["InputPath", "OutputPath", "Output"]),
         "Fail" => v.extend(["Error", "ErrorPath", "Cause", "CausePath"]),
         "Parallel" => v.extend(
             FLOW.iter()
@@ -93,6 +95,7 @@ fn allowed(kind: &str) -> Option<Vec<&'static str>> {
                     "Iterator",
                     "ItemProcessor",
                     "ItemsPath",
+                    "Items",
                     "ItemSelector",
                     "ItemReader",
                     "ItemBatcher",
@@ -109,6 +112,42 @@ fn allowed(kind: &str) -> Option<Vec<&'static str>> {
         _ => return None,
     }
     Some(v)
+}
+
+/// Fields only JSONPath states have; a JSONata state uses Arguments, Output and `{% %}`.
+const JSONPATH_ONLY: &[&str] = &[
+    "InputPath",
+    "OutputPath",
+    "Parameters",
+    "ResultSelector",
+    "ResultPath",
+    "ItemsPath",
+    "Iterator",
+    "SecondsPath",
+    "TimestampPath",
+    "ErrorPath",
+    "CausePath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "MaxConcurrencyPath",
+    "ToleratedFailureCountPath",
+    "ToleratedFailurePercentagePath",
+];
+
+/// Fields only JSONata states have.
+const JSONATA_ONLY: &[&str] = &["Arguments", "Output", "Items"];
+
+/// The problem with `key` in a state (or catcher) written in `ql`, if it belongs to the other language.
+fn wrong_language(key: &str, ql: QueryLanguage) -> Option<String> {
+    match ql {
+        QueryLanguage::Jsonata if JSONPATH_ONLY.contains(&key) => Some(format!(
+            "field {key:?} is a JSONPath field and not allowed in a JSONata state (use Arguments, Output, Items or {{% %}} expressions)"
+        )),
+        QueryLanguage::JsonPath if JSONATA_ONLY.contains(&key) => Some(format!(
+            "field {key:?} is a JSONata field and not allowed in a JSONPath state (set \"QueryLanguage\": \"JSONata\")"
+        )),
+        _ => None,
+    }
 }
 
 /// Typed access to one JSON object that records a problem for every wrong field.
@@ -227,8 +266,26 @@ impl<'a> Obj<'a, '_> {
         Some(Template::compile(v, &at, self.problems))
     }
 
+    /// A JSONata field value (`{% %}` strings evaluated, the rest literal).
+    fn query(&mut self, key: &str) -> Option<Query> {
+        let v = self.map.get(key)?;
+        let at = self.at(key);
+        Some(Query::compile(v, &at, self.problems))
+    }
+
+    /// The expression of a `"{% ... %}"` string field, if the field is one.
+    fn expr(&mut self, key: &str) -> Option<Result<Expr, ()>> {
+        let text = expression_text(self.map.get(key)?.as_str()?)?;
+        Some(Expr::parse(text).map_err(|e| {
+            self.problem(key, format!("invalid JSONata expression: {e}"));
+        }))
+    }
+
     /// A number given either as `key` or as `keyPath`, never both.
     fn amount(&mut self, key: &str, min: f64, integer: bool) -> Option<Amount> {
+        if let Some(e) = self.expr(key) {
+            return e.ok().map(Amount::Query);
+        }
         let path_key = format!("{key}Path");
         let fixed = self.map.contains_key(key);
         let by_path = self.map.contains_key(&path_key);
@@ -248,6 +305,20 @@ impl<'a> Obj<'a, '_> {
             return self.path(&path_key).map(Amount::Path);
         }
         None
+    }
+
+    /// `Assign` in the state's language: an object either way.
+    fn assign(&mut self, ql: QueryLanguage) -> Option<Assign> {
+        match ql {
+            QueryLanguage::JsonPath => self.template("Assign", true).map(Assign::Path),
+            QueryLanguage::Jsonata => {
+                if !self.map.get("Assign")?.is_object() {
+                    self.problem("Assign", "Assign must be a JSON object");
+                    return None;
+                }
+                self.query("Assign").map(Assign::Jsonata)
+            }
+        }
     }
 
     fn string_list(&mut self, key: &str) -> Vec<String> {
@@ -341,10 +412,10 @@ fn read_machine(
         }
     }
     let ql = query_language(&mut o, inherited);
-    if ql == QueryLanguage::Jsonata && top {
+    if ql == QueryLanguage::JsonPath && inherited == QueryLanguage::Jsonata {
         o.problem(
             "QueryLanguage",
-            "the JSONata query language is not supported by this build yet; use JSONPath",
+            "a JSONPath branch or item processor cannot sit inside a JSONata state",
         );
     }
     let start_at = o.required_str("StartAt", "the name of the first state");
@@ -436,15 +507,18 @@ fn read_state(
         return None;
     };
     let ql = query_language(&mut o, inherited);
-    if ql == QueryLanguage::Jsonata && inherited == QueryLanguage::JsonPath {
+    // AWS: a JSONata machine's states are all JSONata; a JSONPath one may mix.
+    if ql == QueryLanguage::JsonPath && inherited == QueryLanguage::Jsonata {
         o.problem(
             "QueryLanguage",
-            "the JSONata query language is not supported by this build yet; use JSONPath",
+            "a state cannot use JSONPath when its state machine's QueryLanguage is JSONata",
         );
     }
     for k in o.map.keys() {
         if !allowed.contains(&k.as_str()) {
             o.problem(k, format!("field {k:?} is not allowed in a {ty} state"));
+        } else if let Some(why) = wrong_language(k, ql) {
+            o.problem(k, why);
         }
     }
 
@@ -472,9 +546,22 @@ fn read_state(
     let result_path = o.path_field("ResultPath", true);
     let parameters = o.template("Parameters", false);
     let result_selector = o.template("ResultSelector", true);
-    let assign = o.template("Assign", true);
+    let assign = o.assign(ql);
+    let (arguments, output) = if ql == QueryLanguage::Jsonata {
+        (o.query("Arguments"), o.query("Output"))
+    } else {
+        (None, None)
+    };
+    if let Some(a) = o.get("Arguments") {
+        if !a.is_object() && a.as_str().is_none_or(|t| expression_text(t).is_none()) {
+            o.problem(
+                "Arguments",
+                "Arguments must be a JSON object or a {% %} expression",
+            );
+        }
+    }
     let retry = read_retriers(&mut o);
-    let catch = read_catchers(&mut o);
+    let catch = read_catchers(&mut o, ql);
 
     let kind = match ty {
         "Pass" => Kind::Pass {
@@ -493,12 +580,12 @@ fn read_state(
                 heartbeat: o.amount("HeartbeatSeconds", 1.0, true),
             }
         }
-        "Choice" => read_choice(&mut o),
-        "Wait" => read_wait(&mut o)?,
+        "Choice" => read_choice(&mut o, ql),
+        "Wait" => read_wait(&mut o, ql)?,
         "Succeed" => Kind::Succeed,
         "Fail" => Kind::Fail {
-            error: fail_text(&mut o, "Error"),
-            cause: fail_text(&mut o, "Cause"),
+            error: fail_text(&mut o, "Error", ql),
+            cause: fail_text(&mut o, "Cause", ql),
         },
         "Parallel" => {
             let at = o.at("Branches");
@@ -537,6 +624,9 @@ fn read_state(
         name: name.to_string(),
         pointer: pointer.to_string(),
         kind,
+        query_language: ql,
+        arguments,
+        output,
         next,
         input_path,
         parameters,
@@ -549,7 +639,14 @@ fn read_state(
     })
 }
 
-fn fail_text(o: &mut Obj, key: &str) -> Option<FailText> {
+fn fail_text(o: &mut Obj, key: &str, ql: QueryLanguage) -> Option<FailText> {
+    if ql == QueryLanguage::Jsonata && o.get(key).is_some_and(|v| !v.is_string()) {
+        o.problem(key, format!("{key} must be a string"));
+        return None;
+    }
+    if ql == QueryLanguage::Jsonata && o.expr(key).is_some() {
+        return o.query(key).map(FailText::Query);
+    }
     let path_key = format!("{key}Path");
     let fixed = o.str(key).map(|s| FailText::Fixed(s.to_string()));
     let dynamic = o.str(&path_key).map(|text| {
@@ -640,7 +737,7 @@ fn read_retriers(o: &mut Obj) -> Vec<Retrier> {
     out
 }
 
-fn read_catchers(o: &mut Obj) -> Vec<Catcher> {
+fn read_catchers(o: &mut Obj, ql: QueryLanguage) -> Vec<Catcher> {
     let at = o.at("Catch");
     let Some(v) = o.get("Catch") else {
         return vec![];
@@ -660,20 +757,37 @@ fn read_catchers(o: &mut Obj) -> Vec<Catcher> {
             continue;
         };
         for k in c.map.keys() {
-            if !["ErrorEquals", "Next", "ResultPath", "Assign", "Comment"].contains(&k.as_str()) {
+            if ![
+                "ErrorEquals",
+                "Next",
+                "ResultPath",
+                "Assign",
+                "Output",
+                "Comment",
+            ]
+            .contains(&k.as_str())
+            {
                 c.problem(k, format!("field {k:?} is not allowed in a catcher"));
+            } else if let Some(why) = wrong_language(k, ql) {
+                c.problem(k, why);
             }
         }
         let error_equals = c.string_list("ErrorEquals");
         let next = c.required_str("Next", "the state to go to when the error is caught");
         let result_path = c.path_field("ResultPath", true);
-        let assign = c.template("Assign", true);
+        let assign = c.assign(ql);
+        let output = if ql == QueryLanguage::Jsonata {
+            c.query("Output")
+        } else {
+            None
+        };
         check_all_last(&mut c, &error_equals);
         if let Some(next) = next {
             out.push(Catcher {
                 error_equals,
                 next: next.to_string(),
                 result_path,
+                output,
                 assign,
             });
         }
@@ -707,7 +821,7 @@ fn check_all_is_last_entry<'a>(
     }
 }
 
-fn read_choice(o: &mut Obj) -> Kind {
+fn read_choice(o: &mut Obj, ql: QueryLanguage) -> Kind {
     let at = o.at("Choices");
     let default = o.str("Default").map(str::to_string);
     let mut rules = Vec::new();
@@ -730,15 +844,35 @@ fn read_choice(o: &mut Obj) -> Kind {
                         None
                     }
                 };
-                let assign = r
-                    .get("Assign")
-                    .map(|a| Template::compile(a, &pointer_join(&rp, "Assign"), o.problems));
-                let condition = choice::compile(r, &rp, true, o.problems);
+                let (condition, assign, output) = match ql {
+                    QueryLanguage::JsonPath => {
+                        if r.get("Condition").is_some() || r.get("Output").is_some() {
+                            o.problems.push(Problem::new(
+                                &rp,
+                                "Condition and Output are JSONata fields, not allowed in a JSONPath Choice rule",
+                            ));
+                        }
+                        let assign = r.get("Assign").map(|a| {
+                            Assign::Path(Template::compile(
+                                a,
+                                &pointer_join(&rp, "Assign"),
+                                o.problems,
+                            ))
+                        });
+                        (
+                            choice::compile(r, &rp, true, o.problems).map(Test::Path),
+                            assign,
+                            None,
+                        )
+                    }
+                    QueryLanguage::Jsonata => jsonata_rule(r, &rp, o.problems),
+                };
                 if let (Some(condition), Some(next)) = (condition, next) {
                     rules.push(ChoiceRule {
                         condition,
                         next,
                         assign,
+                        output,
                     });
                 }
             }
@@ -749,7 +883,64 @@ fn read_choice(o: &mut Obj) -> Kind {
     Kind::Choice { rules, default }
 }
 
-fn read_wait(o: &mut Obj) -> Option<Kind> {
+/// A JSONata Choice rule: `Condition` (a boolean or an expression), `Next`, `Assign`, `Output`.
+fn jsonata_rule(
+    r: &Value,
+    rp: &str,
+    problems: &mut Vec<Problem>,
+) -> (Option<Test>, Option<Assign>, Option<Query>) {
+    let Some(map) = r.as_object() else {
+        problems.push(Problem::new(rp, "a Choice rule must be a JSON object"));
+        return (None, None, None);
+    };
+    for k in map.keys() {
+        if !["Condition", "Next", "Assign", "Output", "Comment"].contains(&k.as_str()) {
+            problems.push(Problem::new(
+                pointer_join(rp, k),
+                format!("field {k:?} is not allowed in a JSONata Choice rule (allowed: Condition, Next, Assign, Output, Comment)"),
+            ));
+        }
+    }
+    let at = pointer_join(rp, "Condition");
+    let condition = match map.get("Condition") {
+        None => {
+            problems.push(Problem::new(rp, "a JSONata Choice rule needs a Condition"));
+            None
+        }
+        Some(v @ Value::Bool(_)) => Some(Test::Jsonata(Query::Literal(v.clone()))),
+        Some(Value::String(s)) if expression_text(s).is_some() => Some(Test::Jsonata(
+            Query::compile(&Value::String(s.clone()), &at, problems),
+        )),
+        Some(_) => {
+            problems.push(Problem::new(
+                at,
+                "Condition must be true, false or a {% %} expression",
+            ));
+            None
+        }
+    };
+    let assign = match map.get("Assign") {
+        Some(a) if a.is_object() => Some(Assign::Jsonata(Query::compile(
+            a,
+            &pointer_join(rp, "Assign"),
+            problems,
+        ))),
+        Some(_) => {
+            problems.push(Problem::new(
+                pointer_join(rp, "Assign"),
+                "Assign must be a JSON object",
+            ));
+            None
+        }
+        None => None,
+    };
+    let output = map
+        .get("Output")
+        .map(|v| Query::compile(v, &pointer_join(rp, "Output"), problems));
+    (condition, assign, output)
+}
+
+fn read_wait(o: &mut Obj, ql: QueryLanguage) -> Option<Kind> {
     let given: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
         .into_iter()
         .filter(|k| o.map.contains_key(*k))
@@ -763,6 +954,18 @@ fn read_wait(o: &mut Obj) -> Option<Kind> {
             ),
         );
         return None;
+    }
+    if ql == QueryLanguage::Jsonata {
+        if let Some(e) = o.expr(given[0]) {
+            let e = e.ok()?;
+            return Some(Kind::Wait {
+                wait: if given[0] == "Seconds" {
+                    WaitFor::SecondsQuery(e)
+                } else {
+                    WaitFor::TimestampQuery(e)
+                },
+            });
+        }
     }
     let wait = match given[0] {
         "Seconds" => WaitFor::Seconds(o.integer("Seconds", 0)? as f64),
@@ -810,9 +1013,17 @@ fn read_map(o: &mut Obj, ql: QueryLanguage, parameters: &Option<Template>) -> Op
         );
     }
     let _ = legacy;
-    let item_selector = o
-        .template("ItemSelector", true)
-        .or_else(|| parameters.clone());
+    let (item_selector, item_query, items) = if ql == QueryLanguage::Jsonata {
+        if o.get("ItemSelector").is_some_and(|v| !v.is_object()) {
+            o.problem("ItemSelector", "ItemSelector must be a JSON object");
+        }
+        (None, o.query("ItemSelector"), o.query("Items"))
+    } else {
+        let selector = o
+            .template("ItemSelector", true)
+            .or_else(|| parameters.clone());
+        (selector, None, None)
+    };
     let items_path = o.path_field("ItemsPath", false);
     if o.get("ItemReader").is_some() {
         o.problem(
@@ -835,6 +1046,8 @@ fn read_map(o: &mut Obj, ql: QueryLanguage, parameters: &Option<Template>) -> Op
         processor: processor?,
         items_path,
         item_selector,
+        items,
+        item_query,
         max_concurrency,
         tolerated_failure_count,
         tolerated_failure_percentage,

@@ -5,8 +5,11 @@
 
 pub mod choice;
 pub mod intrinsic;
+pub mod jsonata;
+mod jsonata_fns;
 pub mod path;
 pub mod plan;
+pub mod query;
 pub mod template;
 pub mod timestamp;
 
@@ -30,6 +33,17 @@ impl<'a> Env<'a> {
     /// The same context and variables over other data (`$` changes, `$$` does not).
     pub fn with_input(&self, input: &'a Value) -> Env<'a> {
         Env { input, ..*self }
+    }
+
+    /// The same data, context and variables as JSONata's `$states` scope.
+    pub fn scope(&self) -> jsonata::Scope<'a> {
+        jsonata::Scope {
+            input: self.input,
+            result: None,
+            error_output: None,
+            context: self.context,
+            vars: self.vars,
+        }
     }
 }
 

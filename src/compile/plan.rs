@@ -45,7 +45,10 @@ impl Plan {
     /// Parses, validates and compiles a definition.
     pub fn load(def: &Value) -> Result<Arc<Plan>, Vec<Problem>> {
         let sm = parse_definition(def)?;
-        let uses_context = def.to_string().contains("$$");
+        let text = def.to_string();
+        // JSONata reads the Context object as `$states.context`.
+        let uses_context =
+            text.contains("$$") || (text.contains("$states") && text.contains("context"));
         Ok(Arc::new(Plan::from_model(&sm, uses_context)))
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::context::Context;
 use super::run::{amount, run_machine, show_number, Exec, Frame};
-use crate::asl::model::{MapSpec, PathField};
+use crate::asl::model::{MapSpec, PathField, QueryLanguage};
 use crate::compile::plan::Node;
 use crate::compile::Env;
 use crate::error::{names, WorkflowError};
@@ -23,7 +23,12 @@ pub(crate) async fn run(
     frame: &Frame,
 ) -> Result<Value, WorkflowError> {
     let env = frame.env(eff);
+    let jsonata = node.state.query_language == QueryLanguage::Jsonata;
     let items = match &spec.items_path {
+        _ if spec.items.is_some() => {
+            let q = spec.items.as_ref().expect("checked just above");
+            std::borrow::Cow::Owned(q.eval(&frame.scope(eff, None, None), "Items")?)
+        }
         PathField::Path(p) => p
             .eval_checked(&env)
             .map_err(|e| e.error(p.text(), "ItemsPath"))?
@@ -36,6 +41,15 @@ pub(crate) async fn run(
         _ => std::borrow::Cow::Borrowed(eff),
     };
     let Value::Array(items) = items.as_ref() else {
+        if jsonata {
+            return Err(WorkflowError::new(
+                names::QUERY_EVALUATION_ERROR,
+                format!(
+                    "Map state input must be an array but was: {}",
+                    items.as_ref()
+                ),
+            ));
+        }
         return Err(WorkflowError::runtime(format!(
             "Map state input must be an array, but was: {}",
             items.as_ref()
@@ -86,19 +100,21 @@ pub(crate) async fn run(
     };
     let item_input = |i: usize, item: &Value| -> Result<(Context, Value), WorkflowError> {
         let ctx = item_ctx(i, item);
-        let input = match &spec.item_selector {
-            Some(t) => t.eval(&Env {
-                input: eff,
-                context: &ctx,
-                vars: &frame.vars,
-            })?,
-            None => item.clone(),
+        let env = Env {
+            input: eff,
+            context: &ctx,
+            vars: &frame.vars,
+        };
+        let input = match (&spec.item_selector, &spec.item_query) {
+            (Some(t), _) => t.eval(&env)?,
+            (None, Some(q)) => q.eval(&env.scope(), "ItemSelector")?,
+            (None, None) => item.clone(),
         };
         Ok((ctx, input))
     };
     // AWS fails a Map whose ItemSelector fails for any item before any iteration runs:
     // check every item first, keeping nothing, then build each input again as it starts.
-    if spec.item_selector.is_some() {
+    if spec.item_selector.is_some() || spec.item_query.is_some() {
         for (i, item) in items.iter().enumerate() {
             // A selector that copies much per item makes this loop long: keep it within
             // the execution's time cap like any other busy loop.

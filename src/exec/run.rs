@@ -12,8 +12,12 @@ use serde_json::Value;
 use super::context::{self, Context};
 use super::memory::Budget;
 use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
-use crate::asl::model::{Amount, FailText, Kind, PathField, State, WaitFor};
+use crate::asl::model::{
+    Amount, Assign, FailText, Kind, PathField, QueryLanguage, State, Test, WaitFor,
+};
+use crate::compile::jsonata::{Limits, Scope};
 use crate::compile::plan::{Node, Plan};
+use crate::compile::query::{eval_expr, Query};
 use crate::compile::{timestamp, Env};
 use crate::error::{names, WorkflowError};
 use crate::exec::vars::Vars;
@@ -53,6 +57,56 @@ impl Frame {
             context: &self.ctx,
             vars: &self.vars,
         }
+    }
+
+    /// JSONata's `$states` over this frame: `input`, and `result` / `errorOutput` when given.
+    pub fn scope<'v>(
+        &'v self,
+        input: &'v Value,
+        result: Option<&'v Value>,
+        error_output: Option<&'v Value>,
+    ) -> Scope<'v> {
+        Scope {
+            input,
+            result,
+            error_output,
+            context: &self.ctx,
+            vars: &self.vars,
+        }
+    }
+}
+
+/// Evaluates an Assign block in its language: JSONPath over `path_env`, JSONata over `scope`.
+fn eval_assign(a: &Assign, path_env: &Env, scope: &Scope) -> Result<Value, WorkflowError> {
+    match a {
+        Assign::Path(t) => t.eval(path_env),
+        Assign::Jsonata(q) => q.eval(scope, "Assign"),
+    }
+}
+
+/// A JSONata state's output: its `Output`, or `default` without one.
+fn jsonata_output(
+    output: Option<&Query>,
+    scope: &Scope,
+    default: impl FnOnce() -> Value,
+) -> Result<Value, WorkflowError> {
+    match output {
+        Some(q) => q.eval(scope, "Output"),
+        None => Ok(default()),
+    }
+}
+
+/// Whether a Choice rule holds.
+fn holds(t: &Test, env: &Env) -> Result<bool, WorkflowError> {
+    match t {
+        Test::Path(c) => c.eval(env),
+        Test::Jsonata(q) => match q.eval(&env.scope(), "Condition")? {
+            Value::Bool(b) => Ok(b),
+            other => Err(WorkflowError::new(
+                names::QUERY_EVALUATION_ERROR,
+                format!("The Condition field evaluated to {other}, which is not a boolean"),
+            )),
+        },
     }
 }
 
@@ -335,6 +389,13 @@ async fn step(
         io::select(&s.input_path, "InputPath", &frame.env(v)).map(|c| c.into_owned())
     };
     match &s.kind {
+        Kind::Succeed if s.query_language == QueryLanguage::Jsonata => {
+            let out = match &s.output {
+                Some(q) => q.eval(&frame.scope(&raw, None, None), "Output")?,
+                None => raw,
+            };
+            Ok((out, None, Growth::Same))
+        }
         Kind::Succeed => {
             let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
             let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
@@ -352,7 +413,7 @@ async fn step(
             let env_eff = frame.env(&eff);
             let mut chosen = None;
             for (i, r) in rules.iter().enumerate() {
-                if r.condition.eval(&env_eff)? {
+                if holds(&r.condition, &env_eff)? {
                     chosen = Some(i);
                     break;
                 }
@@ -366,12 +427,31 @@ async fn step(
                     )
                 })?,
             };
-            let state_assign = s.assign.as_ref().map(|a| a.eval(&env_eff)).transpose()?;
-            let rule_assign = chosen
-                .and_then(|i| rules[i].assign.as_ref())
-                .map(|a| a.eval(&env_eff))
+            let scope = frame.scope(&eff, None, None);
+            let state_assign = s
+                .assign
+                .as_ref()
+                .map(|a| eval_assign(a, &env_eff, &scope))
                 .transpose()?;
-            let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
+            let rule = chosen.map(|i| &rules[i]);
+            let rule_assign = rule
+                .and_then(|r| r.assign.as_ref())
+                .map(|a| eval_assign(a, &env_eff, &scope))
+                .transpose()?;
+            let out = if s.query_language == QueryLanguage::Jsonata {
+                // A rule's Output wins over the state's.
+                let output = rule.and_then(|r| r.output.as_ref()).or(s.output.as_ref());
+                let out = match output {
+                    Some(q) => Some(q.eval(&scope, "Output")?),
+                    None => None,
+                };
+                match out {
+                    Some(o) => o,
+                    None => eff,
+                }
+            } else {
+                io::output(&s.output_path, eff, &frame.env(&EMPTY))?
+            };
             apply_assigns(&mut frame.vars, state_assign.into_iter().chain(rule_assign));
             Ok((out, Some(next), Growth::Same))
         }
@@ -379,8 +459,20 @@ async fn step(
             let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
             let env_eff = frame.env(&eff);
             let delay = wait_delay(ex, wait, &env_eff)?;
-            let assign = s.assign.as_ref().map(|a| a.eval(&env_eff)).transpose()?;
-            let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
+            let scope = frame.scope(&eff, None, None);
+            let assign = s
+                .assign
+                .as_ref()
+                .map(|a| eval_assign(a, &env_eff, &scope))
+                .transpose()?;
+            let out = if s.query_language == QueryLanguage::Jsonata {
+                match &s.output {
+                    Some(q) => q.eval(&scope, "Output")?,
+                    None => eff,
+                }
+            } else {
+                io::output(&s.output_path, eff, &frame.env(&EMPTY))?
+            };
             ex.sleep(delay).await?;
             apply_assigns(&mut frame.vars, assign);
             Ok((out, node.next, Growth::Same))
@@ -418,11 +510,19 @@ async fn step(
                 let c = &s.catch[i];
                 let err_out = io::error_output(&err);
                 let added = json_size(&err_out, usize::MAX);
+                let scope = frame.scope(&raw, None, Some(&err_out));
                 let assign = c
                     .assign
                     .as_ref()
-                    .map(|a| a.eval(&frame.env(&err_out)))
+                    .map(|a| eval_assign(a, &frame.env(&err_out), &scope))
                     .transpose()?;
+                if s.query_language == QueryLanguage::Jsonata {
+                    // A JSONata catcher's output is its Output, or the error output itself.
+                    let out = jsonata_output(c.output.as_ref(), &scope, || err_out.clone())?;
+                    let size = json_size(&out, usize::MAX);
+                    apply_assigns(&mut frame.vars, assign);
+                    return Ok((out, Some(node.catch_next[i]), Growth::Replaced(size)));
+                }
                 let out = io::place_result(&c.result_path, raw, err_out).map_err(|(e, _)| e)?;
                 apply_assigns(&mut frame.vars, assign);
                 return Ok((
@@ -461,9 +561,10 @@ async fn attempt(
         // Map/Parallel/Task futures are big; a million Waits must stay small.
         Kind::Map(spec) => Box::pin(map::run(ex, node, spec, &eff, frame)).await?,
         kind => {
-            let task_input = match &s.parameters {
-                Some(t) => t.eval(&frame.env(&eff))?,
-                None => eff.clone().into_owned(),
+            let task_input = match (&s.parameters, &s.arguments) {
+                (Some(t), _) => t.eval(&frame.env(&eff))?,
+                (None, Some(q)) => q.eval(&frame.scope(&eff, None, None), "Arguments")?,
+                (None, None) => eff.clone().into_owned(),
             };
             match kind {
                 Kind::Pass { result } => result.clone().unwrap_or(task_input),
@@ -509,11 +610,36 @@ fn finish(
     result: Value,
     frame: &mut Frame,
 ) -> Result<(Value, Growth), (WorkflowError, Value)> {
+    if s.query_language == QueryLanguage::Jsonata {
+        // JSONata: Assign and Output both see `$states.input` and `$states.result`;
+        // variables change after Output is built.
+        let scope = frame.scope(&raw, Some(&result), None);
+        let built = s
+            .assign
+            .as_ref()
+            .map(|a| eval_assign(a, &frame.env(&result), &scope))
+            .transpose()
+            .and_then(|assign| {
+                let out = match &s.output {
+                    Some(q) => Some(q.eval(&scope, "Output")?),
+                    None => None,
+                };
+                Ok((assign, out))
+            });
+        let (assign, out) = match built {
+            Ok(b) => b,
+            Err(e) => return Err((e, raw)),
+        };
+        let out = out.unwrap_or(result);
+        let size = json_size(&out, usize::MAX);
+        apply_assigns(&mut frame.vars, assign);
+        return Ok((out, Growth::Replaced(size)));
+    }
     // AWS evaluates Assign on the result, before ResultPath; variables change after OutputPath.
     let assign = match s
         .assign
         .as_ref()
-        .map(|a| a.eval(&frame.env(&result)))
+        .map(|a| eval_assign(a, &frame.env(&result), &frame.scope(&result, None, None)))
         .transpose()
     {
         Ok(a) => a,
@@ -594,6 +720,13 @@ fn fail_text(
     match t {
         None => Ok(None),
         Some(FailText::Fixed(s)) => Ok(Some(s.clone())),
+        Some(FailText::Query(q)) => {
+            let name = field.strip_suffix("Path").unwrap_or(field);
+            match q.eval(&env.scope(), name)? {
+                Value::String(s) => Ok(Some(s)),
+                other => Ok(Some(other.to_string())),
+            }
+        }
         Some(FailText::Dynamic(t)) => {
             let v = t.eval(env).map_err(|e| {
                 // Name the field the way AWS does ('ErrorPath', not the internal template key).
@@ -619,6 +752,16 @@ pub(crate) fn amount(
     match a {
         None => Ok(None),
         Some(Amount::Fixed(f)) => Ok(Some(*f)),
+        Some(Amount::Query(e)) => {
+            let name = field.strip_suffix("Path").unwrap_or(field);
+            match eval_expr(e, &env.scope(), name, &Limits::default())? {
+                Value::Number(n) => Ok(n.as_f64()),
+                other => Err(WorkflowError::new(
+                    names::QUERY_EVALUATION_ERROR,
+                    format!("The {name} field evaluated to {other}, which is not a number"),
+                )),
+            }
+        }
         Some(Amount::Path(p)) => match p.eval(env).as_deref() {
             Some(Value::Number(n)) => Ok(n.as_f64()),
             Some(other) => Err(WorkflowError::runtime(format!(
@@ -677,6 +820,26 @@ fn wait_delay(ex: &Exec<'_>, wait: &WaitFor, env: &Env) -> Result<Duration, Work
         // Validation keeps this a non-negative number; a huge one just waits past the cap.
         WaitFor::Seconds(s) => Ok(Duration::try_from_secs_f64(*s).unwrap_or(Duration::MAX)),
         WaitFor::Timestamp(t) => Ok(until(*t)),
+        WaitFor::SecondsQuery(e) => match eval_expr(e, &env.scope(), "Seconds", &Limits::default())? {
+            Value::Number(n) if n.as_u64().is_some() => Ok(Duration::from_secs(n.as_u64().unwrap_or(0))),
+            other => Err(WorkflowError::new(
+                names::QUERY_EVALUATION_ERROR,
+                format!("The Seconds field evaluated to {other}, which is not a valid non-negative integer"),
+            )),
+        },
+        WaitFor::TimestampQuery(e) => {
+            let v = eval_expr(e, &env.scope(), "Timestamp", &Limits::default())?;
+            match v.as_str().and_then(timestamp::parse) {
+                Some(t) => Ok(until(t)),
+                None => Err(WorkflowError::new(
+                    names::QUERY_EVALUATION_ERROR,
+                    format!(
+                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string)
+                    ),
+                )),
+            }
+        }
         WaitFor::SecondsPath(p) => {
             let v = p
                 .eval(env)
