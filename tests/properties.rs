@@ -6,7 +6,7 @@
 //! answer with a value or an error, never a panic. Where a round trip exists it is
 //! checked too. The libFuzzer targets in `fuzz/` hammer the same entry points for longer
 //! (`scripts/fuzz.sh`); these run in the normal `cargo test` and are sized to take a few
-//! seconds each in a debug build.
+//! seconds each in a debug build (`STEPSTREAM_PROPTEST_SCALE=10` runs ten times as many).
 
 use std::time::Duration;
 
@@ -30,9 +30,14 @@ const LIMITS: RequestLimits = RequestLimits {
     max_depth: 64,
 };
 
+/// `n` cases, times `STEPSTREAM_PROPTEST_SCALE` (default 1) for a deeper run by hand.
 fn cases(n: u32) -> Config {
+    let scale = std::env::var("STEPSTREAM_PROPTEST_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1);
     Config {
-        cases: n,
+        cases: n.saturating_mul(scale),
         // A failure is shrunk, but not for longer than a normal test run.
         max_shrink_iters: 2048,
         ..Config::default()
