@@ -6,7 +6,8 @@
 # Installs cargo-fuzz (pinned) if missing, builds the targets with the nightly toolchain,
 # writes seed corpora from the repository's data (scripts/fuzz_seeds.py) into fuzz/corpus/,
 # then runs each target for SECONDS_PER_TARGET (default 60) and prints its executions,
-# exec/s, coverage growth and whether it found a crash, a timeout or an out-of-memory input.
+# exec/s, coverage growth, peak memory, slowest input and whether it found a crash, a
+# timeout or an out-of-memory input.
 # Crash artefacts land in fuzz/artifacts/TARGET/, logs in fuzz/logs/ (both ignored by git).
 # Exits 1 if any target found something.
 #
@@ -49,7 +50,7 @@ python3 "$root/scripts/fuzz_seeds.py" corpus >/dev/null
 mkdir -p logs
 
 found=0
-printf '%-10s %8s %12s %9s %16s %s\n' target seconds executions exec/s coverage finding
+printf '%-10s %8s %12s %9s %14s %8s %9s %s\n' target seconds executions exec/s coverage peak-MB slowest-s finding
 for t in "${targets[@]}"; do
   mkdir -p "artifacts/$t"
   log="logs/$t.log"
@@ -63,6 +64,8 @@ for t in "${targets[@]}"; do
   set -e
   execs=$(awk -F': *' '/^stat::number_of_executed_units/ {print $NF}' "$log" | tail -1)
   rate=$(awk -F': *' '/^stat::average_exec_per_sec/ {print $NF}' "$log" | tail -1)
+  rss=$(awk -F': *' '/^stat::peak_rss_mb/ {print $NF}' "$log" | tail -1)
+  slowest=$(awk -F': *' '/^stat::slowest_unit_time_sec/ {print $NF}' "$log" | tail -1)
   cov0=$(grep -m1 -o 'INITED cov: [0-9]*' "$log" | awk '{print $3}')
   cov1=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
   after=$(find "artifacts/$t" -type f | wc -l)
@@ -73,7 +76,7 @@ for t in "${targets[@]}"; do
   else
     finding=none
   fi
-  printf '%-10s %8s %12s %9s %16s %s\n' "$t" "$seconds" "${execs:-?}" "${rate:-?}" \
-    "${cov0:-?}->${cov1:-?}" "$finding"
+  printf '%-10s %8s %12s %9s %14s %8s %9s %s\n' "$t" "$seconds" "${execs:-?}" "${rate:-?}" \
+    "${cov0:-?}->${cov1:-?}" "${rss:-?}" "${slowest:-?}" "$finding"
 done
 exit "$found"
