@@ -21,6 +21,7 @@ use stepstream::compile::path::Path;
 use stepstream::compile::template::Template;
 use stepstream::compile::timestamp::{self, Timestamp};
 use stepstream::compile::Env;
+use stepstream::exec::context::Context;
 use stepstream::exec::vars::Vars;
 use stepstream::exec::ClockMode;
 use stepstream::pipeline::request::{decode, RequestLimits};
@@ -58,8 +59,10 @@ fn document() -> Value {
     })
 }
 
-fn context() -> Value {
-    json!({"Execution": {"Id": "arn:x", "Name": "n", "Input": {}}, "State": {"Name": "S", "RetryCount": 0}})
+fn context() -> Context {
+    Context::from_value(
+        json!({"Execution": {"Id": "arn:x", "Name": "n", "Input": {}}, "State": {"Name": "S", "RetryCount": 0}}),
+    )
 }
 
 fn vars() -> Vars {
@@ -638,8 +641,8 @@ proptest! {
         let r = decode(
             (flags & 8 == 0).then_some(&bytes[..]),
             (flags & 1 != 0).then_some("m"),
-            (flags & 2 != 0).then_some("h"),
-            (flags & 4 != 0).then_some("n"),
+            (flags & 2 != 0).then_some(b"h".as_slice()),
+            (flags & 4 != 0).then_some(b"n".as_slice()),
             LIMITS,
         );
         if let Err(rej) = r {
@@ -811,8 +814,9 @@ proptest! {
     /// An envelope written as JSON decodes to the machine, name and input it holds.
     #[test]
     fn an_encoded_envelope_decodes_to_what_it_holds(
-        machine in "\\PC{1,20}",
-        name in prop::option::of("\\PC{1,80}"),
+        // Names as AWS allows them: no whitespace, control or reserved characters.
+        machine in "[\\p{L}\\p{N}_.-]{1,20}",
+        name in prop::option::of("[\\p{L}\\p{N}_.-]{1,80}"),
         input in constant_json(),
     ) {
         let mut env = json!({"stateMachine": machine, "input": input});

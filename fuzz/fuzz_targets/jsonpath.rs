@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
             "get and eval disagree on {text}"
         );
     }
-    let _ = path.eval_in(&d.context);
+    let _ = path.eval_in(&d.context.to_value());
     if path.is_reference() {
         let mut target = d.input.clone();
         let _ = path.set(&mut target, serde_json::json!({"w": 1}));

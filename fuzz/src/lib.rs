@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 use stepstream::compile::Env;
+use stepstream::exec::context::Context;
 use stepstream::exec::vars::Vars;
 
 /// The data every expression target evaluates against: every JSON type, nested arrays
@@ -23,14 +24,14 @@ pub fn document() -> Value {
 }
 
 /// A Context object shaped like the one executions see.
-pub fn context() -> Value {
-    json!({
+pub fn context() -> Context {
+    Context::from_value(json!({
         "Execution": {"Id": "arn:aws:states:local:000000000000:express:m:n:u", "Name": "n",
                       "Input": {"a": 1}, "StartTime": "2026-11-21T10:00:00.123Z"},
         "State": {"Name": "S", "EnteredTime": "2026-11-21T10:00:00.124Z", "RetryCount": 0},
         "StateMachine": {"Id": "arn:aws:states:local:000000000000:stateMachine:m", "Name": "m"},
         "Map": {"Item": {"Index": 2, "Value": {"k": "v"}}}
-    })
+    }))
 }
 
 /// Variables `$x`, `$list` and `$obj` for paths and intrinsics that name one.
@@ -47,7 +48,7 @@ pub struct Data {
     /// `$`.
     pub input: Value,
     /// `$$`.
-    pub context: Value,
+    pub context: Context,
     /// `$name`.
     pub vars: Vars,
 }
