@@ -7,6 +7,7 @@
 //! - [`exec`] runs one execution of a plan, calling [`tasks`] for Task states;
 //! - [`cli`] holds the `stepstream` commands built on those parts.
 
+pub mod alloc;
 pub mod asl;
 pub mod cli;
 pub mod compile;

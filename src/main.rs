@@ -11,8 +11,10 @@ use stepstream::exec::ClockMode;
 
 // Executions allocate and free many small JSON nodes across shard threads; glibc's malloc
 // took ~30% of a pipeline run under perf, mimalloc a fraction of that.
+// Watched: a JSONata evaluation arms a memory budget on its thread (stepstream::alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stepstream::alloc::Watched<mimalloc::MiMalloc> =
+    stepstream::alloc::Watched(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(

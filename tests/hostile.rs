@@ -450,3 +450,27 @@ fn floats_are_measured_as_their_json_text() {
     assert_eq!(out["status"], "FAILED", "{out}");
     assert_eq!(out["error"], "States.DataLimitExceeded");
 }
+
+#[test]
+fn a_jsonata_expression_that_doubles_a_string_stops_at_its_memory_budget() {
+    let dir = Scratch::new("hostile-jsonata-memory");
+    // 8 bytes doubled 40 times is 8 TiB; the engine's 1 s time limit alone let it reach
+    // over a gigabyte first.
+    let def = dir.write(
+        "grow.asl.json",
+        json!({"QueryLanguage": "JSONata", "StartAt": "Grow", "States": {"Grow": {
+            "Type": "Pass",
+            "Output": "{% ($f := function($s, $n){ $n = 0 ? $s : $f($s & $s, $n - 1) }; $length($f('xxxxxxxx', 40))) %}",
+            "End": true
+        }}})
+        .to_string(),
+    );
+    let (out, peak_kb) = exec_with_peak_rss(&dir, &["--definition", path(&def)]);
+    assert_eq!(out["status"], "FAILED", "{out}");
+    assert_eq!(out["error"], "States.QueryEvaluationError", "{out}");
+    let cause = out["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("MiB of memory"), "{cause}");
+    eprintln!("peak RSS of the doubling expression: {peak_kb} kB");
+    // The budget is 64 MiB of live data; the last doubling may overshoot it about threefold.
+    assert!(peak_kb < 400 * 1024, "peak RSS {peak_kb} kB is over 400 MB");
+}

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use jsonata_core::ast::AstNode;
-use jsonata_core::evaluator::{Evaluator, EvaluatorOptions};
+use jsonata_core::evaluator::{CancelToken, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
 
@@ -70,6 +70,9 @@ pub struct Limits {
     pub max_sequence: usize,
     /// Largest result, in bytes of JSON; a larger one is an error, not a value.
     pub max_result_bytes: usize,
+    /// Most memory one evaluation may add while it runs (where the binary's allocator
+    /// watches it, [`crate::alloc`]); past it the evaluation stops with an error.
+    pub max_memory_bytes: usize,
     /// Which functions exist: AWS's set, or plain JSONata's (the suite).
     pub functions: Functions,
 }
@@ -92,6 +95,7 @@ impl Default for Limits {
             max_depth: 3000,
             max_sequence: 1_000_000,
             max_result_bytes: crate::exec::MAX_PAYLOAD_BYTES,
+            max_memory_bytes: 64 << 20,
             functions: Functions::StepFunctions,
         }
     }
@@ -353,6 +357,12 @@ fn drop_flat(v: JValue) {
     }
 }
 
+impl crate::alloc::Trip for CancelToken {
+    fn trip(&self) {
+        self.cancel();
+    }
+}
+
 fn options_for(limits: &Limits) -> EvaluatorOptions {
     EvaluatorOptions {
         timeout_ms: Some(limits.timeout_ms),
@@ -371,15 +381,33 @@ fn evaluate(
 ) -> Result<Option<Value>, JsonataError> {
     // The engine takes bindings only when it is built, so each evaluation builds one
     // (a few small allocations) on this thread; it never crosses threads or awaits.
+    let cancel = CancelToken::new();
+    let watch = crate::alloc::watch(limits.max_memory_bytes, &cancel);
     let run = catch_unwind(AssertUnwindSafe(|| {
         let mut ctx = jsonata_core::evaluator::Context::new();
         for (k, v) in bindings {
             ctx.bind(k, v);
         }
-        let mut engine = Evaluator::with_options(ctx, options_for(limits));
+        let options = EvaluatorOptions {
+            cancel: Some(cancel.clone()),
+            ..options_for(limits)
+        };
+        let mut engine = Evaluator::with_options(ctx, options);
         super::jsonata_fns::register(&mut engine, limits, functions);
         engine.evaluate(ast, data)
     }));
+    let over_budget = watch.tripped();
+    drop(watch);
+    if over_budget {
+        // A builtin that finished past the budget may still have returned a value.
+        if let Ok(Ok(v)) = run {
+            drop_flat(v);
+        }
+        return Err(JsonataError::new(format!(
+            "the expression used more than {} MiB of memory while it ran",
+            limits.max_memory_bytes >> 20
+        )));
+    }
     match run {
         Ok(Ok(v)) => {
             let out = to_json(&v, limits.max_result_bytes).map_err(JsonataError::new);
