@@ -228,6 +228,8 @@ pub struct SourceSettings {
     pub shutdown_grace: Duration,
     /// Offsets read from an embedded broker, to catch records it dropped unread (`None` on Kafka).
     pub embedded_reads: Option<super::embedded::ReadTracker>,
+    /// The results producer, watched for a fatal error: polling stops on one.
+    pub producer: Option<super::sink::Sink>,
 }
 
 /// Polls until `stop` is set, then drains and commits. Returns when shards hold nothing
@@ -285,6 +287,14 @@ pub fn run(
         if last_commit.elapsed() >= settings.commit_interval {
             commit(consumer, offsets, CommitMode::Async);
             last_commit = Instant::now();
+        }
+        if let Some(reason) = settings
+            .producer
+            .as_ref()
+            .and_then(super::sink::fatal_error)
+        {
+            eprintln!("stepstream: FATAL: the producer cannot go on ({reason}); stopping, so that a supervisor restarts stepstream from the committed offsets");
+            break;
         }
     }
 
