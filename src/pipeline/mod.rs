@@ -68,6 +68,10 @@ pub enum PipelineError {
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// The results producer hit a fatal error; the pipeline stopped so that a restart
+    /// redoes the outputs it could not deliver.
+    #[error("the results producer cannot go on ({0}); stopped without losing anything: restart stepstream (a supervisor's restart on failure suffices) and it goes on from the committed offsets")]
+    ProducerFailed(String),
 }
 
 fn kafka_err(e: impl std::fmt::Display) -> PipelineError {
@@ -203,6 +207,7 @@ pub fn run_with(
             &topics,
             cfg.kafka.auto_offset_reset == "earliest",
         ),
+        producer: Some(producer.clone()),
     };
     source::run(&consumer, &shards, &offsets, &settings, stop);
 
@@ -224,6 +229,9 @@ pub fn run_with(
     drop(consumer);
     drop(instance);
     drop(sampler);
+    if let Some(reason) = sink::fatal_error(&producer) {
+        return Err(PipelineError::ProducerFailed(reason));
+    }
     tracing::info!("stepstream: stopped");
     Ok(())
 }

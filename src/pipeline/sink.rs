@@ -14,7 +14,9 @@
 //!   batches for one record's sake;
 //! - if even that dead letter cannot be written, the offset moves on anyway, loudly;
 //! - a fatal producer error is no record's fault: outputs are held unacknowledged and the
-//!   log asks for a restart.
+//!   pipeline stops with an error ([`fatal_error`]), so that a supervisor restarts it and the
+//!   restart redoes them from the committed offsets (a fatal idempotent producer takes no
+//!   record ever again: waiting would be a stall that only a person could end).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -268,7 +270,7 @@ impl SinkEvent<'_> {
                 if FATAL_LOG.allow() {
                     tracing::error!(
                         "stepstream: the producer cannot go on ({error}); outputs are no \
-                         longer acknowledged, so nothing is committed past them: restart stepstream"
+                         longer acknowledged, so nothing is committed past them: stepstream stops"
                     );
                 }
             }
@@ -567,6 +569,16 @@ fn send_rescue(producer: &BaseProducer<RescueContext>, r: Rescue) {
 /// The pipeline's producer.
 pub type Sink = ThreadedProducer<AckContext>;
 
+/// The fatal error that ended `producer`, if any. The poller stops on it: after a fatal
+/// error (e.g. an idempotence sequence lost in a broker restart) librdkafka refuses every
+/// record, so only a new process (or producer) can deliver the held outputs.
+pub fn fatal_error(producer: &Sink) -> Option<String> {
+    producer
+        .client()
+        .fatal_error()
+        .map(|(code, reason)| format!("{code:?}: {reason}"))
+}
+
 /// Settings every client gets: brokers plus the user's pass-through properties.
 pub fn base_config(cfg: &Config, brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -813,6 +825,72 @@ mod tests {
         assert_eq!(
             (next.topic.as_str(), next.key.as_deref()),
             ("errs", Some(&b"k"[..]))
+        );
+    }
+
+    // A broker that lost the producer's sequence (a restart) makes the idempotent producer
+    // fatal: it must be seen, since nothing it holds will ever be acknowledged.
+    #[test]
+    fn a_producer_made_fatal_by_the_broker_is_reported() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+        let cluster = MockCluster::new(1).expect("a mock cluster");
+        cluster.create_topic("results", 1, 1).expect("a topic");
+        let (acks, rx) = crossbeam_channel::unbounded();
+        let sink = producer(&Config::default(), &cluster.bootstrap_servers(), acks)
+            .expect("the pipeline's producer");
+        let send = |offset: i64, in_flight: &Arc<AtomicUsize>| {
+            let source = Source {
+                topic: "in".into(),
+                partition: 0,
+                offset,
+            };
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            let record =
+                BaseRecord::with_opaque_to("results", Pending::new(source, Arc::clone(in_flight)))
+                    .key("k")
+                    .payload("{}");
+            sink.send::<str, str>(record)
+                .map_err(|(e, _)| e)
+                .expect("queued");
+        };
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        send(0, &in_flight);
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the first record is acknowledged");
+        assert_eq!(first.offset, 0);
+        assert_eq!(fatal_error(&sink), None);
+
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
+        );
+        send(1, &in_flight);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fatal_error(&sink).is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let fatal = fatal_error(&sink).expect("the producer reports its fatal error");
+        assert!(fatal.contains("OutOfOrderSequence"), "{fatal}");
+        // The refused record itself carries the broker's code, not a fatal one, so the
+        // rescue producer (another client) delivers it.
+        let rescued = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the refused record is rescued");
+        assert_eq!(rescued.offset, 1);
+        // But the producer refuses every later output: without a restart the shards fill up
+        // and their partitions stay paused.
+        let record = BaseRecord::<str, str, Box<Pending>>::with_opaque_to(
+            "results",
+            Pending::new(rescued, Arc::clone(&in_flight)),
+        )
+        .payload("{}");
+        let refused = sink.send(record).map(|_| ()).map_err(|(e, _)| e);
+        assert!(
+            matches!(refused.as_ref().map_err(classify), Err(Failure::Fatal)),
+            "{refused:?}"
         );
     }
 }

@@ -107,6 +107,17 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Assign(tpl) = rebalance {
             tracing::info!("stepstream: partitions assigned: {}", describe(tpl));
             if tpl.count() > 0 {
+                // librdkafka keeps a partition's pause through a revoke and a later
+                // assignment, while the poller forgets it (the shard's flag is reset when the
+                // assignment changes). A partition paused by backpressure when the group
+                // session was lost (a broker restart) would come back paused for good, so
+                // every partition starts unpaused here and the poller pauses it again if
+                // its shard is still full.
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::warn!(
+                        "stepstream: resuming newly assigned partitions failed: {e}; they may stay paused"
+                    );
+                }
                 self.resume(consumer, tpl);
                 self.assigned.store(true, Ordering::Relaxed);
             }
@@ -220,6 +231,8 @@ pub struct SourceSettings {
     pub shutdown_grace: Duration,
     /// Offsets read from an embedded broker, to catch records it dropped unread (`None` on Kafka).
     pub embedded_reads: Option<super::embedded::ReadTracker>,
+    /// The results producer, watched for a fatal error: polling stops on one.
+    pub producer: Option<super::sink::Sink>,
 }
 
 /// Polls until `stop` is set, then drains and commits. Returns when shards hold nothing
@@ -257,7 +270,10 @@ pub fn run(
                 }
                 Err(e) => tracing::warn!("stepstream: consumer error: {e}"),
             }
-            if stop.load(Ordering::Relaxed) {
+            // A new assignment starts unpaused: settle the pause flags before the next record.
+            if stop.load(Ordering::Relaxed)
+                || ctx.assignment_epoch.load(Ordering::Relaxed) != seen_epoch
+            {
                 break;
             }
         }
@@ -274,6 +290,14 @@ pub fn run(
         if last_commit.elapsed() >= settings.commit_interval {
             commit(consumer, offsets, CommitMode::Async);
             last_commit = Instant::now();
+        }
+        if let Some(reason) = settings
+            .producer
+            .as_ref()
+            .and_then(super::sink::fatal_error)
+        {
+            tracing::error!("stepstream: the producer cannot go on ({reason}); stopping, so that a supervisor restarts stepstream from the committed offsets");
+            break;
         }
     }
 
@@ -358,8 +382,10 @@ fn backpressure(
         return;
     };
     if assignment_changed {
-        // Newly assigned partitions start unpaused while kept ones stay paused: resume all
-        // of a paused shard's partitions, then let the rule below pause them again if needed.
+        // Newly assigned partitions start unpaused (`post_rebalance` resumes them) while kept
+        // ones stay paused: resume all of a paused shard's partitions, then let the rule
+        // below pause them again if needed. Between a revoke and the next assignment this
+        // resumes nothing and only clears the flags, which is why `post_rebalance` resumes.
         for (i, p) in paused.iter_mut().enumerate() {
             if *p {
                 let _ = consumer.resume(&partitions_of(&assigned, i, shards.len()));
@@ -465,6 +491,97 @@ mod tests {
         assert_eq!(
             offsets,
             vec![Offset::Offset(10), Offset::Offset(7), Offset::Offset(1)]
+        );
+    }
+
+    /// Polls `consumer` until `done` holds or `timeout` passes; returns the records seen.
+    fn poll_until(
+        consumer: &BaseConsumer<SourceContext>,
+        timeout: Duration,
+        mut done: impl FnMut(&BaseConsumer<SourceContext>, usize) -> bool,
+    ) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut records = 0;
+        while Instant::now() < deadline && !done(consumer, records) {
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(50)) {
+                records += 1;
+            }
+        }
+        records
+    }
+
+    // librdkafka keeps a partition's application pause across a revoke and a later
+    // assignment, while the poller's flags start afresh: a partition paused by backpressure
+    // when the group session was lost (a broker restart) came back paused for good.
+    #[test]
+    fn a_partition_paused_when_revoked_is_read_again_once_reassigned() {
+        use rdkafka::config::ClientConfig;
+        use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+        let broker = crate::pipeline::embedded::EmbeddedBroker::start(&[("in", 2)])
+            .expect("the mock cluster starts");
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .create()
+            .expect("a producer of the mock cluster");
+        for i in 0..20 {
+            let key = format!("k{i}");
+            let record = BaseRecord::to("in")
+                .partition(i % 2)
+                .key(&key)
+                .payload("{}");
+            producer.send(record).map_err(|(e, _)| e).expect("queued");
+        }
+        producer
+            .flush(Duration::from_secs(30))
+            .expect("the mock cluster takes the records");
+
+        let (_ack_tx, ack_rx) = crossbeam_channel::unbounded();
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("group.id", "paused-when-revoked")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500");
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(SourceContext::new(
+                Arc::new(Mutex::new(Offsets::default())),
+                ack_rx,
+                Duration::ZERO,
+                Arc::new(AtomicBool::new(false)),
+                acked::MAX_METADATA,
+            ))
+            .expect("a consumer of the mock cluster");
+        let assigned = |c: &BaseConsumer<SourceContext>| c.assignment().map_or(0, |a| a.count());
+
+        consumer.subscribe(&["in"]).expect("subscribed");
+        poll_until(&consumer, Duration::from_secs(30), |c, _| assigned(c) == 2);
+        assert_eq!(
+            assigned(&consumer),
+            2,
+            "the consumer never got both partitions"
+        );
+        // Backpressure pauses everything, then the group takes the partitions away.
+        let all = consumer.assignment().expect("an assignment");
+        consumer.pause(&all).expect("paused");
+        consumer.unsubscribe();
+        poll_until(&consumer, Duration::from_secs(30), |c, _| assigned(c) == 0);
+        assert_eq!(assigned(&consumer), 0, "the partitions were never revoked");
+
+        consumer.subscribe(&["in"]).expect("subscribed again");
+        let mut records = poll_until(&consumer, Duration::from_secs(30), |c, _| assigned(c) == 2);
+        assert_eq!(
+            assigned(&consumer),
+            2,
+            "the partitions were never assigned again"
+        );
+        records += poll_until(&consumer, Duration::from_secs(10), |_, n| records + n >= 20);
+        assert_eq!(
+            records, 20,
+            "partitions paused before the revoke stayed paused after the new assignment"
         );
     }
 }
