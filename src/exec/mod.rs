@@ -100,6 +100,8 @@ pub struct ExecOptions {
     pub execution_name: Option<String>,
     /// The execution's ARN (`$$.Execution.Id`); made up from the names when not given.
     pub execution_arn: Option<String>,
+    /// The state machine's interpreter metrics (transitions, retries, task calls), if counted.
+    pub metrics: Option<std::sync::Arc<crate::metrics::ExecMetrics>>,
 }
 
 impl Default for ExecOptions {
@@ -112,6 +114,7 @@ impl Default for ExecOptions {
             state_machine_name: "stepstream".to_string(),
             execution_name: None,
             execution_arn: None,
+            metrics: None,
         }
     }
 }

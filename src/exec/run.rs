@@ -305,6 +305,9 @@ pub(crate) fn run_machine<'a>(
                 tokio::task::yield_now().await;
             }
             let node = &plan.nodes[cur];
+            if let Some(m) = &ex.opts.metrics {
+                m.transition(&node.state.kind);
+            }
             if ex.uses_context {
                 let now = ex.now();
                 let with_retry = matches!(
@@ -499,6 +502,9 @@ async fn step(
                     ex.sleep(delay).await?;
                     ex.check_deadline()?;
                     retries += 1;
+                    if let Some(m) = &ex.opts.metrics {
+                        m.retried();
+                    }
                     frame.ctx.set_retry_count(retries);
                     continue;
                 }
@@ -667,6 +673,10 @@ async fn call_task(
         )));
     }
     let (state_calls, resource_calls) = ex.count_call(&s.name, resource);
+    let metrics = ex.opts.metrics.as_deref().and_then(|m| m.task(resource));
+    if let Some(m) = metrics {
+        m.scheduled();
+    }
     let fut = ex.tasks.call(TaskCall {
         state: &s.name,
         resource,
@@ -677,15 +687,27 @@ async fn call_task(
     // Built-in and mocked tasks answer at once: then no timer (and no clock read) is needed.
     let mut fut = fut;
     if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
+        if let Some(m) = metrics {
+            m.answered(0.0, r.is_ok());
+        }
         let result = r?;
         ex.check_size(&result, resource, "the task result")?;
         return Ok(result);
     }
+    // Counts the call timed out if it is dropped unanswered: by a timeout below, or with
+    // the whole execution (a shutdown).
+    let mut pending = PendingCall {
+        metrics,
+        start: std::time::Instant::now(),
+    };
     // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
     let left = ex.remaining();
     let task_limit = timeout.map(Duration::from_secs);
     let result = match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await {
-        Ok(r) => r?,
+        Ok(r) => {
+            pending.answered(r.is_ok());
+            r?
+        }
         Err(_) if task_limit.is_some_and(|t| t < left) => {
             return Err(WorkflowError::new(
                 names::TIMEOUT,
@@ -700,6 +722,29 @@ async fn call_task(
     };
     ex.check_size(&result, resource, "the task result")?;
     Ok(result)
+}
+
+/// A task call waiting for its answer, as its metrics see it.
+struct PendingCall<'a> {
+    metrics: Option<&'a crate::metrics::TaskMetrics>,
+    start: std::time::Instant,
+}
+
+impl PendingCall<'_> {
+    fn answered(&mut self, ok: bool) {
+        if let Some(m) = self.metrics.take() {
+            m.answered(self.start.elapsed().as_secs_f64(), ok);
+        }
+    }
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        // Only an unanswered call still has its handles here: one add, no other work.
+        if let Some(m) = self.metrics {
+            m.timed_out();
+        }
+    }
 }
 
 fn apply_assigns(vars: &mut Vars, assigns: impl IntoIterator<Item = Value>) {

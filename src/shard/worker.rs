@@ -192,6 +192,7 @@ async fn handle(
                     state_machine_name: req.state_machine.clone(),
                     execution_name: Some(name.clone()),
                     execution_arn: Some(arn.clone()),
+                    metrics: Some(Arc::clone(&m.exec_metrics)),
                     ..ExecOptions::default()
                 };
                 let start = Utc::now();
