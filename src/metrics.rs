@@ -59,13 +59,15 @@ pub const EMBEDDED_DROPPED: &str = "stepstream_embedded_dropped_unread_total";
 /// Records written to the metrics topic that the producer refused at once.
 pub const METRICS_RECORDS_FAILED: &str = "stepstream_metrics_records_failed_total";
 
+/// Execution history events the logs topic's producer refused at once (dropped).
+pub const LOG_RECORDS_FAILED: &str = "stepstream_log_records_failed_total";
 /// State transitions (states entered) by state machine and state type (`Task`, `Choice`, ...).
 pub const TRANSITIONS: &str = "stepstream_state_transitions_total";
 /// Retries a Retry field made, by state machine.
 pub const RETRIES: &str = "stepstream_retries_total";
 
 /// Every metric name `/metrics` can serve (histograms as their base name).
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 18] = [
     EXECUTIONS,
     EXECUTION_DURATION,
     TRANSITIONS,
@@ -83,6 +85,7 @@ pub const NAMES: [&str; 17] = [
     COMMIT_FAILURES,
     EMBEDDED_DROPPED,
     METRICS_RECORDS_FAILED,
+    LOG_RECORDS_FAILED,
 ];
 
 /// Histogram buckets (seconds): sub-millisecond executions up to the 5-minute Express cap.

@@ -22,6 +22,8 @@ pub struct Machine {
     pub metrics: crate::metrics::MachineMetrics,
     /// What its executions count inside the interpreter (transitions, retries, task calls).
     pub exec_metrics: Arc<crate::metrics::ExecMetrics>,
+    /// Which history events its executions log (`[logs]`; OFF unless configured).
+    pub log: crate::exec::LogSettings,
 }
 
 /// Machines by name, shared read-only by every shard.
@@ -161,6 +163,7 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                 tasks: Arc::new(tasks),
                 metrics,
                 exec_metrics,
+                log: crate::exec::LogSettings::default(),
             },
         );
     }
