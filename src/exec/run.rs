@@ -825,7 +825,7 @@ async fn call_task_inner(
     let mut fut = fut;
     if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
         if let Some(m) = metrics {
-            m.answered(0.0, r.is_ok());
+            m.answered_at_once(r.is_ok());
         }
         let result = r?;
         ex.check_size(&result, resource, "the task result")?;
