@@ -205,17 +205,24 @@ async fn handle(
                 };
                 let start = Utc::now();
                 let running = m.metrics.started();
-                let outcome = match &ctx.logs {
+                let (outcome, log) = match &ctx.logs {
                     Some(logs) if m.log.level != exec::LogLevel::Off => {
                         let (outcome, log) =
                             exec::execute_logged(&m.plan, req.input, &m.tasks, &opts).await;
-                        logs.write(&arn, &log);
-                        outcome
+                        (outcome, Some((logs, log)))
                     }
-                    _ => exec::execute(&m.plan, req.input, &m.tasks, &opts).await,
+                    _ => (
+                        exec::execute(&m.plan, req.input, &m.tasks, &opts).await,
+                        None,
+                    ),
                 };
-                running.finished(outcome.status);
                 let stop = Utc::now();
+                // A wall clock stepped back (NTP) reads as 0, not as a negative duration.
+                let seconds = (stop - start).to_std().map_or(0.0, |d| d.as_secs_f64());
+                running.finished(outcome.status, seconds);
+                if let Some((logs, log)) = log {
+                    logs.write(&arn, &log);
+                }
                 (
                     &ctx.results_topic,
                     result::result_record(
