@@ -391,7 +391,9 @@ fn metrics_count_exactly_what_ran() {
     // Built-in handlers answer within the call: counted above, never timed.
     for ((name, l), v) in &samples {
         if name == "stepstream_task_duration_seconds_count" && *v != 0.0 {
-            wrong.push(format!("{name}{l:?}: want 0 (built-ins are not timed), got {v}"));
+            wrong.push(format!(
+                "{name}{l:?}: want 0 (built-ins are not timed), got {v}"
+            ));
         }
     }
     if consumed != (executions + dead) as f64 {
