@@ -720,7 +720,8 @@ mod tests {
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snap = recorder.snapshotter();
         // Choice -> Task (fails, retried twice, then caught) -> Pass; Parallel of one
-        // Succeed; a Task that never answers, dropped by its TimeoutSeconds.
+        // Succeed; a Task that never answers, dropped by its TimeoutSeconds; a Task that
+        // answers after a wait (the only one timed).
         let def = json!({"StartAt": "C", "States": {
             "C": {"Type": "Choice", "Choices": [
                 {"Variable": "$.go", "BooleanEquals": true, "Next": "T"}], "Default": "F"},
@@ -729,14 +730,14 @@ mod tests {
                 "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "P"}]},
             "P": {"Type": "Parallel", "Next": "N", "Branches": [
                 {"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}]},
-            "N": {"Type": "Task", "Resource": "arn:never", "TimeoutSeconds": 1, "Next": "Done",
-                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Done"}]},
-            "Done": {"Type": "Pass", "End": true},
+            "N": {"Type": "Task", "Resource": "arn:never", "TimeoutSeconds": 1, "Next": "Slow",
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "Slow"}]},
+            "Slow": {"Type": "Task", "Resource": "arn:slow", "End": true},
             "F": {"Type": "Fail"}}});
         let plan = Plan::load(&def).expect("a valid definition");
         let mut tasks = crate::tasks::Tasks::new();
         tasks
-            .register_specs(&json!({"arn:fail": "fail Boom it broke"}))
+            .register_specs(&json!({"arn:fail": "fail Boom it broke", "arn:slow": "sleep 50"}))
             .expect("valid specs");
         tasks.register_fn("arn:never", |_| {
             std::future::pending::<Result<Value, crate::tasks::TaskError>>()
@@ -760,10 +761,10 @@ mod tests {
         let t = sums(&samples, TRANSITIONS, "state_type");
         let want: BTreeMap<String, u64> = [
             ("Choice", 1),
-            ("Task", 2),
+            ("Task", 3),
             ("Parallel", 1),
             ("Succeed", 1),
-            ("Pass", 1),
+            ("Pass", 0),
             ("Wait", 0),
             ("Fail", 0),
             ("Map", 0),
@@ -774,10 +775,29 @@ mod tests {
         assert_eq!(t, want);
         assert_eq!(sums(&samples, RETRIES, "state_machine")["m"], 2);
         let calls = sums(&samples, TASKS, "status");
-        assert_eq!(calls["scheduled"], 3 + 1);
+        assert_eq!(calls["scheduled"], 3 + 1 + 1);
         assert_eq!(calls["failed"], 3);
         assert_eq!(calls["timed_out"], 1);
-        assert_eq!(calls["succeeded"], 0);
+        assert_eq!(calls["succeeded"], 1);
+        // Only the call that waited has a duration sample (its figure is real time, which
+        // a virtual clock's 50 ms sleep hardly takes, so only the count is checked).
+        let timed: Vec<(String, usize)> = samples
+            .iter()
+            .filter(|(k, ..)| k.key().name() == TASK_DURATION)
+            .filter_map(|(k, _, _, v)| match v {
+                metrics_util::debugging::DebugValue::Histogram(h) => Some((
+                    k.key()
+                        .labels()
+                        .find(|l| l.key() == "resource")
+                        .map(|l| l.value().to_string())
+                        .unwrap_or_default(),
+                    h.len(),
+                )),
+                _ => None,
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        assert_eq!(timed, [("arn:slow".to_string(), 1)]);
     }
 
     #[test]
