@@ -262,6 +262,70 @@ mod tests {
         assert_eq!(events[1]["id"], "2");
     }
 
+    fn run(def: Value, input: Value, level: LogLevel) -> (super::super::Outcome, Vec<String>) {
+        use crate::exec::{execute_blocking_logged, ClockMode, ExecOptions};
+        let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+        let opts = ExecOptions {
+            max_duration: std::time::Duration::from_secs(5),
+            log: LogSettings {
+                level,
+                include_execution_data: false,
+            },
+            ..ExecOptions::default()
+        };
+        let tasks = crate::tasks::Tasks::new();
+        let (out, log) = execute_blocking_logged(&plan, input, &tasks, &opts, ClockMode::Virtual);
+        let types = log
+            .events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("?").to_string())
+            .collect();
+        (out, types)
+    }
+
+    #[test]
+    fn map_and_parallel_states_log_their_inner_states() {
+        let def = json!({"StartAt": "M", "States": {
+            "M": {"Type": "Map", "Next": "P", "ItemProcessor": {"StartAt": "I", "States": {
+                "I": {"Type": "Pass", "End": true}}}},
+            "P": {"Type": "Parallel", "End": true, "Branches": [
+                {"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}]}}});
+        let (_, types) = run(def, json!([1, 2]), LogLevel::All);
+        assert_eq!(
+            types,
+            [
+                "ExecutionStarted",
+                "MapStateEntered",
+                "PassStateEntered",
+                "PassStateExited",
+                "PassStateEntered",
+                "PassStateExited",
+                "MapStateExited",
+                "ParallelStateEntered",
+                "SucceedStateEntered",
+                "SucceedStateExited",
+                "ParallelStateExited",
+                "ExecutionSucceeded",
+            ]
+        );
+    }
+
+    #[test]
+    fn fatal_logs_only_the_execution_failing() {
+        let def = json!({"StartAt": "M", "States": {
+            "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "F", "States": {
+                "F": {"Type": "Fail", "Error": "Bad"}}}}}});
+        let (_, types) = run(def.clone(), json!([1]), LogLevel::Error);
+        assert_eq!(types, ["MapStateFailed", "ExecutionFailed"]);
+        let (_, types) = run(def, json!([1]), LogLevel::Fatal);
+        assert_eq!(types, ["ExecutionFailed"]);
+        let wait =
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": true}}});
+        let (out, types) = run(wait, json!({}), LogLevel::Fatal);
+        assert_eq!(out.status, super::super::Status::TimedOut);
+        assert_eq!(types, ["ExecutionTimedOut"]);
+    }
+
     #[test]
     fn data_is_cut_and_marked_or_left_out() {
         let big = Value::String("é".repeat(MAX_EVENT_DATA_BYTES));
