@@ -69,6 +69,72 @@ pub struct Config {
     /// Operational logs (stderr).
     #[serde(default)]
     pub log: LogConfig,
+    /// Execution history events (Step Functions' Express logging) to a logs topic.
+    #[serde(default)]
+    pub logs: LogsConfig,
+}
+
+/// Which executions log their history events, and where to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    /// Topic that gets one record per event, keyed by the execution's ARN.
+    #[serde(default = "default_logs_topic")]
+    pub topic: String,
+    /// Level of machines not listed below: `ALL`, `ERROR`, `FATAL` or `OFF` (the default).
+    #[serde(default = "default_logs_level")]
+    pub level: String,
+    /// Whether events carry inputs, outputs and task parameters (machines not listed below).
+    #[serde(default)]
+    pub include_execution_data: bool,
+    /// Per state machine, by name: its own level and includeExecutionData.
+    #[serde(default)]
+    pub state_machines: std::collections::BTreeMap<String, MachineLogsConfig>,
+}
+
+/// One state machine's logging (`[logs.state_machines.NAME]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineLogsConfig {
+    /// `ALL`, `ERROR`, `FATAL` or `OFF`; the `[logs]` level when absent.
+    pub level: Option<String>,
+    /// The `[logs]` setting when absent.
+    pub include_execution_data: Option<bool>,
+}
+
+impl LogsConfig {
+    /// State machine `machine`'s settings.
+    pub fn settings(&self, machine: &str) -> Result<crate::exec::LogSettings, ConfigError> {
+        let own = self.state_machines.get(machine);
+        let level_text = own.and_then(|m| m.level.as_deref()).unwrap_or(&self.level);
+        let level = crate::exec::LogLevel::parse(level_text).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "logs level {level_text:?} (for {machine:?}) must be ALL, ERROR, FATAL or OFF"
+            ))
+        })?;
+        Ok(crate::exec::LogSettings {
+            level,
+            include_execution_data: own
+                .and_then(|m| m.include_execution_data)
+                .unwrap_or(self.include_execution_data),
+        })
+    }
+
+    /// Whether any state machine may log.
+    pub fn any_on(&self) -> bool {
+        let on = |l: &str| !l.eq_ignore_ascii_case("OFF");
+        on(&self.level)
+            || self
+                .state_machines
+                .values()
+                .any(|m| m.level.as_deref().is_some_and(on))
+    }
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every logs key has a default")
+    }
 }
 
 /// Where the process's metrics go.
@@ -268,6 +334,12 @@ fn default_dead_letter_max_original() -> usize {
 fn default_metrics_listen() -> String {
     "127.0.0.1:9464".into()
 }
+fn default_logs_topic() -> String {
+    "stepstream.logs".into()
+}
+fn default_logs_level() -> String {
+    "OFF".into()
+}
 fn default_metrics_topic() -> String {
     "stepstream.metrics".into()
 }
@@ -429,6 +501,15 @@ impl Config {
                 self.metrics.listen
             )));
         }
+        self.logs.settings("")?;
+        for name in self.logs.state_machines.keys() {
+            self.logs.settings(name)?;
+        }
+        if self.logs.any_on() && self.logs.topic.is_empty() {
+            return Err(ConfigError::Invalid(
+                "logs.topic is empty but a logs level is on".into(),
+            ));
+        }
         self.check_dead_letter_size()
     }
 
@@ -465,7 +546,9 @@ impl Config {
     }
 }
 
-const SECTIONS: [&str; 6] = ["kafka", "topics", "engine", "output", "metrics", "log"];
+const SECTIONS: [&str; 7] = [
+    "kafka", "topics", "engine", "output", "metrics", "log", "logs",
+];
 
 /// Applies `STEPSTREAM_*` variables to the parsed document.
 fn apply_env(

@@ -71,6 +71,13 @@ enum Command {
         /// the execution fails with States.DataLimitExceeded.
         #[arg(long, value_parser = cli::exec::parse_memory_bytes)]
         max_memory_bytes: Option<usize>,
+        /// Print the execution's history events (ALL, ERROR, FATAL; default OFF) to stderr,
+        /// one JSON object a line, as Step Functions logs them to CloudWatch Logs.
+        #[arg(long, value_parser = cli::exec::parse_log_level)]
+        log_level: Option<stepstream::exec::LogLevel>,
+        /// With --log-level: include inputs, outputs and task parameters in the events.
+        #[arg(long, requires = "log_level")]
+        log_execution_data: bool,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
     Graph {
@@ -237,6 +244,8 @@ fn run() -> Result<ExitCode> {
             mock_config,
             test_case,
             max_memory_bytes,
+            log_level,
+            log_execution_data,
         } => {
             let def_text = std::fs::read_to_string(&definition)
                 .map_err(|e| anyhow::anyhow!("cannot read definition file {definition}: {e}"))?;
@@ -284,6 +293,10 @@ fn run() -> Result<ExitCode> {
                     .transpose()?,
                 max_duration: timeout_seconds,
                 max_memory_bytes,
+                log: stepstream::exec::LogSettings {
+                    level: log_level.unwrap_or_default(),
+                    include_execution_data: log_execution_data,
+                },
             };
             let out = cli::exec::run(&def, input, &args);
             println!("{out}");

@@ -322,3 +322,70 @@ fn unknown_config_keys_stop_start_up() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("shardz"));
 }
+
+#[test]
+fn exec_prints_history_events_at_the_log_level_asked() {
+    let dir = Scratch::new("exec-log");
+    let def = dir.write(
+        "loop.json",
+        json!({"StartAt": "Spin", "States": {
+            "Spin": {"Type": "Pass", "Next": "Check"},
+            "Check": {"Type": "Choice", "Choices": [
+                {"Variable": "$.stop", "IsPresent": true, "Next": "Done"}], "Default": "Spin"},
+            "Done": {"Type": "Succeed"}}})
+        .to_string(),
+    );
+    let events = |level: &str, input: &str| -> Vec<Value> {
+        let out = stepstream(&[
+            "exec",
+            "--definition",
+            path(&def),
+            "--input",
+            input,
+            "--clock",
+            "virtual",
+            "--timeout-seconds",
+            "1",
+            "--log-level",
+            level,
+        ]);
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("type").is_some())
+            .collect()
+    };
+    let types = |evs: &[Value]| -> Vec<String> {
+        evs.iter()
+            .map(|e| e["type"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let ok = events("ALL", r#"{"stop": 1}"#);
+    assert_eq!(
+        types(&ok),
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ChoiceStateEntered",
+            "ChoiceStateExited",
+            "SucceedStateEntered",
+            "SucceedStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    // No data without --log-execution-data.
+    assert!(ok.iter().all(|e| e["details"].get("input").is_none()));
+    // A runaway loop fills the buffer's cap; the execution's own end still gets out.
+    let runaway = events("ALL", "{}");
+    assert_eq!(runaway.len(), 256);
+    assert_eq!(
+        runaway.last().map(|e| e["type"].clone()),
+        Some(json!("ExecutionTimedOut"))
+    );
+    assert_eq!(
+        types(&events("ERROR", r#"{"stop": 1}"#)),
+        Vec::<String>::new()
+    );
+    assert_eq!(types(&events("FATAL", "{}")), ["ExecutionTimedOut"]);
+}

@@ -32,6 +32,9 @@ const FAILED: usize = 3;
 const TIMED_OUT: usize = 2;
 const NOT_JSON: usize = 2;
 const UNKNOWN_MACHINE: usize = 1;
+/// Executions of a machine whose one Task fails, is retried twice, then fails the execution.
+const RETRIED: usize = 2;
+const RETRIES_EACH: usize = 2;
 
 /// The venv's python with `prometheus_client` (scripts/ops/venv.sh prints it).
 fn ops_python() -> PathBuf {
@@ -138,7 +141,8 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The fixtures, plus a machine that always runs past its one-second `TimeoutSeconds`.
+/// The fixtures, plus a machine that always runs past its one-second `TimeoutSeconds`
+/// and one whose Task always fails and is retried [`RETRIES_EACH`] times.
 fn machines_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("stepstream-metrics-machines-{}", unique("m")));
     std::fs::create_dir_all(&dir).expect("the temp dir is writable");
@@ -156,6 +160,20 @@ fn machines_dir() -> PathBuf {
         .to_string(),
     )
     .expect("the machine is written");
+    std::fs::write(
+        dir.join("retried.asl.json"),
+        json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:retried",
+               "Retry": [{"ErrorEquals": ["Boom"], "MaxAttempts": RETRIES_EACH,
+                          "IntervalSeconds": 1, "BackoffRate": 1}],
+               "End": true}}})
+        .to_string(),
+    )
+    .expect("the machine is written");
+    std::fs::write(
+        dir.join("retried.tasks.json"),
+        json!({"arn:retried": "fail Boom it always fails"}).to_string(),
+    )
+    .expect("the tasks are written");
     dir
 }
 
@@ -214,6 +232,11 @@ fn metrics_count_exactly_what_ran() {
         "order",
         json!({"stateMachine": "order", "input": workload["input"]}).to_string(),
     );
+    add(
+        RETRIED,
+        "retried",
+        json!({"stateMachine": "retried", "input": {}}).to_string(),
+    );
     add(NOT_JSON, "notjson", "{not json".to_string());
     add(
         UNKNOWN_MACHINE,
@@ -225,7 +248,7 @@ fn metrics_count_exactly_what_ran() {
     let metrics_seen = Collector::start(&kafka, &metrics_topic);
     produce(&kafka, &requests, &records);
 
-    let executions = SUCCEEDED + ORDERS + FAILED + TIMED_OUT;
+    let executions = SUCCEEDED + ORDERS + FAILED + TIMED_OUT + RETRIED;
     let dead = NOT_JSON + UNKNOWN_MACHINE;
     assert_eq!(
         results_seen.wait_for_keys(executions, RESULTS_TIMEOUT),
@@ -243,6 +266,7 @@ fn metrics_count_exactly_what_ran() {
         ("order", ORDERS, "succeeded"),
         ("always-rejected", FAILED, "failed"),
         ("times-out", TIMED_OUT, "timed_out"),
+        ("retried", RETRIED, "failed"),
     ];
     for (machine, n, status) in machines {
         for s in ["started", status] {
@@ -278,12 +302,54 @@ fn metrics_count_exactly_what_ran() {
                 ORDERS as f64,
             );
         }
+    }
+    let calls = RETRIED * (1 + RETRIES_EACH);
+    for s in ["scheduled", "failed"] {
         want.insert(
             (
-                "stepstream_task_duration_seconds_count".into(),
-                labels(&[("state_machine", "order"), ("resource", r)]),
+                "stepstream_task_calls_total".into(),
+                labels(&[
+                    ("state_machine", "retried"),
+                    ("resource", "arn:retried"),
+                    ("status", s),
+                ]),
             ),
-            ORDERS as f64,
+            calls as f64,
+        );
+    }
+
+    want.insert(
+        (
+            "stepstream_retries_total".into(),
+            labels(&[("state_machine", "retried")]),
+        ),
+        (RETRIED * RETRIES_EACH) as f64,
+    );
+    // States entered, by machine and state type; every other pair is 0 (checked below).
+    let transitions = [
+        ("pause-one-second", "Wait", SUCCEEDED),
+        ("pause-one-second", "Pass", SUCCEEDED),
+        ("order", "Task", 4 * ORDERS),
+        ("always-rejected", "Fail", FAILED),
+        ("times-out", "Wait", TIMED_OUT),
+        ("retried", "Task", RETRIED),
+    ];
+    for (machine, state_type, n) in transitions {
+        want.insert(
+            (
+                "stepstream_state_transitions_total".into(),
+                labels(&[("state_machine", machine), ("state_type", state_type)]),
+            ),
+            n as f64,
+        );
+    }
+    for machine in ["pause-one-second", "order", "always-rejected", "times-out"] {
+        want.insert(
+            (
+                "stepstream_retries_total".into(),
+                labels(&[("state_machine", machine)]),
+            ),
+            0.0,
         );
     }
     want.insert(
@@ -320,6 +386,14 @@ fn metrics_count_exactly_what_ran() {
             && *v != 0.0
         {
             wrong.push(format!("{name}{l:?}: want 0, got {v}"));
+        }
+    }
+    // Built-in handlers answer within the call: counted above, never timed.
+    for ((name, l), v) in &samples {
+        if name == "stepstream_task_duration_seconds_count" && *v != 0.0 {
+            wrong.push(format!(
+                "{name}{l:?}: want 0 (built-ins are not timed), got {v}"
+            ));
         }
     }
     if consumed != (executions + dead) as f64 {

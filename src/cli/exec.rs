@@ -29,6 +29,8 @@ pub struct ExecArgs {
     pub real_tasks: Option<crate::tasks::TasksConfig>,
     /// Overrides the per-execution memory cap (bytes).
     pub max_memory_bytes: Option<usize>,
+    /// Which history events to print to stderr, one JSON object a line.
+    pub log: crate::exec::LogSettings,
 }
 
 /// Parses `--timeout-seconds`: a positive, finite number of seconds no larger than a
@@ -92,7 +94,28 @@ pub fn run(definition: &Value, input: Value, args: &ExecArgs) -> Value {
     if let Some(m) = args.max_memory_bytes {
         opts.max_memory_bytes = m;
     }
-    execute_blocking(&plan, input, &tasks, &opts, args.clock).to_json()
+    if args.log.level == crate::exec::LogLevel::Off {
+        return execute_blocking(&plan, input, &tasks, &opts, args.clock).to_json();
+    }
+    opts.log = args.log;
+    let (out, log) = crate::exec::execute_blocking_logged(&plan, input, &tasks, &opts, args.clock);
+    for e in &log.events {
+        eprintln!("{e}");
+    }
+    if log.dropped > 0 {
+        tracing::warn!(
+            "{} events past the cap of {} were not logged",
+            log.dropped,
+            crate::exec::log::MAX_EVENTS_PER_EXECUTION
+        );
+    }
+    out.to_json()
+}
+
+/// Parses `--log-level`: ALL, ERROR, FATAL or OFF.
+pub fn parse_log_level(text: &str) -> Result<crate::exec::LogLevel, String> {
+    crate::exec::LogLevel::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a log level (ALL, ERROR, FATAL or OFF)"))
 }
 
 fn build_tasks(args: &ExecArgs) -> Result<Tasks, String> {

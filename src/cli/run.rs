@@ -60,6 +60,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         if !cfg.metrics.topic.is_empty() {
             topics.push((&cfg.metrics.topic, 1));
         }
+        if cfg.logs.any_on() {
+            topics.push((&cfg.logs.topic, cfg.kafka.partitions));
+        }
         let broker = EmbeddedBroker::start(&topics).context("cannot start the embedded broker")?;
         let b = broker.bootstrap_servers().to_string();
         tracing::warn!(

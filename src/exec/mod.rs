@@ -8,6 +8,7 @@
 pub mod context;
 mod io;
 mod limits;
+pub mod log;
 mod map;
 mod memory;
 mod parallel;
@@ -23,6 +24,7 @@ use crate::compile::plan::Plan;
 use crate::tasks::Tasks;
 
 pub use limits::{json_size, mem_size, MAX_PAYLOAD_BYTES};
+pub use log::{LogLevel, LogSettings};
 pub use memory::{ShardMemory, DEFAULT_MAX_EXECUTION_MEMORY_BYTES, DEFAULT_MAX_SHARD_MEMORY_BYTES};
 
 /// How an execution ended.
@@ -100,6 +102,10 @@ pub struct ExecOptions {
     pub execution_name: Option<String>,
     /// The execution's ARN (`$$.Execution.Id`); made up from the names when not given.
     pub execution_arn: Option<String>,
+    /// The state machine's interpreter metrics (transitions, retries, task calls), if counted.
+    pub metrics: Option<std::sync::Arc<crate::metrics::ExecMetrics>>,
+    /// Which history events the execution logs (level OFF: none, and no cost).
+    pub log: LogSettings,
 }
 
 impl Default for ExecOptions {
@@ -112,13 +118,40 @@ impl Default for ExecOptions {
             state_machine_name: "stepstream".to_string(),
             execution_name: None,
             execution_arn: None,
+            metrics: None,
+            log: LogSettings::default(),
         }
     }
 }
 
 /// Runs one execution to its end.
 pub async fn execute(plan: &Plan, input: Value, tasks: &Tasks, opts: &ExecOptions) -> Outcome {
-    run::execute(plan, input, tasks, opts).await
+    run::execute(plan, input, tasks, opts).await.0
+}
+
+/// The history events one execution logged, per its [`ExecOptions::log`] settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecutionLog {
+    /// The events in order: `{"id", "previous_event_id", "event_timestamp", "type",
+    /// "execution_arn", "details"}`.
+    pub events: Vec<Value>,
+    /// Events past [`log::MAX_EVENTS_PER_EXECUTION`] that were not kept.
+    pub dropped: u64,
+}
+
+/// Runs one execution to its end and returns its log too (empty at level OFF).
+pub async fn execute_logged(
+    plan: &Plan,
+    input: Value,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+) -> (Outcome, ExecutionLog) {
+    let (out, log) = run::execute(plan, input, tasks, opts).await;
+    let log = log.map_or_else(ExecutionLog::default, |l| {
+        let (events, dropped) = l.into_events();
+        ExecutionLog { events, dropped }
+    });
+    (out, log)
 }
 
 /// Runs one execution on a new current-thread runtime and waits for it.
@@ -129,6 +162,21 @@ pub fn execute_blocking(
     opts: &ExecOptions,
     clock: ClockMode,
 ) -> Outcome {
+    block_on(clock, execute(plan, input, tasks, opts))
+}
+
+/// [`execute_blocking`], with the execution's log.
+pub fn execute_blocking_logged(
+    plan: &Plan,
+    input: Value,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+    clock: ClockMode,
+) -> (Outcome, ExecutionLog) {
+    block_on(clock, execute_logged(plan, input, tasks, opts))
+}
+
+fn block_on<T>(clock: ClockMode, fut: impl std::future::Future<Output = T>) -> T {
     let rt = tokio::runtime::Builder::new_current_thread()
         // I/O for real task calls (Lambda, HTTP).
         .enable_io()
@@ -136,5 +184,5 @@ pub fn execute_blocking(
         .start_paused(clock == ClockMode::Virtual)
         .build()
         .expect("a current-thread runtime can always be built");
-    rt.block_on(execute(plan, input, tasks, opts))
+    rt.block_on(fut)
 }

@@ -10,6 +10,7 @@ use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::context::{self, Context};
+use super::log::{error_details, state_type, EventLog, Severity};
 use super::memory::Budget;
 use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
 use crate::asl::model::{
@@ -38,6 +39,8 @@ pub(crate) struct Exec<'a> {
     start_real: std::time::Instant,
     max_duration: Duration,
     transitions: Cell<u64>,
+    /// The execution's buffered log events; none at level OFF.
+    pub log: Option<EventLog>,
 }
 
 /// One thread of control: the top level, a Parallel branch or a Map iteration.
@@ -187,7 +190,7 @@ pub(crate) async fn execute(
     input: Value,
     tasks: &Tasks,
     opts: &ExecOptions,
-) -> Outcome {
+) -> (Outcome, Option<EventLog>) {
     let max_duration = plan
         .timeout_seconds
         .map(Duration::from_secs)
@@ -204,7 +207,15 @@ pub(crate) async fn execute(
         start_real: std::time::Instant::now(),
         max_duration,
         transitions: Cell::new(0),
+        log: EventLog::new(opts.log, execution_arn(opts)),
     };
+    if let Some(log) = &ex.log {
+        log.push("ExecutionStarted", Severity::Info, false, |l| {
+            let mut d = serde_json::Map::new();
+            l.data(&mut d, "input", &input);
+            d
+        });
+    }
     let fail = |status, e: WorkflowError| Outcome {
         status,
         output: None,
@@ -216,7 +227,8 @@ pub(crate) async fn execute(
         let e = ex
             .check_size(&input, "input", "the execution input")
             .expect_err("the input was just measured over the limit");
-        return fail(Status::Failed, e);
+        let out = fail(Status::Failed, e);
+        return ended(ex, out);
     }
     let ctx = if !plan.uses_context {
         Context::EMPTY
@@ -227,12 +239,11 @@ pub(crate) async fn execute(
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let machine = &opts.state_machine_name;
         let machine_arn = format!("arn:aws:states:local:000000000000:stateMachine:{machine}");
-        let exec_arn = opts.execution_arn.clone().unwrap_or_else(|| {
-            format!(
-                "arn:aws:states:local:000000000000:express:{machine}:{name}:{}",
-                uuid::Uuid::new_v4()
-            )
-        });
+        let exec_arn = opts
+            .execution_arn
+            .clone()
+            .or_else(|| ex.log.as_ref().map(|l| l.arn().to_string()))
+            .unwrap_or_else(|| made_up_arn(machine, &name));
         context::root(
             &exec_arn,
             &name,
@@ -249,7 +260,7 @@ pub(crate) async fn execute(
     };
     // No timer wraps the whole execution (a million parked executions would each hold one):
     // every sleep, task call and transition checks the cap itself.
-    match run_machine(&ex, plan, input, frame, Some(input_size)).await {
+    let out = match run_machine(&ex, plan, input, frame, Some(input_size)).await {
         Ok(output) => Outcome {
             status: Status::Succeeded,
             output: Some(output),
@@ -258,7 +269,46 @@ pub(crate) async fn execute(
         },
         Err(e) if is_execution_timeout(&e) => fail(Status::TimedOut, e),
         Err(e) => fail(Status::Failed, e),
+    };
+    ended(ex, out)
+}
+
+/// Logs the execution's last event and hands back its outcome and log.
+fn ended(ex: Exec<'_>, out: Outcome) -> (Outcome, Option<EventLog>) {
+    if let Some(log) = &ex.log {
+        let (kind, severity) = match out.status {
+            Status::Succeeded => ("ExecutionSucceeded", Severity::Info),
+            Status::Failed => ("ExecutionFailed", Severity::Fatal),
+            Status::TimedOut => ("ExecutionTimedOut", Severity::Fatal),
+        };
+        log.push(kind, severity, true, |l| {
+            let mut d = error_details(out.error.as_deref(), out.cause.as_deref());
+            if let Some(o) = &out.output {
+                l.data(&mut d, "output", o);
+            }
+            d
+        });
     }
+    (out, ex.log)
+}
+
+/// An ARN for an execution that was given none.
+fn made_up_arn(machine: &str, name: &str) -> String {
+    format!(
+        "arn:aws:states:local:000000000000:express:{machine}:{name}:{}",
+        uuid::Uuid::new_v4()
+    )
+}
+
+/// The execution's ARN for its log (made up when not given; only built when logging).
+fn execution_arn(opts: &ExecOptions) -> String {
+    if opts.log.level == super::LogLevel::Off {
+        return String::new();
+    }
+    opts.execution_arn.clone().unwrap_or_else(|| {
+        let name = opts.execution_name.as_deref().unwrap_or("execution");
+        made_up_arn(&opts.state_machine_name, name)
+    })
 }
 
 const EXECUTION_TIMEOUT_CAUSE: &str = "the execution ran past its time limit";
@@ -305,6 +355,9 @@ pub(crate) fn run_machine<'a>(
                 tokio::task::yield_now().await;
             }
             let node = &plan.nodes[cur];
+            if let Some(m) = &ex.opts.metrics {
+                m.transition(&node.state.kind);
+            }
             if ex.uses_context {
                 let now = ex.now();
                 let with_retry = matches!(
@@ -313,9 +366,20 @@ pub(crate) fn run_machine<'a>(
                 );
                 frame.ctx.enter_state(&node.state.name, now, with_retry);
             }
-            let (out, next, growth) = step(ex, node, data, &mut frame)
-                .await
-                .map_err(|e| locate(e, &node.state))?;
+            if let Some(log) = &ex.log {
+                let t = state_type(&node.state.kind);
+                log.push(&format!("{t}StateEntered"), Severity::Info, false, |l| {
+                    let mut d = serde_json::Map::new();
+                    d.insert("name".into(), Value::String(node.state.name.clone()));
+                    l.data(&mut d, "input", &data);
+                    d
+                });
+            }
+            let stepped = step(ex, node, data, &mut frame).await;
+            if let Some(log) = &ex.log {
+                log_step(log, node, &stepped);
+            }
+            let (out, next, growth) = stepped.map_err(|e| locate(e, &node.state))?;
             bound = match growth {
                 Growth::Same => bound,
                 Growth::Replaced(n) => n,
@@ -343,6 +407,30 @@ pub(crate) fn run_machine<'a>(
 }
 
 const FRAME_DATA: &str = "the data and variables of its running states";
+
+/// Logs how a state ended: `<Type>StateExited` with its output, or for a Map or Parallel
+/// state that failed, `<Type>StateFailed`.
+fn log_step(
+    log: &EventLog,
+    node: &Node,
+    stepped: &Result<(Value, Option<usize>, Growth), WorkflowError>,
+) {
+    let t = state_type(&node.state.kind);
+    match stepped {
+        Ok((out, _, _)) => log.push(&format!("{t}StateExited"), Severity::Info, false, |l| {
+            let mut d = serde_json::Map::new();
+            d.insert("name".into(), Value::String(node.state.name.clone()));
+            l.data(&mut d, "output", out);
+            d
+        }),
+        Err(e) if matches!(node.state.kind, Kind::Map(_) | Kind::Parallel { .. }) => {
+            log.push(&format!("{t}StateFailed"), Severity::Error, false, |_| {
+                error_details(e.error.as_deref(), e.cause.as_deref())
+            })
+        }
+        Err(_) => {}
+    }
+}
 
 /// Whether running `s` may set variables.
 fn may_assign(s: &State) -> bool {
@@ -499,6 +587,9 @@ async fn step(
                     ex.sleep(delay).await?;
                     ex.check_deadline()?;
                     retries += 1;
+                    if let Some(m) = &ex.opts.metrics {
+                        m.retried();
+                    }
                     frame.ctx.set_retry_count(retries);
                     continue;
                 }
@@ -666,6 +757,62 @@ async fn call_task(
             "The Parameters '{input}' could not be used to start the Task: [{why}]"
         )));
     }
+    let metrics = ex.opts.metrics.as_deref().and_then(|m| m.task(resource));
+    if let Some(m) = metrics {
+        m.scheduled();
+    }
+    if let Some(log) = &ex.log {
+        log.push("TaskScheduled", Severity::Info, false, |l| {
+            let mut d = serde_json::Map::new();
+            d.insert("resource".into(), Value::String(resource.to_string()));
+            d.insert("region".into(), Value::String("local".into()));
+            l.data(&mut d, "parameters", &input);
+            if let Some(t) = timeout {
+                d.insert("timeoutInSeconds".into(), Value::from(t));
+            }
+            d
+        });
+        log.push("TaskStarted", Severity::Info, false, |_| {
+            let mut d = serde_json::Map::new();
+            d.insert("resource".into(), Value::String(resource.to_string()));
+            d
+        });
+    }
+    let result = call_task_inner(ex, s, resource, input, timeout, metrics).await;
+    if let Some(log) = &ex.log {
+        match &result {
+            Ok(v) => log.push("TaskSucceeded", Severity::Info, false, |l| {
+                let mut d = serde_json::Map::new();
+                d.insert("resource".into(), Value::String(resource.to_string()));
+                l.data(&mut d, "output", v);
+                d
+            }),
+            Err(e) => {
+                let kind = if e.name() == names::TIMEOUT {
+                    "TaskTimedOut"
+                } else {
+                    "TaskFailed"
+                };
+                log.push(kind, Severity::Error, false, |_| {
+                    let mut d = error_details(e.error.as_deref(), e.cause.as_deref());
+                    d.insert("resource".into(), Value::String(resource.to_string()));
+                    d
+                })
+            }
+        }
+    }
+    result
+}
+
+/// A task call after its checks: the call, its timer and its metrics.
+async fn call_task_inner(
+    ex: &Exec<'_>,
+    s: &State,
+    resource: &str,
+    input: Value,
+    timeout: Option<u64>,
+    metrics: Option<&crate::metrics::TaskMetrics>,
+) -> Result<Value, WorkflowError> {
     let (state_calls, resource_calls) = ex.count_call(&s.name, resource);
     let fut = ex.tasks.call(TaskCall {
         state: &s.name,
@@ -677,15 +824,27 @@ async fn call_task(
     // Built-in and mocked tasks answer at once: then no timer (and no clock read) is needed.
     let mut fut = fut;
     if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
+        if let Some(m) = metrics {
+            m.answered_at_once(r.is_ok());
+        }
         let result = r?;
         ex.check_size(&result, resource, "the task result")?;
         return Ok(result);
     }
+    // Counts the call timed out if it is dropped unanswered: by a timeout below, or with
+    // the whole execution (a shutdown).
+    let mut pending = PendingCall {
+        metrics,
+        start: std::time::Instant::now(),
+    };
     // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
     let left = ex.remaining();
     let task_limit = timeout.map(Duration::from_secs);
     let result = match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await {
-        Ok(r) => r?,
+        Ok(r) => {
+            pending.answered(r.is_ok());
+            r?
+        }
         Err(_) if task_limit.is_some_and(|t| t < left) => {
             return Err(WorkflowError::new(
                 names::TIMEOUT,
@@ -700,6 +859,29 @@ async fn call_task(
     };
     ex.check_size(&result, resource, "the task result")?;
     Ok(result)
+}
+
+/// A task call waiting for its answer, as its metrics see it.
+struct PendingCall<'a> {
+    metrics: Option<&'a crate::metrics::TaskMetrics>,
+    start: std::time::Instant,
+}
+
+impl PendingCall<'_> {
+    fn answered(&mut self, ok: bool) {
+        if let Some(m) = self.metrics.take() {
+            m.answered(self.start.elapsed().as_secs_f64(), ok);
+        }
+    }
+}
+
+impl Drop for PendingCall<'_> {
+    fn drop(&mut self) {
+        // Only an unanswered call still has its handles here: one add, no other work.
+        if let Some(m) = self.metrics {
+            m.timed_out();
+        }
+    }
 }
 
 fn apply_assigns(vars: &mut Vars, assigns: impl IntoIterator<Item = Value>) {

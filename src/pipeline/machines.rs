@@ -20,6 +20,10 @@ pub struct Machine {
     pub tasks: Arc<Tasks>,
     /// Its execution metrics (handles registered at load).
     pub metrics: crate::metrics::MachineMetrics,
+    /// What its executions count inside the interpreter (transitions, retries, task calls).
+    pub exec_metrics: Arc<crate::metrics::ExecMetrics>,
+    /// Which history events its executions log (`[logs]`; OFF unless configured).
+    pub log: crate::exec::LogSettings,
 }
 
 /// Machines by name, shared read-only by every shard.
@@ -132,8 +136,9 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                     file: tf.clone(),
                     message,
                 })?;
-            // Each handler counted and timed per resource (stepstream_task_*).
-            tasks = crate::metrics::measured_tasks(&name, &specs)
+            tasks = Tasks::new();
+            tasks
+                .register_specs(&specs)
                 .map_err(|message| LoadError::Tasks { file: tf, message })?;
         }
         if let Some((doc, case, file)) = &mock_config {
@@ -149,12 +154,16 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
             }
         }
         let metrics = crate::metrics::MachineMetrics::register(&name);
+        // Task calls are counted and timed per resource (stepstream_task_*) in the interpreter.
+        let exec_metrics = Arc::new(crate::metrics::ExecMetrics::register(&name, &plan));
         out.insert(
             name,
             Machine {
                 plan,
                 tasks: Arc::new(tasks),
                 metrics,
+                exec_metrics,
+                log: crate::exec::LogSettings::default(),
             },
         );
     }

@@ -72,6 +72,9 @@ pub enum PipelineError {
     /// redoes the outputs it could not deliver.
     #[error("the results producer cannot go on ({0}); stopped without losing anything: restart stepstream (a supervisor's restart on failure suffices) and it goes on from the committed offsets")]
     ProducerFailed(String),
+    /// The configuration is invalid (a logs level).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 fn kafka_err(e: impl std::fmt::Display) -> PipelineError {
@@ -112,10 +115,11 @@ pub fn run_with(
     mode: Mode,
     assigned: Arc<AtomicBool>,
 ) -> Result<(), PipelineError> {
-    let machines = Arc::new(machines::load_with(
-        &cfg.engine.state_machines_dir,
-        &cfg.tasks,
-    )?);
+    let mut machines = machines::load_with(&cfg.engine.state_machines_dir, &cfg.tasks)?;
+    for (name, m) in machines.iter_mut() {
+        m.log = cfg.logs.settings(name)?;
+    }
+    let machines = Arc::new(machines);
     let mut bindings = HashMap::new();
     for input in &cfg.inputs {
         if let Some(m) = &input.state_machine {
@@ -179,6 +183,7 @@ pub fn run_with(
         max_memory_bytes: cfg.engine.max_execution_memory_bytes,
         max_shard_memory_bytes: cfg.engine.max_shard_memory_bytes,
         passthrough: mode == Mode::Passthrough,
+        logs: observe::LogsWriter::new(cfg, brokers),
     });
     let max_in_flight = cfg.engine.max_in_flight_per_shard;
     let mut shards: Vec<ShardHandle> = (0..cfg.shard_count())
@@ -255,6 +260,9 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
     // Only a process with a recorder writes metrics (not the load tool's in-process runs).
     if !cfg.metrics.topic.is_empty() && crate::metrics::handle().is_some() {
         wanted.push(&cfg.metrics.topic);
+    }
+    if cfg.logs.any_on() {
+        wanted.push(&cfg.logs.topic);
     }
     wanted.sort_unstable();
     wanted.dedup();

@@ -119,7 +119,66 @@ struct Flushing(ThreadedProducer<DefaultProducerContext>);
 impl Drop for Flushing {
     fn drop(&mut self) {
         if let Err(e) = self.0.flush(Duration::from_secs(5)) {
-            tracing::warn!("the last metrics record may be lost: flushing failed: {e}");
+            tracing::warn!("the last metrics or log records may be lost: flushing failed: {e}");
+        }
+    }
+}
+
+/// Writes execution history events to the logs topic: one record per event, keyed by the
+/// execution's ARN (so one execution's events stay in order on one partition).
+///
+/// A producer of its own, like the metrics topic's: the pipeline producer's delivery
+/// callback acknowledges request offsets, which a log record does not answer. Log records
+/// are best effort: a record the producer refuses at once (its queue is full) is counted
+/// and dropped, never waited for, so logging cannot hold an execution's result back.
+pub struct LogsWriter {
+    producer: Flushing,
+    topic: String,
+    refused: metrics::Counter,
+}
+
+impl LogsWriter {
+    /// A writer for `cfg.logs.topic`; none when no machine logs or the producer cannot be made.
+    pub fn new(cfg: &Config, brokers: &str) -> Option<LogsWriter> {
+        if !cfg.logs.any_on() {
+            return None;
+        }
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            match sink::base_config(cfg, brokers)
+                .set("linger.ms", "20")
+                // Bounds what logging may hold in memory when the broker is slow.
+                .set("queue.buffering.max.kbytes", "65536")
+                .create()
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!("no logs topic: cannot create its producer: {e}");
+                    return None;
+                }
+            };
+        Some(LogsWriter {
+            producer: Flushing(producer),
+            topic: cfg.logs.topic.clone(),
+            refused: metrics::counter!(crate::metrics::LOG_RECORDS_FAILED),
+        })
+    }
+
+    /// Queues one record per event of `log`, keyed by `arn`.
+    pub fn write(&self, arn: &str, log: &crate::exec::ExecutionLog) {
+        for e in &log.events {
+            let bytes = e.to_string();
+            let record = BaseRecord::<str, [u8]>::to(&self.topic)
+                .key(arn)
+                .payload(bytes.as_bytes());
+            if self.producer.0.send(record).is_err() {
+                self.refused.increment(1);
+            }
+        }
+        if log.dropped > 0 {
+            tracing::debug!(
+                "execution {arn}: {} history events past the cap were not logged",
+                log.dropped
+            );
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct ShardContext {
     /// Measurement mode: copy each request to the results topic without running anything
     /// (the consume->produce ceiling the pipeline's throughput is compared against).
     pub passthrough: bool,
+    /// Where executions of machines with logging on write their history events.
+    pub logs: Option<crate::pipeline::observe::LogsWriter>,
 }
 
 /// Starts shard `id`; the producer's context acknowledges what it finishes.
@@ -192,13 +194,35 @@ async fn handle(
                     state_machine_name: req.state_machine.clone(),
                     execution_name: Some(name.clone()),
                     execution_arn: Some(arn.clone()),
+                    metrics: Some(Arc::clone(&m.exec_metrics)),
+                    // Events are built only where they can be written.
+                    log: if ctx.logs.is_some() {
+                        m.log
+                    } else {
+                        exec::LogSettings::default()
+                    },
                     ..ExecOptions::default()
                 };
                 let start = Utc::now();
                 let running = m.metrics.started();
-                let outcome = exec::execute(&m.plan, req.input, &m.tasks, &opts).await;
-                running.finished(outcome.status);
+                let (outcome, log) = match &ctx.logs {
+                    Some(logs) if m.log.level != exec::LogLevel::Off => {
+                        let (outcome, log) =
+                            exec::execute_logged(&m.plan, req.input, &m.tasks, &opts).await;
+                        (outcome, Some((logs, log)))
+                    }
+                    _ => (
+                        exec::execute(&m.plan, req.input, &m.tasks, &opts).await,
+                        None,
+                    ),
+                };
                 let stop = Utc::now();
+                // A wall clock stepped back (NTP) reads as 0, not as a negative duration.
+                let seconds = (stop - start).to_std().map_or(0.0, |d| d.as_secs_f64());
+                running.finished(outcome.status, seconds);
+                if let Some((logs, log)) = log {
+                    logs.write(&arn, &log);
+                }
                 (
                     &ctx.results_topic,
                     result::result_record(

@@ -1,0 +1,346 @@
+//! Express-style execution logging: the history events Step Functions writes to CloudWatch
+//! Logs for an Express workflow (`ExecutionStarted`, `TaskStateEntered`, `TaskScheduled`,
+//! ..., `ExecutionSucceeded`), each `{"id", "previous_event_id", "event_timestamp", "type",
+//! "execution_arn", "details"}` as AWS shapes them (ids and the millisecond timestamp as
+//! strings).
+//!
+//! An execution logs only when its [`LogSettings`] level is not `OFF`: then it buffers its
+//! events here and hands them back with its outcome; with `OFF` the interpreter builds no
+//! event and pays one branch per hook. A buffer is bounded: at most
+//! [`MAX_EVENTS_PER_EXECUTION`] events (the execution's last event always fits: one slot is
+//! kept for it), and the `input` / `output` / `parameters` of an event are cut to
+//! [`MAX_EVENT_DATA_BYTES`] of JSON text with `"truncated": true` in their details, as AWS
+//! marks data it cut.
+
+use std::cell::RefCell;
+
+use serde_json::{json, Map, Value};
+
+use super::json_size;
+
+/// Most events one execution logs; later state and task events are counted, not kept.
+pub const MAX_EVENTS_PER_EXECUTION: usize = 256;
+/// Largest `input`, `output` or `parameters` text one event carries.
+pub const MAX_EVENT_DATA_BYTES: usize = 8 * 1024;
+/// Longest `error` or `cause` one event carries, in bytes.
+const MAX_ERROR_TEXT_BYTES: usize = 4 * 1024;
+
+/// Which events an execution logs (AWS's `LoggingConfiguration.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    /// Nothing.
+    #[default]
+    Off,
+    /// Only execution-level failures (`ExecutionFailed`, `ExecutionTimedOut`, `ExecutionAborted`).
+    Fatal,
+    /// Every failure event (`TaskFailed`, `MapStateFailed`, ...) and the FATAL ones.
+    Error,
+    /// Every event.
+    All,
+}
+
+impl LogLevel {
+    /// `ALL`, `ERROR`, `FATAL` or `OFF` (any case).
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        match s.to_ascii_uppercase().as_str() {
+            "ALL" => Some(LogLevel::All),
+            "ERROR" => Some(LogLevel::Error),
+            "FATAL" => Some(LogLevel::Fatal),
+            "OFF" => Some(LogLevel::Off),
+            _ => None,
+        }
+    }
+}
+
+/// One state machine's logging settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogSettings {
+    /// Which events are logged.
+    pub level: LogLevel,
+    /// Whether events carry the execution's data (inputs, outputs, task parameters).
+    pub include_execution_data: bool,
+}
+
+/// How bad an event is, for the level filter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Severity {
+    /// Logged at ALL only.
+    Info,
+    /// A failure inside the execution: logged at ERROR and ALL.
+    Error,
+    /// The execution failed: logged at every level but OFF.
+    Fatal,
+}
+
+impl Severity {
+    fn logged_at(self, level: LogLevel) -> bool {
+        match self {
+            Severity::Info => level >= LogLevel::All,
+            Severity::Error => level >= LogLevel::Error,
+            Severity::Fatal => level >= LogLevel::Fatal,
+        }
+    }
+}
+
+/// One execution's buffered events.
+pub(crate) struct EventLog {
+    settings: LogSettings,
+    arn: String,
+    events: RefCell<Vec<Value>>,
+    /// Events past the cap that were not kept.
+    dropped: std::cell::Cell<u64>,
+}
+
+impl EventLog {
+    /// A log for the execution `arn`, or none when `settings` log nothing.
+    pub fn new(settings: LogSettings, arn: String) -> Option<EventLog> {
+        (settings.level != LogLevel::Off).then(|| EventLog {
+            settings,
+            arn,
+            events: RefCell::new(Vec::new()),
+            dropped: std::cell::Cell::new(0),
+        })
+    }
+
+    /// The execution's ARN.
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// Logs an event of `kind` if the level wants it; `details` is built only then.
+    /// `last` marks the execution's final event, which always gets a slot.
+    pub fn push(
+        &self,
+        kind: &str,
+        severity: Severity,
+        last: bool,
+        details: impl FnOnce(&EventLog) -> Map<String, Value>,
+    ) {
+        if !severity.logged_at(self.settings.level) {
+            return;
+        }
+        let mut events = self.events.borrow_mut();
+        let room = if last {
+            MAX_EVENTS_PER_EXECUTION
+        } else {
+            MAX_EVENTS_PER_EXECUTION - 1
+        };
+        if events.len() >= room {
+            self.dropped.set(self.dropped.get() + 1);
+            return;
+        }
+        let id = events.len() as u64 + 1;
+        let millis = chrono::Utc::now().timestamp_millis();
+        events.push(json!({
+            "id": id.to_string(),
+            "previous_event_id": (id - 1).to_string(),
+            "event_timestamp": millis.to_string(),
+            "type": kind,
+            "execution_arn": self.arn,
+            "details": Value::Object(details(self)),
+        }));
+    }
+
+    /// The events, in order, and how many past the cap were not kept.
+    pub fn into_events(self) -> (Vec<Value>, u64) {
+        (self.events.into_inner(), self.dropped.get())
+    }
+
+    /// Puts `v` into `details` as `key` (a JSON string, as AWS writes data), cut to
+    /// [`MAX_EVENT_DATA_BYTES`], with `<key>Details: {"truncated"}` beside it; nothing
+    /// without includeExecutionData.
+    pub fn data(&self, details: &mut Map<String, Value>, key: &str, v: &Value) {
+        if !self.settings.include_execution_data {
+            return;
+        }
+        let truncated = json_size(v, MAX_EVENT_DATA_BYTES) > MAX_EVENT_DATA_BYTES;
+        let text = if truncated {
+            let mut t = v.to_string();
+            cut(&mut t, MAX_EVENT_DATA_BYTES);
+            t
+        } else {
+            v.to_string()
+        };
+        details.insert(key.to_string(), Value::String(text));
+        details.insert(format!("{key}Details"), json!({ "truncated": truncated }));
+    }
+}
+
+/// Cuts `s` to at most `max` bytes, at a character boundary.
+fn cut(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// `{"error", "cause"}` details, each cut to a bounded length.
+pub(crate) fn error_details(error: Option<&str>, cause: Option<&str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (k, v) in [("error", error), ("cause", cause)] {
+        if let Some(v) = v {
+            let mut s = v.to_string();
+            cut(&mut s, MAX_ERROR_TEXT_BYTES);
+            m.insert(k.to_string(), Value::String(s));
+        }
+    }
+    m
+}
+
+/// The state type's name as event types spell it (`Task` in `TaskStateEntered`).
+pub(crate) fn state_type(kind: &crate::asl::model::Kind) -> &'static str {
+    use crate::asl::model::Kind;
+    match kind {
+        Kind::Pass { .. } => "Pass",
+        Kind::Task { .. } => "Task",
+        Kind::Choice { .. } => "Choice",
+        Kind::Wait { .. } => "Wait",
+        Kind::Succeed => "Succeed",
+        Kind::Fail { .. } => "Fail",
+        Kind::Parallel { .. } => "Parallel",
+        Kind::Map(_) => "Map",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(level: LogLevel, data: bool) -> EventLog {
+        EventLog::new(
+            LogSettings {
+                level,
+                include_execution_data: data,
+            },
+            "arn:x".into(),
+        )
+        .expect("a level that logs")
+    }
+
+    #[test]
+    fn levels_keep_what_aws_keeps() {
+        let kinds = [
+            ("TaskStateEntered", Severity::Info),
+            ("TaskFailed", Severity::Error),
+            ("ExecutionFailed", Severity::Fatal),
+        ];
+        let types = |level| {
+            let l = log(level, false);
+            for (k, s) in kinds {
+                l.push(k, s, false, |_| Map::new());
+            }
+            let (events, _) = l.into_events();
+            events
+                .iter()
+                .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            types(LogLevel::All),
+            ["TaskStateEntered", "TaskFailed", "ExecutionFailed"]
+        );
+        assert_eq!(types(LogLevel::Error), ["TaskFailed", "ExecutionFailed"]);
+        assert_eq!(types(LogLevel::Fatal), ["ExecutionFailed"]);
+        assert!(EventLog::new(LogSettings::default(), "a".into()).is_none());
+    }
+
+    #[test]
+    fn the_buffer_is_capped_but_keeps_the_last_event() {
+        let l = log(LogLevel::All, false);
+        for _ in 0..MAX_EVENTS_PER_EXECUTION + 10 {
+            l.push("PassStateEntered", Severity::Info, false, |_| Map::new());
+        }
+        l.push("ExecutionSucceeded", Severity::Info, true, |_| Map::new());
+        let (events, dropped) = l.into_events();
+        assert_eq!(events.len(), MAX_EVENTS_PER_EXECUTION);
+        assert_eq!(dropped, 11);
+        assert_eq!(events[events.len() - 1]["type"], "ExecutionSucceeded");
+        assert_eq!(events[1]["previous_event_id"], "1");
+        assert_eq!(events[1]["id"], "2");
+    }
+
+    fn run(def: Value, input: Value, level: LogLevel) -> (super::super::Outcome, Vec<String>) {
+        use crate::exec::{execute_blocking_logged, ClockMode, ExecOptions};
+        let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+        let opts = ExecOptions {
+            max_duration: std::time::Duration::from_secs(5),
+            log: LogSettings {
+                level,
+                include_execution_data: false,
+            },
+            ..ExecOptions::default()
+        };
+        let tasks = crate::tasks::Tasks::new();
+        let (out, log) = execute_blocking_logged(&plan, input, &tasks, &opts, ClockMode::Virtual);
+        let types = log
+            .events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or("?").to_string())
+            .collect();
+        (out, types)
+    }
+
+    #[test]
+    fn map_and_parallel_states_log_their_inner_states() {
+        let def = json!({"StartAt": "M", "States": {
+            "M": {"Type": "Map", "Next": "P", "ItemProcessor": {"StartAt": "I", "States": {
+                "I": {"Type": "Pass", "End": true}}}},
+            "P": {"Type": "Parallel", "End": true, "Branches": [
+                {"StartAt": "S", "States": {"S": {"Type": "Succeed"}}}]}}});
+        let (_, types) = run(def, json!([1, 2]), LogLevel::All);
+        assert_eq!(
+            types,
+            [
+                "ExecutionStarted",
+                "MapStateEntered",
+                "PassStateEntered",
+                "PassStateExited",
+                "PassStateEntered",
+                "PassStateExited",
+                "MapStateExited",
+                "ParallelStateEntered",
+                "SucceedStateEntered",
+                "SucceedStateExited",
+                "ParallelStateExited",
+                "ExecutionSucceeded",
+            ]
+        );
+    }
+
+    #[test]
+    fn fatal_logs_only_the_execution_failing() {
+        let def = json!({"StartAt": "M", "States": {
+            "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "F", "States": {
+                "F": {"Type": "Fail", "Error": "Bad"}}}}}});
+        let (_, types) = run(def.clone(), json!([1]), LogLevel::Error);
+        assert_eq!(types, ["MapStateFailed", "ExecutionFailed"]);
+        let (_, types) = run(def, json!([1]), LogLevel::Fatal);
+        assert_eq!(types, ["ExecutionFailed"]);
+        let wait =
+            json!({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": true}}});
+        let (out, types) = run(wait, json!({}), LogLevel::Fatal);
+        assert_eq!(out.status, super::super::Status::TimedOut);
+        assert_eq!(types, ["ExecutionTimedOut"]);
+    }
+
+    #[test]
+    fn data_is_cut_and_marked_or_left_out() {
+        let big = Value::String("é".repeat(MAX_EVENT_DATA_BYTES));
+        let l = log(LogLevel::All, true);
+        let mut d = Map::new();
+        l.data(&mut d, "input", &big);
+        assert!(d["input"]
+            .as_str()
+            .is_some_and(|s| s.len() <= MAX_EVENT_DATA_BYTES));
+        assert_eq!(d["inputDetails"]["truncated"], true);
+        l.data(&mut d, "output", &json!({"a": 1}));
+        assert_eq!(d["output"], "{\"a\":1}");
+        assert_eq!(d["outputDetails"]["truncated"], false);
+        let mut d = Map::new();
+        log(LogLevel::All, false).data(&mut d, "input", &big);
+        assert!(d.is_empty());
+    }
+}
