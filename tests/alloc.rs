@@ -1,6 +1,7 @@
 //! The run-time halves of "parse, then compile, then run" must not allocate (DESIGN.md P2,
 //! STYLE.md "Hot paths are boring"): evaluating a compiled Choice condition, and looking a
-//! compiled definite path up with `Path::get`.
+//! compiled definite path up with `Path::get`; and whole executions stay under their
+//! allocation ceilings.
 //!
 //! A counting global allocator counts allocations per thread, so tests running in
 //! parallel do not see each other's. When a check fails, the test reruns one evaluation
@@ -253,4 +254,59 @@ fn definite_path_lookup_does_not_allocate() {
             std::hint::black_box(p.get(&env));
         });
     }
+}
+
+/// Allocations one whole execution of each workload may make, request bytes in, output
+/// bytes out (as `benches/workloads.rs` measures P1). Each ceiling is the count measured
+/// on 2026-12-02 with the serde_json value model (the same in debug and release builds):
+/// lower it when the engine allocates less; a rise names the workload and its count.
+const EXECUTION_ALLOCATION_CEILINGS: [(&str, u64); 5] = [
+    // 53.5 per Task state of the four.
+    ("order", 214),
+    ("article-choice", 118),
+    ("choice-heavy", 437),
+    ("map-parallel", 1586),
+    ("retry-catch", 116),
+];
+
+#[test]
+fn whole_executions_stay_under_their_allocation_ceilings() {
+    use stepstream::compile::plan::Plan;
+    use stepstream::exec::{execute, ExecOptions, Status};
+    use stepstream::tasks::Tasks;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime");
+    let opts = ExecOptions::default();
+    let mut report = vec![];
+    let mut over = vec![];
+    for (name, ceiling) in EXECUTION_ALLOCATION_CEILINGS {
+        let w = workload(name);
+        let plan = Plan::load(&w["definition"]).expect("the workload compiles");
+        let mut tasks = Tasks::new();
+        tasks.register_specs(&w["tasks"]).expect("the task specs");
+        let request = serde_json::to_vec(&w["input"]).expect("JSON");
+        let mut run = || {
+            let input: Value = serde_json::from_slice(&request).expect("JSON");
+            let out = rt.block_on(execute(&plan, input, &tasks, &opts));
+            assert_eq!(out.status, Status::Succeeded, "{name}: {:?}", out.cause);
+            std::hint::black_box(serde_json::to_vec(&out.output).expect("JSON"));
+        };
+        run();
+        const RUNS: u64 = 50;
+        let per_run = count(RUNS as usize, &mut run) / RUNS;
+        report.push(format!("{name}: {per_run} (ceiling {ceiling})"));
+        if per_run > ceiling {
+            over.push(name);
+        }
+    }
+    println!("allocations per execution: {}", report.join(", "));
+    assert!(
+        over.is_empty(),
+        "allocations per execution rose past the ceiling for {over:?}: {}",
+        report.join(", ")
+    );
 }
