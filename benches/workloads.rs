@@ -15,7 +15,7 @@ use tokio::runtime::Runtime;
 
 use stepstream::compile::plan::Plan;
 use stepstream::exec::{execute, ExecOptions, Status};
-use stepstream::pipeline::demo::same_json;
+use stepstream::load::same_json;
 use stepstream::tasks::Tasks;
 
 // The same allocator as the stepstream binary, so the figures are the shipped engine's.

@@ -88,32 +88,7 @@ enum Command {
         format: GraphFormat,
     },
     /// Drive a pipeline with a benchmark workload: throughput, latency percentiles, outputs checked.
-    Load {
-        /// Workload file (benches/workloads/*.json format).
-        #[arg(long, default_value = "benches/workloads/order.json")]
-        workload: PathBuf,
-        /// Requests to send.
-        #[arg(long, default_value_t = 50_000)]
-        count: u64,
-        /// Requests per second (default: flat out).
-        #[arg(long)]
-        rate: Option<f64>,
-        /// Config file for brokers and client properties (default: built-in defaults + environment).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Measure a plain consume->produce copy instead of executions.
-        #[arg(long)]
-        passthrough: bool,
-        /// Measure the copy, then executions, in the same run, and print the ratio (P4).
-        #[arg(long)]
-        compare: bool,
-        /// Feed the pipeline the config describes instead of starting one in this process.
-        #[arg(long)]
-        external: bool,
-        /// At most this many requests waiting for their result.
-        #[arg(long, default_value_t = 5_000)]
-        max_outstanding: usize,
-    },
+    Load(cli::load::LoadArgs),
     /// Run the Kafka pipeline (an embedded broker when no brokers are configured).
     Run {
         /// Config file (default: config/stepstream.toml when present, else built-in defaults).
@@ -192,26 +167,8 @@ fn run() -> Result<ExitCode> {
                 }
             }
         }
-        Command::Load {
-            workload,
-            count,
-            rate,
-            config,
-            passthrough,
-            compare,
-            external,
-            max_outstanding,
-        } => {
-            cli::load::run(&cli::load::LoadArgs {
-                workload,
-                count,
-                rate,
-                config,
-                passthrough,
-                compare,
-                external,
-                max_outstanding,
-            })?;
+        Command::Load(args) => {
+            cli::load::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

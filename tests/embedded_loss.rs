@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use stepstream::config::{Config, InputConfig};
-use stepstream::pipeline::{self, demo, embedded::EmbeddedBroker};
+use stepstream::load;
+use stepstream::pipeline::{self, embedded::EmbeddedBroker};
 
 const REQUESTS: &str = "loss.requests";
 const RESULTS: &str = "loss.results";
@@ -63,7 +64,7 @@ fn requests_dropped_unread_by_the_embedded_broker_are_counted_and_are_the_missin
     cfg.engine.shards = 1;
 
     // Unpaced, and uncompressed: lz4 would shrink identical requests to almost nothing.
-    let spec = demo::DemoSpec {
+    let spec = load::FeedSpec {
         bootstrap: bootstrap.clone(),
         requests_topic: REQUESTS.into(),
         results_topic: RESULTS.into(),
@@ -76,12 +77,13 @@ fn requests_dropped_unread_by_the_embedded_broker_are_counted_and_are_the_missin
         timeout: Duration::from_secs(30),
         client_properties: vec![("compression.type".into(), "none".into())],
         expected_output: Some(serde_json::json!({"id": 7})),
+        passthrough: false,
         requests_dropped: Some(broker.dropped_unread_counter()),
     };
     let feeder_stop = Arc::new(AtomicBool::new(false));
     let feeder = {
         let stop = Arc::clone(&feeder_stop);
-        std::thread::spawn(move || demo::run(&spec, &stop))
+        std::thread::spawn(move || load::feed(&spec, &stop))
     };
 
     let started = Instant::now();

@@ -15,26 +15,35 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::config::{Config, InputConfig};
-use crate::pipeline::{self, demo, embedded::EmbeddedBroker, Mode};
+use crate::load;
+use crate::pipeline::{self, embedded::EmbeddedBroker, Mode};
 
-/// Options of `stepstream load`.
-#[derive(Debug, Clone)]
+/// Options of `stepstream load`, declared once for the command line and for callers.
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
-    /// A workload file (`benches/workloads/*.json` format).
+    /// Workload file (benches/workloads/*.json format).
+    #[arg(long, default_value = "benches/workloads/order.json")]
     pub workload: PathBuf,
     /// Requests to send.
+    #[arg(long, default_value_t = 50_000)]
     pub count: u64,
-    /// Requests per second (flat out when absent).
+    /// Requests per second (default: flat out).
+    #[arg(long)]
     pub rate: Option<f64>,
-    /// Config file for brokers and client properties (topics and machines are set by `load`).
+    /// Config file for brokers and client properties (default: built-in defaults + environment).
+    #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Measure the consume->produce copy instead of executions.
+    /// Measure a plain consume->produce copy instead of executions.
+    #[arg(long)]
     pub passthrough: bool,
-    /// Measure both and print the ratio.
+    /// Measure the copy, then executions, in the same run, and print the ratio (P4).
+    #[arg(long)]
     pub compare: bool,
-    /// Feed the pipeline the config describes instead of starting one.
+    /// Feed the pipeline the config describes instead of starting one in this process.
+    #[arg(long)]
     pub external: bool,
-    /// At most this many requests without a result.
+    /// At most this many requests waiting for their result.
+    #[arg(long, default_value_t = 5_000)]
     pub max_outstanding: usize,
 }
 
@@ -88,7 +97,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             &cfg.kafka.brokers,
             &requests,
             &w,
-            Some(w.expected.clone()),
+            Mode::Execute,
             &stop,
         )?;
         return check(&summary);
@@ -191,8 +200,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let expected = (*mode == Mode::Execute).then(|| w.expected.clone());
-        let summary = feed(args, c, &brokers, &c.inputs[0].topic, &w, expected, &stop);
+        let summary = feed(args, c, &brokers, &c.inputs[0].topic, &w, *mode, &stop);
         pipeline_stop.store(true, Ordering::Relaxed);
         worker
             .join()
@@ -223,10 +231,10 @@ fn feed(
     brokers: &str,
     requests_topic: &str,
     w: &Workload,
-    expected_output: Option<Value>,
+    mode: Mode,
     stop: &AtomicBool,
-) -> Result<demo::DemoSummary> {
-    let spec = demo::DemoSpec {
+) -> Result<load::FeedSummary> {
+    let spec = load::FeedSpec {
         bootstrap: brokers.to_string(),
         requests_topic: requests_topic.to_string(),
         results_topic: cfg.topics.results.clone(),
@@ -237,13 +245,14 @@ fn feed(
         max_outstanding: args.max_outstanding,
         timeout: Duration::from_secs(60),
         client_properties: cfg.kafka.property_pairs(),
-        expected_output,
+        passthrough: mode == Mode::Passthrough,
+        expected_output: (mode == Mode::Execute).then(|| w.expected.clone()),
         requests_dropped: None,
     };
-    Ok(demo::run(&spec, stop)?)
+    Ok(load::feed(&spec, stop)?)
 }
 
-fn check(s: &demo::DemoSummary) -> Result<()> {
+fn check(s: &load::FeedSummary) -> Result<()> {
     if s.missing > 0 {
         bail!("{} requests got no result", s.missing);
     }

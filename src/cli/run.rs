@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::config::Config;
-use crate::pipeline::{self, demo, embedded, embedded::EmbeddedBroker};
+use crate::load;
+use crate::pipeline::{self, embedded, embedded::EmbeddedBroker};
 
 /// Options of `stepstream run` beyond the config file.
 #[derive(Debug, Clone, Default)]
@@ -95,7 +96,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let Some(requests) = cfg.inputs.iter().find(|i| i.state_machine.is_none()) else {
         bail!("the demo needs an envelope input topic (an [[inputs]] entry without state_machine)");
     };
-    let spec = demo::DemoSpec {
+    let spec = load::FeedSpec {
         bootstrap: brokers.clone(),
         requests_topic: requests.topic.clone(),
         results_topic: cfg.topics.results.clone(),
@@ -107,6 +108,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         timeout: Duration::from_secs(60),
         client_properties: cfg.kafka.property_pairs(),
         expected_output: None,
+        passthrough: false,
         requests_dropped: embedded
             .as_ref()
             .map(EmbeddedBroker::dropped_unread_counter),
@@ -120,7 +122,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .name("pipeline".into())
             .spawn(move || pipeline::run_mode(&cfg, &brokers, &pstop, mode))?
     };
-    let summary = demo::run(&spec, &stop);
+    let summary = load::feed(&spec, &stop);
     pipeline_stop.store(true, Ordering::Relaxed);
     let piped = worker
         .join()

@@ -11,7 +11,6 @@
 //! session timeout.
 
 pub mod acked;
-pub mod demo;
 pub mod embedded;
 pub mod instance;
 pub mod machines;

@@ -62,4 +62,4 @@ pub fn root() -> &'static Path {
 
 /// Structural equality where numbers compare by value (`24.0 == 24`).
 #[allow(unused_imports)]
-pub use stepstream::pipeline::demo::same_json;
+pub use stepstream::load::same_json;
