@@ -88,7 +88,10 @@ fn the_etl_example_exports_orders_through_kafka_to_dynamodb_sns_sqs_and_eventbri
         .collect();
     for i in 0..MISSING {
         let id = format!("NOPE-{i}");
-        outgoing.push(Outgoing::new(id.clone(), json!({"orderId": id}).to_string()));
+        outgoing.push(Outgoing::new(
+            id.clone(),
+            json!({"orderId": id}).to_string(),
+        ));
     }
     produce(&kafka, &requests, &outgoing);
     assert_eq!(
@@ -164,7 +167,10 @@ fn the_etl_example_exports_orders_through_kafka_to_dynamodb_sns_sqs_and_eventbri
         assert_eq!(summary, out["summary"]);
         assert_eq!(note["MessageId"], out["exported"]["notified"]["MessageId"]);
         assert_eq!(note["Subject"], "order exported");
-        assert_eq!(note["MessageAttributes"]["customer"]["Value"], out["summary"]["customer"]);
+        assert_eq!(
+            note["MessageAttributes"]["customer"]["Value"],
+            out["summary"]["customer"]
+        );
         seen.insert(id);
     }
     assert_eq!(seen.len(), ORDERS);

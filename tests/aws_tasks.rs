@@ -372,3 +372,47 @@ fn an_unreachable_service_is_an_sdk_client_exception_and_aws_needs_allowing() {
         "{cause}"
     );
 }
+
+#[test]
+fn the_aws_sdk_service_table_matches_botocore_models() {
+    use stepstream::tasks::aws::services::SERVICES;
+    let rows: Vec<Value> = SERVICES
+        .iter()
+        .map(|s| {
+            json!({"names": std::iter::once(s.name).chain(s.aliases.iter().copied()).collect::<Vec<_>>(),
+                   "signing": s.signing_name, "endpoint": s.endpoint_prefix, "target": s.target_prefix,
+                   "version": s.json_version, "camel": s.camel_case})
+        })
+        .collect();
+    // Compares each row with the model botocore (installed beside moto) ships for it.
+    let moto = aws_support::python();
+    let script = format!(
+        "import botocore.session, json, sys\n\
+         s = botocore.session.get_session()\n\
+         known = set(s.get_available_services())\n\
+         bad = []\n\
+         for r in json.loads({rows:?}):\n    \
+             name = next((n for n in r['names'] if n in known), None)\n    \
+             if name is None:\n        bad.append([r['names'], 'no botocore model']); continue\n    \
+             m = s.get_service_model(name)\n    \
+             md = m.metadata\n    \
+             members = [k for op in m.operation_names for k in (m.operation_model(op).input_shape.members if m.operation_model(op).input_shape else {{}})]\n    \
+             camel = sum(k[0].islower() for k in members) > len(members) / 2\n    \
+             got = dict(signing=md.get('signingName') or md['endpointPrefix'], endpoint=md['endpointPrefix'],\n                        target=md.get('targetPrefix'), version=md.get('jsonVersion'), camel=camel,\n                        json='json' in md.get('protocols', [md.get('protocol')]))\n    \
+             want = dict(signing=r['signing'], endpoint=r['endpoint'], target=r['target'], version=r['version'], camel=r['camel'], json=True)\n    \
+             if got != want: bad.append([name, got, want])\n\
+         print(json.dumps(bad))\n",
+        rows = Value::Array(rows).to_string()
+    );
+    let out = std::process::Command::new(moto)
+        .args(["-c", &script])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bad, json!([]), "rows that differ from botocore: {bad}");
+}
