@@ -416,3 +416,125 @@ fn the_aws_sdk_service_table_matches_botocore_models() {
     let bad: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(bad, json!([]), "rows that differ from botocore: {bad}");
 }
+
+/// A server on 127.0.0.1 that reads each request and answers `response` (or never, when
+/// `None`); it lives as long as the test process.
+fn fake_service(response: Option<Vec<u8>>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 65536];
+            let _ = conn.read(&mut buf);
+            match &response {
+                Some(r) => {
+                    let _ = conn.write_all(r);
+                }
+                None => held.push(conn),
+            }
+        }
+    });
+    url
+}
+
+fn http_response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    let mut bytes = r.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[test]
+fn timeouts_throttling_faults_and_oversized_answers_have_aws_names() {
+    let dir = Scratch::new("aws-faults");
+    let hang = fake_service(None);
+    let throttled = fake_service(Some(http_response(
+        "400 Bad Request",
+        &[("x-amzn-requestid", "T1"), ("content-type", "application/x-amz-json-1.0")],
+        br#"{"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException", "message": "slow down"}"#,
+    )));
+    let broken = fake_service(Some(http_response(
+        "500 Internal Server Error",
+        &[("content-type", "text/html")],
+        b"<html>oops</html>",
+    )));
+    let huge = fake_service(Some(http_response(
+        "200 OK",
+        &[("content-type", "text/xml")],
+        &vec![b' '; 300 * 1024],
+    )));
+    let cfg = dir.write(
+        "stepstream.toml",
+        format!(
+            "[tasks.aws]\nregion = \"us-east-1\"\n\
+             endpoints = {{ sqs = {hang:?}, dynamodb = {throttled:?}, events = {broken:?}, sns = {huge:?} }}\n"
+        ),
+    );
+    let catch = |names: &[&str], path: &str, next: &str| json!([{"ErrorEquals": names, "ResultPath": path, "Next": next}]);
+    let def = dir.write(
+        "def.asl.json",
+        json!({"StartAt": "Slow", "States": {
+            "Slow": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage", "TimeoutSeconds": 1,
+                     "Parameters": {"QueueUrl": "http://127.0.0.1/1/q", "MessageBody": "x"},
+                     "Catch": catch(&["States.Timeout"], "$.slow", "Throttled"), "End": true},
+            "Throttled": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",
+                     "Parameters": {"TableName": "T", "Key": {"id": {"S": "x"}}},
+                     "Retry": [{"ErrorEquals": ["DynamoDB.ProvisionedThroughputExceededException"],
+                                "IntervalSeconds": 0, "MaxAttempts": 2}],
+                     "Catch": catch(&["DynamoDB.ProvisionedThroughputExceededException"], "$.throttled", "Broken"), "End": true},
+            "Broken": {"Type": "Task", "Resource": "arn:aws:states:::events:putEvents",
+                     "Parameters": {"Entries": [{"Source": "s", "DetailType": "d", "Detail": "{}"}]},
+                     "Catch": catch(&["EventBridge.InternalServerErrorException"], "$.broken", "Huge"), "End": true},
+            "Huge": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish",
+                     "Parameters": {"TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": "m"},
+                     "Catch": catch(&["States.DataLimitExceeded"], "$.huge", "Done"), "End": true},
+            "Done": {"Type": "Succeed"}}})
+        .to_string(),
+    );
+    let started = std::time::Instant::now();
+    let out = exec(&[
+        "--definition",
+        def.to_str().unwrap(),
+        "--input",
+        "{}",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(out["status"], "SUCCEEDED", "{out}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the hung call was cut off"
+    );
+    let o = &out["output"];
+    assert_eq!(o["slow"]["Error"], "States.Timeout", "{o}");
+    assert_eq!(
+        o["throttled"]["Error"],
+        "DynamoDB.ProvisionedThroughputExceededException"
+    );
+    assert_eq!(
+        o["throttled"]["Cause"],
+        "slow down (Service: AmazonDynamoDBv2; Status Code: 400; Error Code: ProvisionedThroughputExceededException; Request ID: T1; Proxy: null)"
+    );
+    assert_eq!(
+        o["broken"]["Error"],
+        "EventBridge.InternalServerErrorException"
+    );
+    assert!(
+        o["broken"]["Cause"]
+            .as_str()
+            .unwrap()
+            .contains("Status Code: 500"),
+        "{o}"
+    );
+    assert_eq!(o["huge"]["Error"], "States.DataLimitExceeded", "{o}");
+}
