@@ -70,6 +70,22 @@ impl AwsConfig {
                 _ => return Err(format!("{key}: {url:?} is not an http(s) URL")),
             }
         }
+        for key in self.endpoints.keys() {
+            let known = key == "sns"
+                || services::SERVICES
+                    .iter()
+                    .any(|s| endpoint_keys(s).contains(&key.as_str()));
+            if !known {
+                return Err(format!(
+                    "tasks.aws.endpoints.{key}: no such service (sns, or one of: {})",
+                    services::SERVICES
+                        .iter()
+                        .map(|s| s.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
         if let Some(r) = &self.region {
             if !valid_region(r) {
                 return Err(format!("tasks.aws.region {r:?} is not a region name"));
@@ -158,13 +174,23 @@ impl Integration {
         Ok(Integration::Sdk { service, operation })
     }
 
-    /// The service whose endpoint the call uses.
-    fn service_key(&self) -> (&'static str, &'static str, &'static str) {
+    /// The service's resource name, endpoint prefix and signing name.
+    fn service_names(&self) -> (&'static str, &'static str, &'static str) {
         match self {
             Integration::Optimized { service, .. } | Integration::Sdk { service, .. } => {
                 (service.name, service.endpoint_prefix, service.signing_name)
             }
             Integration::SnsPublish => ("sns", "sns", "sns"),
+        }
+    }
+
+    /// The `[tasks.aws] endpoints` keys that name this service, in lookup order.
+    fn endpoint_keys(&self) -> Vec<&'static str> {
+        match self {
+            Integration::Optimized { service, .. } | Integration::Sdk { service, .. } => {
+                endpoint_keys(service)
+            }
+            Integration::SnsPublish => vec!["sns"],
         }
     }
 
@@ -215,7 +241,18 @@ struct Target {
     region: String,
 }
 
-fn target(cfg: &TasksConfig, keys: [&str; 3]) -> Result<Target, WorkflowError> {
+/// The names of a service `[tasks.aws] endpoints` accepts: resource name, aliases,
+/// endpoint prefix, signing name.
+fn endpoint_keys(s: &Service) -> Vec<&'static str> {
+    let mut keys = vec![s.name];
+    keys.extend(s.aliases);
+    keys.extend([s.endpoint_prefix, s.signing_name]);
+    keys
+}
+
+fn target(cfg: &TasksConfig, integration: &Integration) -> Result<Target, WorkflowError> {
+    let (name, prefix, _) = integration.service_names();
+    let keys = integration.endpoint_keys();
     let aws = &cfg.aws;
     let region = aws.region();
     let configured = keys
@@ -227,16 +264,15 @@ fn target(cfg: &TasksConfig, keys: [&str; 3]) -> Result<Target, WorkflowError> {
             .map_err(|e| bad(format!("tasks.aws endpoint {url:?}: {e}")))?;
         return Ok(Target { url, region });
     }
-    let prefix = keys[1];
     let url = reqwest::Url::parse(&format!("https://{prefix}.{region}.amazonaws.com/"))
         .map_err(|e| bad(format!("region {region:?}: {e}")))?;
     if !cfg.allows(&url) {
         return Err(bad(format!(
             "no endpoint is configured for {} and AWS's endpoint {} is not allowed: set \
              [tasks.aws] endpoints.{} (or endpoint), or add {:?} to [tasks] allow_hosts",
-            keys[0],
+            name,
             url.as_str().trim_end_matches('/'),
-            keys[0],
+            name,
             url.host_str().unwrap_or_default()
         )));
     }
@@ -263,8 +299,8 @@ async fn post(
     body: Vec<u8>,
     on_error: fn(&Style, u16, &reqwest::header::HeaderMap, &[u8]) -> WorkflowError,
 ) -> Result<Answer, WorkflowError> {
-    let (name, prefix, signing) = integration.service_key();
-    let t = target(cfg, [name, prefix, signing])?;
+    let (name, _, signing) = integration.service_names();
+    let t = target(cfg, integration)?;
     let creds = credentials::load(cfg, &t.region)
         .await
         .map_err(|why| bad(format!("cannot sign the {name} call: {why}")))?;
@@ -564,23 +600,40 @@ mod tests {
         cfg.aws
             .endpoints
             .insert("events".into(), "http://127.0.0.1:1".into());
-        let at = |cfg: &TasksConfig, keys| target(cfg, keys).map(|t| t.url.to_string());
-        assert_eq!(
-            at(&cfg, ["eventbridge", "events", "events"]).unwrap(),
-            "http://127.0.0.1:1/"
+        let at = |cfg: &TasksConfig, r: &str| {
+            let i = Integration::parse(r).unwrap().unwrap();
+            target(cfg, &i).map(|t| t.url.to_string())
+        };
+        let (events, ddb) = (
+            "arn:aws:states:::aws-sdk:eventbridge:putRule",
+            "arn:aws:states:::dynamodb:getItem",
         );
-        let refused = at(&cfg, ["dynamodb", "dynamodb", "dynamodb"]).unwrap_err();
+        assert_eq!(at(&cfg, events).unwrap(), "http://127.0.0.1:1/");
+        assert!(cfg.aws.check().is_ok());
+        let refused = at(&cfg, ddb).unwrap_err();
         assert!(refused.cause.unwrap().contains("allow_hosts"), "refused");
         cfg.allow_hosts.push("*.amazonaws.com".into());
         assert_eq!(
-            at(&cfg, ["dynamodb", "dynamodb", "dynamodb"]).unwrap(),
+            at(&cfg, ddb).unwrap(),
             "https://dynamodb.eu-west-1.amazonaws.com/"
         );
         cfg.aws.endpoint = Some("http://127.0.0.1:2".into());
+        assert_eq!(at(&cfg, ddb).unwrap(), "http://127.0.0.1:2/");
+        cfg.aws
+            .endpoints
+            .insert("stepfunctions".into(), "http://127.0.0.1:3".into());
         assert_eq!(
-            at(&cfg, ["dynamodb", "dynamodb", "dynamodb"]).unwrap(),
-            "http://127.0.0.1:2/"
+            at(&cfg, "arn:aws:states:::aws-sdk:sfn:startExecution").unwrap(),
+            "http://127.0.0.1:3/"
         );
+        cfg.aws
+            .endpoints
+            .insert("dynamo".into(), "http://127.0.0.1:4".into());
+        assert!(cfg
+            .aws
+            .check()
+            .unwrap_err()
+            .contains("dynamo: no such service"));
     }
 
     #[test]
