@@ -151,9 +151,28 @@ impl Integration {
             "events:putEvents" => optimized("eventbridge", "PutEvents"),
             "sns:publish" => Some(Ok(Integration::SnsPublish)),
             _ => {
-                let sdk = rest.strip_prefix("aws-sdk:")?;
-                let (name, action) = sdk.split_once(':')?;
-                Some(Self::sdk(name, action))
+                if let Some(sdk) = rest.strip_prefix("aws-sdk:") {
+                    let (name, action) = sdk.split_once(':')?;
+                    return Some(Self::sdk(name, action));
+                }
+                // Another action of an optimized service: the aws-sdk form reaches it.
+                let (service, action) = rest.split_once(':')?;
+                if action.contains('.') {
+                    // `.sync` and `.waitForTaskToken`: validation explains why Express refuses them.
+                    return None;
+                }
+                let sdk_name = match service {
+                    "dynamodb" | "sqs" => service,
+                    "events" => "eventbridge",
+                    "sns" => {
+                        return Some(Err(format!("{resource}: only sns:publish is supported")))
+                    }
+                    _ => return None,
+                };
+                Some(Err(format!(
+                    "{resource} is not an optimized integration here (dynamodb:getItem|putItem|updateItem|deleteItem, \
+                     sqs:sendMessage, events:putEvents, sns:publish): arn:aws:states:::aws-sdk:{sdk_name}:{action} calls the API action"
+                )))
             }
         }
     }
@@ -590,7 +609,8 @@ mod tests {
             .is_err());
         assert_eq!(p("arn:aws:states:::lambda:invoke"), None);
         assert_eq!(p("arn:aws:states:::http:invoke"), None);
-        assert!(!handles("arn:aws:states:::dynamodb:query"));
+        let query = p("arn:aws:states:::dynamodb:query").unwrap().unwrap_err();
+        assert!(query.contains("aws-sdk:dynamodb:query"), "{query}");
     }
 
     #[test]
