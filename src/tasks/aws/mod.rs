@@ -151,16 +151,16 @@ impl Integration {
             "events:putEvents" => optimized("eventbridge", "PutEvents"),
             "sns:publish" => Some(Ok(Integration::SnsPublish)),
             _ => {
+                if rest.contains('.') {
+                    // `.sync` and `.waitForTaskToken`: validation explains why Express refuses them.
+                    return None;
+                }
                 if let Some(sdk) = rest.strip_prefix("aws-sdk:") {
                     let (name, action) = sdk.split_once(':')?;
                     return Some(Self::sdk(name, action));
                 }
                 // Another action of an optimized service: the aws-sdk form reaches it.
                 let (service, action) = rest.split_once(':')?;
-                if action.contains('.') {
-                    // `.sync` and `.waitForTaskToken`: validation explains why Express refuses them.
-                    return None;
-                }
                 let sdk_name = match service {
                     "dynamodb" | "sqs" => service,
                     "events" => "eventbridge",
