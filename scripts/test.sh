@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 # The Lambda Runtime Interface Emulator and awslambdaric for tests/lambda_*.rs (quick when installed).
 bash scripts/lambda/setup.sh >/dev/null
+# moto's server and boto3 for tests/aws_*.rs (quick when installed).
+bash scripts/aws/setup.sh >/dev/null
 # prometheus_client, hadolint and docker-compose for tests/metrics_kafka.rs and tests/docker_files.rs.
 STEPSTREAM_OPS_PYTHON="$(bash scripts/ops/venv.sh)"
 export STEPSTREAM_OPS_PYTHON

@@ -4,7 +4,8 @@
 //! picks the handler for a call: a mock for the state if one is configured, else the
 //! handler registered for the state's `Resource`, else (when [`Tasks::with_real_tasks`]
 //! enabled them) the real integrations: a Lambda function ARN or `lambda:invoke` goes to
-//! [`lambda`], `http:invoke` to [`http`], `arn:stepstream:::kafka:produce` to [`kafka`].
+//! [`lambda`], `http:invoke` to [`http`], `arn:stepstream:::kafka:produce` to [`kafka`],
+//! DynamoDB, SQS, SNS, EventBridge and `aws-sdk:SERVICE:ACTION` resources to [`aws`].
 //!
 //! A program embedding stepstream binds its own Rust code with [`Tasks::register_fn`]:
 //!
@@ -17,6 +18,7 @@
 //! });
 //! ```
 
+pub mod aws;
 pub mod builtin;
 pub mod http;
 pub mod kafka;
@@ -75,6 +77,7 @@ struct RealTasks {
     lambda: lambda::Lambda,
     http: http::Http,
     kafka: kafka::KafkaProduce,
+    aws: aws::Aws,
 }
 
 /// A handler made of an async closure (see [`Tasks::register_fn`]).
@@ -117,7 +120,7 @@ impl Tasks {
         self.register(resource, Arc::new(FnHandler(f)));
     }
 
-    /// Lets resources nothing else answers reach real services (Lambda, HTTP) as `cfg` allows.
+    /// Lets resources nothing else answers reach real services (Lambda, HTTP, AWS) as `cfg` allows.
     pub fn with_real_tasks(mut self, cfg: TasksConfig) -> Result<Self, String> {
         cfg.check()?;
         let limits = Arc::new(net::Limits::new(cfg.max_concurrency));
@@ -125,6 +128,7 @@ impl Tasks {
         self.real = Some(Arc::new(RealTasks {
             lambda: lambda::Lambda::new(Arc::clone(&cfg), Arc::clone(&limits)),
             http: http::Http::new(Arc::clone(&cfg), Arc::clone(&limits)),
+            aws: aws::Aws::new(Arc::clone(&cfg), Arc::clone(&limits)),
             kafka: kafka::KafkaProduce::new(cfg, limits),
         }));
         Ok(self)
@@ -165,6 +169,8 @@ impl Tasks {
                     Some(&r.http)
                 } else if call.resource == kafka::PRODUCE {
                     Some(&r.kafka)
+                } else if aws::handles(call.resource) {
+                    Some(&r.aws)
                 } else {
                     None
                 }

@@ -1,4 +1,4 @@
-//! What every real call (Lambda, HTTP) shares: the `[tasks]` config, the destination
+//! What every real call (Lambda, HTTP, AWS services) shares: the `[tasks]` config, the destination
 //! allow-list, one HTTP client per shard thread, per-resource concurrency limits, a time
 //! limit and a size cap on every response.
 //!
@@ -61,6 +61,9 @@ pub struct TasksConfig {
     /// Where `arn:stepstream:::kafka:produce` writes.
     #[serde(default)]
     pub kafka: super::kafka::KafkaTaskConfig,
+    /// AWS service integrations: region and endpoints.
+    #[serde(default)]
+    pub aws: super::aws::AwsConfig,
 }
 
 impl Default for TasksConfig {
@@ -75,6 +78,7 @@ impl Default for TasksConfig {
             lambda: LambdaConfig::default(),
             http: HttpConfig::default(),
             kafka: super::kafka::KafkaTaskConfig::default(),
+            aws: super::aws::AwsConfig::default(),
         }
     }
 }
@@ -93,6 +97,7 @@ impl fmt::Debug for TasksConfig {
             .field("http_connections", &self.http.connections.len())
             .field("kafka_brokers", &self.kafka.brokers)
             .field("kafka_topics", &self.kafka.topics)
+            .field("aws", &self.aws)
             .finish()
     }
 }
@@ -201,6 +206,7 @@ impl TasksConfig {
                 _ => return Err(format!("{key}: {url:?} is not an http(s) URL")),
             }
         }
+        self.aws.check()?;
         for c in &self.http.connections {
             if reqwest::Url::parse(&c.prefix).is_err() {
                 return Err(format!(
