@@ -30,6 +30,9 @@ pub struct Job {
     pub header_machine: Option<Vec<u8>>,
     /// `stepstream-execution-name` header, raw.
     pub header_name: Option<Vec<u8>>,
+    /// `stepstream-depth` and `stepstream-execution-id` headers, raw: set only on child
+    /// executions started by `states:startExecution`.
+    pub header_nesting: Option<Box<(Option<Vec<u8>>, Option<Vec<u8>>)>>,
 }
 
 /// The poller's side of a shard.

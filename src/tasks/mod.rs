@@ -4,7 +4,8 @@
 //! picks the handler for a call: a mock for the state if one is configured, else the
 //! handler registered for the state's `Resource`, else (when [`Tasks::with_real_tasks`]
 //! enabled them) the real integrations: a Lambda function ARN or `lambda:invoke` goes to
-//! [`lambda`], `http:invoke` to [`http`], `arn:stepstream:::kafka:produce` to [`kafka`].
+//! [`lambda`], `http:invoke` to [`http`], `arn:stepstream:::kafka:produce` to [`kafka`],
+//! `arn:stepstream:::kafka:invoke` to [`kafka_invoke`], `states:startExecution` to [`nested`].
 //!
 //! A program embedding stepstream binds its own Rust code with [`Tasks::register_fn`]:
 //!
@@ -20,10 +21,13 @@
 pub mod builtin;
 pub mod http;
 pub mod kafka;
+pub mod kafka_invoke;
 pub mod lambda;
 pub mod mock;
 pub mod mock_config;
+pub mod nested;
 pub mod net;
+pub mod replies;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,6 +58,9 @@ pub struct TaskCall<'a> {
     pub state_calls: u32,
     /// How many times this resource was called before in this execution.
     pub resource_calls: u32,
+    /// The state's `TimeoutSeconds` (or its Path's value), when it sets one; the
+    /// interpreter enforces it, a handler that waits uses it instead of its own default.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Something a Task state can call.
@@ -75,6 +82,8 @@ struct RealTasks {
     lambda: lambda::Lambda,
     http: http::Http,
     kafka: kafka::KafkaProduce,
+    kafka_invoke: kafka_invoke::KafkaInvoke,
+    start_execution: nested::StartExecution,
 }
 
 /// A handler made of an async closure (see [`Tasks::register_fn`]).
@@ -122,10 +131,23 @@ impl Tasks {
         cfg.check()?;
         let limits = Arc::new(net::Limits::new(cfg.max_concurrency));
         let cfg = Arc::new(cfg);
+        // One producer for every Kafka task.
+        let producer = Arc::new(kafka::SharedProducer::new(Arc::clone(&cfg)));
+        let (c, l, p) = (&cfg, &limits, &producer);
         self.real = Some(Arc::new(RealTasks {
-            lambda: lambda::Lambda::new(Arc::clone(&cfg), Arc::clone(&limits)),
-            http: http::Http::new(Arc::clone(&cfg), Arc::clone(&limits)),
-            kafka: kafka::KafkaProduce::new(cfg, limits),
+            lambda: lambda::Lambda::new(Arc::clone(c), Arc::clone(l)),
+            http: http::Http::new(Arc::clone(c), Arc::clone(l)),
+            kafka: kafka::KafkaProduce::new(Arc::clone(c), Arc::clone(l), Arc::clone(p)),
+            kafka_invoke: kafka_invoke::KafkaInvoke::new(
+                Arc::clone(c),
+                Arc::clone(l),
+                Arc::clone(p),
+            ),
+            start_execution: nested::StartExecution::new(
+                Arc::clone(c),
+                Arc::clone(l),
+                Arc::clone(p),
+            ),
         }));
         Ok(self)
     }
@@ -165,6 +187,10 @@ impl Tasks {
                     Some(&r.http)
                 } else if call.resource == kafka::PRODUCE {
                     Some(&r.kafka)
+                } else if call.resource == kafka_invoke::INVOKE {
+                    Some(&r.kafka_invoke)
+                } else if call.resource == nested::START_EXECUTION {
+                    Some(&r.start_execution)
                 } else {
                     None
                 }
