@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 # The Lambda Runtime Interface Emulator and awslambdaric for tests/lambda_*.rs (quick when installed).
 bash scripts/lambda/setup.sh >/dev/null
-# prometheus_client, hadolint and docker-compose for tests/metrics_kafka.rs and tests/docker_files.rs.
+# prometheus_client, hadolint and docker-compose for tests/metrics_kafka.rs and tests/docker_files.rs,
+# confluent-kafka for the Python task workers of tests/kafka_invoke.rs.
 STEPSTREAM_OPS_PYTHON="$(bash scripts/ops/venv.sh)"
 export STEPSTREAM_OPS_PYTHON
 cargo build --all-targets --quiet

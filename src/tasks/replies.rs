@@ -156,13 +156,16 @@ impl Replies {
             c.set(name, value);
         }
         let admin = c.clone();
-        c.set("enable.auto.commit", "false")
+        let instance = rand::random::<u64>();
+        // librdkafka wants a group id to assign partitions; nothing joins it (no subscribe)
+        // and nothing is committed to it.
+        c.set("group.id", format!("stepstream-replies-{instance:016x}"))
+            .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false");
         let consumer: BaseConsumer = c
             .create()
             .map_err(|e| format!("kafka:invoke cannot create its reply consumer: {e}"))?;
-        let instance = rand::random::<u64>();
         let (state_tx, state) = watch::channel(State::Starting);
         let (registrations, registered) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
@@ -463,7 +466,8 @@ impl Reader {
             return Ok(());
         }
         let first = self.routing.next_offsets.is_empty();
-        for p in self.routing.next_offsets.len()..count {
+        let mut next = self.routing.next_offsets.clone();
+        for p in next.len()..count {
             let start = if first {
                 let p = i32::try_from(p).expect("at most MAX_REPLY_PARTITIONS");
                 let (_, high) = self
@@ -476,17 +480,20 @@ impl Reader {
             } else {
                 0
             };
-            self.routing.next_offsets.push(start);
+            next.push(start);
         }
         let mut tpl = TopicPartitionList::new();
-        for (p, &offset) in self.routing.next_offsets.iter().enumerate() {
+        for (p, &offset) in next.iter().enumerate() {
             let p = i32::try_from(p).expect("at most MAX_REPLY_PARTITIONS");
             tpl.add_partition_offset(&self.routing.topic, p, Offset::Offset(offset))
                 .map_err(|e| e.to_string())?;
         }
         self.consumer
             .assign(&tpl)
-            .map_err(|e| format!("cannot read reply topic {:?}: {e}", self.routing.topic))
+            .map_err(|e| format!("cannot read reply topic {:?}: {e}", self.routing.topic))?;
+        // Only now: an empty list still means "not reading yet" to the loop.
+        self.routing.next_offsets = next;
+        Ok(())
     }
 
     /// The topic's partition count, `None` when it does not exist.
