@@ -15,7 +15,7 @@ use super::offsets::{Commit, Offsets};
 use super::request::{HEADER_EXECUTION_NAME, HEADER_STATE_MACHINE};
 use super::result::Source;
 use crate::shard::router::shard_for;
-use crate::shard::{Job, ShardHandle};
+use crate::shard::{Job, NestingHeaders, ShardHandle};
 use crate::tasks::nested::{HEADER_DEPTH, HEADER_EXECUTION_ID};
 
 /// Consumer callbacks: commit what is safe before partitions are taken away.
@@ -357,8 +357,12 @@ fn dispatch(
             }
         }
     }
-    let header_nesting = (header_depth.is_some() || header_id.is_some())
-        .then(|| Box::new((header_depth, header_id)));
+    let header_nesting = (header_depth.is_some() || header_id.is_some()).then(|| {
+        Box::new(NestingHeaders {
+            depth: header_depth,
+            execution_id: header_id,
+        })
+    });
     let job = Job {
         source: Source {
             topic: topic.to_string(),

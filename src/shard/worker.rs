@@ -152,7 +152,7 @@ async fn handle(
     .and_then(|req| {
         let nesting = match job.header_nesting.as_deref() {
             None => request::Nesting::default(),
-            Some((depth, id)) => request::nesting(depth.as_deref(), id.as_deref())?,
+            Some(h) => request::nesting(h.depth.as_deref(), h.execution_id.as_deref())?,
         };
         Ok((req, nesting))
     });

@@ -435,16 +435,17 @@ impl Reader {
             match self.consumer.poll(POLL) {
                 None => {}
                 Some(Ok(m)) => self.routing.route(&m),
-                Some(Err(e)) => {
-                    // Broker trouble repeats every poll; once every 10 s is enough to see it.
-                    if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        tracing::warn!(
-                            "stepstream: reading replies from {:?} failed: {e}",
-                            self.routing.topic
-                        );
-                        last_poll_error = Some(Instant::now());
-                    }
+                // Broker trouble repeats every poll; once every 10 s is enough to see it.
+                Some(Err(e))
+                    if last_poll_error.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) =>
+                {
+                    tracing::warn!(
+                        "stepstream: reading replies from {:?} failed: {e}",
+                        self.routing.topic
+                    );
+                    last_poll_error = Some(Instant::now());
                 }
+                Some(Err(_)) => {}
             }
         }
     }
