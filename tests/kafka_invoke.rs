@@ -268,15 +268,20 @@ fn ten_thousand_executions_each_wait_for_a_python_worker_s_reply() {
 }
 
 #[test]
-fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_and_error_headers_into_errors() {
+fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_error_headers_into_errors_and_refuses_huge_ones(
+) {
     let kafka = bootstrap();
-    let (square, late, refuse, replies) = (
+    let (square, late, refuse, huge, replies) = (
         unique("inv-square"),
         unique("inv-late"),
         unique("inv-refuse"),
+        unique("inv-huge"),
         unique("inv-exec-replies"),
     );
-    create_topics(&kafka, &[(&square, 1), (&late, 1), (&refuse, 1)]);
+    create_topics(
+        &kafka,
+        &[(&square, 1), (&late, 1), (&refuse, 1), (&huge, 1)],
+    );
     let mut workers = vec![
         Worker::start("square", &square, &unique("g"), &[]),
         Worker::start(
@@ -286,6 +291,7 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_and_error_headers_in
             &["--mode", "late", "--delay", "3"],
         ),
         Worker::start("refuse", &refuse, &unique("g"), &["--mode", "error"]),
+        Worker::start("huge", &huge, &unique("g"), &["--mode", "huge"]),
     ];
     for w in &mut workers {
         w.wait_assigned();
@@ -311,8 +317,12 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_and_error_headers_in
                      "Next": "Refused"},
             "Refused": {"Type": "Task", "Resource": INVOKE,
                         "Parameters": {"Topic": refuse, "Value": {"n.$": "$.n"}},
-                        "Catch": [{"ErrorEquals": ["Worker.Refused"], "ResultPath": "$.refused", "Next": "Done"}],
-                        "Next": "Done"},
+                        "Catch": [{"ErrorEquals": ["Worker.Refused"], "ResultPath": "$.refused", "Next": "Huge"}],
+                        "Next": "Huge"},
+            "Huge": {"Type": "Task", "Resource": INVOKE,
+                     "Parameters": {"Topic": huge, "Value": {"n.$": "$.n"}},
+                     "Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "ResultPath": "$.huge", "Next": "Done"}],
+                     "Next": "Done"},
             "Done": {"Type": "Succeed"}}})
         .to_string(),
     );
@@ -335,6 +345,7 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_and_error_headers_in
         json!({"Error": "Worker.Refused", "Cause": "cannot do 12"}),
         "{out}"
     );
+    assert_eq!(o["huge"]["Error"], "States.DataLimitExceeded", "{out}");
 }
 
 #[test]

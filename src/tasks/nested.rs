@@ -254,6 +254,38 @@ mod tests {
     }
 
     #[test]
+    fn a_start_past_the_depth_limit_fails_before_anything_is_written() {
+        use crate::compile::plan::Plan;
+        use crate::exec::{execute, ExecOptions};
+        let def = json!({"StartAt": "S", "States": {"S": {"Type": "Task", "Resource": START_EXECUTION,
+            "Parameters": {"StateMachineArn": "arn:aws:states:::stateMachine:loop"}, "End": true}}});
+        let plan = Plan::load(&def).unwrap();
+        let mut cfg = TasksConfig::default();
+        cfg.kafka.max_nesting_depth = 2;
+        let tasks = super::super::Tasks::new().with_real_tasks(cfg).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let run = |depth| {
+            rt.block_on(at_depth(
+                depth,
+                execute(&plan, json!({}), &tasks, &ExecOptions::default()),
+            ))
+        };
+        let deep = run(2);
+        assert_eq!(deep.error.as_deref(), Some(NESTING_TOO_DEEP));
+        assert!(deep.cause.unwrap().contains("3 deep"));
+        // One level up the start goes on to the producer, which has no brokers here.
+        let ok_depth = run(1);
+        assert!(
+            ok_depth.cause.unwrap().contains("no brokers"),
+            "{:?}",
+            ok_depth.error
+        );
+    }
+
+    #[test]
     fn the_depth_is_the_scope_s_and_zero_outside() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
