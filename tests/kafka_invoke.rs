@@ -146,7 +146,7 @@ fn free_port() -> u16 {
         .expect("loopback has a free port")
 }
 
-/// The value of an unlabelled sample on `/metrics`.
+/// The sum of every sample of `name` (any labels) on `/metrics`; `None` when it has none.
 fn scrape_sample(addr: &str, name: &str) -> Option<f64> {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -157,8 +157,18 @@ fn scrape_sample(addr: &str, name: &str) -> Option<f64> {
     .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
-    raw.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    let values: Vec<f64> = raw
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let rest = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ")?.1,
+                None => rest.strip_prefix(' ')?,
+            };
+            rest.trim().parse().ok()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 fn invoke_definition(topic: &str) -> Value {
@@ -461,4 +471,111 @@ fn a_parent_starts_children_whose_results_arrive_and_a_self_starting_loop_stops_
     // Nothing past the limit was started.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(collected.distinct_keys(), want.len());
+}
+
+/// Lines of `stepstream: partitions assigned: ...` that name at least one partition.
+fn assignments(p: &Processor) -> usize {
+    p.stderr()
+        .lines()
+        .filter(|l| l.contains("stepstream: partitions assigned:") && !l.ends_with("(none)"))
+        .count()
+}
+
+#[test]
+fn processes_sharing_a_reply_topic_skip_each_other_s_replies_without_counting_them() {
+    const N: usize = 2_000;
+    let kafka = bootstrap();
+    let (requests, results, errors, work, replies) = (
+        unique("share-requests"),
+        unique("share-results"),
+        unique("share-errors"),
+        unique("share-work"),
+        unique("share-replies"),
+    );
+    create_topics(
+        &kafka,
+        &[
+            (&requests, 4),
+            (&results, 4),
+            (&errors, 4),
+            (&work, 2),
+            (&replies, 2),
+        ],
+    );
+    let mut worker = Worker::start(
+        "w",
+        &work,
+        &unique("share-workers"),
+        &["--unknown-every", "1000"],
+    );
+    worker.wait_assigned();
+    let machines = Machines::new(&[("invoke", invoke_definition(&work))]);
+    let group = unique("share-group");
+    let tasks =
+        format!("[tasks]\nmax_concurrency = 5000\n\n[tasks.kafka]\nreply_topic = {replies:?}\n");
+    let start = |name: &str, metrics: &str| {
+        let mut config = ProcessorConfig::new(&kafka, &group, &results, &errors)
+            .bound_input(&requests, "invoke");
+        config.state_machines_dir = machines.0.clone();
+        config.metrics_listen = metrics.to_string();
+        Processor::start_ready_with(name, &config, &tasks)
+    };
+    let metrics = [
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    ];
+    let a = start("share-a", &metrics[0]);
+    let b = start("share-b", &metrics[1]);
+    // Both own partitions once the group settled (a was assigned all, then gave half to b:
+    // the cooperative protocol revokes and assigns only what moves).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(assignments(&a) >= 1 && assignments(&b) >= 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the group did not settle in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let collected = Collector::start(&kafka, &results);
+    let outgoing: Vec<Outgoing> = (0..N)
+        .map(|i| {
+            Outgoing::new(
+                format!("s-{i}"),
+                json!({"id": format!("s-{i}"), "n": i}).to_string(),
+            )
+        })
+        .collect();
+    produce(&kafka, &requests, &outgoing);
+    assert_eq!(collected.wait_for_keys(N, RESULTS_TIMEOUT), N);
+    let by_key = collected.by_key();
+    for i in 0..N {
+        let r = by_key[&format!("s-{i}")][0].json().unwrap();
+        assert_eq!(r["output"]["answer"]["square"], i * i, "s-{i}: {r}");
+    }
+    for m in &metrics {
+        let ran = scrape_sample(m, "stepstream_records_consumed_total").unwrap_or(0.0);
+        assert!(ran > 0.0, "both processes ran executions ({m}: {ran})");
+    }
+    produce(
+        &kafka,
+        &replies,
+        &[Outgoing::new("stray", "{}"), Outgoing::new("stray", "{}")],
+    );
+    // Each process reads every reply: the N replies meant for the other one are skipped
+    // uncounted; the worker's unknown ids count in the process they name, the two strays
+    // (no id at all) in both.
+    let want = (N / 1000 + 2 * 2) as f64;
+    let name = "stepstream_task_replies_unmatched_total";
+    let total = || -> f64 {
+        metrics
+            .iter()
+            .map(|m| scrape_sample(m, name).unwrap_or(0.0))
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while total() != want && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(total(), want, "{name} summed over both processes");
 }
