@@ -433,7 +433,8 @@ impl Reader {
                 continue;
             }
             match self.consumer.poll(POLL) {
-                None => {}
+                // Also when idle, so re-registrations (a thread's new runtime) never pile up.
+                None => self.routing.take_registrations(),
                 Some(Ok(m)) => self.routing.route(&m),
                 // Broker trouble repeats every poll; once every 10 s is enough to see it.
                 Some(Err(e))
@@ -567,8 +568,21 @@ impl Reader {
 }
 
 impl Routing {
+    /// Takes the threads registered since the last look (a thread registers before it
+    /// sends its first request, so before any reply for it can be read).
+    fn take_registrations(&mut self) {
+        while let Ok((s, tx)) = self.registered.try_recv() {
+            let s = s as usize;
+            if self.slots.len() <= s {
+                self.slots.resize_with(s + 1, || None);
+            }
+            self.slots[s] = Some(tx);
+        }
+    }
+
     /// Sends one reply to the thread that waits for it.
     fn route(&mut self, m: &BorrowedMessage<'_>) {
+        self.take_registrations();
         if let Some(next) = usize::try_from(m.partition())
             .ok()
             .and_then(|p| self.next_offsets.get_mut(p))
@@ -602,13 +616,6 @@ impl Routing {
         if instance != self.instance {
             // Another process's (or a previous run's) call: theirs to count.
             return;
-        }
-        while let Ok((s, tx)) = self.registered.try_recv() {
-            let s = s as usize;
-            if self.slots.len() <= s {
-                self.slots.resize_with(s + 1, || None);
-            }
-            self.slots[s] = Some(tx);
         }
         let value = m.payload().unwrap_or_default();
         let reply = if value.len() > MAX_RESPONSE_BYTES {
