@@ -288,9 +288,16 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_error_headers_into_e
         unique("inv-huge"),
         unique("inv-exec-replies"),
     );
+    let patient = unique("inv-patient");
     create_topics(
         &kafka,
-        &[(&square, 1), (&late, 1), (&refuse, 1), (&huge, 1)],
+        &[
+            (&square, 1),
+            (&late, 1),
+            (&refuse, 1),
+            (&huge, 1),
+            (&patient, 1),
+        ],
     );
     let mut workers = vec![
         Worker::start("square", &square, &unique("g"), &[]),
@@ -302,6 +309,12 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_error_headers_into_e
         ),
         Worker::start("refuse", &refuse, &unique("g"), &["--mode", "error"]),
         Worker::start("huge", &huge, &unique("g"), &["--mode", "huge"]),
+        Worker::start(
+            "patient",
+            &patient,
+            &unique("g"),
+            &["--mode", "late", "--delay", "3"],
+        ),
     ];
     for w in &mut workers {
         w.wait_assigned();
@@ -311,7 +324,7 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_error_headers_into_e
     let cfg = dir.write(
         "stepstream.toml",
         format!(
-            "[tasks.kafka]\nbrokers = {kafka:?}\nreply_topic = {replies:?}\nreply_partitions = 2\n"
+            "[tasks]\ncall_timeout_seconds = 2\n\n[tasks.kafka]\nbrokers = {kafka:?}\nreply_topic = {replies:?}\nreply_partitions = 2\n"
         ),
     );
     let def = dir.write(
@@ -331,8 +344,13 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_error_headers_into_e
                         "Next": "Huge"},
             "Huge": {"Type": "Task", "Resource": INVOKE,
                      "Parameters": {"Topic": huge, "Value": {"n.$": "$.n"}},
-                     "Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "ResultPath": "$.huge", "Next": "Done"}],
-                     "Next": "Done"},
+                     "Catch": [{"ErrorEquals": ["States.DataLimitExceeded"], "ResultPath": "$.huge", "Next": "Patient"}],
+                     "Next": "Patient"},
+            // Past call_timeout_seconds (2) but within its own TimeoutSeconds: it waits.
+            "Patient": {"Type": "Task", "Resource": INVOKE, "TimeoutSeconds": 10,
+                        "Parameters": {"Topic": patient, "Value": {"n.$": "$.n"}},
+                        "ResultSelector": {"square.$": "$.square"},
+                        "ResultPath": "$.patient", "Next": "Done"},
             "Done": {"Type": "Succeed"}}})
         .to_string(),
     );
@@ -356,6 +374,7 @@ fn exec_waits_for_replies_and_turns_late_ones_into_timeouts_error_headers_into_e
         "{out}"
     );
     assert_eq!(o["huge"]["Error"], "States.DataLimitExceeded", "{out}");
+    assert_eq!(o["patient"], json!({"square": 144}), "{out}");
 }
 
 #[test]
