@@ -10,7 +10,8 @@ bash scripts/system-deps.sh
 bash scripts/lambda/setup.sh >/dev/null
 # moto's server and boto3 for tests/aws_*.rs (quick when installed).
 bash scripts/aws/setup.sh >/dev/null
-# prometheus_client, hadolint and docker-compose for tests/metrics_kafka.rs and tests/docker_files.rs.
+# prometheus_client, hadolint and docker-compose for tests/metrics_kafka.rs and tests/docker_files.rs,
+# confluent-kafka for the Python task workers of tests/kafka_invoke.rs.
 STEPSTREAM_OPS_PYTHON="$(bash scripts/ops/venv.sh)"
 export STEPSTREAM_OPS_PYTHON
 cargo build --all-targets --quiet

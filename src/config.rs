@@ -463,6 +463,14 @@ impl Config {
                 cfg.tasks.kafka.properties = cfg.kafka.properties.clone();
             }
         }
+        // states:startExecution starts children where this pipeline reads envelopes.
+        if cfg.tasks.kafka.requests_topic.is_none() {
+            cfg.tasks.kafka.requests_topic = cfg
+                .inputs
+                .iter()
+                .find(|i| i.state_machine.is_none())
+                .map(|i| i.topic.clone());
+        }
         Ok(cfg)
     }
 

@@ -66,8 +66,12 @@ pub const TRANSITIONS: &str = "stepstream_state_transitions_total";
 /// Retries a Retry field made, by state machine.
 pub const RETRIES: &str = "stepstream_retries_total";
 
+/// `kafka:invoke` replies dropped because no call waited for them (unknown id, or the
+/// call already timed out or was cancelled).
+pub const UNMATCHED_REPLIES: &str = "stepstream_task_replies_unmatched_total";
+
 /// Every metric name `/metrics` can serve (histograms as their base name).
-pub const NAMES: [&str; 18] = [
+pub const NAMES: [&str; 19] = [
     EXECUTIONS,
     EXECUTION_DURATION,
     TRANSITIONS,
@@ -86,6 +90,7 @@ pub const NAMES: [&str; 18] = [
     EMBEDDED_DROPPED,
     METRICS_RECORDS_FAILED,
     LOG_RECORDS_FAILED,
+    UNMATCHED_REPLIES,
 ];
 
 /// Histogram buckets (seconds): sub-millisecond executions up to the 5-minute Express cap.

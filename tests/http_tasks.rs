@@ -227,6 +227,14 @@ fn a_slow_server_times_out_with_states_timeout() {
         "[tasks]\ncall_timeout_seconds = 0.5\n",
     );
     assert_eq!(out["error"], "States.Timeout", "{out}");
+    // A TimeoutSeconds longer than the config's limit wins: the call may take that long.
+    let out = call(
+        &dir,
+        json!({"ApiEndpoint": srv.url("/slow?seconds=1"), "Method": "GET"}),
+        json!({"TimeoutSeconds": 5}),
+        "[tasks]\ncall_timeout_seconds = 0.5\n",
+    );
+    assert_eq!(out["status"], "SUCCEEDED", "{out}");
 }
 
 #[test]

@@ -820,6 +820,7 @@ async fn call_task_inner(
         input,
         state_calls,
         resource_calls,
+        timeout: timeout.map(Duration::from_secs),
     });
     // Built-in and mocked tasks answer at once: then no timer (and no clock read) is needed.
     let mut fut = fut;

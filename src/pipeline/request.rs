@@ -182,6 +182,51 @@ pub fn decode(
     })
 }
 
+/// Where a child execution (started by `states:startExecution`) sits: its nesting depth
+/// and the execution id its parent chose (so the ARN the parent returned is the child's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Nesting {
+    /// 0 for a top-level execution.
+    pub depth: u32,
+    /// The id the execution ARN ends with; `None`: a fresh one.
+    pub execution_id: Option<uuid::Uuid>,
+}
+
+/// Reads the raw `stepstream-depth` and `stepstream-execution-id` headers.
+pub fn nesting(depth: Option<&[u8]>, execution_id: Option<&[u8]>) -> Result<Nesting, Rejection> {
+    use crate::tasks::nested::{HEADER_DEPTH, HEADER_EXECUTION_ID};
+    let depth = match depth {
+        None => 0,
+        Some(raw) => std::str::from_utf8(raw)
+            .ok()
+            .and_then(|t| t.parse::<u32>().ok())
+            .ok_or_else(|| {
+                reject(
+                    errors::INVALID_REQUEST,
+                    format!("the {HEADER_DEPTH} header is not a whole number"),
+                )
+            })?,
+    };
+    let execution_id = match execution_id {
+        None => None,
+        Some(raw) => Some(
+            std::str::from_utf8(raw)
+                .ok()
+                .and_then(|t| uuid::Uuid::parse_str(t).ok())
+                .ok_or_else(|| {
+                    reject(
+                        errors::INVALID_REQUEST,
+                        format!("the {HEADER_EXECUTION_ID} header is not a UUID"),
+                    )
+                })?,
+        ),
+    };
+    Ok(Nesting {
+        depth,
+        execution_id,
+    })
+}
+
 /// Longest execution or state machine name AWS accepts, in characters.
 pub const MAX_NAME_CHARS: usize = 80;
 
@@ -488,6 +533,25 @@ mod tests {
         assert!(r.cause.contains("empty"), "{}", r.cause);
         let r = rejected(br#"{"stateMachine":7,"input":{}}"#, None, None);
         assert!(r.cause.contains("must be a string"), "{}", r.cause);
+    }
+
+    #[test]
+    fn nesting_headers_are_a_depth_and_a_uuid_or_the_request_is_refused() {
+        assert_eq!(nesting(None, None), Ok(Nesting::default()));
+        let id = "6f1c2e0a-1b2c-4d5e-8f90-123456789abc";
+        let n = nesting(Some(b"3"), Some(id.as_bytes())).unwrap();
+        assert_eq!(
+            (n.depth, n.execution_id.unwrap().to_string()),
+            (3, id.to_string())
+        );
+        for (d, i) in [
+            (Some(&b"-1"[..]), None),
+            (Some(b"x"), None),
+            (None, Some(&b"nope"[..])),
+        ] {
+            let r = nesting(d, i).unwrap_err();
+            assert_eq!(r.error, errors::INVALID_REQUEST, "{}", r.cause);
+        }
     }
 
     #[test]

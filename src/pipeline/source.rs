@@ -15,7 +15,8 @@ use super::offsets::{Commit, Offsets};
 use super::request::{HEADER_EXECUTION_NAME, HEADER_STATE_MACHINE};
 use super::result::Source;
 use crate::shard::router::shard_for;
-use crate::shard::{Job, ShardHandle};
+use crate::shard::{Job, NestingHeaders, ShardHandle};
+use crate::tasks::nested::{HEADER_DEPTH, HEADER_EXECUTION_ID};
 
 /// Consumer callbacks: commit what is safe before partitions are taken away.
 pub struct SourceContext {
@@ -341,18 +342,27 @@ fn dispatch(
         offsets.dispatched(topic, m.partition(), m.offset());
     }
     let (mut header_machine, mut header_name) = (None, None);
+    let (mut header_depth, mut header_id) = (None, None);
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
             // Raw bytes, a null value as an empty one: the decoder refuses a bad name
             // instead of silently ignoring it.
-            let v = Some(h.value.unwrap_or_default().to_vec());
+            let v = || Some(h.value.unwrap_or_default().to_vec());
             match h.key {
-                HEADER_STATE_MACHINE => header_machine = v,
-                HEADER_EXECUTION_NAME => header_name = v,
+                HEADER_STATE_MACHINE => header_machine = v(),
+                HEADER_EXECUTION_NAME => header_name = v(),
+                HEADER_DEPTH => header_depth = v(),
+                HEADER_EXECUTION_ID => header_id = v(),
                 _ => {}
             }
         }
     }
+    let header_nesting = (header_depth.is_some() || header_id.is_some()).then(|| {
+        Box::new(NestingHeaders {
+            depth: header_depth,
+            execution_id: header_id,
+        })
+    });
     let job = Job {
         source: Source {
             topic: topic.to_string(),
@@ -364,6 +374,7 @@ fn dispatch(
         bound: settings.bindings.get(topic).cloned(),
         header_machine,
         header_name,
+        header_nesting,
     };
     let shard = shard_for(topic, m.partition(), shards.len());
     shards[shard].submit(job);

@@ -30,6 +30,17 @@ pub struct Job {
     pub header_machine: Option<Vec<u8>>,
     /// `stepstream-execution-name` header, raw.
     pub header_name: Option<Vec<u8>>,
+    /// Set only on child executions started by `states:startExecution` (boxed: rare).
+    pub header_nesting: Option<Box<NestingHeaders>>,
+}
+
+/// The headers a parent execution puts on its child's request, raw.
+#[derive(Debug, Default)]
+pub struct NestingHeaders {
+    /// `stepstream-depth`.
+    pub depth: Option<Vec<u8>>,
+    /// `stepstream-execution-id`.
+    pub execution_id: Option<Vec<u8>>,
 }
 
 /// The poller's side of a shard.

@@ -14,6 +14,7 @@ use crate::pipeline::machines::Machines;
 use crate::pipeline::request::{self, errors, RequestLimits};
 use crate::pipeline::result::{self, Source};
 use crate::pipeline::sink::{self, Failure, Pending, Sink, SinkEvent};
+use crate::tasks::nested::at_depth;
 
 /// What every shard shares: read-only machines, the producer, where to write.
 pub struct ShardContext {
@@ -147,7 +148,14 @@ async fn handle(
         job.header_machine.as_deref(),
         job.header_name.as_deref(),
         ctx.limits,
-    );
+    )
+    .and_then(|req| {
+        let nesting = match job.header_nesting.as_deref() {
+            None => request::Nesting::default(),
+            Some(h) => request::nesting(h.depth.as_deref(), h.execution_id.as_deref())?,
+        };
+        Ok((req, nesting))
+    });
     let max_original = ctx.producer.context().dead_letters().max_original;
     let (topic, payload) = match decoded {
         Err(rej) => {
@@ -163,7 +171,7 @@ async fn handle(
                 ),
             )
         }
-        Ok(req) => match ctx.machines.get(&req.state_machine) {
+        Ok((req, nesting)) => match ctx.machines.get(&req.state_machine) {
             None => {
                 let mut known: Vec<_> = ctx.machines.keys().map(String::as_str).collect();
                 known.sort_unstable();
@@ -186,7 +194,9 @@ async fn handle(
             }
             Some(m) => {
                 let name = req.name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-                let arn = result::execution_arn(&req.state_machine, &name, &uuid::Uuid::new_v4());
+                // A child's id was chosen by its parent, which returned the ARN already.
+                let id = nesting.execution_id.unwrap_or_else(uuid::Uuid::new_v4);
+                let arn = result::execution_arn(&req.state_machine, &name, &id);
                 let opts = ExecOptions {
                     max_duration: ctx.max_duration,
                     max_memory_bytes: ctx.max_memory_bytes,
@@ -205,14 +215,22 @@ async fn handle(
                 };
                 let start = Utc::now();
                 let running = m.metrics.started();
+                // The depth bounds the children this execution may start in turn.
                 let (outcome, log) = match &ctx.logs {
                     Some(logs) if m.log.level != exec::LogLevel::Off => {
-                        let (outcome, log) =
-                            exec::execute_logged(&m.plan, req.input, &m.tasks, &opts).await;
+                        let (outcome, log) = at_depth(
+                            nesting.depth,
+                            exec::execute_logged(&m.plan, req.input, &m.tasks, &opts),
+                        )
+                        .await;
                         (outcome, Some((logs, log)))
                     }
                     _ => (
-                        exec::execute(&m.plan, req.input, &m.tasks, &opts).await,
+                        at_depth(
+                            nesting.depth,
+                            exec::execute(&m.plan, req.input, &m.tasks, &opts),
+                        )
+                        .await,
                         None,
                     ),
                 };

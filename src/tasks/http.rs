@@ -263,6 +263,8 @@ impl TaskHandler for Http {
         let (cfg, limits) = (Arc::clone(&self.cfg), Arc::clone(&self.limits));
         let resource = call.resource.to_string();
         let input = call.input;
+        // The state's TimeoutSeconds when it sets one, so a long one is not cut short here.
+        let limit = call.timeout.unwrap_or_else(|| self.cfg.call_timeout());
         Box::pin(async move {
             let r = build(&input)?;
             if !cfg.allows(&r.url) {
@@ -293,7 +295,6 @@ impl TaskHandler for Http {
                 }
                 req = req.body(bytes);
             }
-            let limit = cfg.call_timeout();
             let _slot = limits.acquire(&resource).await;
             let resp = net::send(req, limit)
                 .await

@@ -12,6 +12,7 @@
 //! `Lambda.TooManyRequestsException`, ...); no answer at all is `Lambda.SdkClientException`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -189,6 +190,7 @@ async fn invoke(
     as_written: &str,
     invocation_type: &str,
     payload: Vec<u8>,
+    limit: Duration,
 ) -> Result<Invoked, WorkflowError> {
     let target = target(cfg, f, as_written)?;
     let mut url = target.base.clone();
@@ -224,7 +226,6 @@ async fn invoke(
     for (k, v) in headers {
         req = req.header(k, v);
     }
-    let limit = cfg.call_timeout();
     let _slot = limits.acquire(&f.name).await;
     let resp = net::send(req, limit).await.map_err(|e| {
         e.into_workflow(
@@ -361,12 +362,23 @@ impl TaskHandler for Lambda {
         let (cfg, limits) = (Arc::clone(&self.cfg), Arc::clone(&self.limits));
         let resource = call.resource.to_string();
         let input = call.input;
+        // The state's TimeoutSeconds when it sets one, so a long one is not cut short here.
+        let limit = call.timeout.unwrap_or_else(|| self.cfg.call_timeout());
         Box::pin(async move {
             if resource != INVOKE {
                 let f = Function::parse(&resource).map_err(bad_argument)?;
                 let payload =
                     serde_json::to_vec(&input).map_err(|e| bad_argument(e.to_string()))?;
-                let r = invoke(&cfg, &limits, &f, &resource, "RequestResponse", payload).await?;
+                let r = invoke(
+                    &cfg,
+                    &limits,
+                    &f,
+                    &resource,
+                    "RequestResponse",
+                    payload,
+                    limit,
+                )
+                .await?;
                 return Ok(match payload_value(&r.body) {
                     Value::String(s) if s.is_empty() => Value::Null,
                     v => v,
@@ -402,7 +414,7 @@ impl TaskHandler for Lambda {
                 None => b"{}".to_vec(),
                 Some(v) => serde_json::to_vec(v).map_err(|e| bad_argument(e.to_string()))?,
             };
-            let r = invoke(&cfg, &limits, &f, name, invocation_type, payload).await?;
+            let r = invoke(&cfg, &limits, &f, name, invocation_type, payload, limit).await?;
             Ok(invoke_result(r))
         })
     }

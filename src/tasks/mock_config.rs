@@ -166,6 +166,7 @@ mod tests {
             input: Value::Null,
             state_calls: n,
             resource_calls: n,
+            timeout: None,
         });
         tokio::runtime::Builder::new_current_thread()
             .build()

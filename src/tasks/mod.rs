@@ -5,7 +5,8 @@
 //! handler registered for the state's `Resource`, else (when [`Tasks::with_real_tasks`]
 //! enabled them) the real integrations: a Lambda function ARN or `lambda:invoke` goes to
 //! [`lambda`], `http:invoke` to [`http`], `arn:stepstream:::kafka:produce` to [`kafka`],
-//! DynamoDB, SQS, SNS, EventBridge and `aws-sdk:SERVICE:ACTION` resources to [`aws`].
+//! DynamoDB, SQS, SNS, EventBridge and `aws-sdk:SERVICE:ACTION` resources to [`aws`],
+//! `arn:stepstream:::kafka:invoke` to [`kafka_invoke`], `states:startExecution` to [`nested`].
 //!
 //! A program embedding stepstream binds its own Rust code with [`Tasks::register_fn`]:
 //!
@@ -22,10 +23,13 @@ pub mod aws;
 pub mod builtin;
 pub mod http;
 pub mod kafka;
+pub mod kafka_invoke;
 pub mod lambda;
 pub mod mock;
 pub mod mock_config;
+pub mod nested;
 pub mod net;
+pub mod replies;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,6 +60,9 @@ pub struct TaskCall<'a> {
     pub state_calls: u32,
     /// How many times this resource was called before in this execution.
     pub resource_calls: u32,
+    /// The state's `TimeoutSeconds` (or its Path's value), when it sets one; the
+    /// interpreter enforces it, a handler that waits uses it instead of its own default.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Something a Task state can call.
@@ -78,6 +85,8 @@ struct RealTasks {
     http: http::Http,
     kafka: kafka::KafkaProduce,
     aws: aws::Aws,
+    kafka_invoke: kafka_invoke::KafkaInvoke,
+    start_execution: nested::StartExecution,
 }
 
 /// A handler made of an async closure (see [`Tasks::register_fn`]).
@@ -125,11 +134,24 @@ impl Tasks {
         cfg.check()?;
         let limits = Arc::new(net::Limits::new(cfg.max_concurrency));
         let cfg = Arc::new(cfg);
+        // One producer for every Kafka task.
+        let producer = Arc::new(kafka::SharedProducer::new(Arc::clone(&cfg)));
+        let (c, l, p) = (&cfg, &limits, &producer);
         self.real = Some(Arc::new(RealTasks {
-            lambda: lambda::Lambda::new(Arc::clone(&cfg), Arc::clone(&limits)),
-            http: http::Http::new(Arc::clone(&cfg), Arc::clone(&limits)),
-            aws: aws::Aws::new(Arc::clone(&cfg), Arc::clone(&limits)),
-            kafka: kafka::KafkaProduce::new(cfg, limits),
+            lambda: lambda::Lambda::new(Arc::clone(c), Arc::clone(l)),
+            http: http::Http::new(Arc::clone(c), Arc::clone(l)),
+            aws: aws::Aws::new(Arc::clone(c), Arc::clone(l)),
+            kafka: kafka::KafkaProduce::new(Arc::clone(c), Arc::clone(l), Arc::clone(p)),
+            kafka_invoke: kafka_invoke::KafkaInvoke::new(
+                Arc::clone(c),
+                Arc::clone(l),
+                Arc::clone(p),
+            ),
+            start_execution: nested::StartExecution::new(
+                Arc::clone(c),
+                Arc::clone(l),
+                Arc::clone(p),
+            ),
         }));
         Ok(self)
     }
@@ -171,6 +193,10 @@ impl Tasks {
                     Some(&r.kafka)
                 } else if aws::handles(call.resource) {
                     Some(&r.aws)
+                } else if call.resource == kafka_invoke::INVOKE {
+                    Some(&r.kafka_invoke)
+                } else if call.resource == nested::START_EXECUTION {
+                    Some(&r.start_execution)
                 } else {
                     None
                 }

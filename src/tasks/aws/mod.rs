@@ -22,6 +22,7 @@ pub mod sign;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -317,6 +318,7 @@ async fn post(
     mut headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     on_error: fn(&Style, u16, &reqwest::header::HeaderMap, &[u8]) -> WorkflowError,
+    limit: Duration,
 ) -> Result<Answer, WorkflowError> {
     let (name, _, signing) = integration.service_names();
     let t = target(cfg, integration)?;
@@ -329,7 +331,6 @@ async fn post(
     for (k, v) in headers {
         req = req.header(k, v);
     }
-    let limit = cfg.call_timeout();
     let _slot = limits.acquire(resource).await;
     let resp = net::send(req, limit).await.map_err(|e| {
         e.into_workflow(
@@ -456,6 +457,7 @@ async fn call_service(
     resource: &str,
     integration: Integration,
     input: Value,
+    limit: Duration,
 ) -> Result<Value, WorkflowError> {
     let style = integration.style();
     let json_headers = |s: &Service, operation: &str| {
@@ -480,6 +482,7 @@ async fn call_service(
                 headers,
                 body,
                 Style::json_error,
+                limit,
             )
             .await?;
             let out = json_object(&a.body)?;
@@ -520,6 +523,7 @@ async fn call_service(
                 headers,
                 body,
                 query::query_error,
+                limit,
             )
             .await?;
             Ok(with_metadata(query::publish_result(&a.body)?, &a))
@@ -544,6 +548,7 @@ async fn call_service(
                 headers,
                 body,
                 Style::json_error,
+                limit,
             )
             .await?;
             let out = Value::Object(json_object(&a.body)?);
@@ -561,6 +566,8 @@ impl TaskHandler for Aws {
         let (cfg, limits) = (Arc::clone(&self.cfg), Arc::clone(&self.limits));
         let resource = call.resource.to_string();
         let input = call.input;
+        // The state's TimeoutSeconds when it sets one, so a long one is not cut short here.
+        let limit = call.timeout.unwrap_or_else(|| self.cfg.call_timeout());
         Box::pin(async move {
             let integration = match Integration::parse(&resource) {
                 Some(Ok(i)) => i,
@@ -571,7 +578,7 @@ impl TaskHandler for Aws {
                     )))
                 }
             };
-            call_service(&cfg, &limits, &resource, integration, input).await
+            call_service(&cfg, &limits, &resource, integration, input, limit).await
         })
     }
 }
