@@ -253,7 +253,8 @@ fn eventbridge_events_are_put_and_failed_entries_fail_the_task() {
          ev.put_targets(Rule='orders', Targets=[{'Id': 'q', 'Arn': arn}])\n\
          out(q)",
     );
-    let def = json!({"StartAt": "Put", "States": {
+    let def = json!({"StartAt": "Arn", "States": {
+        "Arn": {"Type": "Pass", "Parameters": {"id.$": "$.id", "arn.$": "$$.Execution.Id"}, "Next": "Put"},
         "Put": {"Type": "Task", "Resource": "arn:aws:states:::events:putEvents",
                 "Parameters": {"Entries": [{"Source": "shop.orders", "DetailType": "OrderShipped",
                                             "Detail": {"orderId.$": "$.id"}}]},
@@ -286,6 +287,15 @@ fn eventbridge_events_are_put_and_failed_entries_fail_the_task() {
     assert_eq!(got[0]["id"], event_id);
     assert_eq!(got[0]["detail-type"], "OrderShipped");
     assert_eq!(got[0]["detail"], json!({"orderId": "o-9"}));
+    // AWS's optimized integration names the execution and the state machine in each event.
+    let resources = got[0]["resources"].as_array().expect("resources");
+    assert_eq!(resources.len(), 2, "{got}");
+    assert_eq!(resources[0], out["output"]["arn"], "{got}");
+    let machine = resources[1].as_str().unwrap();
+    assert!(
+        machine.starts_with("arn:aws:states:") && machine.contains(":stateMachine:"),
+        "{machine}"
+    );
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub(crate) struct Exec<'a> {
     transitions: Cell<u64>,
     /// The execution's buffered log events; none at level OFF.
     pub log: Option<EventLog>,
+    /// The execution's ARN when it was not given, made once when something asks.
+    made_up_arn: std::cell::OnceCell<String>,
 }
 
 /// One thread of control: the top level, a Parallel branch or a Map iteration.
@@ -111,6 +113,31 @@ fn holds(t: &Test, env: &Env) -> Result<bool, WorkflowError> {
             )),
         },
     }
+}
+
+/// A task handler asks for these only when it needs them (`events:putEvents` adds them to
+/// each event), so an execution given no ARN makes one up at most once.
+impl crate::tasks::ExecutionIds for Exec<'_> {
+    fn execution_arn(&self) -> &str {
+        if let Some(arn) = &self.opts.execution_arn {
+            return arn;
+        }
+        if let Some(log) = &self.log {
+            return log.arn();
+        }
+        let name = self.opts.execution_name.as_deref().unwrap_or("execution");
+        self.made_up_arn
+            .get_or_init(|| made_up_arn(&self.opts.state_machine_name, name))
+    }
+
+    fn state_machine_arn(&self) -> String {
+        state_machine_arn(&self.opts.state_machine_name)
+    }
+}
+
+/// A state machine's ARN as this process names it.
+fn state_machine_arn(machine: &str) -> String {
+    format!("arn:aws:states:local:000000000000:stateMachine:{machine}")
 }
 
 impl Exec<'_> {
@@ -208,6 +235,7 @@ pub(crate) async fn execute(
         max_duration,
         transitions: Cell::new(0),
         log: EventLog::new(opts.log, execution_arn(opts)),
+        made_up_arn: std::cell::OnceCell::new(),
     };
     if let Some(log) = &ex.log {
         log.push("ExecutionStarted", Severity::Info, false, |l| {
@@ -238,12 +266,17 @@ pub(crate) async fn execute(
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let machine = &opts.state_machine_name;
-        let machine_arn = format!("arn:aws:states:local:000000000000:stateMachine:{machine}");
+        let machine_arn = state_machine_arn(machine);
         let exec_arn = opts
             .execution_arn
             .clone()
             .or_else(|| ex.log.as_ref().map(|l| l.arn().to_string()))
-            .unwrap_or_else(|| made_up_arn(machine, &name));
+            .unwrap_or_else(|| {
+                let arn = made_up_arn(machine, &name);
+                // Task handlers that ask for the ARN get the one `$$.Execution.Id` holds.
+                let _ = ex.made_up_arn.set(arn.clone());
+                arn
+            });
         context::root(
             &exec_arn,
             &name,
@@ -821,6 +854,7 @@ async fn call_task_inner(
         state_calls,
         resource_calls,
         timeout: timeout.map(Duration::from_secs),
+        execution: ex,
     });
     // Built-in and mocked tasks answer at once: then no timer (and no clock read) is needed.
     let mut fut = fut;

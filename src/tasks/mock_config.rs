@@ -167,6 +167,7 @@ mod tests {
             state_calls: n,
             resource_calls: n,
             timeout: None,
+            execution: &crate::tasks::FixedIds::default(),
         });
         tokio::runtime::Builder::new_current_thread()
             .build()

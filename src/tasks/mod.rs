@@ -63,6 +63,41 @@ pub struct TaskCall<'a> {
     /// The state's `TimeoutSeconds` (or its Path's value), when it sets one; the
     /// interpreter enforces it, a handler that waits uses it instead of its own default.
     pub timeout: Option<std::time::Duration>,
+    /// The execution the call belongs to.
+    pub execution: &'a dyn ExecutionIds,
+}
+
+/// Names of the execution a task call belongs to, made only when a handler asks.
+pub trait ExecutionIds {
+    /// The execution's ARN (`$$.Execution.Id` when the machine reads the Context object).
+    fn execution_arn(&self) -> &str;
+    /// The state machine's ARN.
+    fn state_machine_arn(&self) -> String;
+}
+
+// Debug for TaskCall without making an ARN up for it.
+impl std::fmt::Debug for dyn ExecutionIds + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExecutionIds")
+    }
+}
+
+/// Fixed names, for calls made outside an execution (tests, embedders' own calls).
+#[derive(Debug, Clone, Default)]
+pub struct FixedIds {
+    /// The execution's ARN.
+    pub execution_arn: String,
+    /// The state machine's ARN.
+    pub state_machine_arn: String,
+}
+
+impl ExecutionIds for FixedIds {
+    fn execution_arn(&self) -> &str {
+        &self.execution_arn
+    }
+    fn state_machine_arn(&self) -> String {
+        self.state_machine_arn.clone()
+    }
 }
 
 /// Something a Task state can call.

@@ -421,6 +421,25 @@ fn recase(v: Value, upper: bool, depth: usize) -> Value {
     }
 }
 
+/// The optimized EventBridge resource.
+const PUT_EVENTS: &str = "arn:aws:states:::events:putEvents";
+
+/// Appends `ids` to the `Resources` of every entry of a PutEvents request (creating it);
+/// entries that are not objects are left for EventBridge to refuse.
+fn append_resources(input: &mut Value, ids: &[String]) {
+    let Some(Value::Array(entries)) = input.get_mut("Entries") else {
+        return;
+    };
+    for e in entries.iter_mut().filter_map(Value::as_object_mut) {
+        let resources = e
+            .entry("Resources")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = resources {
+            list.extend(ids.iter().cloned().map(Value::String));
+        }
+    }
+}
+
 /// The request body of an optimized integration: its arguments, with the values AWS
 /// serializes for the user turned to JSON text.
 fn optimized_body(operation: &str, mut input: Value) -> Result<Vec<u8>, WorkflowError> {
@@ -565,9 +584,18 @@ impl TaskHandler for Aws {
     fn call(&self, call: TaskCall<'_>) -> TaskFuture {
         let (cfg, limits) = (Arc::clone(&self.cfg), Arc::clone(&self.limits));
         let resource = call.resource.to_string();
-        let input = call.input;
+        let mut input = call.input;
         // The state's TimeoutSeconds when it sets one, so a long one is not cut short here.
         let limit = call.timeout.unwrap_or_else(|| self.cfg.call_timeout());
+        if resource == PUT_EVENTS {
+            // As AWS's optimized integration does (not its aws-sdk form): each event names
+            // the execution and the state machine that sent it.
+            let ids = [
+                call.execution.execution_arn().to_string(),
+                call.execution.state_machine_arn(),
+            ];
+            append_resources(&mut input, &ids);
+        }
         Box::pin(async move {
             let integration = match Integration::parse(&resource) {
                 Some(Ok(i)) => i,
@@ -586,6 +614,19 @@ impl TaskHandler for Aws {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_events_entries_name_the_execution_and_the_machine() {
+        let mut input = serde_json::json!({"Entries": [
+            {"Source": "a", "Resources": ["arn:x"]}, {"Source": "b"}, "not an entry"]});
+        append_resources(&mut input, &["arn:e".to_string(), "arn:m".to_string()]);
+        assert_eq!(
+            input,
+            serde_json::json!({"Entries": [
+                {"Source": "a", "Resources": ["arn:x", "arn:e", "arn:m"]},
+                {"Source": "b", "Resources": ["arn:e", "arn:m"]}, "not an entry"]})
+        );
+    }
 
     #[test]
     fn resources_name_their_integration() {
