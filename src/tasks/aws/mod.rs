@@ -306,6 +306,9 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// Reads a failed answer into the task error AWS would give.
+type ErrorReader = fn(&Style, u16, &reqwest::header::HeaderMap, &[u8]) -> WorkflowError;
+
 /// Signs and sends one POST within the call limits; a non-2xx answer is returned as an
 /// error named by `on_error`.
 #[allow(clippy::too_many_arguments)]
@@ -317,7 +320,7 @@ async fn post(
     style: &Style,
     mut headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
-    on_error: fn(&Style, u16, &reqwest::header::HeaderMap, &[u8]) -> WorkflowError,
+    on_error: ErrorReader,
     limit: Duration,
 ) -> Result<Answer, WorkflowError> {
     let (name, _, signing) = integration.service_names();
@@ -488,22 +491,27 @@ async fn call_service(
             ("x-amz-target", format!("{}.{operation}", s.target_prefix)),
         ]
     };
+    // Every protocol posts with the same call settings; only headers, body and the
+    // error reader differ.
+    let (integration_ref, style_ref) = (&integration, &style);
+    let send = move |headers: Vec<(&'static str, String)>, body: Vec<u8>, on_error: ErrorReader| {
+        post(
+            cfg,
+            limits,
+            resource,
+            integration_ref,
+            style_ref,
+            headers,
+            body,
+            on_error,
+            limit,
+        )
+    };
     match &integration {
         Integration::Optimized { service, operation } => {
             let body = optimized_body(operation, input)?;
             let headers = json_headers(service, operation);
-            let a = post(
-                cfg,
-                limits,
-                resource,
-                &integration,
-                &style,
-                headers,
-                body,
-                Style::json_error,
-                limit,
-            )
-            .await?;
+            let a = send(headers, body, Style::json_error).await?;
             let out = json_object(&a.body)?;
             if *operation == "PutEvents" {
                 // AWS fails the task when any entry failed, with the answer as the cause.
@@ -533,18 +541,7 @@ async fn call_service(
                 "content-type",
                 "application/x-www-form-urlencoded; charset=utf-8".to_string(),
             )];
-            let a = post(
-                cfg,
-                limits,
-                resource,
-                &integration,
-                &style,
-                headers,
-                body,
-                query::query_error,
-                limit,
-            )
-            .await?;
+            let a = send(headers, body, query::query_error).await?;
             Ok(with_metadata(query::publish_result(&a.body)?, &a))
         }
         Integration::Sdk { service, operation } => {
@@ -558,18 +555,7 @@ async fn call_service(
             };
             let body = serde_json::to_vec(&input).map_err(|e| bad(e.to_string()))?;
             let headers = json_headers(service, operation);
-            let a = post(
-                cfg,
-                limits,
-                resource,
-                &integration,
-                &style,
-                headers,
-                body,
-                Style::json_error,
-                limit,
-            )
-            .await?;
+            let a = send(headers, body, Style::json_error).await?;
             let out = Value::Object(json_object(&a.body)?);
             Ok(if service.camel_case {
                 recase(out, true, 0)
