@@ -454,7 +454,7 @@ impl<'a> Feeder<'a> {
             duplicates: self.duplicates,
             wrong_outputs: self.wrong_outputs,
             first_wrong: self.first_wrong.clone(),
-            parsed_checks: self.check.as_ref().map_or(0, |c| c.parsed),
+            parsed_checks: self.check.as_ref().map(|c| c.parsed),
             feeder_cpu: self.cpu().0,
             process_cpu: self.cpu().1,
         }
@@ -685,7 +685,8 @@ mod tests {
         let summary = feeder.summary();
         assert_eq!((summary.results, summary.wrong_outputs), (2, 1));
         assert_eq!(
-            summary.parsed_checks, 1,
+            summary.parsed_checks,
+            Some(1),
             "the exact copy is compared as bytes"
         );
     }

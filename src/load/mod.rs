@@ -154,8 +154,8 @@ pub struct FeedSummary {
     /// The first such result, for the report.
     pub first_wrong: Option<String>,
     /// Checked results whose bytes differed from the expected JSON text, so they were parsed
-    /// and compared by value (key order, number spelling).
-    pub parsed_checks: u64,
+    /// and compared by value (key order, number spelling); `None` when nothing was checked.
+    pub parsed_checks: Option<u64>,
     /// CPU time of the feeder's own thread (sending, reading, checking).
     pub feeder_cpu: Duration,
     /// CPU time of the whole process meanwhile (with the pipeline when it runs in process).
@@ -293,11 +293,12 @@ impl FeedSummary {
              checked     {checked}\n\
              feeder CPU  {feeder_cpu:.2} s of the process's {process_cpu:.2} s ({share:.0} %)",
             checked = match self.parsed_checks {
-                0 => "every result as bytes".to_string(),
-                1 =>
+                None => "nothing (no expected output given)".to_string(),
+                Some(0) => "every result as bytes".to_string(),
+                Some(1) =>
                     "1 result parsed (its bytes differed from the expected text), the rest as bytes"
                         .to_string(),
-                n => format!(
+                Some(n) => format!(
                     "{n} results parsed (bytes differed from the expected text), the rest as bytes"
                 ),
             },
@@ -392,7 +393,7 @@ mod tests {
             duplicates: 3,
             wrong_outputs: 0,
             first_wrong: None,
-            parsed_checks: 0,
+            parsed_checks: Some(0),
             feeder_cpu: Duration::from_millis(500),
             process_cpu: Duration::from_secs(2),
         };
