@@ -828,8 +828,8 @@ proptest! {
         let Ok(r) = r else {
             return Err(TestCaseError::fail(format!("{r:?} for {env}")));
         };
-        prop_assert_eq!(&r.state_machine, &machine);
-        prop_assert_eq!(&r.name, &name);
+        prop_assert_eq!(&*r.state_machine, machine.as_str());
+        prop_assert_eq!(r.name.as_deref(), name.as_deref());
         prop_assert_eq!(&r.input, &input);
     }
 }

@@ -50,7 +50,9 @@ pub type Commit = (Tp, i64, String);
 /// Watermarks of every partition this process owns.
 #[derive(Debug, Default)]
 pub struct Offsets {
-    parts: HashMap<Tp, Partition>,
+    /// By topic, then partition: looked up with the record's `&str` for every record, so no
+    /// `String` is made to find a partition.
+    parts: HashMap<String, HashMap<i32, Partition>>,
 }
 
 impl Offsets {
@@ -64,7 +66,7 @@ impl Offsets {
     /// Records that the output for `offset` is on the broker. Acks for partitions no
     /// longer owned (revoked meanwhile) are ignored.
     pub fn acked(&mut self, topic: &str, partition: i32, offset: i64) {
-        if let Some(p) = self.parts.get_mut(&(topic.to_string(), partition)) {
+        if let Some(p) = self.get_mut(topic, partition) {
             p.pending.remove(&offset);
         }
     }
@@ -80,7 +82,7 @@ impl Offsets {
     /// Whether the request at `offset` already has an acknowledged output (a previous owner
     /// recorded it). A skipped offset counts as consumed: the watermark moves past it.
     pub fn skip(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
-        let Some(p) = self.parts.get_mut(&(topic.to_string(), partition)) else {
+        let Some(p) = self.get_mut(topic, partition) else {
             return false;
         };
         while p.skip.front().is_some_and(|r| r.end <= offset) {
@@ -95,7 +97,7 @@ impl Offsets {
 
     /// The position that is safe to commit for one partition, if anything was dispatched.
     pub fn watermark(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.parts.get(&(topic.to_string(), partition))?.watermark()
+        self.get(topic, partition)?.watermark()
     }
 
     /// The position to commit for one partition with its metadata (at most `max_metadata`
@@ -106,21 +108,21 @@ impl Offsets {
         partition: i32,
         max_metadata: usize,
     ) -> Option<(i64, String)> {
-        self.parts
-            .get(&(topic.to_string(), partition))?
-            .position(max_metadata)
+        self.get(topic, partition)?.position(max_metadata)
     }
 
     /// Positions (or their metadata) that changed since the last call, marked as committed.
     pub fn take_commits(&mut self, max_metadata: usize) -> Vec<Commit> {
         let mut out = Vec::new();
-        for (tp, p) in &mut self.parts {
-            let Some(now) = p.position(max_metadata) else {
-                continue;
-            };
-            if p.committed.as_ref() != Some(&now) {
-                out.push((tp.clone(), now.0, now.1.clone()));
-                p.committed = Some(now);
+        for (topic, parts) in &mut self.parts {
+            for (partition, p) in parts {
+                let Some(now) = p.position(max_metadata) else {
+                    continue;
+                };
+                if p.committed.as_ref() != Some(&now) {
+                    out.push(((topic.clone(), *partition), now.0, now.1.clone()));
+                    p.committed = Some(now);
+                }
             }
         }
         out
@@ -128,8 +130,8 @@ impl Offsets {
 
     /// Marks positions as not committed after a failed commit, so the next round retries them.
     pub fn commit_failed(&mut self, moves: &[Commit]) {
-        for (tp, _, _) in moves {
-            if let Some(p) = self.parts.get_mut(tp) {
+        for ((topic, partition), _, _) in moves {
+            if let Some(p) = self.get_mut(topic, *partition) {
                 p.committed = None;
             }
         }
@@ -137,25 +139,46 @@ impl Offsets {
 
     /// Forgets a partition (revoked): later acks for it are ignored.
     pub fn forget(&mut self, topic: &str, partition: i32) {
-        self.parts.remove(&(topic.to_string(), partition));
+        if let Some(parts) = self.parts.get_mut(topic) {
+            parts.remove(&partition);
+            if parts.is_empty() {
+                self.parts.remove(topic);
+            }
+        }
     }
 
     /// Requests of one partition dispatched and not yet acknowledged.
     pub fn pending_in(&self, topic: &str, partition: i32) -> usize {
-        self.parts
-            .get(&(topic.to_string(), partition))
-            .map_or(0, |p| p.pending.len())
+        self.get(topic, partition).map_or(0, |p| p.pending.len())
     }
 
     /// Requests dispatched and not yet acknowledged, over all partitions.
     pub fn pending(&self) -> usize {
-        self.parts.values().map(|p| p.pending.len()).sum()
+        self.parts
+            .values()
+            .flat_map(HashMap::values)
+            .map(|p| p.pending.len())
+            .sum()
     }
 
     fn part(&mut self, topic: &str, partition: i32) -> &mut Partition {
+        // The topic's name is copied once, when its first partition is added.
+        if !self.parts.contains_key(topic) {
+            self.parts.insert(topic.to_string(), HashMap::new());
+        }
         self.parts
-            .entry((topic.to_string(), partition))
+            .get_mut(topic)
+            .expect("the topic was just added")
+            .entry(partition)
             .or_default()
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<&Partition> {
+        self.parts.get(topic)?.get(&partition)
+    }
+
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
+        self.parts.get_mut(topic)?.get_mut(&partition)
     }
 }
 
@@ -196,6 +219,24 @@ mod tests {
     }
 
     const MAX: usize = acked::MAX_METADATA;
+
+    #[test]
+    fn partitions_of_several_topics_are_kept_apart_and_forgotten_with_their_topic() {
+        let mut o = Offsets::default();
+        o.dispatched("t", 0, 5);
+        o.dispatched("u", 0, 7);
+        o.dispatched("t", 1, 9);
+        assert_eq!(o.pending(), 3);
+        o.acked("u", 0, 5);
+        assert_eq!((o.pending_in("t", 0), o.pending_in("u", 0)), (1, 1));
+        o.forget("t", 0);
+        assert_eq!(o.watermark("t", 0), None);
+        assert_eq!(o.watermark("t", 1), Some(9));
+        o.forget("t", 1);
+        o.forget("u", 0);
+        // A revoked topic leaves nothing behind: the map does not grow with old topics.
+        assert!(o.parts.is_empty());
+    }
 
     #[test]
     fn a_commit_records_acknowledged_offsets_above_the_watermark() {

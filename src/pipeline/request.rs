@@ -1,5 +1,9 @@
 //! Decoding one input record into an execution request, or the reason it cannot start.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// Limits a request must respect before it is parsed.
@@ -11,13 +15,13 @@ pub struct RequestLimits {
     pub max_depth: usize,
 }
 
-/// A request ready to run.
+/// A request ready to run; its names are borrowed from the record where they can be.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Request {
+pub struct Request<'a> {
     /// The state machine to run.
-    pub state_machine: String,
+    pub state_machine: Cow<'a, str>,
     /// The execution name, if the request gave one.
-    pub name: Option<String>,
+    pub name: Option<Cow<'a, str>>,
     /// The execution input.
     pub input: Value,
 }
@@ -55,13 +59,13 @@ pub const HEADER_EXECUTION_NAME: &str = "stepstream-execution-name";
 /// Decodes a record value. `bound` is the state machine of a topic bound to one machine
 /// (the whole value is then the input); `header_machine`/`header_name` are the raw header
 /// values (a header present with a null value is an empty one), checked like names.
-pub fn decode(
-    value: Option<&[u8]>,
-    bound: Option<&str>,
-    header_machine: Option<&[u8]>,
-    header_name: Option<&[u8]>,
+pub fn decode<'a>(
+    value: Option<&'a [u8]>,
+    bound: Option<&'a str>,
+    header_machine: Option<&'a [u8]>,
+    header_name: Option<&'a [u8]>,
     limits: RequestLimits,
-) -> Result<Request, Rejection> {
+) -> Result<Request<'a>, Rejection> {
     // Headers are checked before the value is parsed: they are cheap, and a bad one is
     // reason enough to reject the record.
     let header_name = header_name
@@ -100,38 +104,42 @@ pub fn decode(
     }
     // serde_json, not simd-json: on ~1 KB requests simd-json needs its own mutable copy of
     // the bytes and then loses (benches/micro.rs: 5.1 us against 4.7 us per request).
-    let doc: Value =
-        serde_json::from_slice(bytes).map_err(|e| match std::str::from_utf8(bytes) {
-            // A parsed document is valid UTF-8, so the encoding is only checked on failure.
-            Err(bad) => reject(
-                errors::INVALID_ENCODING,
-                format!(
-                    "the request is not valid UTF-8 (invalid byte at offset {})",
-                    bad.valid_up_to()
-                ),
+    let parse_error = |e: serde_json::Error| match std::str::from_utf8(bytes) {
+        // A parsed document is valid UTF-8, so the encoding is only checked on failure.
+        Err(bad) => reject(
+            errors::INVALID_ENCODING,
+            format!(
+                "the request is not valid UTF-8 (invalid byte at offset {})",
+                bad.valid_up_to()
             ),
-            Ok(_) => reject(
-                errors::INVALID_REQUEST,
-                format!("the request is not valid JSON: {e}"),
-            ),
-        })?;
+        ),
+        Ok(_) => reject(
+            errors::INVALID_REQUEST,
+            format!("the request is not valid JSON: {e}"),
+        ),
+    };
 
     if let Some(machine) = bound {
         return Ok(Request {
-            state_machine: machine.to_string(),
-            name: header_name.map(str::to_string),
-            input: doc,
+            state_machine: Cow::Borrowed(machine),
+            name: header_name.map(Cow::Borrowed),
+            input: serde_json::from_slice(bytes).map_err(parse_error)?,
         });
     }
-    let Value::Object(mut env) = doc else {
+    let Envelope::Object {
+        state_machine,
+        name,
+        input,
+    } = serde_json::from_slice(bytes).map_err(parse_error)?
+    else {
         return Err(reject(
             errors::INVALID_REQUEST,
             "the request must be a JSON object {\"stateMachine\", \"name\", \"input\"}",
         ));
     };
-    let state_machine = match (header_machine, env.remove("stateMachine")) {
-        (Some(h), _) => h.to_string(),
-        (None, Some(Value::String(s))) => {
+    let state_machine = match (header_machine, state_machine) {
+        (Some(h), _) => Cow::Borrowed(h),
+        (None, Some(Field::Str(s))) => {
             check_name(&s).map_err(|broken| {
                 name_rejection(
                     &s,
@@ -156,30 +164,197 @@ pub fn decode(
             ))
         }
     };
-    let name = match (header_name, env.remove("name")) {
-        (Some(h), _) => Some(h.to_string()),
-        (None, None | Some(Value::Null)) => None,
-        (None, Some(Value::String(s))) => {
+    let name = match (header_name, name) {
+        (Some(h), _) => Some(Cow::Borrowed(h)),
+        (None, None | Some(Field::Null)) => None,
+        (None, Some(Field::Str(s))) => {
             check_name(&s).map_err(|broken| {
                 name_rejection(&s, s.len(), "\"name\"", "execution name", broken)
             })?;
             Some(s)
         }
-        (None, Some(_)) => {
+        (None, Some(Field::Other)) => {
             return Err(reject(
                 errors::INVALID_REQUEST,
                 "\"name\" must be a string of 1 to 80 characters",
             ))
         }
     };
-    let input = env
-        .remove("input")
-        .unwrap_or_else(|| Value::Object(Default::default()));
     Ok(Request {
         state_machine,
         name,
-        input,
+        input: input.unwrap_or_else(|| Value::Object(Default::default())),
     })
+}
+
+/// The request envelope as read: only `input` becomes a [`Value`]; the names are borrowed
+/// from the request's bytes and every other field is skipped, so no map of the envelope
+/// is built. A repeated field keeps its last value, as a parsed object would.
+enum Envelope<'a> {
+    Object {
+        state_machine: Option<Field<'a>>,
+        name: Option<Field<'a>>,
+        input: Option<Value>,
+    },
+    /// Valid JSON, but not an object.
+    NotObject,
+}
+
+/// An envelope name field: a string, null, or something else (refused by the caller).
+enum Field<'a> {
+    Str(Cow<'a, str>),
+    Null,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a request envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut state_machine, mut name, mut input) = (None, None, None);
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::StateMachine => state_machine = Some(map.next_value()?),
+                Key::Name => name = Some(map.next_value()?),
+                Key::Input => input = Some(map.next_value()?),
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Envelope::Object {
+            state_machine,
+            name,
+            input,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| Envelope::NotObject)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Envelope::NotObject)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Envelope::NotObject)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Envelope::NotObject)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Envelope::NotObject)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Envelope::NotObject)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Envelope::NotObject)
+    }
+}
+
+/// The envelope's field names.
+enum Key {
+    StateMachine,
+    Name,
+    Input,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_str<E>(self, s: &str) -> Result<Key, E> {
+                Ok(match s {
+                    "stateMachine" => Key::StateMachine,
+                    "name" => Key::Name,
+                    "input" => Key::Input,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl<'de> Visitor<'de> for FieldVisitor {
+    type Value = Field<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Owned(s.to_owned())))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Field::Str(Cow::Owned(s)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Field::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Field::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| Field::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| Field::Other)
+    }
 }
 
 /// Where a child execution (started by `states:startExecution`) sits: its nesting depth
@@ -412,7 +587,7 @@ mod tests {
     #[test]
     fn bound_topic_takes_the_whole_value_as_input() {
         let r = decode(Some(b"[1,2]"), Some("m"), None, None, LIMITS).unwrap();
-        assert_eq!((r.state_machine.as_str(), r.input), ("m", json!([1, 2])));
+        assert_eq!((&*r.state_machine, r.input), ("m", json!([1, 2])));
     }
 
     #[test]
@@ -425,10 +600,7 @@ mod tests {
             LIMITS,
         )
         .unwrap();
-        assert_eq!(
-            (r.state_machine.as_str(), r.name.as_deref()),
-            ("h", Some("x"))
-        );
+        assert_eq!((&*r.state_machine, r.name.as_deref()), ("h", Some("x")));
     }
 
     #[test]
@@ -440,6 +612,44 @@ mod tests {
         assert_eq!(err(&[b'"', 0xff, b'"']), errors::INVALID_ENCODING);
         assert_eq!(err(&[b' '; 2048]), errors::DATA_LIMIT_EXCEEDED);
         assert_eq!(err(b"[[[[[[[[[[]]]]]]]]]]"), errors::NESTING_TOO_DEEP);
+    }
+
+    // The envelope is read field by field, not as a map: it must read what a parsed object
+    // says, and refuse what it refuses, with the same causes.
+    #[test]
+    fn the_envelope_reads_like_a_parsed_object() {
+        fn ok(v: &[u8]) -> Request<'_> {
+            decode(Some(v), None, None, None, LIMITS).unwrap()
+        }
+        let r = ok(br#"{"x":[{"stateMachine":1}],"stateMachine":"a","name":null,"stateMachine":"b","input":[1,{"y":2}]}"#);
+        assert_eq!(
+            (&*r.state_machine, r.name, r.input),
+            ("b", None, json!([1, {"y": 2}]))
+        );
+        let r = ok(br#"{"stateMachine":"m\u00e9","name":"n\u0041","input":null}"#);
+        assert_eq!(
+            (&*r.state_machine, r.name.as_deref(), r.input),
+            ("mé", Some("nA"), Value::Null)
+        );
+        assert!(matches!(r.state_machine, Cow::Owned(_)));
+        let r = ok(br#"{"stateMachine":"m"}"#);
+        assert!(matches!(r.state_machine, Cow::Borrowed("m")));
+        assert_eq!(r.input, json!({}));
+        let cause = |v: &[u8]| rejected(v, None, None).cause;
+        for not_object in [&b"[]"[..], b"\"s\"", b"1", b"-1.5", b"true", b"null"] {
+            assert!(cause(not_object).contains("must be a JSON object"));
+        }
+        assert_eq!(
+            cause(br#"{"stateMachine":null}"#),
+            "\"stateMachine\" must be a string"
+        );
+        assert_eq!(
+            cause(br#"{"stateMachine":"m","name":{"a":1}}"#),
+            "\"name\" must be a string of 1 to 80 characters"
+        );
+        assert!(cause(br#"{"stateMachine":"m","other":[1,}"#)
+            .starts_with("the request is not valid JSON"));
+        assert!(cause(br#"{"stateMachine":"m"} x"#).starts_with("the request is not valid JSON"));
     }
 
     #[test]
@@ -592,10 +802,7 @@ mod tests {
             LIMITS,
         )
         .unwrap();
-        assert_eq!(
-            (r.state_machine.as_str(), r.name.as_deref()),
-            ("m", Some("fine"))
-        );
+        assert_eq!((&*r.state_machine, r.name.as_deref()), ("m", Some("fine")));
         let e = decode(Some(b"{}"), Some("m"), None, Some(b"not fine"), LIMITS).unwrap_err();
         assert_eq!(e.error, errors::INVALID_REQUEST);
     }

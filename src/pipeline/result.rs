@@ -1,5 +1,7 @@
 //! The records stepstream writes: one result per execution, one dead letter per bad request.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -9,8 +11,8 @@ use crate::exec::{context::timestamp, Outcome};
 /// Where a request came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// Input topic.
-    pub topic: String,
+    /// Input topic (shared: the poller keeps one per topic, not one per record).
+    pub topic: Arc<str>,
     /// Partition.
     pub partition: i32,
     /// Offset.
@@ -19,88 +21,167 @@ pub struct Source {
 
 impl Source {
     fn to_json(&self) -> Value {
-        json!({"topic": self.topic, "partition": self.partition, "offset": self.offset})
+        json!({"topic": &*self.topic, "partition": self.partition, "offset": self.offset})
     }
 }
 
+const ARN_PREFIX: &str = "arn:aws:states:local:000000000000:";
+
 /// ARN of a state machine, in the shape AWS uses.
 pub fn state_machine_arn(machine: &str) -> String {
-    format!("arn:aws:states:local:000000000000:stateMachine:{machine}")
+    format!("{ARN_PREFIX}stateMachine:{machine}")
 }
 
 /// ARN of an Express execution, in the shape AWS uses.
 pub fn execution_arn(machine: &str, name: &str, id: &uuid::Uuid) -> String {
-    format!("arn:aws:states:local:000000000000:express:{machine}:{name}:{id}")
+    format!("{ARN_PREFIX}express:{machine}:{name}:{id}")
 }
 
-/// The result record, modelled on `StartSyncExecution`'s response.
-pub fn result_record(
-    machine: &str,
-    name: &str,
-    execution_arn: &str,
+/// What names one execution: its state machine, its name and the id its ARN ends with.
+#[derive(Debug, Clone, Copy)]
+pub struct Execution<'a> {
+    /// The state machine's name.
+    pub machine: &'a str,
+    /// The execution's name.
+    pub name: &'a str,
+    /// The id the execution ARN ends with.
+    pub id: &'a uuid::Uuid,
+}
+
+impl Execution<'_> {
+    /// The execution ARN as a String (for the Context object and logs, which keep one).
+    pub fn arn(&self) -> String {
+        execution_arn(self.machine, self.name, self.id)
+    }
+}
+
+/// A fresh random (version 4) UUID from the thread's generator: a ChaCha stream seeded
+/// from the OS once per thread, where `Uuid::new_v4` asks the OS for every id (a syscall).
+pub fn new_uuid() -> uuid::Uuid {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// The result record, modelled on `StartSyncExecution`'s response, written into `out`
+/// (cleared first).
+///
+/// Written by hand from borrowed parts, in serde_json's format: the output goes straight
+/// from the value into `out`, the ARNs and dates never exist as Strings of their own, and
+/// `out` is the shard's reused buffer, so a record allocates nothing once the buffer has grown.
+pub fn write_result_record(
+    out: &mut Vec<u8>,
+    execution: &Execution<'_>,
     outcome: &Outcome,
     start: DateTime<Utc>,
     stop: DateTime<Utc>,
     source: &Source,
-) -> Vec<u8> {
+) {
     let ms = (stop - start).num_milliseconds().max(0) as u64;
     // Express executions are billed in 100 ms steps, 100 ms at least.
     let billed = ms.div_ceil(100).max(1) * 100;
-    // Serialized from borrowed fields: building a `json!` value would copy the whole output.
-    let record = ResultRecord {
-        execution_arn,
-        state_machine_arn: &state_machine_arn(machine),
-        name,
-        status: outcome.status.as_str(),
-        start_date: &timestamp(start),
-        stop_date: &timestamp(stop),
-        output: &outcome.output,
-        error: &outcome.error,
-        cause: &outcome.cause,
-        billing_details: Billing {
-            billed_duration_in_milliseconds: billed,
-            billed_memory_used_in_mb: 64,
-        },
-        source: SourceRef {
-            topic: &source.topic,
-            partition: source.partition,
-            offset: source.offset,
-        },
+    out.clear();
+    out.extend_from_slice(b"{\"executionArn\":\"");
+    out.extend_from_slice(ARN_PREFIX.as_bytes());
+    out.extend_from_slice(b"express:");
+    escape_into(out, execution.machine);
+    out.push(b':');
+    escape_into(out, execution.name);
+    out.push(b':');
+    let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    out.extend_from_slice(execution.id.hyphenated().encode_lower(&mut id).as_bytes());
+    out.extend_from_slice(b"\",\"stateMachineArn\":\"");
+    out.extend_from_slice(ARN_PREFIX.as_bytes());
+    out.extend_from_slice(b"stateMachine:");
+    escape_into(out, execution.machine);
+    out.extend_from_slice(b"\",\"name\":\"");
+    escape_into(out, execution.name);
+    out.extend_from_slice(b"\",\"status\":\"");
+    out.extend_from_slice(outcome.status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"startDate\":\"");
+    write_timestamp(out, start);
+    out.extend_from_slice(b"\",\"stopDate\":\"");
+    write_timestamp(out, stop);
+    out.extend_from_slice(b"\",\"output\":");
+    write_json(out, &outcome.output);
+    out.extend_from_slice(b",\"error\":");
+    write_json(out, &outcome.error);
+    out.extend_from_slice(b",\"cause\":");
+    write_json(out, &outcome.cause);
+    out.extend_from_slice(b",\"billingDetails\":{\"billedDurationInMilliseconds\":");
+    write_json(out, &billed);
+    out.extend_from_slice(b",\"billedMemoryUsedInMB\":64},\"source\":{\"topic\":");
+    write_json(out, &*source.topic);
+    out.extend_from_slice(b",\"partition\":");
+    write_json(out, &source.partition);
+    out.extend_from_slice(b",\"offset\":");
+    write_json(out, &source.offset);
+    out.extend_from_slice(b"}}");
+}
+
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(out, v).expect("a JSON value always serializes into memory");
+}
+
+/// Appends `s` escaped as the inside of a JSON string, exactly as serde_json escapes it.
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0x00..=0x1f => b'u',
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[plain..i]);
+        plain = i + 1;
+        out.push(b'\\');
+        out.push(short);
+        if short == b'u' {
+            out.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        }
+    }
+    out.extend_from_slice(&bytes[plain..]);
+}
+
+/// Appends `t` as RFC 3339 with milliseconds and a `Z` (`2026-11-21T10:00:00.123Z`), the
+/// same text as [`timestamp`] without building a String.
+pub fn write_timestamp(out: &mut Vec<u8>, t: DateTime<Utc>) {
+    use chrono::{Datelike as _, Timelike as _};
+    let year = t.year();
+    // Years chrono writes with a sign, and leap seconds, are left to chrono.
+    if !(0..=9999).contains(&year) || t.nanosecond() >= 1_000_000_000 {
+        out.extend_from_slice(timestamp(t).as_bytes());
+        return;
+    }
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut digits = |at: usize, width: usize, mut n: u32| {
+        for i in (at..at + width).rev() {
+            text[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
     };
-    let mut out = Vec::with_capacity(512);
-    serde_json::to_writer(&mut out, &record).expect("a result record always serializes");
-    out
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResultRecord<'a> {
-    execution_arn: &'a str,
-    state_machine_arn: &'a str,
-    name: &'a str,
-    status: &'a str,
-    start_date: &'a str,
-    stop_date: &'a str,
-    output: &'a Option<serde_json::Value>,
-    error: &'a Option<String>,
-    cause: &'a Option<String>,
-    billing_details: Billing,
-    source: SourceRef<'a>,
-}
-
-#[derive(serde::Serialize)]
-struct Billing {
-    #[serde(rename = "billedDurationInMilliseconds")]
-    billed_duration_in_milliseconds: u64,
-    #[serde(rename = "billedMemoryUsedInMB")]
-    billed_memory_used_in_mb: u32,
-}
-
-#[derive(serde::Serialize)]
-struct SourceRef<'a> {
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
+    digits(0, 4, year as u32);
+    digits(5, 2, t.month());
+    digits(8, 2, t.day());
+    digits(11, 2, t.hour());
+    digits(14, 2, t.minute());
+    digits(17, 2, t.second());
+    digits(20, 3, t.nanosecond() / 1_000_000);
+    out.extend_from_slice(&text);
 }
 
 /// Bytes a dead letter takes besides its `original`/`originalBase64` text: error, cause
@@ -210,6 +291,17 @@ mod tests {
     use super::*;
     use crate::exec::Status;
 
+    fn record(
+        e: &Execution<'_>,
+        o: &Outcome,
+        start: DateTime<Utc>,
+        stop: DateTime<Utc>,
+    ) -> Vec<u8> {
+        let mut out = b"left over from the previous record".to_vec();
+        write_result_record(&mut out, e, o, start, stop, &src());
+        out
+    }
+
     #[test]
     fn result_has_the_start_sync_execution_shape() {
         let o = Outcome {
@@ -219,20 +311,135 @@ mod tests {
             cause: None,
         };
         let t = Utc::now();
-        let src = Source {
-            topic: "in".into(),
-            partition: 3,
-            offset: 1042,
+        let id = new_uuid();
+        let e = Execution {
+            machine: "m",
+            name: "n",
+            id: &id,
         };
-        let r: Value =
-            serde_json::from_slice(&result_record("m", "n", "arn:x", &o, t, t, &src)).unwrap();
+        let r: Value = serde_json::from_slice(&record(&e, &o, t, t)).unwrap();
+        assert_eq!(r["executionArn"], e.arn());
+        assert_eq!(r["stateMachineArn"], state_machine_arn("m"));
         assert_eq!(r["status"], "SUCCEEDED");
         assert_eq!(r["output"], json!({"ok": true}));
+        assert_eq!(r["error"], Value::Null);
         assert_eq!(r["billingDetails"]["billedDurationInMilliseconds"], 100);
         assert_eq!(
             r["source"],
-            json!({"topic": "in", "partition": 3, "offset": 1042})
+            json!({"topic": "in", "partition": 0, "offset": 7})
         );
+    }
+
+    /// The record as serde_json writes it from a struct of its fields (what the hand
+    /// writer replaced): the two must agree byte for byte.
+    fn serde_record(
+        e: &Execution<'_>,
+        o: &Outcome,
+        start: DateTime<Utc>,
+        stop: DateTime<Utc>,
+    ) -> Vec<u8> {
+        let ms = (stop - start).num_milliseconds().max(0) as u64;
+        serde_json::to_vec(&json!({
+            "executionArn": e.arn(),
+            "stateMachineArn": state_machine_arn(e.machine),
+            "name": e.name,
+            "status": o.status.as_str(),
+            "startDate": timestamp(start),
+            "stopDate": timestamp(stop),
+            "output": o.output,
+            "error": o.error,
+            "cause": o.cause,
+            "billingDetails": {
+                "billedDurationInMilliseconds": ms.div_ceil(100).max(1) * 100,
+                "billedMemoryUsedInMB": 64,
+            },
+            "source": src().to_json(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn result_bytes_are_what_serde_json_writes() {
+        let id = new_uuid();
+        let start = Utc::now();
+        let outcomes = [
+            Outcome {
+                status: Status::Succeeded,
+                output: Some(json!({"z": [1, 2.5, "\u{1}\"\\ é"], "a": null})),
+                error: None,
+                cause: None,
+            },
+            Outcome {
+                status: Status::Failed,
+                output: None,
+                error: Some("States.TaskFailed".into()),
+                cause: Some("line\nbreak \"quoted\" \u{7f} \u{1f}".into()),
+            },
+        ];
+        let names = [
+            "order-12345",
+            "quo\"te\\back\u{0}\u{8}\u{c}\n\r\t\u{1b}",
+            "ünï-ç😀",
+        ];
+        for (i, o) in outcomes.iter().enumerate() {
+            for name in names {
+                let e = Execution {
+                    machine: name,
+                    name,
+                    id: &id,
+                };
+                let stop = start + chrono::Duration::milliseconds(250 * i as i64 + 1);
+                assert_eq!(
+                    String::from_utf8(record(&e, o, start, stop)).unwrap(),
+                    String::from_utf8(serde_record(&e, o, start, stop)).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_for_every_ascii_character() {
+        for c in (0u8..128).map(char::from).chain(['é', '\u{2028}', '😀']) {
+            let s = format!("a{c}b");
+            let mut ours = vec![b'"'];
+            escape_into(&mut ours, &s);
+            ours.push(b'"');
+            assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut cases: Vec<i64> = vec![0, 999, 1_000, -1, 253_402_300_799_999, -62_167_219_200_000];
+        for _ in 0..10_000 {
+            // xorshift: spread over the years 0 to 9999 and beyond, both signs.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            cases.push((seed % 600_000_000_000_000) as i64 - 200_000_000_000_000);
+        }
+        for ms in cases {
+            let Some(t) = DateTime::<Utc>::from_timestamp_millis(ms) else {
+                continue;
+            };
+            // Sub-millisecond parts are cut, not rounded, by both.
+            let t = t + chrono::Duration::nanoseconds(999_999);
+            let mut out = Vec::new();
+            write_timestamp(&mut out, t);
+            assert_eq!(String::from_utf8(out).unwrap(), timestamp(t), "{ms}");
+        }
+    }
+
+    #[test]
+    fn uuids_are_random_version_4() {
+        let a = new_uuid();
+        let b = new_uuid();
+        assert_ne!(a, b);
+        for u in [a, b] {
+            assert_eq!(u.get_version(), Some(uuid::Version::Random));
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+        }
     }
 
     fn src() -> Source {

@@ -246,6 +246,7 @@ pub fn run(
     stop: &AtomicBool,
 ) {
     let ctx = consumer.context();
+    let mut topics = Topics::default();
     let mut paused = vec![false; shards.len()];
     let mut seen_epoch = 0;
     let mut last_commit = Instant::now();
@@ -261,7 +262,7 @@ pub fn run(
             };
             match msg {
                 Ok(m) => {
-                    let Some(shard) = dispatch(&m, shards, offsets, settings) else {
+                    let Some(shard) = dispatch(&m, shards, offsets, settings, &mut topics) else {
                         continue;
                     };
                     // Pause as soon as a shard fills, not after the batch: the limit must hold.
@@ -320,6 +321,35 @@ pub fn run(
     commit(consumer, offsets, CommitMode::Sync);
 }
 
+/// What the poller knows of one input topic, worked out on its first record rather than
+/// on every record: its name to share, the machine it is bound to, its routing hash.
+struct TopicInfo {
+    name: Arc<str>,
+    bound: Option<Arc<str>>,
+    hash: u64,
+}
+
+/// The input topics seen so far (a handful: those subscribed to).
+#[derive(Default)]
+struct Topics(Vec<TopicInfo>);
+
+impl Topics {
+    fn get(&mut self, topic: &str, settings: &SourceSettings) -> &TopicInfo {
+        let at = match self.0.iter().position(|t| &*t.name == topic) {
+            Some(at) => at,
+            None => {
+                self.0.push(TopicInfo {
+                    name: Arc::from(topic),
+                    bound: settings.bindings.get(topic).cloned(),
+                    hash: crate::shard::router::topic_hash(topic),
+                });
+                self.0.len() - 1
+            }
+        };
+        &self.0[at]
+    }
+}
+
 /// Hands one record to its shard; returns the shard's index, or `None` when the record
 /// already has an acknowledged output (recorded by a previous owner) and is skipped.
 fn dispatch(
@@ -327,6 +357,7 @@ fn dispatch(
     shards: &[ShardHandle],
     offsets: &Arc<Mutex<Offsets>>,
     settings: &SourceSettings,
+    topics: &mut Topics,
 ) -> Option<usize> {
     let topic = m.topic();
     // Skipped records were read too: the embedded broker's loss detector must see them.
@@ -363,20 +394,21 @@ fn dispatch(
             execution_id: header_id,
         })
     });
+    let info = topics.get(topic, settings);
     let job = Job {
         source: Source {
-            topic: topic.to_string(),
+            topic: Arc::clone(&info.name),
             partition: m.partition(),
             offset: m.offset(),
         },
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
-        bound: settings.bindings.get(topic).cloned(),
+        bound: info.bound.clone(),
         header_machine,
         header_name,
         header_nesting,
     };
-    let shard = shard_for(topic, m.partition(), shards.len());
+    let shard = crate::shard::router::shard_of(info.hash, m.partition(), shards.len());
     shards[shard].submit(job);
     Some(shard)
 }

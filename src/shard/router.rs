@@ -7,11 +7,20 @@ use std::hash::{Hash, Hasher};
 
 /// The shard for a topic-partition.
 pub fn shard_for(topic: &str, partition: i32, shards: usize) -> usize {
+    shard_of(topic_hash(topic), partition, shards)
+}
+
+/// What [`shard_of`] needs of a topic's name; the poller computes it once per topic.
+pub fn topic_hash(topic: &str) -> u64 {
     // A fixed hasher: the mapping must not change between runs or processes.
     let mut h = std::collections::hash_map::DefaultHasher::new();
     topic.hash(&mut h);
-    let t = h.finish();
-    ((t as usize).wrapping_add(partition.max(0) as usize)) % shards.max(1)
+    h.finish()
+}
+
+/// The shard for a partition of the topic whose [`topic_hash`] is `topic`.
+pub fn shard_of(topic: u64, partition: i32, shards: usize) -> usize {
+    ((topic as usize).wrapping_add(partition.max(0) as usize)) % shards.max(1)
 }
 
 #[cfg(test)]

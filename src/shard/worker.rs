@@ -1,5 +1,6 @@
 //! The shard loop: take jobs, run executions as local tasks, write their records, ack.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,15 @@ fn run(
     });
 }
 
+thread_local! {
+    /// The shard's record buffer: librdkafka copies what it is given, so the next record
+    /// reuses the buffer instead of allocating its own.
+    static RECORD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A record buffer grown past this (by a large output) is dropped, not kept for the next.
+const KEPT_RECORD_CAPACITY: usize = 1 << 20;
+
 /// Runs one job and hands its record to the producer, whose delivery callback acks it.
 async fn handle(
     ctx: &ShardContext,
@@ -157,21 +167,20 @@ async fn handle(
         Ok((req, nesting))
     });
     let max_original = ctx.producer.context().dead_letters().max_original;
-    let (topic, payload) = match decoded {
+    let mut record: Vec<u8>;
+    let topic = match decoded {
         Err(rej) => {
             crate::metrics::dead_lettered(rej.error);
-            (
-                &ctx.errors_topic,
-                result::dead_letter(
-                    rej.error,
-                    &rej.cause,
-                    &job.source,
-                    job.value.as_deref(),
-                    max_original,
-                ),
-            )
+            record = result::dead_letter(
+                rej.error,
+                &rej.cause,
+                &job.source,
+                job.value.as_deref(),
+                max_original,
+            );
+            &ctx.errors_topic
         }
-        Ok((req, nesting)) => match ctx.machines.get(&req.state_machine) {
+        Ok((req, nesting)) => match ctx.machines.get(&*req.state_machine) {
             None => {
                 let mut known: Vec<_> = ctx.machines.keys().map(String::as_str).collect();
                 known.sort_unstable();
@@ -181,29 +190,43 @@ async fn handle(
                     known.join(", ")
                 );
                 crate::metrics::dead_lettered(errors::UNKNOWN_STATE_MACHINE);
-                (
-                    &ctx.errors_topic,
-                    result::dead_letter(
-                        errors::UNKNOWN_STATE_MACHINE,
-                        &cause,
-                        &job.source,
-                        job.value.as_deref(),
-                        max_original,
-                    ),
-                )
+                record = result::dead_letter(
+                    errors::UNKNOWN_STATE_MACHINE,
+                    &cause,
+                    &job.source,
+                    job.value.as_deref(),
+                    max_original,
+                );
+                &ctx.errors_topic
             }
             Some(m) => {
-                let name = req.name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+                let mut generated = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                let name: &str = match &req.name {
+                    Some(name) => name.as_ref(),
+                    None => result::new_uuid().hyphenated().encode_lower(&mut generated),
+                };
                 // A child's id was chosen by its parent, which returned the ARN already.
-                let id = nesting.execution_id.unwrap_or_else(uuid::Uuid::new_v4);
-                let arn = result::execution_arn(&req.state_machine, &name, &id);
+                let id = nesting.execution_id.unwrap_or_else(result::new_uuid);
+                let execution = result::Execution {
+                    machine: &req.state_machine,
+                    name,
+                    id: &id,
+                };
+                let logged = ctx.logs.is_some() && m.log.level != exec::LogLevel::Off;
+                // Only the Context object (`$$`) and the history events read the names as
+                // Strings; the result record writes them from the parts.
+                let arn = (m.plan.uses_context || logged).then(|| execution.arn());
                 let opts = ExecOptions {
                     max_duration: ctx.max_duration,
+                    max_payload_bytes: exec::MAX_PAYLOAD_BYTES,
                     max_memory_bytes: ctx.max_memory_bytes,
                     shard_memory: Some(shard_memory),
-                    state_machine_name: req.state_machine.clone(),
-                    execution_name: Some(name.clone()),
-                    execution_arn: Some(arn.clone()),
+                    state_machine_name: match arn {
+                        Some(_) => req.state_machine.to_string(),
+                        None => String::new(),
+                    },
+                    execution_name: arn.as_ref().map(|_| name.to_string()),
+                    execution_arn: arn.clone(),
                     metrics: Some(Arc::clone(&m.exec_metrics)),
                     // Events are built only where they can be written.
                     log: if ctx.logs.is_some() {
@@ -211,13 +234,12 @@ async fn handle(
                     } else {
                         exec::LogSettings::default()
                     },
-                    ..ExecOptions::default()
                 };
                 let start = Utc::now();
                 let running = m.metrics.started();
                 // The depth bounds the children this execution may start in turn.
                 let (outcome, log) = match &ctx.logs {
-                    Some(logs) if m.log.level != exec::LogLevel::Off => {
+                    Some(logs) if logged => {
                         let (outcome, log) = at_depth(
                             nesting.depth,
                             exec::execute_logged(&m.plan, req.input, &m.tasks, &opts),
@@ -238,21 +260,22 @@ async fn handle(
                 // A wall clock stepped back (NTP) reads as 0, not as a negative duration.
                 let seconds = (stop - start).to_std().map_or(0.0, |d| d.as_secs_f64());
                 running.finished(outcome.status, seconds);
-                if let Some((logs, log)) = log {
-                    logs.write(&arn, &log);
+                if let (Some((logs, log)), Some(arn)) = (log, &arn) {
+                    logs.write(arn, &log);
                 }
-                (
-                    &ctx.results_topic,
-                    result::result_record(
-                        &req.state_machine,
-                        &name,
-                        &arn,
-                        &outcome,
-                        start,
-                        stop,
-                        &job.source,
-                    ),
-                )
+                // Taken, not borrowed, and only once the execution is over: another
+                // execution of this shard may need a buffer while this one waits in
+                // `deliver`, and then grows one of its own.
+                record = RECORD.take();
+                result::write_result_record(
+                    &mut record,
+                    &execution,
+                    &outcome,
+                    start,
+                    stop,
+                    &job.source,
+                );
+                &ctx.results_topic
             }
         },
     };
@@ -260,11 +283,14 @@ async fn handle(
         ctx,
         topic,
         job.key.as_deref(),
-        &payload,
+        &record,
         job.source,
         in_flight,
     )
     .await;
+    if record.capacity() <= KEPT_RECORD_CAPACITY {
+        RECORD.set(record);
+    }
 }
 
 /// Queues a record in the producer. A transient refusal (full queue) is retried with a
