@@ -9,6 +9,8 @@ use super::jsonata::{Expr, Limits, Scope, Source};
 use crate::asl::{pointer_join, Problem};
 use crate::error::{names, WorkflowError};
 use crate::exec::context::Context;
+use crate::exec::json_size;
+use crate::exec::limits::string_len;
 use crate::exec::vars::Vars;
 
 /// A compiled JSONata field value.
@@ -122,12 +124,13 @@ impl Query {
         let limits = Self::limits(scope);
         let mut room = limits.max_result_bytes;
         self.eval_within(scope, &Field::Root(field), &limits, &mut room, None)
+            .map(|(v, _)| v)
     }
 
     /// The same value and errors as [`Query::eval`] with `input` and `result` as
     /// `$states.input` and `$states.result`, for a field that is their last reader (a
     /// state's Output): what plain paths select is moved out of them, not copied. On an
-    /// error both are left as they were.
+    /// error both are left as they were. With the value comes its JSON size.
     pub fn eval_consuming(
         &self,
         context: &Context,
@@ -135,11 +138,11 @@ impl Query {
         input: &mut Value,
         mut result: Option<&mut Value>,
         field: &str,
-    ) -> Result<Value, WorkflowError> {
+    ) -> Result<(Value, usize), WorkflowError> {
         let mut taken = Vec::new();
         // Everything is evaluated, borrowing, before anything is moved: a general
         // expression may read what a plain path moves.
-        let mut out = {
+        let (mut out, size) = {
             let scope = Scope {
                 input,
                 result: result.as_deref(),
@@ -160,7 +163,7 @@ impl Query {
         if taken.contains(&true) {
             self.fill(&mut out, &mut taken.into_iter(), input, &mut result);
         }
-        Ok(out)
+        Ok((out, size))
     }
 
     fn limits(scope: &Scope) -> Limits {
@@ -213,6 +216,7 @@ impl Query {
         }
     }
 
+    /// The value and its exact JSON size, as [`crate::exec::json_size`] counts it.
     fn eval_within(
         &self,
         scope: &Scope,
@@ -220,55 +224,56 @@ impl Query {
         limits: &Limits,
         room: &mut usize,
         mut taken: Option<&mut Vec<bool>>,
-    ) -> Result<Value, WorkflowError> {
+    ) -> Result<(Value, usize), WorkflowError> {
         match self {
-            Query::Literal(v) => Ok(v.clone()),
+            Query::Literal(v) => Ok((v.clone(), json_size(v, usize::MAX))),
             Query::Take(e) if taken.is_some() => {
-                let found = e.found(scope).and_then(|v| {
-                    let n = crate::exec::json_size(v, *room);
-                    (n <= *room).then_some(n)
-                });
+                let found = found_within(e, scope, room);
                 if let Some(taken) = taken {
                     taken.push(found.is_some());
                 }
                 match found {
-                    Some(n) => {
-                        *room -= n;
-                        Ok(Value::Null)
-                    }
-                    // Missing, through an array or too large: eval says what that gives.
+                    // Taken later, by `fill`.
+                    Some((_, n)) => Ok((Value::Null, n)),
                     None => eval_leaf(e, scope, field, limits, room),
                 }
             }
-            Query::Expr(e) | Query::Take(e) => eval_leaf(e, scope, field, limits, room),
+            Query::Expr(e) | Query::Take(e) => match found_within(e, scope, room) {
+                Some((v, n)) => Ok((v.clone(), n)),
+                None => eval_leaf(e, scope, field, limits, room),
+            },
             Query::Object(fields) => {
                 let mut out = Map::with_capacity(fields.len());
+                let mut size = 2 + fields.len().saturating_sub(1);
                 for (k, q) in fields {
-                    let v = q.eval_within(
+                    let (v, n) = q.eval_within(
                         scope,
                         &Field::Key(field, k),
                         limits,
                         room,
                         taken.as_deref_mut(),
                     )?;
+                    size += string_len(k) + 1 + n;
                     out.insert(k.clone(), v);
                 }
-                Ok(Value::Object(out))
+                Ok((Value::Object(out), size))
             }
-            Query::Array(items) => items
-                .iter()
-                .enumerate()
-                .map(|(i, q)| {
-                    q.eval_within(
+            Query::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut size = 2 + items.len().saturating_sub(1);
+                for (i, q) in items.iter().enumerate() {
+                    let (v, n) = q.eval_within(
                         scope,
                         &Field::Index(field, i),
                         limits,
                         room,
                         taken.as_deref_mut(),
-                    )
-                })
-                .collect::<Result<_, _>>()
-                .map(Value::Array),
+                    )?;
+                    size += n;
+                    out.push(v);
+                }
+                Ok((Value::Array(out), size))
+            }
         }
     }
 
@@ -281,14 +286,27 @@ impl Query {
     }
 }
 
-/// One expression of a field, its JSON size taken from `room`.
+/// What a plain path finds through objects alone, with its JSON size, if that fits in
+/// `room` (then taken from it): the value `eval` would copy, measured once. `None` leaves
+/// the answer (maybe an error) to [`eval_leaf`].
+fn found_within<'v>(e: &Expr, scope: &Scope<'v>, room: &mut usize) -> Option<(&'v Value, usize)> {
+    let v = e.found(scope)?;
+    let n = json_size(v, *room);
+    if n > *room {
+        return None;
+    }
+    *room -= n;
+    Some((v, n))
+}
+
+/// One expression of a field, with its JSON size, taken from `room`.
 fn eval_leaf(
     e: &Expr,
     scope: &Scope,
     field: &Field,
     limits: &Limits,
     room: &mut usize,
-) -> Result<Value, WorkflowError> {
+) -> Result<(Value, usize), WorkflowError> {
     let v = eval_expr(
         e,
         scope,
@@ -298,8 +316,13 @@ fn eval_leaf(
             ..*limits
         },
     )?;
-    *room = room.saturating_sub(crate::exec::json_size(&v, *room));
-    Ok(v)
+    let mut n = json_size(&v, *room);
+    if n > *room {
+        // The engine's own count let it through; the size must still be exact.
+        n = json_size(&v, usize::MAX);
+    }
+    *room = room.saturating_sub(n);
+    Ok((v, n))
 }
 
 /// Where an expression sits in its field (`Output/items/0`), written only for an error.
@@ -382,9 +405,26 @@ mod tests {
         )
     }
 
-    /// `eval` and `eval_consuming` of one Output over the same data: value or error.
+    /// The same field with every expression in parentheses, which no fast path knows.
+    fn general(q: &Value) -> Value {
+        match q {
+            Value::String(s) => match expression_text(s) {
+                Some(e) => Value::String(format!("{{% ({}) %}}", e.trim())),
+                None => q.clone(),
+            },
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), general(v))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(general).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// One Output over the same data three ways, copying, moving and through the general
+    /// evaluator alone: the same value or the same error.
     fn both_ways(q: &Value, input: &Value, result: Option<&Value>, cap: usize) {
         let mut problems = vec![];
+        let slow = Query::compile(&general(q), "/Output", &mut problems);
         let q = Query::compile(q, "/Output", &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
         let mut vars = Vars::default();
@@ -401,14 +441,43 @@ mod tests {
             "Output",
         );
         let (mut i, mut r) = (input.clone(), result.cloned());
-        let moved = q.eval_consuming(&ctx, &vars, &mut i, r.as_mut(), "Output");
+        let moved = q
+            .eval_consuming(&ctx, &vars, &mut i, r.as_mut(), "Output")
+            .map(|(v, n)| {
+                assert_eq!(n, json_size(&v, usize::MAX), "the size of {v}");
+                v
+            });
         let show = |x: &Result<Value, WorkflowError>| match x {
             Ok(v) => format!("ok {v}"),
             Err(e) => format!("err {} {:?}", e.name(), e.cause),
         };
         assert_eq!(show(&copied), show(&moved), "{q:?} on {input} / {result:?}");
+        let engine = slow.eval(
+            &Scope {
+                input,
+                result,
+                error_output: None,
+                context: &ctx,
+                vars: &vars,
+            },
+            "Output",
+        );
+        // Errors name the expression as written, which differs by its parentheses; the
+        // engine counts sizes its own way, so only where nothing is near the cap.
+        if cap < 1 << 20 {
+            return;
+        }
+        assert_eq!(
+            copied.as_ref().map_err(|e| e.name().to_string()),
+            engine.as_ref().map_err(|e| e.name().to_string()),
+            "{q:?} on {input} / {result:?}"
+        );
         if moved.is_err() {
-            assert_eq!((&i, r.as_ref()), (input, result), "an error leaves the data alone");
+            assert_eq!(
+                (&i, r.as_ref()),
+                (input, result),
+                "an error leaves the data alone"
+            );
         }
     }
 

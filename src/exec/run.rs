@@ -479,7 +479,10 @@ async fn step(
     match &s.kind {
         Kind::Succeed if s.query_language == QueryLanguage::Jsonata => {
             let out = match &s.output {
-                Some(q) => q.eval_consuming(&frame.ctx, &frame.vars, &mut raw, None, "Output")?,
+                Some(q) => {
+                    q.eval_consuming(&frame.ctx, &frame.vars, &mut raw, None, "Output")?
+                        .0
+                }
                 None => raw,
             };
             Ok((out, None, Growth::Same))
@@ -532,6 +535,7 @@ async fn step(
                 match output {
                     Some(q) => {
                         q.eval_consuming(&frame.ctx, &frame.vars, &mut eff, None, "Output")?
+                            .0
                     }
                     None => eff,
                 }
@@ -555,6 +559,7 @@ async fn step(
                 match &s.output {
                     Some(q) => {
                         q.eval_consuming(&frame.ctx, &frame.vars, &mut eff, None, "Output")?
+                            .0
                     }
                     None => eff,
                 }
@@ -720,7 +725,7 @@ fn finish(
             Err(e) => return Err((e, raw)),
         };
         // Output is the last reader of the input and the result: it may take from them.
-        let out = match &s.output {
+        let (out, size) = match &s.output {
             Some(q) => match q.eval_consuming(
                 &frame.ctx,
                 &frame.vars,
@@ -731,9 +736,11 @@ fn finish(
                 Ok(out) => out,
                 Err(e) => return Err((e, raw)),
             },
-            None => result,
+            None => {
+                let size = json_size(&result, usize::MAX);
+                (result, size)
+            }
         };
-        let size = json_size(&out, usize::MAX);
         apply_assigns(&mut frame.vars, assign);
         return Ok((out, Growth::Replaced(size)));
     }
