@@ -201,9 +201,18 @@ impl Query {
                 }
             }
             (Query::Object(fields), Value::Object(m)) => {
-                for (k, q) in fields {
-                    if let Some(v) = m.get_mut(k) {
+                // `eval_within` inserted the keys in this order; a map that keeps insertion
+                // order (serde_json's preserve_order, which the build has) pairs them
+                // without hashing.
+                if fields.iter().map(|(k, _)| k).eq(m.keys()) {
+                    for ((_, q), v) in fields.iter().zip(m.values_mut()) {
                         q.fill(v, taken, input, result);
+                    }
+                } else {
+                    for (k, q) in fields {
+                        if let Some(v) = m.get_mut(k) {
+                            q.fill(v, taken, input, result);
+                        }
                     }
                 }
             }
