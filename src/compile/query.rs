@@ -184,21 +184,23 @@ impl Query {
     ) {
         match (self, out) {
             (Query::Take(e), out) => {
-                if taken.next() == Some(true) {
-                    let (source, steps) = e
-                        .states_path()
-                        .expect("a Take is always a plain $states path");
-                    let from = match source {
-                        Source::Input => Some(&mut *input),
-                        Source::Result => result.as_deref_mut(),
-                    };
-                    let at = steps
-                        .iter()
-                        .fold(from, |v, k| v.and_then(|v| v.get_mut(k.as_str())));
-                    // Nothing changed the data since the path was found, but other takes
-                    // of paths outside this one.
-                    *out = std::mem::take(at.expect("a taken path was found through objects"));
+                // A leaf that was not found through objects already holds its value.
+                if taken.next() != Some(true) {
+                    return;
                 }
+                let (source, steps) = e
+                    .states_path()
+                    .expect("a Take is always a plain $states path");
+                let from = match source {
+                    Source::Input => Some(&mut *input),
+                    Source::Result => result.as_deref_mut(),
+                };
+                let at = steps
+                    .iter()
+                    .fold(from, |v, k| v.and_then(|v| v.get_mut(k.as_str())));
+                // Nothing changed the data since the path was found, but other takes
+                // of paths outside this one.
+                *out = std::mem::take(at.expect("a taken path was found through objects"));
             }
             (Query::Object(fields), Value::Object(m)) => {
                 // `eval_within` inserted the keys in this order; a map that keeps insertion
