@@ -150,6 +150,15 @@ enum Root {
     Var(String),
 }
 
+/// The state data a plain `$states` path starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `$states.input`.
+    Input,
+    /// `$states.result`.
+    Result,
+}
+
 const STATES_MEMBERS: [&str; 4] = ["input", "result", "errorOutput", "context"];
 
 /// What `$states` and the workflow variables hold for one evaluation.
@@ -198,6 +207,39 @@ impl Expr {
     /// compared with a literal).
     pub fn is_fast(&self) -> bool {
         self.fast.is_some()
+    }
+
+    /// The member and names of a plain `$states.input...` or `$states.result...` path
+    /// (`$states.result.Payload` is `(Result, ["Payload"])`); `None` for anything else.
+    pub fn states_path(&self) -> Option<(Source, &[String])> {
+        match &self.fast {
+            Some(Fast::Path(PlainPath {
+                root: Root::States(i @ (0 | 1)),
+                steps,
+                ..
+            })) => Some((
+                if *i == 0 {
+                    Source::Input
+                } else {
+                    Source::Result
+                },
+                steps,
+            )),
+            _ => None,
+        }
+    }
+
+    /// The value a plain path names, borrowed, where [`Expr::eval`] would return a copy of
+    /// it found through objects alone (no mapping over an array); `None` otherwise, and
+    /// then only `eval` knows the answer.
+    pub fn found<'v>(&self, scope: &Scope<'v>) -> Option<&'v Value> {
+        match &self.fast {
+            Some(Fast::Path(p)) => match p.lookup(scope) {
+                Walk::Found(std::borrow::Cow::Borrowed(v)) => Some(v),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Evaluates in an ASL state: `$states` and the variables bound; `Ok(None)` is

@@ -98,7 +98,8 @@ pub fn mem_size(v: &Value, cap: usize) -> usize {
     acc
 }
 
-fn string_len(s: &str) -> usize {
+/// The bytes `s` takes as a JSON string, quotes and escapes included.
+pub(crate) fn string_len(s: &str) -> usize {
     2 + s
         .bytes()
         .map(|b| match b {

@@ -7,7 +7,7 @@
 
 pub mod context;
 mod io;
-mod limits;
+pub(crate) mod limits;
 pub mod log;
 mod map;
 mod memory;

@@ -502,7 +502,7 @@ enum Growth {
 async fn step(
     ex: &Exec<'_>,
     node: &Node,
-    raw: Value,
+    mut raw: Value,
     frame: &mut Frame,
 ) -> Result<(Value, Option<usize>, Growth), WorkflowError> {
     let s = &node.state;
@@ -512,7 +512,10 @@ async fn step(
     match &s.kind {
         Kind::Succeed if s.query_language == QueryLanguage::Jsonata => {
             let out = match &s.output {
-                Some(q) => q.eval(&frame.scope(&raw, None, None), "Output")?,
+                Some(q) => {
+                    q.eval_consuming(&frame.ctx, &frame.vars, &mut raw, None, "Output")?
+                        .0
+                }
                 None => raw,
             };
             Ok((out, None, Growth::Same))
@@ -530,7 +533,7 @@ async fn step(
             })
         }
         Kind::Choice { rules, .. } => {
-            let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
+            let mut eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
             let env_eff = frame.env(&eff);
             let mut chosen = None;
             for (i, r) in rules.iter().enumerate() {
@@ -562,12 +565,11 @@ async fn step(
             let out = if s.query_language == QueryLanguage::Jsonata {
                 // A rule's Output wins over the state's.
                 let output = rule.and_then(|r| r.output.as_ref()).or(s.output.as_ref());
-                let out = match output {
-                    Some(q) => Some(q.eval(&scope, "Output")?),
-                    None => None,
-                };
-                match out {
-                    Some(o) => o,
+                match output {
+                    Some(q) => {
+                        q.eval_consuming(&frame.ctx, &frame.vars, &mut eff, None, "Output")?
+                            .0
+                    }
                     None => eff,
                 }
             } else {
@@ -577,7 +579,7 @@ async fn step(
             Ok((out, Some(next), Growth::Same))
         }
         Kind::Wait { wait } => {
-            let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
+            let mut eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
             let env_eff = frame.env(&eff);
             let delay = wait_delay(ex, wait, &env_eff)?;
             let scope = frame.scope(&eff, None, None);
@@ -588,7 +590,10 @@ async fn step(
                 .transpose()?;
             let out = if s.query_language == QueryLanguage::Jsonata {
                 match &s.output {
-                    Some(q) => q.eval(&scope, "Output")?,
+                    Some(q) => {
+                        q.eval_consuming(&frame.ctx, &frame.vars, &mut eff, None, "Output")?
+                            .0
+                    }
                     None => eff,
                 }
             } else {
@@ -730,32 +735,45 @@ async fn attempt(
 /// a retrier or catcher may still need it for.
 fn finish(
     s: &State,
-    raw: Value,
-    result: Value,
+    mut raw: Value,
+    mut result: Value,
     frame: &mut Frame,
 ) -> Result<(Value, Growth), (WorkflowError, Value)> {
     if s.query_language == QueryLanguage::Jsonata {
         // JSONata: Assign and Output both see `$states.input` and `$states.result`;
         // variables change after Output is built.
-        let scope = frame.scope(&raw, Some(&result), None);
-        let built = s
+        let assign = s
             .assign
             .as_ref()
-            .map(|a| eval_assign(a, &frame.env(&result), &scope))
-            .transpose()
-            .and_then(|assign| {
-                let out = match &s.output {
-                    Some(q) => Some(q.eval(&scope, "Output")?),
-                    None => None,
-                };
-                Ok((assign, out))
-            });
-        let (assign, out) = match built {
-            Ok(b) => b,
+            .map(|a| {
+                eval_assign(
+                    a,
+                    &frame.env(&result),
+                    &frame.scope(&raw, Some(&result), None),
+                )
+            })
+            .transpose();
+        let assign = match assign {
+            Ok(a) => a,
             Err(e) => return Err((e, raw)),
         };
-        let out = out.unwrap_or(result);
-        let size = json_size(&out, usize::MAX);
+        // Output is the last reader of the input and the result: it may take from them.
+        let (out, size) = match &s.output {
+            Some(q) => match q.eval_consuming(
+                &frame.ctx,
+                &frame.vars,
+                &mut raw,
+                Some(&mut result),
+                "Output",
+            ) {
+                Ok(out) => out,
+                Err(e) => return Err((e, raw)),
+            },
+            None => {
+                let size = json_size(&result, usize::MAX);
+                (result, size)
+            }
+        };
         apply_assigns(&mut frame.vars, assign);
         return Ok((out, Growth::Replaced(size)));
     }
