@@ -190,21 +190,6 @@ pub(crate) fn error_details(error: Option<&str>, cause: Option<&str>) -> Map<Str
     m
 }
 
-/// The state type's name as event types spell it (`Task` in `TaskStateEntered`).
-pub(crate) fn state_type(kind: &crate::asl::model::Kind) -> &'static str {
-    use crate::asl::model::Kind;
-    match kind {
-        Kind::Pass { .. } => "Pass",
-        Kind::Task { .. } => "Task",
-        Kind::Choice { .. } => "Choice",
-        Kind::Wait { .. } => "Wait",
-        Kind::Succeed => "Succeed",
-        Kind::Fail { .. } => "Fail",
-        Kind::Parallel { .. } => "Parallel",
-        Kind::Map(_) => "Map",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::context::{self, Context};
-use super::log::{error_details, state_type, EventLog, Severity};
+use super::log::{error_details, EventLog, Severity};
 use super::memory::Budget;
 use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
 use crate::asl::model::{
@@ -400,7 +400,7 @@ pub(crate) fn run_machine<'a>(
                 frame.ctx.enter_state(&node.state.name, now, with_retry);
             }
             if let Some(log) = &ex.log {
-                let t = state_type(&node.state.kind);
+                let t = node.state.type_name();
                 log.push(&format!("{t}StateEntered"), Severity::Info, false, |l| {
                     let mut d = serde_json::Map::new();
                     d.insert("name".into(), Value::String(node.state.name.clone()));
@@ -448,7 +448,7 @@ fn log_step(
     node: &Node,
     stepped: &Result<(Value, Option<usize>, Growth), WorkflowError>,
 ) {
-    let t = state_type(&node.state.kind);
+    let t = node.state.type_name();
     match stepped {
         Ok((out, _, _)) => log.push(&format!("{t}StateExited"), Severity::Info, false, |l| {
             let mut d = serde_json::Map::new();
