@@ -109,7 +109,7 @@ fn outcome(reply: Reply, topic: &str) -> Result<Value, WorkflowError> {
 impl TaskHandler for KafkaInvoke {
     fn call(&self, call: TaskCall<'_>) -> TaskFuture {
         let input = call.input;
-        let limit = call.timeout.unwrap_or_else(|| self.cfg.call_timeout());
+        let limit = self.cfg.call_limit(call.timeout);
         let reply_topic = match input.get("ReplyTopic") {
             None | Some(Value::Null) => Ok(self.cfg.kafka.reply_topic.clone()),
             Some(Value::String(t)) if *t == self.cfg.kafka.reply_topic => Ok(t.clone()),

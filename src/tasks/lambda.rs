@@ -362,8 +362,7 @@ impl TaskHandler for Lambda {
         let (cfg, limits) = (Arc::clone(&self.cfg), Arc::clone(&self.limits));
         let resource = call.resource.to_string();
         let input = call.input;
-        // The state's TimeoutSeconds when it sets one, so a long one is not cut short here.
-        let limit = call.timeout.unwrap_or_else(|| self.cfg.call_timeout());
+        let limit = self.cfg.call_limit(call.timeout);
         Box::pin(async move {
             if resource != INVOKE {
                 let f = Function::parse(&resource).map_err(bad_argument)?;

@@ -260,7 +260,13 @@ impl TasksConfig {
         )
     }
 
-    /// The time limit of one call.
+    /// How long one call may wait: the state's TimeoutSeconds when it sets one (so a long
+    /// one is not cut short by the default), else [`Self::call_timeout`].
+    pub fn call_limit(&self, state_timeout: Option<Duration>) -> Duration {
+        state_timeout.unwrap_or_else(|| self.call_timeout())
+    }
+
+    /// The time limit of one call when the state sets none.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.call_timeout_seconds.clamp(0.001, 1e9))
     }

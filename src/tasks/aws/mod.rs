@@ -571,8 +571,7 @@ impl TaskHandler for Aws {
         let (cfg, limits) = (Arc::clone(&self.cfg), Arc::clone(&self.limits));
         let resource = call.resource.to_string();
         let mut input = call.input;
-        // The state's TimeoutSeconds when it sets one, so a long one is not cut short here.
-        let limit = call.timeout.unwrap_or_else(|| self.cfg.call_timeout());
+        let limit = self.cfg.call_limit(call.timeout);
         if resource == PUT_EVENTS {
             // As AWS's optimized integration does (not its aws-sdk form): each event names
             // the execution and the state machine that sent it.
