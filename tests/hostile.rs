@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{exec, stepstream, Scratch};
+use common::{exec, map_over_item_values, stepstream, Scratch};
 use serde_json::{json, Value};
 
 fn path(p: &std::path::Path) -> &str {
@@ -44,23 +44,6 @@ fn exec_with_peak_rss(dir: &Scratch, args: &[&str]) -> (Value, u64) {
         .unwrap_or_else(|e| panic!("exec printed no JSON object ({e}): {text:?}"));
     let peak_kb = u64::try_from(usage.ru_maxrss).expect("ru_maxrss is not negative");
     (v, peak_kb)
-}
-
-fn map_over_item_values() -> Value {
-    json!({
-        "StartAt": "M",
-        "States": {"M": {
-            "Type": "Map",
-            "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "INLINE"},
-                "StartAt": "P",
-                "States": {"P": {"Type": "Pass", "End": true}}
-            },
-            "ResultSelector": {"n.$": "States.ArrayLength($)", "last.$": "$[-1:]"},
-            "End": true
-        }}
-    })
 }
 
 #[test]

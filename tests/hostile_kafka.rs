@@ -5,6 +5,7 @@
 //!
 //! Needs the broker `scripts/kafka/start.sh` runs (see `tests/pipeline_kafka.rs`).
 
+mod common;
 mod kafka_support;
 
 use std::time::{Duration, Instant};
@@ -14,23 +15,6 @@ use kafka_support::{
     RESULTS_TIMEOUT,
 };
 use serde_json::{json, Value};
-
-fn hostile_map() -> Value {
-    json!({
-        "StartAt": "M",
-        "States": {"M": {
-            "Type": "Map",
-            "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "INLINE"},
-                "StartAt": "P",
-                "States": {"P": {"Type": "Pass", "End": true}}
-            },
-            "ResultSelector": {"n.$": "States.ArrayLength($)", "last.$": "$[-1:]"},
-            "End": true
-        }}
-    })
-}
 
 #[test]
 fn a_hostile_map_request_gets_its_result_and_the_partition_moves_on() {
@@ -45,7 +29,7 @@ fn a_hostile_map_request_gets_its_result_and_the_partition_moves_on() {
     std::fs::create_dir_all(&machines).expect("the temp dir is writable");
     std::fs::write(
         machines.join("hostile-map.asl.json"),
-        hostile_map().to_string(),
+        common::map_over_item_values().to_string(),
     )
     .expect("the definition is writable");
 

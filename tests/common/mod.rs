@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A scratch directory removed when dropped.
 pub struct Scratch(pub PathBuf);
@@ -63,3 +63,22 @@ pub fn root() -> &'static Path {
 /// Structural equality where numbers compare by value (`24.0 == 24`).
 #[allow(unused_imports)]
 pub use stepstream::load::same_json;
+
+/// A Map whose ItemSelector reads `$$.Map.Item.Value`: the hostile definition of issue 10
+/// (each item used to copy the whole context, which holds the execution input).
+pub fn map_over_item_values() -> Value {
+    json!({
+        "StartAt": "M",
+        "States": {"M": {
+            "Type": "Map",
+            "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "P",
+                "States": {"P": {"Type": "Pass", "End": true}}
+            },
+            "ResultSelector": {"n.$": "States.ArrayLength($)", "last.$": "$[-1:]"},
+            "End": true
+        }}
+    })
+}
