@@ -1,34 +1,64 @@
 #!/usr/bin/env bash
-# P3 in one run: stepstream's criterion workload benches and the Node peer
-# (aws-local-stepfunctions 3.0.0, benches/peers/) on the same five workloads, same
-# machine, back to back; prints exec/s for both and the ratio.
+# P3 in one run: stepstream's criterion workload benches and both peers on every workload
+# in benches/workloads/, same machine, back to back; prints exec/s for each and the ratio
+# to the fastest peer that ran the workload correctly.
 #   bash benches/compare.sh [PEER_SECONDS]
+# Peers: aws-local-stepfunctions 3.0.0 on Node (benches/peers/) and fakecloud-stepfunctions
+# 0.51 (its stand-alone harness in ../shared/peers/fakecloud, AGPL: built and run, never
+# linked; built into target/peers because ../shared is read-only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-5}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
+fakecloud_dir="${STEPSTREAM_FAKECLOUD_DIR:-../shared/peers/fakecloud}"
 
 echo "stepstream: cargo bench --bench workloads (executions/*)" >&2
 cargo bench --quiet --bench workloads -- 'executions/' --warm-up-time 1 --measurement-time 3 \
   --output-format bencher >"$out/ours.txt" 2>/dev/null
-echo "peer: benches/peers/run.sh --seconds $seconds" >&2
-bash benches/peers/run.sh --seconds "$seconds" >"$out/peer.txt"
 
-python3 - "$out/ours.txt" "$out/peer.txt" <<'PY'
+echo "peer 1: benches/peers/run.sh --seconds $seconds" >&2
+# A workload the peer cannot run (it has no JSONata, say) is reported as n/a, not fatal.
+bash benches/peers/run.sh --seconds "$seconds" >"$out/node.txt" || true
+
+: >"$out/fakecloud.txt"
+if [ -f "$fakecloud_dir/Cargo.toml" ]; then
+  echo "peer 2: fakecloud-bench (building $fakecloud_dir into target/peers)" >&2
+  CARGO_TARGET_DIR=target/peers cargo build --quiet --release --locked \
+    --manifest-path "$fakecloud_dir/Cargo.toml" >&2
+  for w in benches/workloads/*.json; do
+    target/peers/release/fakecloud-bench --seconds "$seconds" "$w" >>"$out/fakecloud.txt" \
+      2>>"$out/fakecloud.err" || echo "peer 2: $(basename "$w") failed" >&2
+  done
+else
+  echo "peer 2: $fakecloud_dir not found; reported as n/a" >&2
+fi
+
+python3 - "$out/ours.txt" "$out/node.txt" "$out/fakecloud.txt" <<'PY'
 import json, re, sys
 ours = {}
 for line in open(sys.argv[1]):
     m = re.match(r"test executions/(\S+)\s+\.\.\. bench:\s+([\d,]+) ns/iter", line)
     if m:
         ours[m.group(1)] = 1e9 / int(m.group(2).replace(",", ""))
-peer = {}
+node = {}
 for line in open(sys.argv[2]):
     if line.startswith("PEER_JSON "):
-        peer = json.loads(line[len("PEER_JSON "):])
-print(f"{'workload':<16}{'stepstream exec/s':>20}{'peer exec/s':>14}{'ratio':>9}")
-for name in ["order", "article-choice", "choice-heavy", "map-parallel", "retry-catch"]:
-    o, p = ours.get(name), peer.get(name)
-    ratio = f"{o / p:.1f}x" if o and p else "n/a"
-    print(f"{name:<16}{o or 0:>20,.0f}{p or 0:>14,.0f}{ratio:>9}")
+        node = {k: v for k, v in json.loads(line[len("PEER_JSON "):]).items() if v}
+fake = {}
+for line in open(sys.argv[3]):
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    # retry-catch's Cause differs only in how Lambda errors are encoded (see its README).
+    if r.get("failures") == 0 and r.get("mismatches_ignoring_lambda_cause_encoding") == 0:
+        fake[r["workload"]] = r["exec_per_s"]
+fmt = lambda v: f"{v:,.0f}" if v else "n/a"
+print(f"{'workload':<24}{'stepstream':>12}{'node peer':>12}{'fakecloud':>12}{'vs fastest':>12}")
+for name in sorted(ours):
+    o, n, f = ours[name], node.get(name), fake.get(name)
+    fastest = max([p for p in (n, f) if p], default=None)
+    ratio = f"{o / fastest:.1f}x" if fastest else "n/a"
+    print(f"{name:<24}{fmt(o):>12}{fmt(n):>12}{fmt(f):>12}{ratio:>12}")
 PY

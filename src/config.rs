@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The longest metadata text written per partition by default (`kafka.commit_metadata_max_bytes`).
+/// Brokers refuse a commit whose metadata exceeds `offset.metadata.max.bytes` (4096 by
+/// default), so stay below it.
+pub const MAX_METADATA: usize = 4000;
+
+/// Bytes a dead letter takes besides its `original`/`originalBase64` text: error, cause
+/// (cut to fit), source, sizes, digest, field names and the few extra fields of a refused
+/// output. `[output] dead_letter_max_original_bytes` plus this stays under the producer's limit.
+pub const DEAD_LETTER_ENVELOPE_BYTES: usize = 4096;
+
+/// Properties consumers of the embedded broker should set (`pipeline::embedded` says why).
+pub const EMBEDDED_CONSUMER_PROPERTIES: &[(&str, &str)] = &[("fetch.wait.max.ms", "5")];
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -289,7 +302,7 @@ fn default_offset_reset() -> String {
     "earliest".into()
 }
 fn default_commit_metadata_max_bytes() -> usize {
-    crate::pipeline::acked::MAX_METADATA
+    MAX_METADATA
 }
 fn default_instance_id() -> String {
     "auto".into()
@@ -420,7 +433,7 @@ impl KafkaConfig {
         if self.instance_id == "auto" {
             self.instance_id = "none".into();
         }
-        for (k, v) in crate::pipeline::embedded::CONSUMER_PROPERTIES {
+        for (k, v) in EMBEDDED_CONSUMER_PROPERTIES {
             self.consumer_properties
                 .entry(k.to_string())
                 .or_insert_with(|| v.to_string());
@@ -532,14 +545,14 @@ impl Config {
                 ))
             })?,
         };
-        let most = (limit / 2).saturating_sub(crate::pipeline::result::DEAD_LETTER_ENVELOPE_BYTES);
+        let most = (limit / 2).saturating_sub(DEAD_LETTER_ENVELOPE_BYTES);
         let cap = self.output.dead_letter_max_original_bytes;
         if cap > most {
             return Err(ConfigError::Invalid(format!(
                 "output.dead_letter_max_original_bytes = {cap} is too large for the producer's \
                  message.max.bytes = {limit}: at most {most} (half the limit, less {} bytes \
                  for the rest of the dead letter)",
-                crate::pipeline::result::DEAD_LETTER_ENVELOPE_BYTES
+                DEAD_LETTER_ENVELOPE_BYTES
             )));
         }
         Ok(())

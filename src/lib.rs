@@ -14,6 +14,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod express;
 pub mod load;
 pub mod metrics;
 pub mod pipeline;

@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 
 use crate::asl::model::Kind;
 use crate::compile::plan::Plan;
-use crate::exec::Status;
+use crate::express::Status;
 
 /// Executions by state machine and status (`started`, `succeeded`, `failed`, `timed_out`, `aborted`).
 pub const EXECUTIONS: &str = "stepstream_executions_total";
@@ -290,7 +290,7 @@ fn state_type_index(kind: &Kind) -> usize {
 
 /// What one state machine's executions count inside the interpreter: transitions by state
 /// type, retries, and task calls per resource. Registered once when the machine is loaded
-/// and handed to each execution through [`crate::exec::ExecOptions::metrics`], so recording
+/// and handed to each execution through `ExecOptions::metrics`, so recording
 /// is an index and an atomic add.
 pub struct ExecMetrics {
     transitions: [Counter; 8],
@@ -521,12 +521,34 @@ impl Drop for Sampler {
     }
 }
 
+/// Counters of the Kafka sink's produce problems since the process started; the sink counts,
+/// the metrics sampler publishes.
+#[derive(Debug, Default)]
+pub struct SinkCounters {
+    /// A transient produce error, retried.
+    pub produce_retried: AtomicU64,
+    /// A record the broker refused for good, replaced by a dead letter.
+    pub output_rejected: AtomicU64,
+    /// A record that could be neither delivered nor replaced.
+    pub output_lost: AtomicU64,
+    /// A fatal producer error.
+    pub producer_fatal: AtomicU64,
+}
+
+/// The process's sink counters.
+pub static SINK_COUNTERS: SinkCounters = SinkCounters {
+    produce_retried: AtomicU64::new(0),
+    output_rejected: AtomicU64::new(0),
+    output_lost: AtomicU64::new(0),
+    producer_fatal: AtomicU64::new(0),
+};
+
 fn sample_loop(mut sources: Sources, interval: Duration, stop: &AtomicBool) {
     let shard_gauges: Vec<Gauge> = (0..sources.in_flight.len())
         .map(|i| gauge!(IN_FLIGHT, "shard" => i.to_string()))
         .collect();
     let produce: [(Counter, &AtomicU64); 4] = {
-        let c = &crate::pipeline::sink::COUNTERS;
+        let c = &SINK_COUNTERS;
         [
             (
                 counter!(PRODUCE_ERRORS, "kind" => "retried"),

@@ -2,8 +2,7 @@
 
 use serde_json::Value;
 
-/// AWS's limit on a state's input or output: 256 KiB of JSON.
-pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+pub use crate::express::MAX_PAYLOAD_BYTES;
 
 /// Size of `v` as compact JSON, computed without serializing; stops counting past `cap`.
 pub fn json_size(v: &Value, cap: usize) -> usize {

@@ -27,27 +27,7 @@ pub use limits::{json_size, mem_size, MAX_PAYLOAD_BYTES};
 pub use log::{LogLevel, LogSettings};
 pub use memory::{ShardMemory, DEFAULT_MAX_EXECUTION_MEMORY_BYTES, DEFAULT_MAX_SHARD_MEMORY_BYTES};
 
-/// How an execution ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Reached a terminal state without error.
-    Succeeded,
-    /// An error nothing caught.
-    Failed,
-    /// Ran past the execution time cap.
-    TimedOut,
-}
-
-impl Status {
-    /// The name AWS uses (`SUCCEEDED`, `FAILED`, `TIMED_OUT`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Status::Succeeded => "SUCCEEDED",
-            Status::Failed => "FAILED",
-            Status::TimedOut => "TIMED_OUT",
-        }
-    }
-}
+pub use crate::express::Status;
 
 /// The result of one execution.
 #[derive(Debug, Clone, PartialEq)]

@@ -131,13 +131,8 @@ impl crate::tasks::ExecutionIds for Exec<'_> {
     }
 
     fn state_machine_arn(&self) -> String {
-        state_machine_arn(&self.opts.state_machine_name)
+        crate::express::state_machine_arn(&self.opts.state_machine_name)
     }
-}
-
-/// A state machine's ARN as this process names it.
-fn state_machine_arn(machine: &str) -> String {
-    format!("arn:aws:states:local:000000000000:stateMachine:{machine}")
 }
 
 impl Exec<'_> {
@@ -266,7 +261,7 @@ pub(crate) async fn execute(
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let machine = &opts.state_machine_name;
-        let machine_arn = state_machine_arn(machine);
+        let machine_arn = crate::express::state_machine_arn(machine);
         let exec_arn = opts
             .execution_arn
             .clone()
@@ -327,10 +322,7 @@ fn ended(ex: Exec<'_>, out: Outcome) -> (Outcome, Option<EventLog>) {
 
 /// An ARN for an execution that was given none.
 fn made_up_arn(machine: &str, name: &str) -> String {
-    format!(
-        "arn:aws:states:local:000000000000:express:{machine}:{name}:{}",
-        uuid::Uuid::new_v4()
-    )
+    crate::express::execution_arn(machine, name, &uuid::Uuid::new_v4())
 }
 
 /// The execution's ARN for its log (made up when not given; only built when logging).

@@ -18,10 +18,7 @@ use base64::Engine as _;
 /// Marks our encoding; metadata without it (another tool's, or none) is ignored.
 const PREFIX: &str = "ss1:";
 
-/// The longest metadata text written per partition by default (`kafka.commit_metadata_max_bytes`).
-/// Brokers refuse a commit whose metadata exceeds `offset.metadata.max.bytes` (4096 by
-/// default), so stay below it.
-pub const MAX_METADATA: usize = 4000;
+pub use crate::config::MAX_METADATA;
 
 /// Metadata longer than this is not ours: it is not decoded at all.
 const MAX_READ: usize = 8192;

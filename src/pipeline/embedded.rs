@@ -59,8 +59,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaType;
 
-/// Properties consumers of the embedded broker should set (see the module doc for why).
-pub const CONSUMER_PROPERTIES: &[(&str, &str)] = &[("fetch.wait.max.ms", "5")];
+pub use crate::config::EMBEDDED_CONSUMER_PROPERTIES as CONSUMER_PROPERTIES;
 
 /// Delay before a consumer group's first assignment; short so the demo starts at once, not
 /// zero so consumers created together still land in one generation.

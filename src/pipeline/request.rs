@@ -6,6 +6,8 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+pub use crate::express::{check_name, NameRule, MAX_NAME_CHARS};
+
 /// Limits a request must respect before it is parsed.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
@@ -402,81 +404,8 @@ pub fn nesting(depth: Option<&[u8]>, execution_id: Option<&[u8]>) -> Result<Nest
     })
 }
 
-/// Longest execution or state machine name AWS accepts, in characters.
-pub const MAX_NAME_CHARS: usize = 80;
-
-/// Characters AWS refuses in execution and state machine names (besides whitespace and
-/// control characters).
-const FORBIDDEN_IN_NAMES: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
-
 /// How many characters of a bad name a cause quotes: enough to recognise it, never its bulk.
 const QUOTED_NAME_CHARS: usize = 32;
-
-/// Which of AWS's naming rules a name breaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NameRule {
-    /// Empty.
-    Empty,
-    /// Over [`MAX_NAME_CHARS`] characters.
-    TooLong,
-    /// A whitespace character at this character index.
-    Whitespace(char, usize),
-    /// A control character (U+0000-U+001F, U+007F-U+009F) at this character index.
-    Control(char, usize),
-    /// One of `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; : /` at this character index.
-    Forbidden(char, usize),
-}
-
-impl std::fmt::Display for NameRule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NameRule::Empty => write!(f, "is empty (names have 1 to {MAX_NAME_CHARS} characters)"),
-            NameRule::TooLong => write!(f, "is longer than {MAX_NAME_CHARS} characters"),
-            NameRule::Whitespace(c, at) => {
-                write!(
-                    f,
-                    "has whitespace ({:?}, U+{:04X}) at character {at}",
-                    c, *c as u32
-                )
-            }
-            NameRule::Control(c, at) => {
-                write!(
-                    f,
-                    "has a control character (U+{:04X}) at character {at}",
-                    *c as u32
-                )
-            }
-            NameRule::Forbidden(c, at) => write!(
-                f,
-                "has {c:?} at character {at}; names may not contain any of {FORBIDDEN_IN_NAMES}"
-            ),
-        }
-    }
-}
-
-/// Checks a name against the rules AWS applies to execution and state machine names:
-/// 1 to 80 characters, no whitespace, no control characters, none of [`FORBIDDEN_IN_NAMES`].
-pub fn check_name(s: &str) -> Result<(), NameRule> {
-    if s.is_empty() {
-        return Err(NameRule::Empty);
-    }
-    for (at, c) in s.chars().enumerate() {
-        // Stops at the limit: a 600 KB name costs 81 characters of work.
-        if at >= MAX_NAME_CHARS {
-            return Err(NameRule::TooLong);
-        }
-        if c.is_control() {
-            return Err(NameRule::Control(c, at));
-        }
-        if c.is_whitespace() {
-            return Err(NameRule::Whitespace(c, at));
-        }
-        if FORBIDDEN_IN_NAMES.contains(c) {
-            return Err(NameRule::Forbidden(c, at));
-        }
-    }
-    Ok(())
-}
 
 /// The start of a bad name, quoted and escaped, for a cause; `bytes` is the whole name's size.
 fn quoted_prefix(s: &str, bytes: usize) -> String {
@@ -674,37 +603,6 @@ mod tests {
             },
         )
         .unwrap_err()
-    }
-
-    #[test]
-    fn names_follow_the_aws_rules() {
-        assert_eq!(check_name("order-12345_ok.v2"), Ok(()));
-        assert_eq!(check_name(&"n".repeat(80)), Ok(()));
-        assert_eq!(check_name("é日本"), Ok(()));
-        assert_eq!(check_name(""), Err(NameRule::Empty));
-        assert_eq!(check_name(&"n".repeat(81)), Err(NameRule::TooLong));
-        assert_eq!(check_name("a b"), Err(NameRule::Whitespace(' ', 1)));
-        assert_eq!(
-            check_name("a\u{3000}"),
-            Err(NameRule::Whitespace('\u{3000}', 1))
-        );
-        assert_eq!(check_name("\u{0}"), Err(NameRule::Control('\u{0}', 0)));
-        assert_eq!(check_name("a\u{7f}"), Err(NameRule::Control('\u{7f}', 1)));
-        assert_eq!(check_name("a\u{9f}"), Err(NameRule::Control('\u{9f}', 1)));
-        assert_eq!(check_name("a\tb"), Err(NameRule::Control('\t', 1)));
-        for c in "<>{}[]?*\"#%\\^|~`$&,;:/".chars() {
-            assert_eq!(
-                check_name(&format!("ok{c}")),
-                Err(NameRule::Forbidden(c, 2)),
-                "{c:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_long_name_is_refused_after_81_characters_of_work() {
-        let huge = "n".repeat(600_000);
-        assert_eq!(check_name(&huge), Err(NameRule::TooLong));
     }
 
     #[test]

@@ -25,17 +25,7 @@ impl Source {
     }
 }
 
-const ARN_PREFIX: &str = "arn:aws:states:local:000000000000:";
-
-/// ARN of a state machine, in the shape AWS uses.
-pub fn state_machine_arn(machine: &str) -> String {
-    format!("{ARN_PREFIX}stateMachine:{machine}")
-}
-
-/// ARN of an Express execution, in the shape AWS uses.
-pub fn execution_arn(machine: &str, name: &str, id: &uuid::Uuid) -> String {
-    format!("{ARN_PREFIX}express:{machine}:{name}:{id}")
-}
+pub use crate::express::{execution_arn, state_machine_arn, ARN_PREFIX};
 
 /// What names one execution: its state machine, its name and the id its ARN ends with.
 #[derive(Debug, Clone, Copy)]
@@ -184,10 +174,7 @@ pub fn write_timestamp(out: &mut Vec<u8>, t: DateTime<Utc>) {
     out.extend_from_slice(&text);
 }
 
-/// Bytes a dead letter takes besides its `original`/`originalBase64` text: error, cause
-/// (cut to fit), source, sizes, digest, field names and the few extra fields of a refused
-/// output. `[output] dead_letter_max_original_bytes` plus this stays under the producer's limit.
-pub const DEAD_LETTER_ENVELOPE_BYTES: usize = 4096;
+pub use crate::config::DEAD_LETTER_ENVELOPE_BYTES;
 
 /// Longest cause (and extra field) a dead letter carries, in bytes of JSON text.
 const MAX_CAUSE_BYTES: usize = 1024;

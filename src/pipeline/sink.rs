@@ -178,26 +178,8 @@ pub enum SinkEvent<'a> {
 /// Log lines per event kind per second; the rest are counted, not printed.
 pub const LOG_LINES_PER_SECOND: u64 = 10;
 
-/// Counters of [`SinkEvent`]s since the process started (a plain atomic until metrics land).
-#[derive(Debug, Default)]
-pub struct SinkCounters {
-    /// [`SinkEvent::ProduceRetried`].
-    pub produce_retried: AtomicU64,
-    /// [`SinkEvent::OutputRejected`].
-    pub output_rejected: AtomicU64,
-    /// [`SinkEvent::OutputLost`].
-    pub output_lost: AtomicU64,
-    /// [`SinkEvent::ProducerFatal`].
-    pub producer_fatal: AtomicU64,
-}
-
-/// The process's sink counters.
-pub static COUNTERS: SinkCounters = SinkCounters {
-    produce_retried: AtomicU64::new(0),
-    output_rejected: AtomicU64::new(0),
-    output_lost: AtomicU64::new(0),
-    producer_fatal: AtomicU64::new(0),
-};
+/// The process's sink counters (kept in [`crate::metrics`], which publishes them).
+pub use crate::metrics::SINK_COUNTERS as COUNTERS;
 
 /// One rate limit per event kind: (second of the window, lines printed in it).
 struct RateLimit {

@@ -17,7 +17,7 @@
 //! `stepstream-depth` header (a top-level execution is at depth 0), and a start past
 //! `[tasks.kafka] max_nesting_depth` fails with `stepstream.ExecutionNestingTooDeep`.
 //!
-//! The names and ARNs follow the request and result contracts of [`crate::pipeline`].
+//! The names and ARNs follow the request and result contracts of the pipeline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,8 +28,7 @@ use super::kafka::{Outgoing, SharedProducer};
 use super::net::{Limits, TasksConfig};
 use super::{TaskCall, TaskFuture, TaskHandler};
 use crate::error::{names, WorkflowError};
-use crate::pipeline::request::check_name;
-use crate::pipeline::result::execution_arn;
+use crate::express::{check_name, execution_arn, MAX_PAYLOAD_BYTES};
 
 /// The nested-workflow resource.
 pub const START_EXECUTION: &str = "arn:aws:states:::states:startExecution";
@@ -174,13 +173,13 @@ impl TaskHandler for StartExecution {
                 json!({"stateMachine": child.machine, "name": child.name, "input": child.input});
             let value =
                 serde_json::to_vec(&envelope).map_err(|e| super::kafka::bad(e.to_string()))?;
-            if value.len() > crate::exec::MAX_PAYLOAD_BYTES {
+            if value.len() > MAX_PAYLOAD_BYTES {
                 return Err(WorkflowError::new(
                     names::DATA_LIMIT_EXCEEDED,
                     format!(
                         "the child execution's request is {} bytes, over the {}-byte limit",
                         value.len(),
-                        crate::exec::MAX_PAYLOAD_BYTES
+                        MAX_PAYLOAD_BYTES
                     ),
                 ));
             }
