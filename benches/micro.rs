@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use serde_json::{json, Value};
 
-use stepstream::compile::choice::{self, Condition};
-use stepstream::compile::intrinsic::Intrinsic;
-use stepstream::compile::path::Path;
-use stepstream::compile::template::Template;
-use stepstream::compile::Env;
-use stepstream::exec::vars::Vars;
+use stepstream::expr::choice::{self, Condition};
+use stepstream::expr::intrinsic::Intrinsic;
+use stepstream::expr::path::Path;
+use stepstream::expr::template::Template;
+use stepstream::expr::vars::Vars;
+use stepstream::expr::Env;
 use stepstream::pipeline::request::{self, RequestLimits};
 
 fn workload(name: &str) -> Value {
@@ -66,7 +66,7 @@ fn choice(c: &mut Criterion) {
         let input = choice_heavy_input(&w, counter, "");
         let env = Env {
             input: &input,
-            context: &stepstream::exec::context::Context::from_value(context.clone()),
+            context: &stepstream::expr::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         assert_eq!(first_match(&rules, &env), Some(expect), "counter {counter}");
@@ -84,7 +84,7 @@ fn path(c: &mut Criterion) {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &input,
-        context: &stepstream::exec::context::Context::from_value(context.clone()),
+        context: &stepstream::expr::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     let mut group = c.benchmark_group("path");
@@ -109,7 +109,7 @@ fn template(c: &mut Criterion) {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &w["input"],
-        context: &stepstream::exec::context::Context::from_value(context.clone()),
+        context: &stepstream::expr::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     let mut group = c.benchmark_group("template/order");
@@ -135,7 +135,7 @@ fn intrinsics(c: &mut Criterion) {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &input,
-        context: &stepstream::exec::context::Context::from_value(context.clone()),
+        context: &stepstream::expr::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     let mut group = c.benchmark_group("intrinsic");

@@ -113,7 +113,6 @@ pub fn check_name(s: &str) -> Result<(), NameRule> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

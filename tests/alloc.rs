@@ -14,10 +14,10 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use stepstream::compile::choice::{self, Condition};
-use stepstream::compile::path::Path;
-use stepstream::compile::Env;
-use stepstream::exec::vars::Vars;
+use stepstream::expr::choice::{self, Condition};
+use stepstream::expr::path::Path;
+use stepstream::expr::vars::Vars;
+use stepstream::expr::Env;
 
 struct Counting;
 
@@ -168,7 +168,7 @@ fn choice_heavy_conditions_evaluate_without_allocating() {
         input["loop"] = json!({"counter": counter, "trace": ""});
         let env = Env {
             input: &input,
-            context: &stepstream::exec::context::Context::from_value(context.clone()),
+            context: &stepstream::expr::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         for (name, rule) in &rules {
@@ -216,7 +216,7 @@ fn other_comparison_forms_evaluate_without_allocating() {
     let (context, vars) = (Value::Null, Vars::default());
     let env = Env {
         input: &input,
-        context: &stepstream::exec::context::Context::from_value(context.clone()),
+        context: &stepstream::expr::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     for rule in &rules {
@@ -236,7 +236,7 @@ fn definite_path_lookup_does_not_allocate() {
     let (context, vars) = (json!({"Execution": {"Id": "arn:x"}}), Vars::default());
     let env = Env {
         input,
-        context: &stepstream::exec::context::Context::from_value(context.clone()),
+        context: &stepstream::expr::context::Context::from_value(context.clone()),
         vars: &vars,
     };
     for text in [

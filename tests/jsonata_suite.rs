@@ -1,5 +1,5 @@
 //! Runs JSONata's own test suite (`../shared/jsonata-suite`, format in its TESTSUITE.md)
-//! through stepstream's JSONata adapter (`stepstream::compile::jsonata`), the same code
+//! through stepstream's JSONata adapter (`stepstream::expr::jsonata`), the same code
 //! that evaluates `{% %}` in state machines: every case is checked by its result, or by
 //! its error code when it names one.
 //!
@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
-use stepstream::compile::jsonata::{evaluate_json, Expr, Functions, Limits};
+use stepstream::expr::jsonata::{evaluate_json, Expr, Functions, Limits};
 
 fn suite_dir() -> PathBuf {
     std::env::var_os("STEPSTREAM_JSONATA_SUITE_DIR")

@@ -16,14 +16,14 @@ use serde_json::{json, Map, Value};
 
 use stepstream::asl::parse::{parse_definition, parse_definition_str};
 use stepstream::cli::exec::{run, ExecArgs};
-use stepstream::compile::intrinsic::{is_intrinsic, Intrinsic};
-use stepstream::compile::path::Path;
-use stepstream::compile::template::Template;
-use stepstream::compile::timestamp::{self, Timestamp};
-use stepstream::compile::Env;
-use stepstream::exec::context::Context;
-use stepstream::exec::vars::Vars;
 use stepstream::exec::ClockMode;
+use stepstream::expr::context::Context;
+use stepstream::expr::intrinsic::{is_intrinsic, Intrinsic};
+use stepstream::expr::path::Path;
+use stepstream::expr::template::Template;
+use stepstream::expr::timestamp::{self, Timestamp};
+use stepstream::expr::vars::Vars;
+use stepstream::expr::Env;
 use stepstream::pipeline::request::{decode, RequestLimits};
 
 const LIMITS: RequestLimits = RequestLimits {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stepstream::compile::intrinsic::{is_intrinsic, Intrinsic};
+use stepstream::expr::intrinsic::{is_intrinsic, Intrinsic};
 use stepstream_fuzz::Data;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stepstream::compile::path::Path;
+use stepstream::expr::path::Path;
 use stepstream_fuzz::Data;
 
 fuzz_target!(|data: &[u8]| {

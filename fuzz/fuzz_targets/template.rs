@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use stepstream::compile::template::Template;
+use stepstream::expr::template::Template;
 use stepstream_fuzz::Data;
 
 fn has_dollar_key(v: &Value) -> bool {

@@ -4,7 +4,7 @@
 
 use chrono::SecondsFormat;
 use libfuzzer_sys::fuzz_target;
-use stepstream::compile::timestamp::{parse, Timestamp};
+use stepstream::expr::timestamp::{parse, Timestamp};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

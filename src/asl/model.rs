@@ -2,15 +2,15 @@
 //!
 //! Paths, payload templates and Choice conditions are parsed while the model is read
 //! (their syntax is part of validation); state names are still names here and become
-//! indices in [`crate::compile::plan`].
+//! indices in the compiled plan (`compile::plan`).
 
 use serde_json::Value;
 
-use crate::compile::choice::Condition;
-use crate::compile::jsonata::Expr;
-use crate::compile::path::Path;
-use crate::compile::query::Query;
-use crate::compile::template::Template;
+use crate::expr::choice::Condition;
+use crate::expr::jsonata::Expr;
+use crate::expr::path::Path;
+use crate::expr::query::Query;
+use crate::expr::template::Template;
 
 /// Which expression language a state's fields are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,7 +129,7 @@ pub enum WaitFor {
     /// A fixed number of seconds.
     Seconds(f64),
     /// Until a fixed timestamp (already validated).
-    Timestamp(crate::compile::timestamp::Timestamp),
+    Timestamp(crate::expr::timestamp::Timestamp),
     /// Seconds read from the input.
     SecondsPath(Path),
     /// Timestamp read from the input.

@@ -4,12 +4,12 @@ use serde_json::{Map, Value};
 
 use super::model::*;
 use super::{pointer_join, Problem};
-use crate::compile::choice;
-use crate::compile::jsonata::Expr;
-use crate::compile::path::Path;
-use crate::compile::query::{expression_text, Query};
-use crate::compile::template::Template;
-use crate::compile::timestamp;
+use crate::expr::choice;
+use crate::expr::jsonata::Expr;
+use crate::expr::path::Path;
+use crate::expr::query::{expression_text, Query};
+use crate::expr::template::Template;
+use crate::expr::timestamp;
 
 /// Parses a definition. The model is only returned when there is no problem at all
 /// (graph checks included; see [`super::validate`]).

@@ -1,15 +1,15 @@
 //! Input and output processing: InputPath, ResultPath, OutputPath.
 //!
 //! AWS's order: InputPath -> Parameters -> (task) -> ResultSelector -> ResultPath -> OutputPath.
-//! Parameters and ResultSelector are templates ([`crate::compile::template`]).
+//! Parameters and ResultSelector are templates ([`crate::expr::template`]).
 
 use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
 use crate::asl::model::PathField;
-use crate::compile::Env;
 use crate::error::{names, WorkflowError};
+use crate::expr::Env;
 
 fn not_found(path: &str, field: &str, input: &Value) -> WorkflowError {
     WorkflowError::runtime(format!(
@@ -84,9 +84,7 @@ pub fn output(field: &PathField, value: Value, env: &Env) -> Result<Value, Workf
     match field {
         PathField::Default => Ok(value),
         PathField::Null => Ok(Value::Object(Map::new())),
-        PathField::Path(p)
-            if p.is_root_only() && *p.root() == crate::compile::path::Root::Input =>
-        {
+        PathField::Path(p) if p.is_root_only() && *p.root() == crate::expr::path::Root::Input => {
             Ok(value)
         }
         PathField::Path(p) => {

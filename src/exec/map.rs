@@ -6,13 +6,13 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
-use super::context::Context;
 use super::run::{amount, run_machine, show_number, Exec, Frame};
 use crate::asl::model::{MapSpec, PathField, QueryLanguage};
 use crate::compile::plan::Node;
-use crate::compile::Env;
 use crate::error::{names, WorkflowError};
-use crate::exec::vars::Vars;
+use crate::expr::context::Context;
+use crate::expr::vars::Vars;
+use crate::expr::Env;
 
 /// Runs a Map state over its effective input; the result is the outputs in item order.
 pub(crate) async fn run(

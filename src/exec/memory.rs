@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use super::limits::mem_size;
 use crate::error::{names, WorkflowError};
+use crate::expr::size::mem_size;
 
 /// Default cap on the data one execution holds: 64 MiB.
 pub const DEFAULT_MAX_EXECUTION_MEMORY_BYTES: usize = 64 * 1024 * 1024;

@@ -5,16 +5,13 @@
 //! [`execute_blocking`] runs one on a fresh current-thread runtime, with a real or a
 //! virtual clock (delays then pass instantly, in order).
 
-pub mod context;
 mod io;
-pub(crate) mod limits;
 pub mod log;
 mod map;
 mod memory;
 mod parallel;
 mod retry;
 mod run;
-pub mod vars;
 
 use std::time::Duration;
 
@@ -23,7 +20,7 @@ use serde_json::{json, Value};
 use crate::compile::plan::Plan;
 use crate::tasks::Tasks;
 
-pub use limits::{json_size, mem_size, MAX_PAYLOAD_BYTES};
+pub use crate::expr::size::{json_size, mem_size, MAX_PAYLOAD_BYTES};
 pub use log::{LogLevel, LogSettings};
 pub use memory::{ShardMemory, DEFAULT_MAX_EXECUTION_MEMORY_BYTES, DEFAULT_MAX_SHARD_MEMORY_BYTES};
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::run::{run_machine, Exec, Frame};
 use crate::compile::plan::Node;
 use crate::error::WorkflowError;
-use crate::exec::vars::Vars;
+use crate::expr::vars::Vars;
 
 /// Runs the branches of a Parallel state; the result is their outputs in branch order.
 pub(crate) async fn run(

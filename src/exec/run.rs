@@ -9,19 +9,19 @@ use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 use serde_json::Value;
 
-use super::context::{self, Context};
 use super::log::{error_details, EventLog, Severity};
 use super::memory::Budget;
 use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
 use crate::asl::model::{
     Amount, Assign, FailText, Kind, PathField, QueryLanguage, State, Test, WaitFor,
 };
-use crate::compile::jsonata::{Limits, Scope};
 use crate::compile::plan::{Node, Plan};
-use crate::compile::query::{eval_expr, Query};
-use crate::compile::{timestamp, Env};
 use crate::error::{names, WorkflowError};
-use crate::exec::vars::Vars;
+use crate::expr::context::{self, Context};
+use crate::expr::jsonata::{Limits, Scope};
+use crate::expr::query::{eval_expr, Query};
+use crate::expr::vars::Vars;
+use crate::expr::{timestamp, Env};
 use crate::tasks::{TaskCall, Tasks};
 
 /// What all frames of one execution share.
@@ -1103,7 +1103,7 @@ fn path_missing(path: &str, field: &str, input: &Value) -> WorkflowError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::path::Path;
+    use crate::expr::path::Path;
     use serde_json::json;
 
     fn seconds_from(v: Value) -> Result<Option<u64>, WorkflowError> {

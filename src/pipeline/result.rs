@@ -6,7 +6,8 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::exec::{context::timestamp, Outcome};
+use crate::exec::Outcome;
+use crate::expr::context::timestamp;
 
 /// Where a request came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use jsonata_core::evaluator::{CancelToken, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;
 use serde_json::{Map, Value};
 
-use crate::exec::context::Context;
-use crate::exec::vars::Vars;
+use crate::expr::context::Context;
+use crate::expr::vars::Vars;
 
 /// Why an expression could not be parsed or evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +94,7 @@ impl Default for Limits {
             // About 1,000 nested calls of a recursive function; ~3 KB of stack each.
             max_depth: 3000,
             max_sequence: 1_000_000,
-            max_result_bytes: crate::exec::MAX_PAYLOAD_BYTES,
+            max_result_bytes: crate::express::MAX_PAYLOAD_BYTES,
             max_memory_bytes: 64 << 20,
             functions: Functions::StepFunctions,
         }
@@ -642,7 +642,7 @@ fn walk<'v>(base: Option<&'v Value>, steps: &[String]) -> Walk<'v> {
 }
 
 fn checked_size<'v>(v: &'v Value, limits: &Limits) -> Result<&'v Value, JsonataError> {
-    let n = crate::exec::json_size(v, limits.max_result_bytes);
+    let n = crate::expr::size::json_size(v, limits.max_result_bytes);
     if n > limits.max_result_bytes {
         return Err(JsonataError::new(too_large(limits.max_result_bytes)));
     }

@@ -18,9 +18,9 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::path::Path;
+use super::problem::{pointer_join, Problem};
 use super::timestamp::{self, Timestamp};
 use super::{kind_of, Env};
-use crate::asl::{pointer_join, Problem};
 use crate::error::WorkflowError;
 
 /// A compiled Choice condition.
@@ -816,7 +816,7 @@ impl Pattern {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::vars::Vars;
+    use crate::expr::vars::Vars;
     use serde_json::json;
 
     fn compiled(rule: Value) -> Condition {
@@ -839,7 +839,7 @@ mod tests {
         let context = json!({"Execution": {"Name": "exec-1"}});
         let env = Env {
             input: &input,
-            context: &crate::exec::context::Context::from_value(context.clone()),
+            context: &crate::expr::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         compiled(rule).eval(&env)
@@ -1165,7 +1165,7 @@ mod tests {
         let input = json!({"n": 5});
         let env = Env {
             input: &input,
-            context: &crate::exec::context::Context::from_value(context.clone()),
+            context: &crate::expr::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         let c = compiled(json!({"Variable": "$.n", "NumericLessThanPath": "$limit.max"}));
@@ -1357,7 +1357,7 @@ mod tests {
             let compiled = compile(rule, "/States/CheckValues/Choices/0", true, &mut problems);
             let env = Env {
                 input: &case["input"],
-                context: &crate::exec::context::Context::from_value(context.clone()),
+                context: &crate::expr::context::Context::from_value(context.clone()),
                 vars: &vars,
             };
             let got = match &compiled {

@@ -255,7 +255,7 @@ fn pad(args: &[JValue], max_bytes: usize) -> Result<JValue, EvaluatorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::jsonata::to_json;
+    use crate::expr::jsonata::to_json;
 
     #[test]
     fn a_seeded_random_matches_java_util_random() {

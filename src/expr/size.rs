@@ -1,4 +1,5 @@
-//! Express payload limits.
+//! How big a value is: its size as compact JSON (what the 256 KiB payload limit counts) and
+//! an estimate of the memory it holds.
 
 use serde_json::Value;
 

@@ -7,8 +7,8 @@ use serde_json::{Map, Value};
 
 use super::intrinsic::{is_intrinsic, Intrinsic};
 use super::path::Path;
+use super::problem::{pointer_join, Problem};
 use super::Env;
-use crate::asl::{pointer_join, Problem};
 use crate::error::{names, WorkflowError};
 
 /// A compiled payload template.
@@ -114,7 +114,7 @@ impl Template {
 
 /// Takes `v`'s JSON size out of `room`, or fails once the template has built too much.
 fn charge(v: Value, room: &mut usize, field: &str) -> Result<Value, WorkflowError> {
-    let n = crate::exec::json_size(&v, *room);
+    let n = crate::expr::size::json_size(&v, *room);
     if n > *room {
         return Err(WorkflowError::new(
             names::DATA_LIMIT_EXCEEDED,
@@ -178,7 +178,7 @@ fn has_dynamic(v: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::vars::Vars;
+    use crate::expr::vars::Vars;
     use serde_json::json;
 
     fn run(t: Value, input: Value) -> Result<Value, WorkflowError> {
@@ -189,7 +189,7 @@ mod tests {
         let ctx = json!({"State": {"Name": "S"}});
         t.eval(&Env {
             input: &input,
-            context: &crate::exec::context::Context::from_value(ctx.clone()),
+            context: &crate::expr::context::Context::from_value(ctx.clone()),
             vars: &vars,
         })
     }
@@ -219,7 +219,7 @@ mod tests {
         let t = Template::compile(&Value::Object(fields), "", &mut problems);
         let input = json!({"blob": "x".repeat(10_000)});
         let vars = Vars::default();
-        let ctx = crate::exec::context::Context::EMPTY.with_max_value_bytes(100_000);
+        let ctx = crate::expr::context::Context::EMPTY.with_max_value_bytes(100_000);
         let env = Env {
             input: &input,
             context: &ctx,

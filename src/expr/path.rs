@@ -11,7 +11,7 @@ use std::fmt;
 use serde_json::Value;
 
 use super::Env;
-use crate::exec::context::Context;
+use crate::expr::context::Context;
 
 /// Where a path starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +243,7 @@ impl Path {
         // Measure what the matches would copy before copying any of it.
         let mut total = 2usize;
         for m in &out {
-            total = total.saturating_add(crate::exec::json_size(m, cap) + 1);
+            total = total.saturating_add(crate::expr::size::json_size(m, cap) + 1);
             if total > cap {
                 return Err(TooLarge { limit: cap });
             }
@@ -847,7 +847,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::vars::Vars;
+    use crate::expr::vars::Vars;
     use serde_json::json;
 
     fn eval(path: &str, input: &Value) -> Option<Value> {
@@ -855,7 +855,7 @@ mod tests {
         let ctx = json!({"Execution": {"Id": "arn:x"}});
         let env = Env {
             input,
-            context: &crate::exec::context::Context::from_value(ctx.clone()),
+            context: &crate::expr::context::Context::from_value(ctx.clone()),
             vars: &vars,
         };
         Path::parse(path).unwrap().eval(&env).map(Cow::into_owned)
@@ -880,7 +880,7 @@ mod tests {
             v = json!([v, vec![0; 100]]);
         }
         let vars = Vars::default();
-        let ctx = crate::exec::context::Context::EMPTY.with_max_value_bytes(100_000);
+        let ctx = crate::expr::context::Context::EMPTY.with_max_value_bytes(100_000);
         let env = Env {
             input: &v,
             context: &ctx,

@@ -280,7 +280,7 @@ impl Call {
         let v = self.eval_unmeasured(env)?;
         if matches!(self.func, Func::Array | Func::JsonMerge | Func::Format) {
             let cap = env.context.max_value_bytes();
-            if crate::exec::json_size(&v, cap) > cap {
+            if crate::expr::size::json_size(&v, cap) > cap {
                 return Err(WorkflowError::new(
                     crate::error::names::DATA_LIMIT_EXCEEDED,
                     format!("{}: the result is over {cap} bytes", self.func.name()),
@@ -985,7 +985,7 @@ fn check_args(func: Func, args: &[Arg]) -> Result<(), String> {
 mod tests {
     use super::*;
     use crate::error::names;
-    use crate::exec::vars::Vars;
+    use crate::expr::vars::Vars;
     use serde_json::json;
 
     fn run(text: &str, input: &Value, vars: &Vars) -> Result<Value, WorkflowError> {
@@ -993,7 +993,7 @@ mod tests {
                              "StateMachine": {"Name": "orders-v2"}});
         let env = Env {
             input,
-            context: &crate::exec::context::Context::from_value(context.clone()),
+            context: &crate::expr::context::Context::from_value(context.clone()),
             vars,
         };
         Intrinsic::parse(text)
@@ -1650,7 +1650,7 @@ mod tests {
         let vars = Vars::default();
         let env = Env {
             input,
-            context: &crate::exec::context::Context::from_value(context.clone()),
+            context: &crate::expr::context::Context::from_value(context.clone()),
             vars: &vars,
         };
         let result = Intrinsic::parse(call)

@@ -6,12 +6,11 @@
 use serde_json::{Map, Value};
 
 use super::jsonata::{Expr, Limits, Scope, Source};
-use crate::asl::{pointer_join, Problem};
+use super::problem::{pointer_join, Problem};
+use super::size::{json_size, string_len};
 use crate::error::{names, WorkflowError};
-use crate::exec::context::Context;
-use crate::exec::json_size;
-use crate::exec::limits::string_len;
-use crate::exec::vars::Vars;
+use crate::expr::context::Context;
+use crate::expr::vars::Vars;
 
 /// A compiled JSONata field value.
 #[derive(Debug, Clone)]
@@ -227,7 +226,7 @@ impl Query {
         }
     }
 
-    /// The value and its exact JSON size, as [`crate::exec::json_size`] counts it.
+    /// The value and its exact JSON size, as [`crate::expr::size::json_size`] counts it.
     fn eval_within(
         &self,
         scope: &Scope,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::limits::MAX_PAYLOAD_BYTES;
+use crate::express::MAX_PAYLOAD_BYTES;
 
 /// The Context object as a shared execution part plus per-frame State and Map parts.
 #[derive(Debug, Clone)]

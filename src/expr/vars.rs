@@ -44,7 +44,7 @@ impl Vars {
             if n > cap {
                 break;
             }
-            n += k.len() + crate::exec::json_size(v, cap - n.min(cap));
+            n += k.len() + crate::expr::size::json_size(v, cap - n.min(cap));
         }
         n
     }
