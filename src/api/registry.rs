@@ -165,18 +165,28 @@ impl Registry {
             c.set("fetch.wait.max.ms", "100");
         }
         let consumer: BaseConsumer = c.create().map_err(|e| kafka(&topic, e))?;
-        let meta = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .map_err(|e| kafka(&topic, e))?;
-        let partitions: Vec<i32> = meta
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic)
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(kafka(&topic, "the topic does not exist"));
-        }
+        // A topic created a moment ago may take a while to show in metadata with leaders.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let partitions: Vec<i32> = loop {
+            let meta = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .map_err(|e| kafka(&topic, e))?;
+            let found: Vec<i32> = meta
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter())
+                .filter(|p| p.leader() >= 0)
+                .map(|p| p.id())
+                .collect();
+            if !found.is_empty() {
+                break found;
+            }
+            if Instant::now() > deadline {
+                return Err(kafka(&topic, "the topic does not exist (or has no leader)"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let mut tpl = TopicPartitionList::new();
         let mut ends = HashMap::new();
         for &p in &partitions {

@@ -336,7 +336,11 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
         match r {
             Ok(t) => tracing::info!(
                 "stepstream: created topic {t} ({} partitions)",
-                cfg.kafka.partitions
+                if t == definitions {
+                    1
+                } else {
+                    cfg.kafka.partitions
+                }
             ),
             Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
                 tracing::info!("stepstream: topic {t} already exists")
