@@ -38,7 +38,6 @@ pub struct Job {
 }
 
 /// One StartSyncExecution: an execution whose outcome is answered, not produced.
-#[derive(Debug)]
 pub struct SyncCall {
     /// The state machine.
     pub machine: String,
@@ -46,10 +45,32 @@ pub struct SyncCall {
     pub name: String,
     /// The id its ARN ends with (the caller built the ARN already).
     pub id: uuid::Uuid,
-    /// The execution input.
-    pub input: serde_json::Value,
-    /// Where the outcome goes; `Err` when the machine is gone (deleted meanwhile).
-    pub reply: tokio::sync::oneshot::Sender<Result<SyncDone, String>>,
+    /// The execution input as JSON text, size-checked by the caller; parsed (and its
+    /// nesting checked) here, on the shard, so the caller's thread does not.
+    pub input: String,
+    /// The deepest nesting the input may have.
+    pub max_depth: usize,
+    /// Called on the shard with how it ended, so the answer is built on the shard too.
+    pub reply: Box<dyn FnOnce(Result<SyncDone, SyncRefused>) + Send>,
+}
+
+/// Why a StartSyncExecution did not run.
+#[derive(Debug)]
+pub enum SyncRefused {
+    /// The state machine was deleted before the execution started.
+    MachineGone,
+    /// The input is not JSON, or nested too deep.
+    BadInput(String),
+}
+
+impl std::fmt::Debug for SyncCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncCall")
+            .field("machine", &self.machine)
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a StartSyncExecution ended.
@@ -61,6 +82,8 @@ pub struct SyncDone {
     pub start: chrono::DateTime<chrono::Utc>,
     /// When it stopped.
     pub stop: chrono::DateTime<chrono::Utc>,
+    /// The input text, handed back.
+    pub input: String,
 }
 
 /// A shard's queue as another thread than the poller (the API) uses it.

@@ -155,30 +155,45 @@ async fn handle(
     shard_memory: exec::ShardMemory,
 ) {
     if let Some(call) = job.sync.take() {
-        let done = match machines.get(&call.machine) {
-            None => Err(format!(
-                "state machine {:?} was deleted before the execution started",
-                call.machine
-            )),
-            Some(m) => {
+        let super::SyncCall {
+            machine,
+            name,
+            id,
+            input,
+            max_depth,
+            reply,
+        } = *call;
+        let depth = request::max_depth(input.as_bytes());
+        let parsed = if depth > max_depth {
+            Err(super::SyncRefused::BadInput(format!(
+                "it nests {depth} levels deep, over the limit of {max_depth}"
+            )))
+        } else {
+            serde_json::from_str::<serde_json::Value>(&input)
+                .map_err(|e| super::SyncRefused::BadInput(e.to_string()))
+        };
+        let done = match (machines.get(&machine), parsed) {
+            (None, _) => Err(super::SyncRefused::MachineGone),
+            (_, Err(e)) => Err(e),
+            (Some(m), Ok(value)) => {
                 let execution = result::Execution {
-                    machine: &call.machine,
-                    name: &call.name,
-                    id: &call.id,
+                    machine: &machine,
+                    name: &name,
+                    id: &id,
                 };
                 // AWS ends a synchronous Express execution after 5 minutes, whatever the config.
                 let cap = ctx.max_duration.min(SYNC_MAX_DURATION);
                 let (outcome, start, stop) =
-                    run_one(ctx, m, &execution, call.input, 0, cap, shard_memory).await;
+                    run_one(ctx, m, &execution, value, 0, cap, shard_memory).await;
                 Ok(super::SyncDone {
                     outcome,
                     start,
                     stop,
+                    input,
                 })
             }
         };
-        // The caller may have gone (a closed connection); nothing waits for the answer then.
-        let _ = call.reply.send(done);
+        reply(done);
         in_flight.fetch_sub(1, Ordering::Relaxed);
         return;
     }
