@@ -132,10 +132,7 @@ fn canonical_path(path: &str) -> String {
         return "/".into();
     }
     // Each segment is encoded again, as botocore does for services other than S3.
-    path.split('/')
-        .map(|seg| encode(seg))
-        .collect::<Vec<_>>()
-        .join("/")
+    path.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 fn canonical_query(query: &str) -> String {

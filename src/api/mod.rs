@@ -190,7 +190,7 @@ impl Api {
         for i in order {
             match self.shards[i].try_submit(job, self.max_in_flight) {
                 Ok(()) => return Ok(()),
-                Err(back) => job = back,
+                Err(back) => job = *back,
             }
         }
         Err(ApiError::throttled(

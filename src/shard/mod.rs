@@ -96,16 +96,16 @@ pub struct Submitter {
 
 impl Submitter {
     /// Hands a job over unless the shard holds `limit` executions already or its queue is
-    /// full; the job comes back then.
-    pub fn try_submit(&self, job: Job, limit: usize) -> Result<(), Job> {
+    /// full; the job comes back then (boxed: a refusal is the rare case).
+    pub fn try_submit(&self, job: Job, limit: usize) -> Result<(), Box<Job>> {
         if self.in_flight.load(Ordering::Relaxed) >= limit {
-            return Err(job);
+            return Err(Box::new(job));
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let was_empty = self.tx.is_empty();
         if let Err(e) = self.tx.try_send(job) {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
-            return Err(e.into_inner());
+            return Err(Box::new(e.into_inner()));
         }
         if was_empty {
             self.notify.notify_one();

@@ -242,10 +242,19 @@ async fn handle(
             None => {
                 let mut known: Vec<_> = machines.keys().map(String::as_str).collect();
                 known.sort_unstable();
+                // The API may have deployed thousands: the cause names a few.
+                const NAMED: usize = 20;
+                let more = known.len().saturating_sub(NAMED);
+                known.truncate(NAMED);
                 let cause = format!(
-                    "no state machine named {:?} is deployed (known: {})",
+                    "no state machine named {:?} is deployed (known: {}{})",
                     req.state_machine,
-                    known.join(", ")
+                    known.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 );
                 crate::metrics::dead_lettered(errors::UNKNOWN_STATE_MACHINE);
                 record = result::dead_letter(
