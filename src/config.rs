@@ -85,6 +85,39 @@ pub struct Config {
     /// Execution history events (Step Functions' Express logging) to a logs topic.
     #[serde(default)]
     pub logs: LogsConfig,
+    /// The AWS Step Functions API over HTTP.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// The AWS Step Functions JSON API (`aws stepfunctions --endpoint-url ...`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// `host:port` it listens on (port 0: any free port, logged at start-up), or `"off"`.
+    #[serde(default = "default_api_listen")]
+    pub listen: String,
+    /// Access key id -> secret access key. Empty: requests are accepted signed or not;
+    /// otherwise each needs a valid SigV4 signature by one of these keys.
+    #[serde(default)]
+    pub access_keys: BTreeMap<String, String>,
+    /// Most connections open at once; more wait to be accepted.
+    #[serde(default = "default_api_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("every api key has a default")
+    }
+}
+
+fn default_api_listen() -> String {
+    "127.0.0.1:8083".into()
+}
+
+fn default_api_max_connections() -> usize {
+    1024
 }
 
 /// Which executions log their history events, and where to.
@@ -239,6 +272,10 @@ pub struct TopicsConfig {
     /// Dead letters: requests that could not start.
     #[serde(default = "default_errors")]
     pub errors: String,
+    /// The compacted topic of state machine definitions (key = name) every process of the
+    /// group reads; empty: `<kafka.group_id>.state-machines`.
+    #[serde(default)]
+    pub state_machines: String,
 }
 
 /// One input topic.
@@ -565,10 +602,18 @@ impl Config {
             n => n,
         }
     }
+
+    /// The definitions topic's name.
+    pub fn state_machines_topic(&self) -> String {
+        match self.topics.state_machines.trim() {
+            "" => format!("{}.state-machines", self.kafka.group_id),
+            t => t.to_string(),
+        }
+    }
 }
 
-const SECTIONS: [&str; 7] = [
-    "kafka", "topics", "engine", "output", "metrics", "log", "logs",
+const SECTIONS: [&str; 8] = [
+    "kafka", "topics", "engine", "output", "metrics", "log", "logs", "api",
 ];
 
 /// Applies `STEPSTREAM_*` variables to the parsed document.

@@ -13,6 +13,7 @@
 //! - [`cli`] holds the `stepstream` commands built on those parts.
 
 pub mod alloc;
+pub mod api;
 pub mod asl;
 pub mod cli;
 pub mod compile;

@@ -161,6 +161,7 @@ fn run_demo_reports_requests_the_embedded_broker_dropped() {
         .arg("--demo-input")
         .arg(&input)
         .env("STEPSTREAM_KAFKA_BROKERS", "")
+        .env("STEPSTREAM_API_LISTEN", "off")
         .env("STEPSTREAM_KAFKA_PARTITIONS", "1")
         .env("STEPSTREAM_KAFKA_PROPERTY_COMPRESSION_TYPE", "none")
         .env("STEPSTREAM_ENGINE_SHARDS", "1")

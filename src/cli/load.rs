@@ -117,6 +117,8 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     )?;
     cfg.engine.state_machines_dir = dir.clone();
     cfg.kafka.create_topics = true;
+    // The pipelines it starts are measured, not used: no API (and no port taken).
+    cfg.api.listen = "off".into();
 
     let phases: Vec<Mode> = match (args.compare, args.passthrough) {
         (true, _) => vec![Mode::Passthrough, Mode::Execute],

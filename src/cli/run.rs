@@ -58,6 +58,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .collect();
         topics.push((&cfg.topics.results, cfg.kafka.partitions));
         topics.push((&cfg.topics.errors, cfg.kafka.partitions));
+        let definitions = cfg.state_machines_topic();
+        topics.push((&definitions, 1));
         if !cfg.metrics.topic.is_empty() {
             topics.push((&cfg.metrics.topic, 1));
         }

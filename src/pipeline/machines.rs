@@ -1,4 +1,5 @@
-//! The state machines a pipeline runs: `*.asl.json` files in one folder, compiled at start.
+//! The state machines a pipeline runs: `*.asl.json` files in one folder, compiled at start,
+//! and those the definitions topic adds ([`Deployed`] holds what runs now).
 //!
 //! `order.asl.json` is the machine named `order`. Its Task resources are answered by the
 //! built-in handlers listed in `order.tasks.json` beside it (`{"<resource>": "<spec>"}`,
@@ -6,8 +7,9 @@
 //! services (Lambda, HTTP) as the config's `[tasks]` section allows.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::compile::plan::Plan;
 use crate::tasks::{Tasks, TasksConfig};
@@ -27,7 +29,7 @@ pub struct Machine {
 }
 
 /// Machines by name, shared read-only by every shard.
-pub type Machines = HashMap<String, Machine>;
+pub type Machines = HashMap<String, Arc<Machine>>;
 
 /// Why the machines could not be loaded; start-up stops with this message.
 #[derive(Debug, thiserror::Error)]
@@ -68,28 +70,29 @@ pub fn load(dir: &Path) -> Result<Machines, LoadError> {
 
 /// Loads and compiles every `*.asl.json` in `dir`; real task calls follow `real`.
 pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> {
-    // One set of real integrations for all machines: concurrency limits and the Kafka
-    // producer are per process, not per machine.
-    let base = Tasks::new()
-        .with_real_tasks(real.clone())
-        .map_err(|message| LoadError::Tasks {
-            file: "[tasks] in the config".into(),
-            message,
+    let compiler = Compiler::new(dir, real)?;
+    let mut out = Machines::new();
+    for (name, file, _, def) in read_dir(dir)? {
+        let machine = compiler.compile(&name, &def).map_err(|e| match e {
+            LoadError::Invalid { problems, .. } => LoadError::Invalid {
+                file: file.clone(),
+                problems,
+            },
+            e => e,
         })?;
-    let mock_config = match (&real.mock_config, &real.test_case) {
-        (Some(path), Some(case)) => {
-            let file = path.display().to_string();
-            let doc: serde_json::Value = std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-                .map_err(|message| LoadError::Tasks {
-                    file: file.clone(),
-                    message,
-                })?;
-            Some((doc, case.as_str(), file))
-        }
-        _ => None,
-    };
+        out.insert(name, Arc::new(machine));
+    }
+    if out.is_empty() {
+        return Err(LoadError::Empty(dir.display().to_string()));
+    }
+    Ok(out)
+}
+
+/// One definition of a folder: `(name, file, text, definition)`.
+pub type DirEntry = (String, String, String, serde_json::Value);
+
+/// The definitions of a folder, one per `*.asl.json`, by name.
+pub fn read_dir(dir: &Path) -> Result<Vec<DirEntry>, LoadError> {
     let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
         dir: dir.display().to_string(),
         source,
@@ -99,7 +102,7 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
         .filter(|p| p.to_str().is_some_and(|s| s.ends_with(".asl.json")))
         .collect();
     files.sort();
-    let mut out = Machines::new();
+    let mut out = Vec::with_capacity(files.len());
     for f in files {
         let file = f.display().to_string();
         let name = f
@@ -117,16 +120,73 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                 file: file.clone(),
                 problems: format!("  /: not valid JSON: {e}"),
             })?;
-        let plan = Plan::load(&def).map_err(|ps| LoadError::Invalid {
-            file: file.clone(),
+        out.push((name, file, text, def));
+    }
+    Ok(out)
+}
+
+/// Turns a definition into a deployable machine, the same way whether it comes from the
+/// folder or from the definitions topic: `NAME.tasks.json` in the folder and the config's
+/// MockConfigFile test case bind the Task resources of the machine named NAME.
+pub struct Compiler {
+    dir: PathBuf,
+    /// One set of real integrations for all machines: concurrency limits and the Kafka
+    /// producer are per process, not per machine.
+    base: Tasks,
+    mock_config: Option<(serde_json::Value, String, String)>,
+    logs: Option<crate::config::LogsConfig>,
+}
+
+impl Compiler {
+    /// A compiler for the machines of `dir`, real task calls following `real`.
+    pub fn new(dir: &Path, real: &TasksConfig) -> Result<Compiler, LoadError> {
+        let base = Tasks::new()
+            .with_real_tasks(real.clone())
+            .map_err(|message| LoadError::Tasks {
+                file: "[tasks] in the config".into(),
+                message,
+            })?;
+        let mock_config = match (&real.mock_config, &real.test_case) {
+            (Some(path), Some(case)) => {
+                let file = path.display().to_string();
+                let doc: serde_json::Value = std::fs::read_to_string(path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+                    .map_err(|message| LoadError::Tasks {
+                        file: file.clone(),
+                        message,
+                    })?;
+                Some((doc, case.clone(), file))
+            }
+            _ => None,
+        };
+        Ok(Compiler {
+            dir: dir.to_path_buf(),
+            base,
+            mock_config,
+            logs: None,
+        })
+    }
+
+    /// Gives the machines their `[logs]` settings.
+    pub fn with_logs(mut self, logs: &crate::config::LogsConfig) -> Compiler {
+        self.logs = Some(logs.clone());
+        self
+    }
+
+    /// Validates and compiles the machine `name`.
+    pub fn compile(&self, name: &str, def: &serde_json::Value) -> Result<Machine, LoadError> {
+        let plan = Plan::load(def).map_err(|ps| LoadError::Invalid {
+            file: name.to_string(),
             problems: ps
                 .iter()
                 .map(|p| format!("  {p}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
         })?;
-        let mut tasks = base.clone();
-        let tasks_file = f.with_file_name(format!("{name}.tasks.json"));
+        let mut tasks = self.base.clone();
+        let tasks_file = self.dir.join(format!("{name}.tasks.json"));
+        // Names are checked before they get here (no `/`, no `..`), so this stays in the folder.
         if tasks_file.exists() {
             let tf = tasks_file.display().to_string();
             let specs = std::fs::read_to_string(&tasks_file)
@@ -141,9 +201,9 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                 .register_specs(&specs)
                 .map_err(|message| LoadError::Tasks { file: tf, message })?;
         }
-        if let Some((doc, case, file)) = &mock_config {
+        if let Some((doc, case, file)) = &self.mock_config {
             let mocks =
-                crate::tasks::mock_config::mocks_for(doc, &name, case).map_err(|message| {
+                crate::tasks::mock_config::mocks_for(doc, name, case).map_err(|message| {
                     LoadError::Tasks {
                         file: file.clone(),
                         message,
@@ -153,24 +213,58 @@ pub fn load_with(dir: &Path, real: &TasksConfig) -> Result<Machines, LoadError> 
                 tasks = tasks.with_mocks(m);
             }
         }
-        let metrics = crate::metrics::MachineMetrics::register(&name);
+        let log = match &self.logs {
+            Some(logs) => logs.settings(name).map_err(|e| LoadError::Tasks {
+                file: "[logs] in the config".into(),
+                message: e.to_string(),
+            })?,
+            None => crate::exec::LogSettings::default(),
+        };
+        let metrics = crate::metrics::MachineMetrics::register(name);
         // Task calls are counted and timed per resource (stepstream_task_*) in the interpreter.
-        let exec_metrics = Arc::new(crate::metrics::ExecMetrics::register(&name, &plan));
-        out.insert(
-            name,
-            Machine {
-                plan,
-                tasks: Arc::new(tasks),
-                metrics,
-                exec_metrics,
-                log: crate::exec::LogSettings::default(),
-            },
-        );
+        let exec_metrics = Arc::new(crate::metrics::ExecMetrics::register(name, &plan));
+        Ok(Machine {
+            plan,
+            tasks: Arc::new(tasks),
+            metrics,
+            exec_metrics,
+            log,
+        })
     }
-    if out.is_empty() {
-        return Err(LoadError::Empty(dir.display().to_string()));
+}
+
+/// The machines deployed now, replaced as a whole when one changes (the API, the
+/// definitions topic). Shards read [`Deployed::version`] per job, a plain atomic load,
+/// and take the lock only when it moved, so the hot path shares no written cache line.
+pub struct Deployed {
+    version: AtomicU64,
+    current: RwLock<Arc<Machines>>,
+}
+
+impl Deployed {
+    /// Deploys `machines`.
+    pub fn new(machines: Machines) -> Deployed {
+        Deployed {
+            version: AtomicU64::new(0),
+            current: RwLock::new(Arc::new(machines)),
+        }
     }
-    Ok(out)
+
+    /// Changes with every [`Deployed::replace`].
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The machines deployed now.
+    pub fn snapshot(&self) -> Arc<Machines> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Deploys a new set of machines; executions already running keep the one they started with.
+    pub fn replace(&self, machines: Machines) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(machines);
+        self.version.fetch_add(1, Ordering::Release);
+    }
 }
 
 #[cfg(test)]

@@ -74,6 +74,12 @@ pub enum PipelineError {
     /// The configuration is invalid (a logs level).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The definitions topic cannot be read or written.
+    #[error(transparent)]
+    Registry(#[from] crate::api::registry::RegistryError),
+    /// The API cannot start.
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiStartError),
 }
 
 fn kafka_err(e: impl std::fmt::Display) -> PipelineError {
@@ -114,15 +120,26 @@ pub fn run_with(
     mode: Mode,
     assigned: Arc<AtomicBool>,
 ) -> Result<(), PipelineError> {
-    let mut machines = machines::load_with(&cfg.engine.state_machines_dir, &cfg.tasks)?;
-    for (name, m) in machines.iter_mut() {
-        m.log = cfg.logs.settings(name)?;
+    let compiler =
+        machines::Compiler::new(&cfg.engine.state_machines_dir, &cfg.tasks)?.with_logs(&cfg.logs);
+    ensure_topics(cfg, brokers)?;
+    // Reads the definitions topic to its end and adds the folder's machines to it, so the
+    // shards start with every machine of the group.
+    let (registry, registry_thread) =
+        crate::api::registry::Registry::start(cfg, brokers, compiler)?;
+    let machines = registry.deployed();
+    let deployed = machines.snapshot();
+    if deployed.is_empty() {
+        tracing::warn!(
+            "stepstream: no state machine is deployed yet (none in {} or the definitions topic); \
+             create one through the API",
+            cfg.engine.state_machines_dir.display()
+        );
     }
-    let machines = Arc::new(machines);
     let mut bindings = HashMap::new();
     for input in &cfg.inputs {
         if let Some(m) = &input.state_machine {
-            if !machines.contains_key(m) {
+            if !deployed.contains_key(m) {
                 return Err(PipelineError::UnknownBinding {
                     topic: input.topic.clone(),
                     machine: m.clone(),
@@ -132,7 +149,7 @@ pub fn run_with(
             bindings.insert(input.topic.clone(), Arc::<str>::from(m.as_str()));
         }
     }
-    ensure_topics(cfg, brokers)?;
+    drop(deployed);
 
     let offsets = Arc::new(Mutex::new(offsets::Offsets::default()));
     let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
@@ -189,6 +206,16 @@ pub fn run_with(
         .map(|i| worker::spawn(i, max_in_flight * 2 + 1024, Arc::clone(&shard_ctx)))
         .collect::<Result<_, _>>()?;
     let sampler = observe::start(cfg, brokers, &shards)?;
+    let api = if mode == Mode::Execute {
+        crate::api::start(
+            cfg,
+            brokers,
+            Arc::clone(&registry),
+            shards.iter().map(ShardHandle::submitter).collect(),
+        )?
+    } else {
+        None
+    };
     tracing::info!(
         "stepstream: ready ({} shards{}, consuming {} as group {:?}, {membership}, from {brokers})",
         shards.len(),
@@ -214,6 +241,8 @@ pub fn run_with(
         producer: Some(producer.clone()),
     };
     source::run(&consumer, &shards, &offsets, &settings, stop);
+    // Before the shards stop: the API holds their queues open and waits on their answers.
+    drop(api);
 
     // Closing the queues lets each shard finish what it holds and exit.
     for s in &mut shards {
@@ -233,6 +262,7 @@ pub fn run_with(
     drop(consumer);
     drop(instance);
     drop(sampler);
+    drop(registry_thread);
     if let Some(reason) = sink::fatal_error(&producer) {
         return Err(PipelineError::ProducerFailed(reason));
     }
@@ -263,6 +293,8 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
     if cfg.logs.any_on() {
         wanted.push(&cfg.logs.topic);
     }
+    let definitions = cfg.state_machines_topic();
+    wanted.push(&definitions);
     wanted.sort_unstable();
     wanted.dedup();
     let missing: Vec<&str> = wanted
@@ -275,10 +307,20 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
     if !cfg.kafka.create_topics {
         return Err(PipelineError::MissingTopics(missing.join(", ")));
     }
+    let record_limit = crate::api::registry::MAX_RECORD_BYTES.to_string();
     let new: Vec<NewTopic> = missing
         .iter()
-        // -1: the broker's default replication factor.
-        .map(|t| NewTopic::new(t, cfg.kafka.partitions, TopicReplication::Fixed(-1)))
+        .map(|t| {
+            if *t == definitions {
+                // One partition: every process reads all of it anyway, in one order.
+                NewTopic::new(t, 1, TopicReplication::Fixed(-1))
+                    .set("cleanup.policy", "compact")
+                    .set("max.message.bytes", &record_limit)
+            } else {
+                // -1: the broker's default replication factor.
+                NewTopic::new(t, cfg.kafka.partitions, TopicReplication::Fixed(-1))
+            }
+        })
         .collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -294,7 +336,11 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
         match r {
             Ok(t) => tracing::info!(
                 "stepstream: created topic {t} ({} partitions)",
-                cfg.kafka.partitions
+                if t == definitions {
+                    1
+                } else {
+                    cfg.kafka.partitions
+                }
             ),
             Err((t, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
                 tracing::info!("stepstream: topic {t} already exists")

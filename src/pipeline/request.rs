@@ -454,7 +454,7 @@ fn header_text<'a>(raw: &'a [u8], header: &str, what: &str) -> Result<&'a str, R
 }
 
 /// Deepest nesting of arrays and objects, found by a byte scan that skips strings.
-fn max_depth(bytes: &[u8]) -> usize {
+pub fn max_depth(bytes: &[u8]) -> usize {
     let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
     for &b in bytes {
         if in_str {

@@ -407,6 +407,7 @@ fn dispatch(
         header_machine,
         header_name,
         header_nesting,
+        sync: None,
     };
     let shard = crate::shard::router::shard_of(info.hash, m.partition(), shards.len());
     shards[shard].submit(job);

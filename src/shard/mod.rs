@@ -32,6 +32,91 @@ pub struct Job {
     pub header_name: Option<Vec<u8>>,
     /// Set only on child executions started by `states:startExecution` (boxed: rare).
     pub header_nesting: Option<Box<NestingHeaders>>,
+    /// Set only on a StartSyncExecution call of the API: the result goes back to the caller,
+    /// not to Kafka, and the Kafka fields above are unused.
+    pub sync: Option<Box<SyncCall>>,
+}
+
+/// One StartSyncExecution: an execution whose outcome is answered, not produced.
+pub struct SyncCall {
+    /// The state machine.
+    pub machine: String,
+    /// The execution's name.
+    pub name: String,
+    /// The id its ARN ends with (the caller built the ARN already).
+    pub id: uuid::Uuid,
+    /// The execution input as JSON text, size-checked by the caller; parsed (and its
+    /// nesting checked) here, on the shard, so the caller's thread does not.
+    pub input: String,
+    /// The deepest nesting the input may have.
+    pub max_depth: usize,
+    /// Called on the shard with how it ended, so the answer is built on the shard too.
+    pub reply: Box<dyn FnOnce(Result<SyncDone, SyncRefused>) + Send>,
+}
+
+/// Why a StartSyncExecution did not run.
+#[derive(Debug)]
+pub enum SyncRefused {
+    /// The state machine was deleted before the execution started.
+    MachineGone,
+    /// The input is not JSON, or nested too deep.
+    BadInput(String),
+}
+
+impl std::fmt::Debug for SyncCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncCall")
+            .field("machine", &self.machine)
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a StartSyncExecution ended.
+#[derive(Debug)]
+pub struct SyncDone {
+    /// The outcome.
+    pub outcome: crate::exec::Outcome,
+    /// When it started.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// When it stopped.
+    pub stop: chrono::DateTime<chrono::Utc>,
+    /// The input text, handed back.
+    pub input: String,
+}
+
+/// A shard's queue as another thread than the poller (the API) uses it.
+#[derive(Clone)]
+pub struct Submitter {
+    tx: crossbeam_channel::Sender<Job>,
+    notify: Arc<tokio::sync::Notify>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Submitter {
+    /// Hands a job over unless the shard holds `limit` executions already or its queue is
+    /// full; the job comes back then (boxed: a refusal is the rare case).
+    pub fn try_submit(&self, job: Job, limit: usize) -> Result<(), Box<Job>> {
+        if self.in_flight.load(Ordering::Relaxed) >= limit {
+            return Err(Box::new(job));
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let was_empty = self.tx.is_empty();
+        if let Err(e) = self.tx.try_send(job) {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return Err(Box::new(e.into_inner()));
+        }
+        if was_empty {
+            self.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Executions this shard holds.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 /// The headers a parent execution puts on its child's request, raw.
@@ -73,5 +158,14 @@ impl ShardHandle {
     /// Executions this shard holds.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// A handle for another thread; the queue closes only once every submitter is dropped.
+    pub fn submitter(&self) -> Submitter {
+        Submitter {
+            tx: self.tx.clone(),
+            notify: Arc::clone(&self.notify),
+            in_flight: Arc::clone(&self.in_flight),
+        }
     }
 }

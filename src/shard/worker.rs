@@ -1,6 +1,7 @@
 //! The shard loop: take jobs, run executions as local tasks, write their records, ack.
 
 use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use rdkafka::producer::{BaseRecord, Producer as _};
 use super::{Job, ShardHandle};
 use crate::exec::{self, ExecOptions};
 use crate::metrics::ShardMetrics;
-use crate::pipeline::machines::Machines;
+use crate::pipeline::machines::{Deployed, Machine, Machines};
 use crate::pipeline::request::{self, errors, RequestLimits};
 use crate::pipeline::result::{self, Source};
 use crate::pipeline::sink::{self, Failure, Pending, Sink, SinkEvent};
@@ -19,8 +20,8 @@ use crate::tasks::nested::at_depth;
 
 /// What every shard shares: read-only machines, the producer, where to write.
 pub struct ShardContext {
-    /// Compiled state machines by name.
-    pub machines: Arc<Machines>,
+    /// Compiled state machines by name, as deployed now.
+    pub machines: Arc<Deployed>,
     /// The pipeline's producer (thread-safe, batches internally; acks via its context).
     pub producer: Sink,
     /// Results topic.
@@ -81,6 +82,10 @@ fn run(
     // they hold together stays under the shard's cap.
     let shard_memory = exec::ShardMemory::new(ctx.max_shard_memory_bytes);
     let shard_metrics = ShardMetrics::register(id);
+    // The shard's own handle on the deployed machines: an `Rc` cloned per job, refreshed
+    // only when the deployed version moved (see `Deployed`).
+    let mut version = ctx.machines.version();
+    let mut machines = Rc::new(ctx.machines.snapshot());
     local.block_on(&rt, async move {
         loop {
             let mut taken = 0;
@@ -88,10 +93,16 @@ fn run(
                 match rx.try_recv() {
                     Ok(job) => {
                         shard_metrics.consumed.increment(1);
+                        let now = ctx.machines.version();
+                        if now != version {
+                            version = now;
+                            machines = Rc::new(ctx.machines.snapshot());
+                        }
                         let (ctx, in_flight) = (Arc::clone(&ctx), Arc::clone(&in_flight));
                         let memory = shard_memory.clone();
+                        let machines = Rc::clone(&machines);
                         tokio::task::spawn_local(async move {
-                            handle(&ctx, job, in_flight, memory).await
+                            handle(&ctx, &machines, job, in_flight, memory).await
                         });
                         taken += 1;
                         if taken % 256 == 0 {
@@ -129,16 +140,63 @@ thread_local! {
     static RECORD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
+/// StartSyncExecution's limit (AWS's, for Express workflows).
+const SYNC_MAX_DURATION: Duration = Duration::from_secs(300);
+
 /// A record buffer grown past this (by a large output) is dropped, not kept for the next.
 const KEPT_RECORD_CAPACITY: usize = 1 << 20;
 
 /// Runs one job and hands its record to the producer, whose delivery callback acks it.
 async fn handle(
     ctx: &ShardContext,
-    job: Job,
+    machines: &Machines,
+    mut job: Job,
     in_flight: Arc<AtomicUsize>,
     shard_memory: exec::ShardMemory,
 ) {
+    if let Some(call) = job.sync.take() {
+        let super::SyncCall {
+            machine,
+            name,
+            id,
+            input,
+            max_depth,
+            reply,
+        } = *call;
+        let depth = request::max_depth(input.as_bytes());
+        let parsed = if depth > max_depth {
+            Err(super::SyncRefused::BadInput(format!(
+                "it nests {depth} levels deep, over the limit of {max_depth}"
+            )))
+        } else {
+            serde_json::from_str::<serde_json::Value>(&input)
+                .map_err(|e| super::SyncRefused::BadInput(e.to_string()))
+        };
+        let done = match (machines.get(&machine), parsed) {
+            (None, _) => Err(super::SyncRefused::MachineGone),
+            (_, Err(e)) => Err(e),
+            (Some(m), Ok(value)) => {
+                let execution = result::Execution {
+                    machine: &machine,
+                    name: &name,
+                    id: &id,
+                };
+                // AWS ends a synchronous Express execution after 5 minutes, whatever the config.
+                let cap = ctx.max_duration.min(SYNC_MAX_DURATION);
+                let (outcome, start, stop) =
+                    run_one(ctx, m, &execution, value, 0, cap, shard_memory).await;
+                Ok(super::SyncDone {
+                    outcome,
+                    start,
+                    stop,
+                    input,
+                })
+            }
+        };
+        reply(done);
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
     if ctx.passthrough {
         let value = job.value.as_deref().unwrap_or_default();
         deliver(
@@ -180,14 +238,23 @@ async fn handle(
             );
             &ctx.errors_topic
         }
-        Ok((req, nesting)) => match ctx.machines.get(&*req.state_machine) {
+        Ok((req, nesting)) => match machines.get(&*req.state_machine) {
             None => {
-                let mut known: Vec<_> = ctx.machines.keys().map(String::as_str).collect();
+                let mut known: Vec<_> = machines.keys().map(String::as_str).collect();
                 known.sort_unstable();
+                // The API may have deployed thousands: the cause names a few.
+                const NAMED: usize = 20;
+                let more = known.len().saturating_sub(NAMED);
+                known.truncate(NAMED);
                 let cause = format!(
-                    "no state machine named {:?} is deployed (known: {})",
+                    "no state machine named {:?} is deployed (known: {}{})",
                     req.state_machine,
-                    known.join(", ")
+                    known.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
                 );
                 crate::metrics::dead_lettered(errors::UNKNOWN_STATE_MACHINE);
                 record = result::dead_letter(
@@ -212,57 +279,16 @@ async fn handle(
                     name,
                     id: &id,
                 };
-                let logged = ctx.logs.is_some() && m.log.level != exec::LogLevel::Off;
-                // Only the Context object (`$$`) and the history events read the names as
-                // Strings; the result record writes them from the parts.
-                let arn = (m.plan.uses_context || logged).then(|| execution.arn());
-                let opts = ExecOptions {
-                    max_duration: ctx.max_duration,
-                    max_payload_bytes: exec::MAX_PAYLOAD_BYTES,
-                    max_memory_bytes: ctx.max_memory_bytes,
-                    shard_memory: Some(shard_memory),
-                    state_machine_name: match arn {
-                        Some(_) => req.state_machine.to_string(),
-                        None => String::new(),
-                    },
-                    execution_name: arn.as_ref().map(|_| name.to_string()),
-                    execution_arn: arn.clone(),
-                    metrics: Some(Arc::clone(&m.exec_metrics)),
-                    // Events are built only where they can be written.
-                    log: if ctx.logs.is_some() {
-                        m.log
-                    } else {
-                        exec::LogSettings::default()
-                    },
-                };
-                let start = Utc::now();
-                let running = m.metrics.started();
-                // The depth bounds the children this execution may start in turn.
-                let (outcome, log) = match &ctx.logs {
-                    Some(logs) if logged => {
-                        let (outcome, log) = at_depth(
-                            nesting.depth,
-                            exec::execute_logged(&m.plan, req.input, &m.tasks, &opts),
-                        )
-                        .await;
-                        (outcome, Some((logs, log)))
-                    }
-                    _ => (
-                        at_depth(
-                            nesting.depth,
-                            exec::execute(&m.plan, req.input, &m.tasks, &opts),
-                        )
-                        .await,
-                        None,
-                    ),
-                };
-                let stop = Utc::now();
-                // A wall clock stepped back (NTP) reads as 0, not as a negative duration.
-                let seconds = (stop - start).to_std().map_or(0.0, |d| d.as_secs_f64());
-                running.finished(outcome.status, seconds);
-                if let (Some((logs, log)), Some(arn)) = (log, &arn) {
-                    logs.write(arn, &log);
-                }
+                let (outcome, start, stop) = run_one(
+                    ctx,
+                    m,
+                    &execution,
+                    req.input,
+                    nesting.depth,
+                    ctx.max_duration,
+                    shard_memory,
+                )
+                .await;
                 // Taken, not borrowed, and only once the execution is over: another
                 // execution of this shard may need a buffer while this one waits in
                 // `deliver`, and then grows one of its own.
@@ -291,6 +317,63 @@ async fn handle(
     if record.capacity() <= KEPT_RECORD_CAPACITY {
         RECORD.set(record);
     }
+}
+
+/// Runs one execution of `m` to its end, counted and logged as the config says.
+async fn run_one(
+    ctx: &ShardContext,
+    m: &Machine,
+    execution: &result::Execution<'_>,
+    input: serde_json::Value,
+    depth: u32,
+    max_duration: Duration,
+    shard_memory: exec::ShardMemory,
+) -> (exec::Outcome, chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
+    let logged = ctx.logs.is_some() && m.log.level != exec::LogLevel::Off;
+    // Only the Context object (`$$`) and the history events read the names as
+    // Strings; the result record writes them from the parts.
+    let arn = (m.plan.uses_context || logged).then(|| execution.arn());
+    let opts = ExecOptions {
+        max_duration,
+        max_payload_bytes: exec::MAX_PAYLOAD_BYTES,
+        max_memory_bytes: ctx.max_memory_bytes,
+        shard_memory: Some(shard_memory),
+        state_machine_name: match arn {
+            Some(_) => execution.machine.to_string(),
+            None => String::new(),
+        },
+        execution_name: arn.as_ref().map(|_| execution.name.to_string()),
+        execution_arn: arn.clone(),
+        metrics: Some(Arc::clone(&m.exec_metrics)),
+        // Events are built only where they can be written.
+        log: if ctx.logs.is_some() {
+            m.log
+        } else {
+            exec::LogSettings::default()
+        },
+    };
+    let start = Utc::now();
+    let running = m.metrics.started();
+    // The depth bounds the children this execution may start in turn.
+    let (outcome, log) = match &ctx.logs {
+        Some(logs) if logged => {
+            let (outcome, log) =
+                at_depth(depth, exec::execute_logged(&m.plan, input, &m.tasks, &opts)).await;
+            (outcome, Some((logs, log)))
+        }
+        _ => (
+            at_depth(depth, exec::execute(&m.plan, input, &m.tasks, &opts)).await,
+            None,
+        ),
+    };
+    let stop = Utc::now();
+    // A wall clock stepped back (NTP) reads as 0, not as a negative duration.
+    let seconds = (stop - start).to_std().map_or(0.0, |d| d.as_secs_f64());
+    running.finished(outcome.status, seconds);
+    if let (Some((logs, log)), Some(arn)) = (log, &arn) {
+        logs.write(arn, &log);
+    }
+    (outcome, start, stop)
 }
 
 /// Queues a record in the producer. A transient refusal (full queue) is retried with a

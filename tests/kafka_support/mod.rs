@@ -191,6 +191,8 @@ pub struct ProcessorConfig {
     pub metrics_topic: String,
     /// `metrics.interval_seconds`.
     pub metrics_interval_seconds: u64,
+    /// `api.listen`: `"off"` unless a test calls the API (parallel processors share ports).
+    pub api_listen: String,
 }
 
 impl ProcessorConfig {
@@ -212,6 +214,7 @@ impl ProcessorConfig {
             metrics_listen: "off".to_string(),
             metrics_topic: String::new(),
             metrics_interval_seconds: 10,
+            api_listen: "off".to_string(),
         }
     }
 
@@ -282,6 +285,8 @@ impl ProcessorConfig {
         let _ = writeln!(t, "listen = {}", s(&self.metrics_listen));
         let _ = writeln!(t, "topic = {}", s(&self.metrics_topic));
         let _ = writeln!(t, "interval_seconds = {}", self.metrics_interval_seconds);
+        let _ = writeln!(t, "\n[api]");
+        let _ = writeln!(t, "listen = {}", s(&self.api_listen));
         t
     }
 }

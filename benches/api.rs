@@ -1,0 +1,348 @@
+//! StartSyncExecution requests/s over keep-alive connections, against the ceiling of this
+//! machine's HTTP path: the same server (`stepstream::api::server`, same limits, same body
+//! reading) answering a fixed body. Both in the same run, alternated.
+//!
+//! `cargo bench --bench api -- [--seconds S] [--connections C] [--shards N] [--rounds R] [--sync-only]`
+//! (defaults 5, 32, 0 = one per core as `stepstream run`, 2). The API runs inside `pipeline::run` on an embedded broker, with
+//! the order workload of `../shared/bench` created through CreateStateMachine (its Task
+//! resources bound to the workload's built-in specs); every answer is checked for status 200
+//! and, once per connection, for the expected output.
+
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::LocalBoxFuture;
+use hyper::body::Bytes;
+use serde_json::{json, Value};
+use stepstream::api::server::{self, Answer, Call, Handler};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// The stepstream binary's allocator: the figures are about the shipped process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+struct Options {
+    seconds: f64,
+    connections: usize,
+    shards: usize,
+    rounds: usize,
+    /// Skip the fixed-body runs (for profiling the API alone).
+    sync_only: bool,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        seconds: 5.0,
+        connections: 32,
+        shards: 0,
+        rounds: 2,
+        sync_only: false,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1).map(String::as_str).unwrap_or("");
+        let bad = |what: &str| -> ! {
+            eprintln!("api: {what} wants a value, got {value:?}");
+            std::process::exit(2)
+        };
+        match args[i].as_str() {
+            "--seconds" => o.seconds = value.parse().unwrap_or_else(|_| bad("--seconds")),
+            "--connections" => {
+                o.connections = value.parse().unwrap_or_else(|_| bad("--connections"))
+            }
+            "--shards" => o.shards = value.parse().unwrap_or_else(|_| bad("--shards")),
+            "--rounds" => o.rounds = value.parse().unwrap_or_else(|_| bad("--rounds")),
+            "--sync-only" => {
+                o.sync_only = true;
+                i += 1;
+                continue;
+            }
+            // cargo bench passes --bench; ignore what is not ours.
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+/// The fixed-body handler: what the HTTP path costs without Step Functions behind it.
+struct Fixed(Bytes);
+
+impl Handler for Fixed {
+    fn call(self: Rc<Self>, _call: Call) -> LocalBoxFuture<'static, Answer> {
+        Box::pin(async move {
+            Answer {
+                status: 200,
+                body: self.0.clone(),
+            }
+        })
+    }
+    fn too_large(&self, _limit: usize) -> Answer {
+        Answer {
+            status: 413,
+            body: Bytes::new(),
+        }
+    }
+    fn bad_body(&self, _why: String) -> Answer {
+        Answer {
+            status: 400,
+            body: Bytes::new(),
+        }
+    }
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn request(addr: &str, op: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         X-Amz-Target: AWSStepFunctions.{op}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Reads one response; returns its status and body.
+async fn read_response(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).unwrap_or("").to_string();
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            let total = end + 4 + len;
+            while buf.len() < total {
+                let mut chunk = [0u8; 16384];
+                let n = s.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..total].to_vec();
+            buf.drain(..total);
+            return Ok((status, body));
+        }
+        let mut chunk = [0u8; 16384];
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Requests/s of `connections` keep-alive clients sending `req` for `seconds`.
+fn drive(addr: &str, req: Vec<u8>, connections: usize, seconds: f64, check: Option<Value>) -> f64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let req = Rc::new(req);
+    let check = Rc::new(check);
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let warmup = Duration::from_secs_f64((seconds / 4.0).min(1.0));
+        let start = Instant::now() + warmup;
+        let stop = start + Duration::from_secs_f64(seconds);
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (addr, req, check) = (addr.to_string(), Rc::clone(&req), Rc::clone(&check));
+            tasks.push(tokio::task::spawn_local(async move {
+                let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut buf = Vec::with_capacity(16384);
+                let mut counted = 0u64;
+                let mut checked = false;
+                loop {
+                    let now = Instant::now();
+                    if now >= stop {
+                        return counted;
+                    }
+                    s.write_all(&req).await.unwrap();
+                    let (status, body) = read_response(&mut s, &mut buf).await.unwrap();
+                    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                    if let (false, Some(expected)) = (checked, check.as_ref()) {
+                        let v: Value = serde_json::from_slice(&body).unwrap();
+                        assert_eq!(v["status"], "SUCCEEDED", "{v}");
+                        let out: Value =
+                            serde_json::from_str(v["output"].as_str().unwrap()).unwrap();
+                        assert!(stepstream::load::same_json(&out, expected), "{out}");
+                        checked = true;
+                    }
+                    if now >= start {
+                        counted += 1;
+                    }
+                }
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total as f64 / seconds
+    })
+}
+
+fn main() {
+    let o = options();
+    let workload: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/bench/workloads/order.json"),
+        )
+        .expect("../shared/bench/workloads/order.json"),
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("stepstream-api-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("order.tasks.json"), workload["tasks"].to_string()).unwrap();
+
+    let api_addr = free_addr();
+    let cfg_text = format!(
+        "[kafka]\nbrokers = \"\"\npartitions = 1\n\n[engine]\nstate_machines_dir = {:?}\nshards = {}\n\n\
+         [metrics]\nlisten = \"off\"\ntopic = \"\"\n\n[api]\nlisten = {api_addr:?}\n",
+        dir.display().to_string(),
+        o.shards
+    );
+    let mut cfg: stepstream::config::Config = toml::from_str(&cfg_text).unwrap();
+    let topics = [
+        ("stepstream.requests", 1),
+        ("stepstream.results", 1),
+        ("stepstream.errors", 1),
+        ("stepstream.state-machines", 1),
+    ];
+    let broker = stepstream::pipeline::embedded::EmbeddedBroker::start(&topics).unwrap();
+    cfg.kafka.use_embedded_consumer_settings();
+    let brokers = broker.bootstrap_servers().to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = {
+        let (cfg, stop) = (cfg.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || stepstream::pipeline::run(&cfg, &brokers, &stop))
+    };
+    // Wait for the API, then create the machine through it.
+    let create = json!({"name": "order", "type": "EXPRESS", "roleArn": "arn:aws:iam::1:role/r",
+                        "definition": workload["definition"].to_string()})
+    .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(&api_addr) {
+            use std::io::{Read, Write};
+            let mut req = request(&api_addr, "CreateStateMachine", &create);
+            req.splice(
+                req.windows(4).position(|w| w == b"\r\n\r\n").unwrap()..,
+                b"\r\nConnection: close\r\n\r\n".iter().copied(),
+            );
+            req.extend_from_slice(create.as_bytes());
+            s.write_all(&req).unwrap();
+            let mut text = String::new();
+            let _ = s.read_to_string(&mut text);
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the API did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let fixed_addr = free_addr();
+    let fixed_body = Bytes::from_static(b"{\"ok\":true}");
+    let (fixed_stop_tx, fixed_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let fixed = {
+        let addr = fixed_addr.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
+                server::serve(
+                    listener,
+                    Rc::new(Fixed(fixed_body)),
+                    server::Limits::default(),
+                    async {
+                        let _ = fixed_stop_rx.await;
+                    },
+                )
+                .await;
+            });
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+
+    let sync_body = json!({
+        "stateMachineArn": "arn:aws:states:local:000000000000:stateMachine:order",
+        "input": workload["input"].to_string(),
+    })
+    .to_string();
+    let sync_req = request(&api_addr, "StartSyncExecution", &sync_body);
+    // The same request to the fixed server: same bytes read, fixed answer.
+    let fixed_req = request(&fixed_addr, "StartSyncExecution", &sync_body);
+    let (mut fixed_rates, mut sync_rates) = (Vec::new(), Vec::new());
+    for round in 0..o.rounds {
+        let f = if o.sync_only {
+            f64::NAN
+        } else {
+            drive(
+                &fixed_addr,
+                fixed_req.clone(),
+                o.connections,
+                o.seconds,
+                None,
+            )
+        };
+        let s = drive(
+            &api_addr,
+            sync_req.clone(),
+            o.connections,
+            o.seconds,
+            Some(workload["expected_output"].clone()),
+        );
+        println!(
+            "round {}: fixed body {f:.0} req/s, StartSyncExecution {s:.0} req/s, ratio {:.2}",
+            round + 1,
+            s / f
+        );
+        fixed_rates.push(f);
+        sync_rates.push(s);
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (f, s) = (mean(&fixed_rates), mean(&sync_rates));
+    println!(
+        "api: {} connections, {} shard(s), {} s x {} rounds: fixed body {f:.0} req/s, \
+         StartSyncExecution (order workflow) {s:.0} req/s, ratio {:.2} (target >= 0.5)",
+        o.connections,
+        o.shards,
+        o.seconds,
+        o.rounds,
+        s / f
+    );
+    let _ = fixed_stop_tx.send(());
+    let _ = fixed.join();
+    stop.store(true, Ordering::Relaxed);
+    let _ = pipeline.join();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,281 @@
+//! The AWS Step Functions API over HTTP (AWS JSON 1.0: `POST /` with
+//! `X-Amz-Target: AWSStepFunctions.<Operation>`), so that the AWS CLI and the SDKs drive
+//! stepstream with `--endpoint-url`.
+//!
+//! `stepstream run` starts it on `[api] listen` (its own thread, one current-thread
+//! runtime): [`server`] reads bounded requests, [`auth`] checks SigV4 signatures when keys
+//! are configured, [`Api`] dispatches to the operations in [`machines`] (state machine
+//! CRUD and validation, through the definitions topic of [`registry`]), [`executions`]
+//! (StartSyncExecution on a shard, StartExecution onto the requests topic) and
+//! [`test_state`]. Every failure is AWS's error shape ([`errors`]).
+
+pub mod auth;
+pub mod errors;
+pub mod executions;
+pub mod fields;
+pub mod machines;
+pub mod registry;
+pub mod server;
+pub mod test_state;
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use futures::future::LocalBoxFuture;
+use hyper::body::Bytes;
+use rdkafka::producer::FutureProducer;
+
+use crate::config::Config;
+use crate::shard::{Job, Submitter};
+use errors::ApiError;
+use fields::Fields;
+use registry::Registry;
+use server::{Answer, Call, Handler};
+
+/// The `X-Amz-Target` prefix of Step Functions operations.
+const TARGET_PREFIX: &str = "AWSStepFunctions.";
+
+/// The API's state; lives on the API thread.
+pub struct Api {
+    registry: Arc<Registry>,
+    shards: Vec<Submitter>,
+    next_shard: Cell<usize>,
+    max_in_flight: usize,
+    max_input_depth: usize,
+    producer: FutureProducer,
+    requests_topic: Option<String>,
+    access_keys: BTreeMap<String, String>,
+    /// The `source.topic` of sync jobs (never written anywhere).
+    sync_source: Arc<str>,
+}
+
+/// Why the API cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiStartError {
+    /// The address is taken or invalid.
+    #[error("the API cannot listen on {addr}: {reason} (set [api] listen to another address, or \"off\")")]
+    Listen {
+        /// The configured address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The producer cannot be made.
+    #[error("the API's producer: {0}")]
+    Kafka(String),
+    /// The thread cannot be started.
+    #[error("cannot start the API thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The running API; stops (after in-progress answers, within a grace period) when dropped.
+pub struct ApiServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the API on `cfg.api.listen`; `None` when it is `"off"`.
+pub fn start(
+    cfg: &Config,
+    brokers: &str,
+    registry: Arc<Registry>,
+    shards: Vec<Submitter>,
+) -> Result<Option<ApiServer>, ApiStartError> {
+    let listen = cfg.api.listen.trim();
+    if listen.is_empty() || listen.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let listen_err = |reason: String| ApiStartError::Listen {
+        addr: listen.to_string(),
+        reason,
+    };
+    let std_listener =
+        std::net::TcpListener::bind(listen).map_err(|e| listen_err(e.to_string()))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| listen_err(e.to_string()))?;
+    let addr = std_listener
+        .local_addr()
+        .map_err(|e| listen_err(e.to_string()))?;
+    let mut p = crate::pipeline::sink::base_config(cfg, brokers);
+    p.set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1");
+    let producer: FutureProducer = p
+        .create()
+        .map_err(|e| ApiStartError::Kafka(e.to_string()))?;
+    let api = Api {
+        registry,
+        shards,
+        next_shard: Cell::new(0),
+        max_in_flight: cfg.engine.max_in_flight_per_shard,
+        max_input_depth: cfg.engine.max_request_depth,
+        producer,
+        requests_topic: cfg
+            .inputs
+            .iter()
+            .find(|i| i.state_machine.is_none())
+            .map(|i| i.topic.clone()),
+        access_keys: cfg.api.access_keys.clone(),
+        sync_source: Arc::from("api:StartSyncExecution"),
+    };
+    let limits = server::Limits {
+        max_connections: cfg.api.max_connections.max(1),
+        ..server::Limits::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime can always be built");
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("stepstream: api: cannot listen: {e}");
+                        return;
+                    }
+                };
+                server::serve(listener, Rc::new(api), limits, async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+            });
+        })?;
+    tracing::info!(
+        "stepstream: serving the AWS Step Functions API on http://{addr} \
+         (aws stepfunctions --endpoint-url http://{addr} ...)"
+    );
+    Ok(Some(ApiServer {
+        addr,
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    }))
+}
+
+impl Api {
+    /// Hands a job to the least busy shard, starting from a rotating one; throttles when
+    /// all are at their in-flight limit.
+    fn submit(&self, job: Job) -> Result<(), ApiError> {
+        let n = self.shards.len();
+        if n == 0 {
+            return Err(ApiError::unavailable("no shard runs executions"));
+        }
+        let first = self.next_shard.get() % n;
+        self.next_shard.set(first + 1);
+        let mut order: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
+        order.sort_by_key(|&i| self.shards[i].in_flight());
+        let mut job = job;
+        for i in order {
+            match self.shards[i].try_submit(job, self.max_in_flight) {
+                Ok(()) => return Ok(()),
+                Err(back) => job = *back,
+            }
+        }
+        Err(ApiError::throttled(
+            "Rate exceeded: every shard holds its most executions; retry later",
+        ))
+    }
+
+    async fn dispatch(&self, call: Call) -> Result<Bytes, ApiError> {
+        if call.method != hyper::Method::POST {
+            return Err(ApiError::unknown_operation(format!(
+                "{} is not an operation: the API takes POST requests with X-Amz-Target",
+                call.method
+            )));
+        }
+        let target = call
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
+            return Err(ApiError::unknown_operation(if target.is_empty() {
+                "the request has no X-Amz-Target header (AWSStepFunctions.<Operation>)".to_string()
+            } else {
+                format!("{target} is not an operation of AWSStepFunctions")
+            }));
+        };
+        auth::check(
+            &self.access_keys,
+            call.method.as_str(),
+            &call.uri,
+            &call.headers,
+            &call.body,
+        )?;
+        let f = Fields::parse(&call.body)?;
+        if op == "StartSyncExecution" {
+            // Its answer comes written from the shard.
+            return executions::start_sync(self, f).await;
+        }
+        let answer = match op {
+            "CreateStateMachine" => machines::create(self, f).await,
+            "DescribeStateMachine" => machines::describe(self, f),
+            "ListStateMachines" => machines::list(self, f),
+            "UpdateStateMachine" => machines::update(self, f).await,
+            "DeleteStateMachine" => machines::delete(self, f).await,
+            "ValidateStateMachineDefinition" => machines::validate(f),
+            "StartExecution" => executions::start(self, f).await,
+            "TestState" => test_state::test_state(self, f).await,
+            other => Err(ApiError::unknown_operation(format!(
+                "{other} is not an operation stepstream serves (it serves CreateStateMachine, \
+                 DescribeStateMachine, ListStateMachines, UpdateStateMachine, \
+                 DeleteStateMachine, ValidateStateMachineDefinition, StartSyncExecution, \
+                 StartExecution and TestState)"
+            ))),
+        };
+        answer.map(|v| Bytes::from(v.to_string()))
+    }
+}
+
+fn error_answer(e: &ApiError) -> Answer {
+    Answer {
+        status: e.status,
+        body: Bytes::from(e.body()),
+    }
+}
+
+impl Handler for Api {
+    fn call(self: Rc<Self>, call: Call) -> LocalBoxFuture<'static, Answer> {
+        Box::pin(async move {
+            match self.dispatch(call).await {
+                Ok(body) => Answer { status: 200, body },
+                Err(e) => error_answer(&e),
+            }
+        })
+    }
+
+    fn too_large(&self, limit: usize) -> Answer {
+        error_answer(&ApiError::too_large(format!(
+            "the request body is over {limit} bytes (definitions take at most {} characters, \
+             execution inputs {} bytes)",
+            registry::MAX_DEFINITION_CHARS,
+            executions::MAX_INPUT_BYTES
+        )))
+    }
+
+    fn bad_body(&self, why: String) -> Answer {
+        error_answer(&ApiError::serialization(why))
+    }
+}
