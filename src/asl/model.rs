@@ -4,7 +4,7 @@
 //! (their syntax is part of validation); state names are still names here and become
 //! indices in [`crate::compile::plan`].
 
-use serde_json::Value;
+use crate::value::Value;
 
 use crate::compile::choice::Condition;
 use crate::compile::jsonata::Expr;

@@ -13,7 +13,7 @@ pub mod query;
 pub mod template;
 pub mod timestamp;
 
-use serde_json::Value;
+use crate::value::Value;
 
 use crate::exec::context::Context;
 use crate::exec::vars::Vars;
