@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use serde_json::{json, Value};
+use stepstream::json;
+use stepstream::value::Value;
 
 use stepstream::expr::choice::{self, Condition};
 use stepstream::expr::intrinsic::Intrinsic;

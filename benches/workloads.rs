@@ -89,14 +89,16 @@ fn runtime() -> Runtime {
 
 /// One P1 execution: request bytes in, output bytes out.
 fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> Vec<u8> {
-    let input: Value = serde_json::from_slice(request).expect("the workload input is JSON");
+    let input: stepstream::value::Value =
+        serde_json::from_slice(request).expect("the workload input is JSON");
     let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
     serde_json::to_vec(&outcome.output).expect("a Value always serializes")
 }
 
 /// Panics unless one execution succeeds with the expected output.
 fn verify(rt: &Runtime, w: &Workload, opts: &ExecOptions) {
-    let input: Value = serde_json::from_slice(&w.request).expect("the workload input is JSON");
+    let input: stepstream::value::Value =
+        serde_json::from_slice(&w.request).expect("the workload input is JSON");
     let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
     assert!(
         outcome.status == Status::Succeeded,
@@ -245,7 +247,7 @@ fn executions_with_metrics(c: &mut Criterion) {
         b.iter(|| {
             shard.consumed.increment(1);
             let running = machine.started();
-            let input: Value =
+            let input: stepstream::value::Value =
                 serde_json::from_slice(&w.request).expect("the workload input is JSON");
             let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, &opts));
             // A shard passes the duration from the two wall-clock reads it makes for the

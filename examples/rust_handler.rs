@@ -4,10 +4,11 @@
 //! handler prices the items, a second one fails for an unknown coupon, and the state
 //! machine's Catch turns that error into a regular result.
 
-use serde_json::{json, Value};
 use stepstream::compile::plan::Plan;
 use stepstream::exec::{execute_blocking, ClockMode, ExecOptions};
+use stepstream::json;
 use stepstream::tasks::{TaskError, Tasks};
+use stepstream::value::Value;
 
 const DEFINITION: &str = r#"{
   "StartAt": "Price",

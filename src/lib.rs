@@ -27,3 +27,4 @@ pub mod metrics;
 pub mod pipeline;
 pub mod shard;
 pub mod tasks;
+pub mod value;

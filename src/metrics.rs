@@ -767,7 +767,7 @@ mod tests {
             .register_specs(&json!({"arn:fail": "fail Boom it broke", "arn:slow": "sleep 50"}))
             .expect("valid specs");
         tasks.register_fn("arn:never", |_| {
-            std::future::pending::<Result<Value, crate::tasks::TaskError>>()
+            std::future::pending::<Result<crate::value::Value, crate::tasks::TaskError>>()
         });
         let opts = ExecOptions {
             metrics: Some(Arc::new(metrics::with_local_recorder(&recorder, || {

@@ -10,8 +10,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
 use stepstream::expr::jsonata::{evaluate_json, Expr, Functions, Limits};
+use stepstream::value::{Map, Value};
 
 fn suite_dir() -> PathBuf {
     std::env::var_os("STEPSTREAM_JSONATA_SUITE_DIR")
@@ -51,7 +51,7 @@ fn load_cases(root: &Path) -> Vec<Case> {
             // Some cases hold lone UTF-16 surrogates ("\ud800"), which serde_json (and so
             // every value stepstream handles) rejects: such a case fails with that reason.
             let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
-                serde_json::json!({ "unreadable": format!("the case file is not JSON serde_json reads: {e}") })
+                stepstream::json!({ "unreadable": format!("the case file is not JSON serde_json reads: {e}") })
             });
             match v {
                 Value::Array(items) => {
@@ -115,8 +115,8 @@ fn run_case(case: &Case, root: &Path) -> Option<String> {
         return Some(why.to_string());
     }
     let text = match (s.get("expr"), s.get("expr-file")) {
-        (Some(Value::String(e)), _) => e.clone(),
-        (_, Some(Value::String(f))) => match std::fs::read_to_string(case.dir.join(f)) {
+        (Some(Value::String(e)), _) => e.to_string(),
+        (_, Some(Value::String(f))) => match std::fs::read_to_string(case.dir.join(f.as_str())) {
             Ok(t) => t,
             Err(e) => return Some(format!("expression file {f}: {e}")),
         },
@@ -133,7 +133,7 @@ fn run_case(case: &Case, root: &Path) -> Option<String> {
         }
         _ => None,
     };
-    let bindings: Map<String, Value> = s
+    let bindings: Map = s
         .get("bindings")
         .and_then(Value::as_object)
         .cloned()

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::Config;
-use serde_json::{json, Map, Value};
+use stepstream::json;
+use stepstream::value::{Map, Value};
 
 use stepstream::asl::parse::{parse_definition, parse_definition_str};
 use stepstream::cli::exec::{run, ExecArgs};
@@ -82,15 +83,15 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>()
             .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        "\\PC{0,12}".prop_map(Value::String),
-        path_text().prop_map(Value::String),
-        intrinsic_text().prop_map(Value::String),
+        "\\PC{0,12}".prop_map(Value::from),
+        path_text().prop_map(Value::from),
+        intrinsic_text().prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
             prop::collection::vec((key(), inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map>())),
         ]
     })
 }
@@ -105,14 +106,14 @@ fn constant_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        "\\PC{0,12}".prop_map(Value::String),
-        path_text().prop_map(Value::String),
+        "\\PC{0,12}".prop_map(Value::from),
+        path_text().prop_map(Value::from),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
             prop::collection::vec(("[a-zA-Z .]{0,6}", inner), 0..6)
-                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map>())),
         ]
     })
 }
@@ -347,16 +348,16 @@ fn field_value(names: Vec<String>) -> impl Strategy<Value = Value> {
         |n| json!({"StartAt": "In", "States": {"In": {"Type": "Pass", "Result": {"n": n}, "End": true}}}),
     );
     prop_oneof![
-        3 => state_name.prop_map(Value::String),
-        3 => path_text().prop_map(Value::String),
+        3 => state_name.prop_map(Value::from),
+        3 => path_text().prop_map(Value::from),
         2 => json_value(),
-        1 => timestamp_text().prop_map(Value::String),
+        1 => timestamp_text().prop_map(Value::from),
         1 => (0u64..3).prop_map(Value::from),
         1 => Just(Value::Bool(true)),
-        1 => prop::collection::vec(rule, 0..3).prop_map(Value::Array),
-        1 => prop::collection::vec(retrier, 0..2).prop_map(Value::Array),
-        1 => prop::collection::vec(catcher, 0..2).prop_map(Value::Array),
-        1 => prop::collection::vec(nested.clone(), 0..2).prop_map(Value::Array),
+        1 => prop::collection::vec(rule, 0..3).prop_map(Value::from),
+        1 => prop::collection::vec(retrier, 0..2).prop_map(Value::from),
+        1 => prop::collection::vec(catcher, 0..2).prop_map(Value::from),
+        1 => prop::collection::vec(nested.clone(), 0..2).prop_map(Value::from),
         1 => nested,
     ]
 }
@@ -364,7 +365,7 @@ fn field_value(names: Vec<String>) -> impl Strategy<Value = Value> {
 /// The body of one state of type `ty` whose successor is `next` (`None`: the last state),
 /// with what the type requires filled in from the generators.
 fn state_body(ty: &'static str, next: Option<String>) -> BoxedStrategy<Value> {
-    let flow = move |mut m: Map<String, Value>| {
+    let flow = move |mut m: Map| {
         match &next {
             Some(n) => m.insert("Next".into(), json!(n)),
             None => m.insert("End".into(), json!(true)),
@@ -407,7 +408,7 @@ fn state_body(ty: &'static str, next: Option<String>) -> BoxedStrategy<Value> {
         Just(Value::Null),
         Just(json!("$")),
         name().prop_map(|n| json!(format!("$.{n}"))),
-        path_text().prop_map(Value::String),
+        path_text().prop_map(Value::from),
     ];
     match ty {
         "Pass" => (prop::option::of(json_value()), prop::option::of(template), prop::option::of(result_path))
@@ -449,7 +450,7 @@ fn state_body(ty: &'static str, next: Option<String>) -> BoxedStrategy<Value> {
             .prop_map(move |b| {
                 let mut m = Map::new();
                 m.insert("Type".into(), json!("Parallel"));
-                m.insert("Branches".into(), Value::Array(b));
+                m.insert("Branches".into(), Value::from(b));
                 Value::Object(flow(m))
             })
             .boxed(),
@@ -486,9 +487,9 @@ fn choice_body(targets: Vec<String>) -> BoxedStrategy<Value> {
     let operand = prop_oneof![
         any::<bool>().prop_map(Value::Bool),
         (-5i64..5).prop_map(Value::from),
-        "[a-z*]{0,4}".prop_map(Value::String),
-        timestamp_text().prop_map(Value::String),
-        path_text().prop_map(Value::String),
+        "[a-z*]{0,4}".prop_map(Value::from),
+        timestamp_text().prop_map(Value::from),
+        path_text().prop_map(Value::from),
     ];
     let rule = (path_text(), op, operand, target.clone())
         .prop_map(|(v, op, x, next)| json!({"Variable": v, op: x, "Next": next}))
@@ -552,11 +553,11 @@ fn asl_definition() -> impl Strategy<Value = Value> {
                 if noisy {
                     for (i, k, v) in noise {
                         if let Some(m) = states[i].as_object_mut() {
-                            m.insert(k.to_string(), v);
+                            m.insert(k.into(), v);
                         }
                     }
                 }
-                let all: Map<String, Value> = names.iter().cloned().zip(states).collect();
+                let all: Map = names.iter().cloned().zip(states).collect();
                 let mut def = json!({"StartAt": "S0", "States": all});
                 if let Some(t) = timeout.filter(|_| noisy) {
                     def["TimeoutSeconds"] = t;
@@ -571,7 +572,7 @@ fn asl_definition() -> impl Strategy<Value = Value> {
 fn run_args(def: &Value) -> ExecArgs {
     // Every Task resource answers with its input, so states after a Task run too.
     let mut tasks = Map::new();
-    fn walk(v: &Value, out: &mut Map<String, Value>) {
+    fn walk(v: &Value, out: &mut Map) {
         match v {
             Value::Object(m) => {
                 for (k, x) in m {
@@ -587,7 +588,7 @@ fn run_args(def: &Value) -> ExecArgs {
     }
     walk(def, &mut tasks);
     ExecArgs {
-        tasks: Some(Value::Object(tasks)),
+        tasks: Some(Value::Object(tasks).to_serde()),
         clock: ClockMode::Virtual,
         max_duration: Some(Duration::from_millis(200)),
         ..ExecArgs::default()
@@ -739,7 +740,7 @@ proptest! {
 
     #[test]
     fn asl_like_definitions_that_parse_run_to_an_end(def in asl_definition(), input in json_value()) {
-        let out = run(&def, input, &run_args(&def));
+        let out = run(&def.to_serde(), input.to_serde(), &run_args(&def));
         let status = out["status"].as_str().unwrap_or_default().to_string();
         prop_assert!(
             ["SUCCEEDED", "FAILED", "TIMED_OUT", "INVALID_DEFINITION"].contains(&status.as_str()),
@@ -768,7 +769,7 @@ proptest! {
                 Err(i) => {
                     let mut a = vec![Value::Null; *i];
                     a.push(doc);
-                    Value::Array(a)
+                    Value::from(a)
                 }
             };
         }

@@ -134,7 +134,7 @@ fn number_into(out: &mut Vec<u8>, n: f64) {
 
 /// Writes `v` as a JSON string holding its JSON text, in one pass: serde_json's output
 /// has no raw control characters, so only quotes and backslashes need a second escape.
-fn output_into(out: &mut Vec<u8>, v: &Value) {
+fn output_into(out: &mut Vec<u8>, v: &crate::value::Value) {
     struct Escaping<'a>(&'a mut Vec<u8>);
     impl std::io::Write for Escaping<'_> {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -264,7 +264,7 @@ mod tests {
         let v =
             json!({"q": "say \"hi\"\n", "path": "C:\\tmp", "n": [1, 2.5, null], "u": "é\u{2028}"});
         let mut out = Vec::new();
-        output_into(&mut out, &v);
+        output_into(&mut out, &crate::value::Value::from(&v));
         let expected = serde_json::to_string(&v.to_string()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }

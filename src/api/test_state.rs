@@ -99,7 +99,7 @@ pub async fn test_state(api: &Api, f: Fields) -> Result<Value, ApiError> {
     }
     match outcome.status {
         Status::Succeeded => {
-            let output = state_output(&events, &name).or(outcome.output);
+            let output = state_output(&events, &name).or(outcome.output.map(Value::from));
             if let Some(next) = entered_after(&events) {
                 out.insert("nextState".into(), json!(next));
             }
@@ -362,7 +362,8 @@ impl Tester<'_> {
         };
         let (outcome, log) =
             exec::execute_logged(&compiled.plan, input.clone(), &tasks, &opts).await;
-        Ok((outcome, log.events))
+        // TestState shapes its answer with serde_json; a test run's events are few.
+        Ok((outcome, log.events.into_iter().map(Value::from).collect()))
     }
 
     /// Runs one Pass state built from the tested state's fields; its output, if it succeeded.
@@ -373,7 +374,7 @@ impl Tester<'_> {
         let mut states = Map::new();
         states.insert(self.name.to_string(), Value::Object(pass));
         let (outcome, _) = self.run_machine(states, input, None).await.ok()?;
-        outcome.output
+        outcome.output.map(Value::from)
     }
 
     /// DEBUG's data after each step of JSONPath input and output processing.

@@ -4,7 +4,7 @@
 //! (their syntax is part of validation); state names are still names here and become
 //! indices in the compiled plan (`compile::plan`).
 
-use serde_json::Value;
+use crate::value::Value;
 
 use crate::expr::choice::Condition;
 use crate::expr::jsonata::Expr;

@@ -1,6 +1,6 @@
 //! Reads ASL JSON into the model, collecting every problem instead of stopping at the first.
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 use super::model::*;
 use super::{pointer_join, Problem};
@@ -13,7 +13,14 @@ use crate::expr::timestamp;
 
 /// Parses a definition. The model is only returned when there is no problem at all
 /// (graph checks included; see [`super::validate`]).
-pub fn parse_definition(def: &Value) -> Result<StateMachine, Vec<Problem>> {
+pub fn parse_definition<D: crate::value::convert::AsValue + ?Sized>(
+    def: &D,
+) -> Result<StateMachine, Vec<Problem>> {
+    parse_value(&def.as_value())
+}
+
+/// [`parse_definition`] of a definition already in the state data type.
+pub fn parse_value(def: &Value) -> Result<StateMachine, Vec<Problem>> {
     let mut problems = Vec::new();
     let sm = read_machine(def, "", QueryLanguage::JsonPath, true, &mut problems);
     if let Some(sm) = &sm {
@@ -38,7 +45,7 @@ pub fn parse_definition_str(text: &str) -> Result<StateMachine, Vec<Problem>> {
             format!("the definition is not valid JSON: {e}"),
         )]
     })?;
-    parse_definition(&def)
+    parse_value(&def)
 }
 
 const COMMON: &[&str] = &["Type", "Comment", "QueryLanguage"];
@@ -152,7 +159,7 @@ fn wrong_language(key: &str, ql: QueryLanguage) -> Option<String> {
 
 /// Typed access to one JSON object that records a problem for every wrong field.
 struct Obj<'a, 'p> {
-    map: &'a Map<String, Value>,
+    map: &'a Map,
     pointer: String,
     problems: &'p mut Vec<Problem>,
 }
@@ -652,7 +659,7 @@ fn fail_text(o: &mut Obj, key: &str, ql: QueryLanguage) -> Option<FailText> {
     let dynamic = o.str(&path_key).map(|text| {
         let at = o.at(&path_key);
         // ErrorPath/CausePath accept a path or an intrinsic; compile them as a one-field template.
-        let t = Template::compile(&serde_json::json!({ "v.$": text }), &at, o.problems);
+        let t = Template::compile(&crate::json!({ "v.$": text }), &at, o.problems);
         let Template::Object(mut fields) = t else {
             return FailText::Fixed(String::new());
         };
@@ -830,7 +837,7 @@ fn read_choice(o: &mut Obj, ql: QueryLanguage) -> Kind {
             for (i, r) in items.iter().enumerate() {
                 let rp = pointer_join(&at, &i.to_string());
                 let next = match r.get("Next") {
-                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::String(s)) => Some(s.to_string()),
                     Some(_) => {
                         o.problems.push(Problem::new(
                             pointer_join(&rp, "Next"),

@@ -129,7 +129,7 @@ pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json;
 
     use crate::asl::parse::parse_definition;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::compile::plan::Plan;
 use crate::exec::{execute_blocking, ClockMode, ExecOptions};
@@ -62,6 +62,14 @@ pub fn parse_memory_bytes(text: &str) -> Result<usize, String> {
 /// Runs one execution and returns the `{"status","output","error","cause"}` object.
 /// An invalid definition gives status `INVALID_DEFINITION`; bad mocks give `INVALID_ARGUMENTS`.
 pub fn run(definition: &Value, input: Value, args: &ExecArgs) -> Value {
+    run_value(definition, input.into(), args).to_serde()
+}
+
+fn run_value(
+    definition: &Value,
+    input: crate::value::Value,
+    args: &ExecArgs,
+) -> crate::value::Value {
     let plan = match Plan::load(definition) {
         Ok(p) => p,
         Err(problems) => {
@@ -70,7 +78,7 @@ pub fn run(definition: &Value, input: Value, args: &ExecArgs) -> Value {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("\n");
-            return json!({
+            return crate::json!({
                 "status": "INVALID_DEFINITION",
                 "output": null,
                 "error": "States.InvalidDefinition",
@@ -81,7 +89,7 @@ pub fn run(definition: &Value, input: Value, args: &ExecArgs) -> Value {
     let tasks = match build_tasks(args) {
         Ok(t) => t,
         Err(cause) => {
-            return json!({"status": "INVALID_ARGUMENTS", "output": null, "error": "stepstream.InvalidArguments", "cause": cause})
+            return crate::json!({"status": "INVALID_ARGUMENTS", "output": null, "error": "stepstream.InvalidArguments", "cause": cause})
         }
     };
     let mut opts = ExecOptions {

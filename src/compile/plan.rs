@@ -3,8 +3,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use crate::asl::model::{Kind, State, StateMachine};
 use crate::asl::parse::parse_definition;
 use crate::asl::Problem;
@@ -43,8 +41,11 @@ pub struct Node {
 
 impl Plan {
     /// Parses, validates and compiles a definition.
-    pub fn load(def: &Value) -> Result<Arc<Plan>, Vec<Problem>> {
-        let sm = parse_definition(def)?;
+    pub fn load<D: crate::value::convert::AsValue + ?Sized>(
+        def: &D,
+    ) -> Result<Arc<Plan>, Vec<Problem>> {
+        let def = def.as_value();
+        let sm = parse_definition(&*def)?;
         let text = def.to_string();
         // JSONata reads the Context object as `$states.context`.
         let uses_context =

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 use crate::asl::model::PathField;
 use crate::error::{names, WorkflowError};
@@ -104,12 +104,12 @@ pub fn output(field: &PathField, value: Value, env: &Env) -> Result<Value, Workf
 pub fn error_output(e: &WorkflowError) -> Value {
     let mut m = Map::new();
     if let Some(err) = &e.error {
-        m.insert("Error".into(), Value::String(err.clone()));
+        m.insert("Error".into(), Value::from(err.clone()));
     }
     // AWS always passes a Cause to a catcher, empty when the error had none.
     m.insert(
         "Cause".into(),
-        Value::String(e.cause.clone().unwrap_or_default()),
+        Value::from(e.cause.clone().unwrap_or_default()),
     );
     Value::Object(m)
 }

@@ -14,7 +14,9 @@
 
 use std::cell::RefCell;
 
-use serde_json::{json, Map, Value};
+use crate::json;
+
+use crate::value::{Map, Value};
 
 use super::json_size;
 
@@ -114,7 +116,7 @@ impl EventLog {
         kind: &str,
         severity: Severity,
         last: bool,
-        details: impl FnOnce(&EventLog) -> Map<String, Value>,
+        details: impl FnOnce(&EventLog) -> Map,
     ) {
         if !severity.logged_at(self.settings.level) {
             return;
@@ -149,7 +151,7 @@ impl EventLog {
     /// Puts `v` into `details` as `key` (a JSON string, as AWS writes data), cut to
     /// [`MAX_EVENT_DATA_BYTES`], with `<key>Details: {"truncated"}` beside it; nothing
     /// without includeExecutionData.
-    pub fn data(&self, details: &mut Map<String, Value>, key: &str, v: &Value) {
+    pub fn data(&self, details: &mut Map, key: &str, v: &Value) {
         if !self.settings.include_execution_data {
             return;
         }
@@ -161,8 +163,11 @@ impl EventLog {
         } else {
             v.to_string()
         };
-        details.insert(key.to_string(), Value::String(text));
-        details.insert(format!("{key}Details"), json!({ "truncated": truncated }));
+        details.insert(key.into(), Value::from(text));
+        details.insert(
+            format!("{key}Details").into(),
+            json!({ "truncated": truncated }),
+        );
     }
 }
 
@@ -178,13 +183,13 @@ fn cut(s: &mut String, max: usize) {
 }
 
 /// `{"error", "cause"}` details, each cut to a bounded length.
-pub(crate) fn error_details(error: Option<&str>, cause: Option<&str>) -> Map<String, Value> {
+pub(crate) fn error_details(error: Option<&str>, cause: Option<&str>) -> Map {
     let mut m = Map::new();
     for (k, v) in [("error", error), ("cause", cause)] {
         if let Some(v) = v {
             let mut s = v.to_string();
             cut(&mut s, MAX_ERROR_TEXT_BYTES);
-            m.insert(k.to_string(), Value::String(s));
+            m.insert((*k).into(), Value::from(s));
         }
     }
     m
@@ -313,7 +318,7 @@ mod tests {
 
     #[test]
     fn data_is_cut_and_marked_or_left_out() {
-        let big = Value::String("é".repeat(MAX_EVENT_DATA_BYTES));
+        let big = Value::from("é".repeat(MAX_EVENT_DATA_BYTES));
         let l = log(LogLevel::All, true);
         let mut d = Map::new();
         l.data(&mut d, "input", &big);

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::value::Value;
 use futures::stream::{self, StreamExt};
-use serde_json::Value;
 
 use super::run::{amount, run_machine, show_number, Exec, Frame};
 use crate::asl::model::{MapSpec, PathField, QueryLanguage};
@@ -168,7 +168,7 @@ pub(crate) async fn run(
         held.absorb(ex.budget.hold_value(&v, &what_out)?);
         out.push(v);
     }
-    Ok(Value::Array(out))
+    Ok(Value::Array(out.into()))
 }
 
 /// AWS's cap on the iterations of an inline Map that run at once.

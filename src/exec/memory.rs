@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use serde_json::Value;
+use crate::value::Value;
 
 use crate::error::{names, WorkflowError};
 use crate::expr::size::mem_size;
@@ -148,7 +148,7 @@ impl Drop for Held<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     #[test]
     fn charges_are_given_back_when_dropped() {

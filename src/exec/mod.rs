@@ -15,7 +15,7 @@ mod run;
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use crate::value::Value;
 
 use crate::compile::plan::Plan;
 use crate::tasks::Tasks;
@@ -42,12 +42,12 @@ pub struct Outcome {
 impl Outcome {
     /// The `{"status","output","error","cause"}` object `stepstream exec` prints.
     pub fn to_json(&self) -> Value {
-        json!({
-            "status": self.status.as_str(),
-            "output": self.output,
-            "error": self.error,
-            "cause": self.cause,
-        })
+        let mut m = crate::value::Map::with_capacity(4);
+        m.insert("status".into(), Value::from(self.status.as_str()));
+        m.insert("output".into(), Value::from(self.output.clone()));
+        m.insert("error".into(), Value::from(self.error.clone()));
+        m.insert("cause".into(), Value::from(self.cause.clone()));
+        Value::Object(m)
     }
 }
 
@@ -102,8 +102,14 @@ impl Default for ExecOptions {
 }
 
 /// Runs one execution to its end.
-pub async fn execute(plan: &Plan, input: Value, tasks: &Tasks, opts: &ExecOptions) -> Outcome {
-    run::execute(plan, input, tasks, opts).await.0
+/// The input may be given as a [`Value`] or as a `serde_json::Value` (converted once).
+pub async fn execute(
+    plan: &Plan,
+    input: impl Into<Value>,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+) -> Outcome {
+    run::execute(plan, input.into(), tasks, opts).await.0
 }
 
 /// The history events one execution logged, per its [`ExecOptions::log`] settings.
@@ -119,11 +125,11 @@ pub struct ExecutionLog {
 /// Runs one execution to its end and returns its log too (empty at level OFF).
 pub async fn execute_logged(
     plan: &Plan,
-    input: Value,
+    input: impl Into<Value>,
     tasks: &Tasks,
     opts: &ExecOptions,
 ) -> (Outcome, ExecutionLog) {
-    let (out, log) = run::execute(plan, input, tasks, opts).await;
+    let (out, log) = run::execute(plan, input.into(), tasks, opts).await;
     let log = log.map_or_else(ExecutionLog::default, |l| {
         let (events, dropped) = l.into_events();
         ExecutionLog { events, dropped }
@@ -134,7 +140,7 @@ pub async fn execute_logged(
 /// Runs one execution on a new current-thread runtime and waits for it.
 pub fn execute_blocking(
     plan: &Plan,
-    input: Value,
+    input: impl Into<Value>,
     tasks: &Tasks,
     opts: &ExecOptions,
     clock: ClockMode,
@@ -145,7 +151,7 @@ pub fn execute_blocking(
 /// [`execute_blocking`], with the execution's log.
 pub fn execute_blocking_logged(
     plan: &Plan,
-    input: Value,
+    input: impl Into<Value>,
     tasks: &Tasks,
     opts: &ExecOptions,
     clock: ClockMode,

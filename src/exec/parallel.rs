@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::value::Value;
 use futures::future::try_join_all;
-use serde_json::Value;
 
 use super::run::{run_machine, Exec, Frame};
 use crate::compile::plan::Node;

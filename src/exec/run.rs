@@ -5,9 +5,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::value::Value;
 use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
-use serde_json::Value;
 
 use super::log::{error_details, EventLog, Severity};
 use super::memory::Budget;
@@ -234,7 +234,7 @@ pub(crate) async fn execute(
     };
     if let Some(log) = &ex.log {
         log.push("ExecutionStarted", Severity::Info, false, |l| {
-            let mut d = serde_json::Map::new();
+            let mut d = crate::value::Map::new();
             l.data(&mut d, "input", &input);
             d
         });
@@ -394,8 +394,8 @@ pub(crate) fn run_machine<'a>(
             if let Some(log) = &ex.log {
                 let t = node.state.type_name();
                 log.push(&format!("{t}StateEntered"), Severity::Info, false, |l| {
-                    let mut d = serde_json::Map::new();
-                    d.insert("name".into(), Value::String(node.state.name.clone()));
+                    let mut d = crate::value::Map::new();
+                    d.insert("name".into(), Value::from(node.state.name.clone()));
                     l.data(&mut d, "input", &data);
                     d
                 });
@@ -443,8 +443,8 @@ fn log_step(
     let t = node.state.type_name();
     match stepped {
         Ok((out, _, _)) => log.push(&format!("{t}StateExited"), Severity::Info, false, |l| {
-            let mut d = serde_json::Map::new();
-            d.insert("name".into(), Value::String(node.state.name.clone()));
+            let mut d = crate::value::Map::new();
+            d.insert("name".into(), Value::from(node.state.name.clone()));
             l.data(&mut d, "output", out);
             d
         }),
@@ -806,8 +806,8 @@ async fn call_task(
     }
     if let Some(log) = &ex.log {
         log.push("TaskScheduled", Severity::Info, false, |l| {
-            let mut d = serde_json::Map::new();
-            d.insert("resource".into(), Value::String(resource.to_string()));
+            let mut d = crate::value::Map::new();
+            d.insert("resource".into(), Value::from(resource.to_string()));
             d.insert("region".into(), Value::String("local".into()));
             l.data(&mut d, "parameters", &input);
             if let Some(t) = timeout {
@@ -816,8 +816,8 @@ async fn call_task(
             d
         });
         log.push("TaskStarted", Severity::Info, false, |_| {
-            let mut d = serde_json::Map::new();
-            d.insert("resource".into(), Value::String(resource.to_string()));
+            let mut d = crate::value::Map::new();
+            d.insert("resource".into(), Value::from(resource.to_string()));
             d
         });
     }
@@ -825,8 +825,8 @@ async fn call_task(
     if let Some(log) = &ex.log {
         match &result {
             Ok(v) => log.push("TaskSucceeded", Severity::Info, false, |l| {
-                let mut d = serde_json::Map::new();
-                d.insert("resource".into(), Value::String(resource.to_string()));
+                let mut d = crate::value::Map::new();
+                d.insert("resource".into(), Value::from(resource.to_string()));
                 l.data(&mut d, "output", v);
                 d
             }),
@@ -838,7 +838,7 @@ async fn call_task(
                 };
                 log.push(kind, Severity::Error, false, |_| {
                     let mut d = error_details(e.error.as_deref(), e.cause.as_deref());
-                    d.insert("resource".into(), Value::String(resource.to_string()));
+                    d.insert("resource".into(), Value::from(resource.to_string()));
                     d
                 })
             }
@@ -950,7 +950,7 @@ fn fail_text(
         Some(FailText::Query(q)) => {
             let name = field.strip_suffix("Path").unwrap_or(field);
             match q.eval(&env.scope(), name)? {
-                Value::String(s) => Ok(Some(s)),
+                Value::String(s) => Ok(Some(s.into_string())),
                 other => Ok(Some(other.to_string())),
             }
         }
@@ -963,7 +963,7 @@ fn fail_text(
                 }
             })?;
             match v {
-                Value::String(s) => Ok(Some(s)),
+                Value::String(s) => Ok(Some(s.into_string())),
                 other => Ok(Some(other.to_string())),
             }
         }
@@ -1104,7 +1104,7 @@ fn path_missing(path: &str, field: &str, input: &Value) -> WorkflowError {
 mod tests {
     use super::*;
     use crate::expr::path::Path;
-    use serde_json::json;
+    use crate::json;
 
     fn seconds_from(v: Value) -> Result<Option<u64>, WorkflowError> {
         let input = json!({ "n": v });

@@ -15,7 +15,7 @@
 
 use std::cmp::Ordering;
 
-use serde_json::Value;
+use crate::value::Value;
 
 use super::path::Path;
 use super::problem::{pointer_join, Problem};
@@ -499,7 +499,7 @@ fn compile_test(
             _ => return wrong("a number"),
         },
         Op::String(cmp) => match operand {
-            Value::String(s) => Test::String(cmp, Operand::Const(s.clone())),
+            Value::String(s) => Test::String(cmp, Operand::Const(s.to_string())),
             _ => return wrong("a string"),
         },
         Op::Matches => match operand {
@@ -817,7 +817,7 @@ impl Pattern {
 mod tests {
     use super::*;
     use crate::expr::vars::Vars;
-    use serde_json::json;
+    use crate::json;
 
     fn compiled(rule: Value) -> Condition {
         let mut problems = Vec::new();

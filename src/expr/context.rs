@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Map, Value};
+
+use crate::value::{Map, Value};
 
 use crate::express::MAX_PAYLOAD_BYTES;
 
@@ -98,8 +99,8 @@ impl Context {
     /// Updates `State` on entering a state.
     pub fn enter_state(&mut self, name: &str, entered: DateTime<Utc>, with_retry_count: bool) {
         let mut state = Map::new();
-        state.insert("Name".into(), Value::String(name.to_string()));
-        state.insert("EnteredTime".into(), Value::String(timestamp(entered)));
+        state.insert("Name".into(), Value::from(name));
+        state.insert("EnteredTime".into(), Value::from(timestamp(entered)));
         if with_retry_count {
             state.insert("RetryCount".into(), Value::from(0));
         }
@@ -120,7 +121,10 @@ impl Context {
             shared: self.shared.clone(),
             local: Some(Box::new(Local {
                 state: self.local.as_ref().and_then(|l| l.state.clone()),
-                map: Some(json!({"Item": {"Index": index, "Value": value}})),
+                map: Some(obj([(
+                    "Item",
+                    obj([("Index", Value::from(index)), ("Value", value)]),
+                )])),
             })),
             max_value_bytes: self.max_value_bytes,
         }
@@ -136,17 +140,39 @@ pub fn root(
     input: &Value,
     start: DateTime<Utc>,
 ) -> Context {
-    Context::from_value(json!({
-        "Execution": {
-            "Id": execution_arn,
-            "Input": input,
-            "StartTime": timestamp(start),
-            "Name": name,
-            "RoleArn": "arn:aws:iam::000000000000:role/stepstream",
-            "RedriveCount": 0,
-        },
-        "StateMachine": {"Id": machine_arn, "Name": machine},
-    }))
+    Context::from_value(obj([
+        (
+            "Execution",
+            obj([
+                ("Id", Value::from(execution_arn)),
+                // Shared with the execution's data, not copied.
+                ("Input", input.clone()),
+                ("StartTime", Value::from(timestamp(start))),
+                ("Name", Value::from(name)),
+                (
+                    "RoleArn",
+                    Value::from("arn:aws:iam::000000000000:role/stepstream"),
+                ),
+                ("RedriveCount", Value::from(0)),
+            ]),
+        ),
+        (
+            "StateMachine",
+            obj([
+                ("Id", Value::from(machine_arn)),
+                ("Name", Value::from(machine)),
+            ]),
+        ),
+    ]))
+}
+
+/// An object of fixed keys, in order.
+fn obj<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut m = Map::with_capacity(N);
+    for (k, v) in entries {
+        m.insert(k.into(), v);
+    }
+    Value::Object(m)
 }
 
 /// AWS's timestamp format: RFC 3339 with milliseconds and `Z`.
@@ -157,6 +183,7 @@ pub fn timestamp(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json;
 
     #[test]
     fn map_items_share_the_execution_part() {

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 
+use crate::value::{Map, Value};
 use base64::Engine as _;
-use serde_json::{Map, Value};
 
 use super::path::Path;
 use super::{kind_of, Env};
@@ -190,7 +190,7 @@ impl Arg {
     fn eval<'a>(&'a self, func: Func, env: &Env<'a>) -> Result<Cow<'a, Value>, WorkflowError> {
         match self {
             Arg::Literal(v) => Ok(Cow::Borrowed(v)),
-            Arg::Template(pieces) => Ok(Cow::Owned(Value::String(pieces.join("{}")))),
+            Arg::Template(pieces) => Ok(Cow::Owned(Value::from(pieces.join("{}")))),
             Arg::Path(p) => p.eval(env).ok_or_else(|| {
                 WorkflowError::runtime(format!(
                     "The JSONPath '{}' given to {} could not be found in the input",
@@ -223,7 +223,7 @@ impl Call {
     fn array_arg<'a>(&'a self, n: usize, env: &Env<'a>) -> Result<Cow<'a, [Value]>, WorkflowError> {
         match self.arg(n, env)? {
             Cow::Borrowed(Value::Array(a)) => Ok(Cow::Borrowed(a.as_slice())),
-            Cow::Owned(Value::Array(a)) => Ok(Cow::Owned(a)),
+            Cow::Owned(Value::Array(a)) => Ok(Cow::Owned(a.into_vec())),
             other => Err(self.wrong_type(n, "an array", &other)),
         }
     }
@@ -231,16 +231,12 @@ impl Call {
     fn str_arg<'a>(&'a self, n: usize, env: &Env<'a>) -> Result<Cow<'a, str>, WorkflowError> {
         match self.arg(n, env)? {
             Cow::Borrowed(Value::String(s)) => Ok(Cow::Borrowed(s.as_str())),
-            Cow::Owned(Value::String(s)) => Ok(Cow::Owned(s)),
+            Cow::Owned(Value::String(s)) => Ok(Cow::Owned(s.into_string())),
             other => Err(self.wrong_type(n, "a string", &other)),
         }
     }
 
-    fn object_arg<'a>(
-        &'a self,
-        n: usize,
-        env: &Env<'a>,
-    ) -> Result<Cow<'a, Map<String, Value>>, WorkflowError> {
+    fn object_arg<'a>(&'a self, n: usize, env: &Env<'a>) -> Result<Cow<'a, Map>, WorkflowError> {
         match self.arg(n, env)? {
             Cow::Borrowed(Value::Object(o)) => Ok(Cow::Borrowed(o)),
             Cow::Owned(Value::Object(o)) => Ok(Cow::Owned(o)),
@@ -300,7 +296,7 @@ impl Call {
             Func::JsonToString => {
                 let v = self.arg(0, env)?;
                 serde_json::to_string(&*v)
-                    .map(Value::String)
+                    .map(Value::from)
                     .map_err(|e| self.fail(e))
             }
             Func::Array => self
@@ -308,7 +304,7 @@ impl Call {
                 .iter()
                 .map(|a| a.eval(self.func, env).map(Cow::into_owned))
                 .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array),
+                .map(|a| Value::Array(a.into())),
             Func::ArrayPartition => {
                 let items = self.array_arg(0, env)?;
                 let size = self.int_arg(1, env)?;
@@ -317,7 +313,7 @@ impl Call {
                         "the chunk size must be a positive integer, not {size}"
                     )));
                 }
-                Ok(Value::Array(partition(items, size as usize)))
+                Ok(Value::Array(partition(items, size as usize).into()))
             }
             Func::ArrayContains => {
                 let items = self.array_arg(0, env)?;
@@ -327,11 +323,11 @@ impl Call {
             Func::ArrayRange => self.array_range(env),
             Func::ArrayGetItem => self.array_get_item(env),
             Func::ArrayLength => Ok(Value::from(self.array_arg(0, env)?.len())),
-            Func::ArrayUnique => Ok(Value::Array(unique(self.array_arg(0, env)?))),
+            Func::ArrayUnique => Ok(Value::Array(unique(self.array_arg(0, env)?).into())),
             Func::Base64Encode => {
                 let text = self.str_arg(0, env)?;
                 self.check_input_len(&text)?;
-                Ok(Value::String(
+                Ok(Value::from(
                     base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
                 ))
             }
@@ -342,7 +338,7 @@ impl Call {
                     .decode(text.as_bytes())
                     .map_err(|e| self.fail(format_args!("invalid Base64 input: {e}")))?;
                 String::from_utf8(bytes)
-                    .map(Value::String)
+                    .map(Value::from)
                     .map_err(|_| self.fail("the decoded data is not UTF-8 text"))
             }
             Func::Hash => self.hash(env),
@@ -357,11 +353,11 @@ impl Call {
                 let parts = text
                     .split(|c: char| delims.contains(c))
                     .filter(|p| !p.is_empty())
-                    .map(|p| Value::String(p.to_string()))
+                    .map(|p| Value::from(p.to_string()))
                     .collect();
                 Ok(Value::Array(parts))
             }
-            Func::Uuid => Ok(Value::String(uuid::Uuid::new_v4().to_string())),
+            Func::Uuid => Ok(Value::from(uuid::Uuid::new_v4().to_string())),
         }
     }
 
@@ -401,7 +397,7 @@ impl Call {
                 render(&mut out, &*arg.eval(self.func, env)?);
             }
         }
-        Ok(Value::String(out))
+        Ok(Value::from(out))
     }
 
     fn array_range(&self, env: &Env) -> Result<Value, WorkflowError> {
@@ -483,7 +479,7 @@ impl Call {
                 )))
             }
         };
-        Ok(Value::String(digest))
+        Ok(Value::from(digest))
     }
 
     fn json_merge(&self, env: &Env) -> Result<Value, WorkflowError> {
@@ -601,7 +597,10 @@ fn integer_zero(v: &mut Value) {
 
 fn partition(items: Cow<'_, [Value]>, size: usize) -> Vec<Value> {
     match items {
-        Cow::Borrowed(a) => a.chunks(size).map(|c| Value::Array(c.to_vec())).collect(),
+        Cow::Borrowed(a) => a
+            .chunks(size)
+            .map(|c| Value::Array(c.to_vec().into()))
+            .collect(),
         Cow::Owned(a) => {
             let mut out = Vec::with_capacity(a.len().div_ceil(size));
             let mut rest = a.into_iter().peekable();
@@ -807,7 +806,7 @@ impl Parser<'_> {
                 Ok(if is_template {
                     Arg::Template(split_at_holes(&s, &holes))
                 } else {
-                    Arg::Literal(Value::String(s))
+                    Arg::Literal(Value::from(s))
                 })
             }
             Some(b'$') => {
@@ -986,7 +985,7 @@ mod tests {
     use super::*;
     use crate::error::names;
     use crate::expr::vars::Vars;
-    use serde_json::json;
+    use crate::json;
 
     fn run(text: &str, input: &Value, vars: &Vars) -> Result<Value, WorkflowError> {
         let context = json!({"Execution": {"Name": "exec-1", "Input": input},

@@ -13,10 +13,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::value::{Map, Value};
 use jsonata_core::ast::AstNode;
 use jsonata_core::evaluator::{CancelToken, Evaluator, EvaluatorOptions};
 use jsonata_core::value::JValue;
-use serde_json::{Map, Value};
 
 use crate::expr::context::Context;
 use crate::expr::vars::Vars;
@@ -318,7 +318,7 @@ fn last_step_over(array: &Value, key: &str) -> Option<Option<Value>> {
     Some(match found.len() {
         0 => None,
         1 => found.pop(),
-        _ => Some(Value::Array(found)),
+        _ => Some(Value::Array(found.into())),
     })
 }
 
@@ -365,13 +365,13 @@ impl PlainPath {
 pub fn evaluate_json(
     expr: &Expr,
     data: Option<&Value>,
-    bindings: &Map<String, Value>,
+    bindings: &Map,
     limits: &Limits,
 ) -> Result<Option<Value>, JsonataError> {
     let data = data.map_or(JValue::Undefined, to_jvalue);
     let bindings = bindings
         .iter()
-        .map(|(k, v)| (k.clone(), to_jvalue(v)))
+        .map(|(k, v)| (k.to_string(), to_jvalue(v)))
         .collect();
     evaluate(
         &expr.general.ast,
@@ -579,7 +579,7 @@ fn comparison(text: &str) -> Option<Fast> {
         if inner.contains(['\'', '"', '\\']) {
             return None;
         }
-        Value::String(inner.to_string())
+        Value::from(inner.to_string())
     } else {
         match rhs {
             "true" => Value::Bool(true),
@@ -666,7 +666,7 @@ pub(crate) fn to_jvalue(v: &Value) -> JValue {
         Value::Array(a) => JValue::array(a.iter().map(to_jvalue).collect()),
         Value::Object(m) => JValue::object(
             m.iter()
-                .map(|(k, v)| (k.clone(), to_jvalue(v)))
+                .map(|(k, v)| (k.to_string(), to_jvalue(v)))
                 .collect::<indexmap::IndexMap<_, _>>(),
         ),
     }
@@ -719,7 +719,7 @@ fn convert(v: &JValue, room: &mut usize, depth: usize) -> Result<Value, String> 
         }
         JValue::String(s) => {
             spend(s.len() + 2, room)?;
-            Value::String(s.to_string())
+            Value::from(s.to_string())
         }
         JValue::Array(a) => {
             spend(2, room)?;
@@ -732,7 +732,7 @@ fn convert(v: &JValue, room: &mut usize, depth: usize) -> Result<Value, String> 
                     _ => convert(x, room, depth + 1)?,
                 });
             }
-            Value::Array(out)
+            Value::Array(out.into())
         }
         JValue::Object(m) => {
             spend(2, room)?;
@@ -745,14 +745,14 @@ fn convert(v: &JValue, room: &mut usize, depth: usize) -> Result<Value, String> 
                     continue;
                 }
                 spend(k.len() + 4, room)?;
-                out.insert(k.clone(), convert(x, room, depth + 1)?);
+                out.insert(crate::value::Str::from(&**k), convert(x, room, depth + 1)?);
             }
             Value::Object(out)
         }
         JValue::Lambda(_) | JValue::Builtin { .. } => Value::Null,
         JValue::Regex { pattern, .. } => {
             spend(pattern.len() + 2, room)?;
-            Value::String(pattern.to_string())
+            Value::from(pattern.to_string())
         }
     })
 }
@@ -772,7 +772,7 @@ fn number(f: f64) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     fn run(text: &str, input: Value) -> Result<Option<Value>, JsonataError> {
         let vars = Vars::default();

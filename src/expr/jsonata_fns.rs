@@ -199,7 +199,7 @@ fn parse(args: &[JValue], max_bytes: usize) -> Result<JValue, EvaluatorError> {
         )));
     }
     // serde_json stops at 128 levels of nesting.
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+    let v: crate::value::Value = serde_json::from_str(text).map_err(|e| {
         err(format!(
             "D3050: $parse was given text that is not JSON: {e}"
         ))
@@ -266,10 +266,7 @@ mod tests {
     #[test]
     fn range_is_inclusive_and_capped() {
         let r = range(&[JValue::from(0i64), JValue::from(9i64), JValue::from(3i64)]).unwrap();
-        assert_eq!(
-            to_json(&r, 1000).unwrap(),
-            Some(serde_json::json!([0, 3, 6, 9]))
-        );
+        assert_eq!(to_json(&r, 1000).unwrap(), Some(crate::json!([0, 3, 6, 9])));
         assert!(range(&[
             JValue::from(0i64),
             JValue::from(1_000_000_000i64),

@@ -17,7 +17,7 @@ pub mod template;
 pub mod timestamp;
 pub mod vars;
 
-use serde_json::Value;
+use crate::value::Value;
 
 use context::Context;
 use vars::Vars;

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde_json::Value;
+use crate::value::Value;
 
 use super::Env;
 use crate::expr::context::Context;
@@ -302,7 +302,7 @@ impl Path {
                         ));
                     };
                     if last {
-                        map.insert(n.clone(), value);
+                        map.insert(n.as_str().into(), value);
                         return Ok(());
                     }
                     map.entry(n.clone())
@@ -823,7 +823,7 @@ impl Parser<'_> {
                 self.i += 1;
                 Ok(Operand::Root(self.segments(true)?))
             }
-            Some(b'\'') | Some(b'"') => Ok(Operand::Literal(Value::String(self.quoted()?))),
+            Some(b'\'') | Some(b'"') => Ok(Operand::Literal(Value::from(self.quoted()?))),
             Some(_) => {
                 let start = self.i;
                 while self
@@ -848,7 +848,7 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use crate::expr::vars::Vars;
-    use serde_json::json;
+    use crate::json;
 
     fn eval(path: &str, input: &Value) -> Option<Value> {
         let vars = Vars::default();

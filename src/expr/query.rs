@@ -3,7 +3,7 @@
 //! every other value, however it looks (`"$.a"`, `" {% x %} "`), is copied as written.
 //! Objects and arrays may mix both at any depth.
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 use super::jsonata::{Expr, Limits, Scope, Source};
 use super::problem::{pointer_join, Problem};
@@ -75,7 +75,7 @@ impl Query {
                 m.iter()
                     .map(|(k, v)| {
                         (
-                            k.clone(),
+                            k.to_string(),
                             Query::compile_at(v, &pointer_join(pointer, k), problems),
                         )
                     })
@@ -264,7 +264,7 @@ impl Query {
                         taken.as_deref_mut(),
                     )?;
                     size += string_len(k) + 1 + n;
-                    out.insert(k.clone(), v);
+                    out.insert(k.as_str().into(), v);
                 }
                 Ok((Value::Object(out), size))
             }
@@ -282,7 +282,7 @@ impl Query {
                     size += n;
                     out.push(v);
                 }
-                Ok((Value::Array(out), size))
+                Ok((Value::Array(out.into()), size))
             }
         }
     }
@@ -396,7 +396,7 @@ fn has_expression(v: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     fn run(q: Value, input: Value) -> Result<Value, WorkflowError> {
         let mut problems = vec![];
@@ -419,7 +419,7 @@ mod tests {
     fn general(q: &Value) -> Value {
         match q {
             Value::String(s) => match expression_text(s) {
-                Some(e) => Value::String(format!("{{% ({}) %}}", e.trim())),
+                Some(e) => Value::from(format!("{{% ({}) %}}", e.trim())),
                 None => q.clone(),
             },
             Value::Object(m) => {
@@ -438,7 +438,7 @@ mod tests {
         let q = Query::compile(q, "/Output", &mut problems);
         assert!(problems.is_empty(), "{problems:?}");
         let mut vars = Vars::default();
-        vars.set("v".to_string(), json!({"a": 1, "b": [1, 2]}));
+        vars.set("v".into(), json!({"a": 1, "b": [1, 2]}));
         let ctx = Context::EMPTY.with_max_value_bytes(cap);
         let copied = q.eval(
             &Scope {

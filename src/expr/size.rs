@@ -1,7 +1,7 @@
 //! How big a value is: its size as compact JSON (what the 256 KiB payload limit counts) and
 //! an estimate of the memory it holds.
 
-use serde_json::Value;
+use crate::value::Value;
 
 pub use crate::express::MAX_PAYLOAD_BYTES;
 
@@ -67,11 +67,13 @@ impl std::fmt::Write for Counter {
 /// What `v` takes in memory, roughly: a `Value` slot per value, plus string bytes and
 /// per-entry map overhead. Stops counting past `cap`. This, not the JSON size, is what
 /// the per-execution memory cap is measured in (100,000 zeros are 200 KB of JSON but
-/// 3.2 MB of `Value`s).
+/// 3.2 MB of `Value`s). A subtree shared by several handles is counted once per handle
+/// that reaches it, so this is an upper bound on what the value holds alone.
 pub fn mem_size(v: &Value, cap: usize) -> usize {
     const SLOT: usize = std::mem::size_of::<Value>();
-    // An ordered map entry: key String, value slot, hash and index (indexmap).
-    const ENTRY: usize = 24 + SLOT + 16;
+    // An object entry: key and value slots, plus the share of a hash index a large
+    // object keeps.
+    const ENTRY: usize = std::mem::size_of::<(crate::value::Str, Value)>() + 16;
     fn walk(v: &Value, acc: &mut usize, cap: usize) {
         if *acc > cap {
             return;
@@ -113,7 +115,7 @@ pub(crate) fn string_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     #[test]
     fn size_matches_serialized_length_for_common_values() {
@@ -147,13 +149,13 @@ mod tests {
             assert_eq!(json_size(&v, usize::MAX), v.to_string().len(), "{v}");
         }
         // 10,500 floats of 3 characters: 42 KB, far under the 256 KiB limit.
-        let v = Value::Array(vec![json!(0.5); 10_500]);
+        let v = Value::from(vec![json!(0.5); 10_500]);
         assert_eq!(json_size(&v, usize::MAX), v.to_string().len());
     }
 
     #[test]
     fn memory_size_counts_value_slots() {
-        let zeros = Value::Array(vec![json!(0); 1000]);
+        let zeros = Value::from(vec![json!(0); 1000]);
         assert!(mem_size(&zeros, usize::MAX) >= 1000 * std::mem::size_of::<Value>());
         assert!(mem_size(&zeros, 100) <= 100 + 2 * std::mem::size_of::<Value>());
     }

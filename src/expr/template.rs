@@ -3,7 +3,7 @@
 //! A key ending in `.$` takes its value from a path or an intrinsic function; every other
 //! value is copied as written. Parts with no `.$` key are kept as one constant.
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 use super::intrinsic::{is_intrinsic, Intrinsic};
 use super::path::Path;
@@ -29,8 +29,8 @@ pub enum Template {
 /// One field of an object template.
 #[derive(Debug, Clone)]
 pub struct Field {
-    /// The output key (without `.$`).
-    pub key: String,
+    /// The output key (without `.$`), shared so building the payload copies no text.
+    pub key: crate::value::Str,
     /// The key as written, for error messages.
     pub written: String,
     /// Its value.
@@ -50,13 +50,13 @@ impl Template {
                         let p = pointer_join(pointer, k);
                         match k.strip_suffix(".$") {
                             Some(key) => Field {
-                                key: key.to_string(),
-                                written: k.clone(),
+                                key: key.into(),
+                                written: k.to_string(),
                                 value: compile_dynamic(v, &p, problems),
                             },
                             None => Field {
                                 key: k.clone(),
-                                written: k.clone(),
+                                written: k.to_string(),
                                 value: Template::compile(v, &p, problems),
                             },
                         }
@@ -179,7 +179,7 @@ fn has_dynamic(v: &Value) -> bool {
 mod tests {
     use super::*;
     use crate::expr::vars::Vars;
-    use serde_json::json;
+    use crate::json;
 
     fn run(t: Value, input: Value) -> Result<Value, WorkflowError> {
         let mut problems = vec![];
@@ -213,8 +213,7 @@ mod tests {
 
     #[test]
     fn a_template_that_copies_its_input_many_times_stops_at_the_value_cap() {
-        let fields: Map<String, Value> =
-            (0..1000).map(|i| (format!("f{i}.$"), json!("$"))).collect();
+        let fields: Map = (0..1000).map(|i| (format!("f{i}.$"), json!("$"))).collect();
         let mut problems = vec![];
         let t = Template::compile(&Value::Object(fields), "", &mut problems);
         let input = json!({"blob": "x".repeat(10_000)});
@@ -232,7 +231,7 @@ mod tests {
             "the 10th copy crosses 100,000 bytes"
         );
         // Nine copies fit.
-        let nine: Map<String, Value> = (0..9).map(|i| (format!("f{i}.$"), json!("$"))).collect();
+        let nine: Map = (0..9).map(|i| (format!("f{i}.$"), json!("$"))).collect();
         let t = Template::compile(&Value::Object(nine), "", &mut problems);
         assert!(t.eval(&env).is_ok());
     }

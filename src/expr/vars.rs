@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 /// The variables visible to one state: its own scope over a shared, read-only outer one.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
     outer: Option<Arc<Vars>>,
-    local: Map<String, Value>,
+    local: Map,
 }
 
 impl Vars {
@@ -24,7 +24,7 @@ impl Vars {
     }
 
     /// Sets a variable in the innermost scope.
-    pub fn set(&mut self, name: String, value: Value) {
+    pub fn set(&mut self, name: crate::value::Str, value: Value) {
         self.local.insert(name, value);
     }
 

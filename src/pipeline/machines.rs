@@ -305,7 +305,7 @@ mod tests {
                 ClockMode::Real,
             )
         };
-        assert_eq!(run(&machines["a"]).output, Some(json!({"ok": 1})));
+        assert_eq!(run(&machines["a"]).output, Some(crate::json!({"ok": 1})));
         // Machine b is not in the file: its Lambda ARN goes to the real integration,
         // which has no endpoint for it.
         assert!(run(&machines["b"]).cause.unwrap().contains("allow_hosts"));

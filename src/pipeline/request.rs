@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::value::Value;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
 
 pub use crate::express::{check_name, NameRule, MAX_NAME_CHARS};
 
@@ -482,7 +482,7 @@ pub fn max_depth(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     const LIMITS: RequestLimits = RequestLimits {
         max_bytes: 1024,

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::json;
+use crate::value::Value;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
 use crate::exec::Outcome;
 use crate::expr::context::timestamp;
@@ -210,7 +211,7 @@ pub fn dead_letter_with(
 ) -> Vec<u8> {
     use sha2::Digest as _;
     let bytes = original.unwrap_or_default();
-    let mut m = serde_json::Map::new();
+    let mut m = crate::value::Map::new();
     m.insert(
         "error".into(),
         Value::from(json_prefix(error, MAX_EXTRA_BYTES)),

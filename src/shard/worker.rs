@@ -169,7 +169,7 @@ async fn handle(
                 "it nests {depth} levels deep, over the limit of {max_depth}"
             )))
         } else {
-            serde_json::from_str::<serde_json::Value>(&input)
+            serde_json::from_str::<crate::value::Value>(&input)
                 .map_err(|e| super::SyncRefused::BadInput(e.to_string()))
         };
         let done = match (machines.get(&machine), parsed) {
@@ -324,7 +324,7 @@ async fn run_one(
     ctx: &ShardContext,
     m: &Machine,
     execution: &result::Execution<'_>,
-    input: serde_json::Value,
+    input: crate::value::Value,
     depth: u32,
     max_duration: Duration,
     shard_memory: exec::ShardMemory,

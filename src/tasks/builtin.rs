@@ -8,7 +8,7 @@
 //! | `fail-first N ErrorName then SPEC` | the first N calls of the resource in one execution fail, later ones run SPEC |
 //! | `sleep MS` | returns its input after MS milliseconds (a task that does not answer at once) |
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 use super::{TaskCall, TaskFuture, TaskHandler};
 use crate::error::WorkflowError;
@@ -19,7 +19,7 @@ pub enum Builtin {
     /// Returns the input.
     Identity,
     /// Sets these keys on the input object.
-    Merge(Map<String, Value>),
+    Merge(Map),
     /// Always fails.
     Fail {
         /// Error name.
@@ -148,7 +148,7 @@ impl TaskHandler for Builtin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     #[test]
     fn specs_parse_and_behave() {

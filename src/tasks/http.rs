@@ -13,7 +13,9 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use crate::json;
+
+use crate::value::{Map, Value};
 
 use super::net::{self, HttpConnection, Limits, TasksConfig};
 use super::{TaskCall, TaskFuture, TaskHandler};
@@ -45,7 +47,7 @@ fn bad(why: impl Into<String>) -> WorkflowError {
 /// A scalar argument as the text sent.
 fn text_of(v: &Value) -> Option<String> {
     match v {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(s.to_string()),
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
@@ -76,7 +78,7 @@ fn flatten(
         Value::Object(m) => {
             for (k, v) in m {
                 let k = if key.is_empty() {
-                    k.clone()
+                    k.to_string()
                 } else {
                     format!("{key}[{k}]")
                 };
@@ -154,7 +156,7 @@ fn build(input: &Value) -> Result<Request, WorkflowError> {
                 return Err(bad(format!("the header {k:?} cannot be set")));
             }
             let v = text_of(v).ok_or_else(|| bad(format!("the header {k:?} must be a string")))?;
-            headers.push((k.clone(), v));
+            headers.push((k.to_string(), v));
         }
     }
     let transform = input.get("Transform");
@@ -185,7 +187,7 @@ fn build(input: &Value) -> Result<Request, WorkflowError> {
             let text = form_urlencoded_pairs(&pairs);
             Some((text.into_bytes(), "application/x-www-form-urlencoded"))
         }
-        (Some(Value::String(s)), "NONE") => Some((s.clone().into_bytes(), "text/plain")),
+        (Some(Value::String(s)), "NONE") => Some((s.as_bytes().to_vec(), "text/plain")),
         (Some(v), "NONE") => Some((
             serde_json::to_vec(v).map_err(|e| bad(e.to_string()))?,
             "application/json",
@@ -226,9 +228,9 @@ fn response_value(resp: &net::Response) -> Value {
             .headers
             .get_all(name)
             .iter()
-            .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|v| Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        headers.insert(name.to_string(), Value::Array(values));
+        headers.insert(name.as_str().into(), Value::Array(values.into()));
     }
     let is_json = resp
         .headers
@@ -244,7 +246,7 @@ fn response_value(resp: &net::Response) -> Value {
             mime == "application/json" || mime.ends_with("+json")
         })
         .unwrap_or(false);
-    let text = || Value::String(String::from_utf8_lossy(&resp.body).into_owned());
+    let text = || Value::from(String::from_utf8_lossy(&resp.body).into_owned());
     let body = if is_json {
         serde_json::from_slice(&resp.body).unwrap_or_else(|_| text())
     } else {

@@ -14,12 +14,13 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::json;
+use crate::value::Value;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::net::{Limits, TasksConfig};
 use super::{TaskCall, TaskFuture, TaskHandler};
@@ -185,12 +186,12 @@ impl Outgoing {
         }
         let key = match input.get("Key") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(s.to_string()),
             Some(_) => return Err(bad(format!("{what} Key must be a string"))),
         };
         let value = match input.get("Value") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone().into_bytes()),
+            Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
             Some(v) => Some(serde_json::to_vec(v).map_err(|e| bad(e.to_string()))?),
         };
         let mut headers = Vec::new();
@@ -202,7 +203,7 @@ impl Outgoing {
                 let v = v
                     .as_str()
                     .ok_or_else(|| bad(format!("{what} header {k:?} must be a string")))?;
-                headers.push((k.clone(), v.to_string()));
+                headers.push((k.to_string(), v.to_string()));
             }
         }
         Ok(Self {

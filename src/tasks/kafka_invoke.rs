@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use serde_json::Value;
+use crate::value::Value;
 
 use super::kafka::{bad, Outgoing, SharedProducer};
 use super::net::{Limits, TasksConfig};
@@ -112,8 +112,8 @@ impl TaskHandler for KafkaInvoke {
         let limit = self.cfg.call_limit(call.timeout);
         let reply_topic = match input.get("ReplyTopic") {
             None | Some(Value::Null) => Ok(self.cfg.kafka.reply_topic.clone()),
-            Some(Value::String(t)) if *t == self.cfg.kafka.reply_topic => Ok(t.clone()),
-            Some(Value::String(t)) if self.cfg.kafka.allows_topic(t) => Ok(t.clone()),
+            Some(Value::String(t)) if *t == self.cfg.kafka.reply_topic => Ok(t.to_string()),
+            Some(Value::String(t)) if self.cfg.kafka.allows_topic(t) => Ok(t.to_string()),
             Some(Value::String(t)) => Err(bad(format!(
                 "reply topic {t:?} is not allowed: add it to [tasks.kafka] topics in the config"
             ))),
@@ -165,7 +165,7 @@ impl TaskHandler for KafkaInvoke {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json;
 
     #[test]
     fn replies_become_results_or_named_errors() {

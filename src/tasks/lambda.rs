@@ -14,7 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use crate::json;
+
+use crate::value::Value;
 
 use super::aws;
 use super::net::{self, Limits, TasksConfig};
@@ -329,10 +331,10 @@ fn service_error(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8])
 
 fn payload_value(body: &[u8]) -> Value {
     if body.is_empty() {
-        return Value::String(String::new());
+        return Value::from(String::new());
     }
     serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+        .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(body).into_owned()))
 }
 
 /// The `lambda:invoke` result, shaped as Step Functions returns it.

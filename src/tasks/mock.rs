@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use crate::value::Value;
 
 use super::{TaskCall, TaskFuture, TaskHandler};
 use crate::error::WorkflowError;
@@ -27,7 +27,8 @@ pub struct Mocks {
 
 impl Mocks {
     /// Reads the mocks format; every malformed entry is named in the error.
-    pub fn from_json(v: &Value) -> Result<Mocks, String> {
+    pub fn from_json<D: crate::value::convert::AsValue + ?Sized>(v: &D) -> Result<Mocks, String> {
+        let v = v.as_value();
         let Some(map) = v.as_object() else {
             return Err("mocks must be a JSON object of state name -> list of responses".into());
         };
@@ -55,7 +56,7 @@ impl Mocks {
                     ));
                 }
             }
-            by_state.insert(state.clone(), out);
+            by_state.insert(state.to_string(), out);
         }
         Ok(Mocks { by_state })
     }

@@ -124,7 +124,7 @@ fn responses(name: &str, v: &Value) -> Result<Vec<MockResponse>, String> {
 
 fn response(name: &str, range: &str, v: &Value) -> Result<MockResponse, String> {
     if let Some(r) = v.get("Return") {
-        return Ok(MockResponse::Result(r.clone()));
+        return Ok(MockResponse::Result(crate::value::Value::from(r)));
     }
     if let Some(t) = v.get("Throw") {
         let text = |k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
@@ -159,11 +159,11 @@ mod tests {
         })
     }
 
-    fn answer(m: &Mocks, state: &str, n: u32) -> Result<Value, WorkflowError> {
+    fn answer(m: &Mocks, state: &str, n: u32) -> Result<crate::value::Value, WorkflowError> {
         let fut = m.call(TaskCall {
             state,
             resource: "r",
-            input: Value::Null,
+            input: crate::value::Value::Null,
             state_calls: n,
             resource_calls: n,
             timeout: None,

@@ -15,7 +15,7 @@
 //! let mut tasks = Tasks::new();
 //! tasks.register_fn("arn:aws:lambda:us-east-1:1:function:Double", |input| async move {
 //!     let n = input["n"].as_i64().ok_or_else(|| TaskError::new("BadInput", "n must be a number"))?;
-//!     Ok(serde_json::json!({"n": n * 2}))
+//!     Ok(stepstream::json!({"n": n * 2}))
 //! });
 //! ```
 
@@ -36,7 +36,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use serde_json::Value;
+use crate::value::Value;
 
 use crate::error::WorkflowError;
 
@@ -192,7 +192,8 @@ impl Tasks {
     }
 
     /// Registers built-in handlers from a `{"<resource>": "<spec>"}` object (see [`builtin`]).
-    pub fn register_specs(&mut self, specs: &Value) -> Result<(), String> {
+    pub fn register_specs(&mut self, specs: &serde_json::Value) -> Result<(), String> {
+        let specs = Value::from(specs);
         let Some(map) = specs.as_object() else {
             return Err("task specs must be a JSON object of resource -> spec".into());
         };
@@ -276,7 +277,7 @@ pub fn check_service_parameters(resource: &str, input: &Value) -> Result<(), Str
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json;
 
     use super::*;
     use crate::compile::plan::Plan;

@@ -22,7 +22,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use crate::json;
+
+use crate::value::Value;
 
 use super::kafka::{Outgoing, SharedProducer};
 use super::net::{Limits, TasksConfig};
@@ -129,7 +131,7 @@ impl Child {
                         format!("Invalid Name: the name {broken}"),
                     )
                 })?;
-                n.clone()
+                n.to_string()
             }
             Some(_) => {
                 return Err(api_error(

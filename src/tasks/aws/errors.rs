@@ -11,8 +11,8 @@
 //! `Exception` suffix a code lacks (`NotFound` -> `SNS.NotFoundException`). These shapes
 //! are the ones recorded from AWS in the conformance corpus.
 
+use crate::value::Value;
 use reqwest::header::HeaderMap;
-use serde_json::Value;
 
 use super::services::GENERIC_CODES;
 use crate::error::WorkflowError;

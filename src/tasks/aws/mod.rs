@@ -24,8 +24,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::json;
+use crate::value::{Map, Value};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
 
 use self::errors::Style;
 use self::services::Service;
@@ -365,12 +366,12 @@ pub fn sdk_metadata(status: u16, headers: &reqwest::header::HeaderMap) -> (Value
         let values: Vec<Value> = headers
             .get_all(name)
             .iter()
-            .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|v| Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         if let Some(Value::String(first)) = values.first() {
-            one.insert(name.to_string(), Value::String(first.clone()));
+            one.insert(name.as_str().into(), Value::from(first.clone()));
         }
-        all.insert(name.to_string(), Value::Array(values));
+        all.insert(name.as_str().into(), Value::Array(values.into()));
     }
     (
         json!({"AllHttpHeaders": all, "HttpHeaders": one, "HttpStatusCode": status}),
@@ -378,7 +379,7 @@ pub fn sdk_metadata(status: u16, headers: &reqwest::header::HeaderMap) -> (Value
     )
 }
 
-fn with_metadata(mut out: Map<String, Value>, a: &Answer) -> Value {
+fn with_metadata(mut out: Map, a: &Answer) -> Value {
     let (http, response) = sdk_metadata(a.status, &a.headers);
     out.insert("SdkHttpMetadata".into(), http);
     out.insert("SdkResponseMetadata".into(), response);
@@ -386,7 +387,7 @@ fn with_metadata(mut out: Map<String, Value>, a: &Answer) -> Value {
 }
 
 /// A JSON answer's object (an empty body is `{}`).
-fn json_object(body: &[u8]) -> Result<Map<String, Value>, WorkflowError> {
+fn json_object(body: &[u8]) -> Result<Map, WorkflowError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -404,7 +405,8 @@ fn recase(v: Value, upper: bool, depth: usize) -> Value {
     match v {
         Value::Object(m) if depth < MAX_CASE_DEPTH => Value::Object(
             m.into_iter()
-                .map(|(mut k, v)| {
+                .map(|(k, v)| {
+                    let mut k = k.into_string();
                     if let Some(first) = k.get(..1) {
                         let changed = if upper {
                             first.to_ascii_uppercase()
@@ -436,9 +438,9 @@ fn append_resources(input: &mut Value, ids: &[String]) {
     for e in entries.iter_mut().filter_map(Value::as_object_mut) {
         let resources = e
             .entry("Resources")
-            .or_insert_with(|| Value::Array(Vec::new()));
+            .or_insert_with(|| Value::Array(Default::default()));
         if let Value::Array(list) = resources {
-            list.extend(ids.iter().cloned().map(Value::String));
+            list.extend(ids.iter().cloned().map(Value::from));
         }
     }
 }
@@ -453,7 +455,7 @@ fn optimized_body(operation: &str, mut input: Value) -> Result<Vec<u8>, Workflow
         "SendMessage" => {
             if let Some(body) = input.get_mut("MessageBody") {
                 if !body.is_string() {
-                    *body = Value::String(body.to_string());
+                    *body = Value::from(body.to_string());
                 }
             }
         }
@@ -462,7 +464,7 @@ fn optimized_body(operation: &str, mut input: Value) -> Result<Vec<u8>, Workflow
                 for e in entries {
                     if let Some(d) = e.get_mut("Detail") {
                         if !d.is_string() {
-                            *d = Value::String(d.to_string());
+                            *d = Value::from(d.to_string());
                         }
                     }
                 }
@@ -602,12 +604,12 @@ mod tests {
 
     #[test]
     fn put_events_entries_name_the_execution_and_the_machine() {
-        let mut input = serde_json::json!({"Entries": [
+        let mut input = crate::json!({"Entries": [
             {"Source": "a", "Resources": ["arn:x"]}, {"Source": "b"}, "not an entry"]});
         append_resources(&mut input, &["arn:e".to_string(), "arn:m".to_string()]);
         assert_eq!(
             input,
-            serde_json::json!({"Entries": [
+            crate::json!({"Entries": [
                 {"Source": "a", "Resources": ["arn:x", "arn:e", "arn:m"]},
                 {"Source": "b", "Resources": ["arn:e", "arn:m"]}, "not an entry"]})
         );

@@ -1,6 +1,6 @@
 //! The AWS Query protocol, for SNS `Publish`: a form-encoded POST answered in XML.
 
-use serde_json::{Map, Value};
+use crate::value::{Map, Value};
 
 use super::errors::{excerpt, Style};
 use crate::error::{names, WorkflowError};
@@ -16,7 +16,7 @@ fn bad(why: impl Into<String>) -> WorkflowError {
 /// `Message` object serialized, as `States.JsonToString` would).
 pub fn text_of(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.to_string(),
         other => other.to_string(),
     }
 }
@@ -35,7 +35,7 @@ pub fn publish_form(input: &Value) -> Result<Vec<(String, String)>, WorkflowErro
     }
     for (k, v) in args {
         match k.as_str() {
-            "Message" => form.push((k.clone(), text_of(v))),
+            "Message" => form.push((k.to_string(), text_of(v))),
             "TopicArn"
             | "TargetArn"
             | "PhoneNumber"
@@ -46,7 +46,7 @@ pub fn publish_form(input: &Value) -> Result<Vec<(String, String)>, WorkflowErro
                 let s = v
                     .as_str()
                     .ok_or_else(|| bad(format!("sns:publish: {k} must be a string")))?;
-                form.push((k.clone(), s.to_string()));
+                form.push((k.to_string(), s.to_string()));
             }
             "MessageAttributes" => attributes(v, &mut form)?,
             other => {
@@ -68,7 +68,7 @@ fn attributes(v: &Value, form: &mut Vec<(String, String)>) -> Result<(), Workflo
         .ok_or_else(|| bad("sns:publish: MessageAttributes must be an object"))?;
     for (i, (name, attr)) in attrs.iter().enumerate() {
         let prefix = format!("MessageAttributes.entry.{}", i + 1);
-        form.push((format!("{prefix}.Name"), name.clone()));
+        form.push((format!("{prefix}.Name"), name.to_string()));
         let attr = attr.as_object().ok_or_else(|| {
             bad(format!(
                 "sns:publish: MessageAttributes.{name} must be an object with DataType"
@@ -141,7 +141,7 @@ pub fn find<'a>(leaves: &'a [(String, String)], suffix: &str) -> Option<&'a str>
 }
 
 /// `Publish`'s answer as Step Functions returns it (before the HTTP metadata).
-pub fn publish_result(body: &[u8]) -> Result<Map<String, Value>, WorkflowError> {
+pub fn publish_result(body: &[u8]) -> Result<Map, WorkflowError> {
     let leaves = leaves(body).map_err(|e| {
         bad(format!(
             "SNS answered with unreadable XML ({e}): {}",
@@ -155,9 +155,9 @@ pub fn publish_result(body: &[u8]) -> Result<Map<String, Value>, WorkflowError> 
             excerpt(body)
         ))
     })?;
-    out.insert("MessageId".into(), Value::String(id.to_string()));
+    out.insert("MessageId".into(), Value::from(id.to_string()));
     if let Some(seq) = find(&leaves, "PublishResult/SequenceNumber") {
-        out.insert("SequenceNumber".into(), Value::String(seq.to_string()));
+        out.insert("SequenceNumber".into(), Value::from(seq.to_string()));
     }
     Ok(out)
 }
@@ -179,7 +179,7 @@ pub fn query_error(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use crate::json;
 
     use super::*;
 

@@ -1,0 +1,130 @@
+//! [`Array`]: a JSON array, shared by reference count, copied on write.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use super::Value;
+
+static EMPTY: Vec<Value> = Vec::new();
+
+/// A JSON array. Reading goes through `Deref<Target = Vec<Value>>`; writing through
+/// `DerefMut`, which first copies the element slots if another handle shares them (the
+/// elements themselves stay shared). Cloning bumps a reference count; an empty array
+/// allocates nothing.
+#[derive(Clone, Default)]
+pub struct Array(Option<Arc<Vec<Value>>>);
+
+impl Array {
+    /// An empty array.
+    pub const fn new() -> Array {
+        Array(None)
+    }
+
+    /// An empty array with room for `n` elements.
+    pub fn with_capacity(n: usize) -> Array {
+        if n == 0 {
+            return Array(None);
+        }
+        Array(Some(Arc::new(Vec::with_capacity(n))))
+    }
+
+    /// The elements as a vector of their own (moved out when not shared, else cloned).
+    pub fn into_vec(self) -> Vec<Value> {
+        match self.0 {
+            None => Vec::new(),
+            Some(a) => Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()),
+        }
+    }
+
+    /// Whether `self` and `other` are the same allocation.
+    pub fn ptr_eq(&self, other: &Array) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Deref for Array {
+    type Target = Vec<Value>;
+    #[inline]
+    fn deref(&self) -> &Vec<Value> {
+        match &self.0 {
+            Some(v) => v,
+            None => &EMPTY,
+        }
+    }
+}
+
+impl DerefMut for Array {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Vec<Value> {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+}
+
+impl From<Vec<Value>> for Array {
+    #[inline]
+    fn from(v: Vec<Value>) -> Array {
+        if v.capacity() == 0 {
+            return Array(None);
+        }
+        Array(Some(Arc::new(v)))
+    }
+}
+
+impl From<Array> for Vec<Value> {
+    fn from(a: Array) -> Vec<Value> {
+        a.into_vec()
+    }
+}
+
+impl FromIterator<Value> for Array {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Array {
+        Array::from(iter.into_iter().collect::<Vec<_>>())
+    }
+}
+
+impl IntoIterator for Array {
+    type Item = Value;
+    type IntoIter = std::vec::IntoIter<Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Array {
+    type Item = &'a Value;
+    type IntoIter = std::slice::Iter<'a, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Array {
+    type Item = &'a mut Value;
+    type IntoIter = std::slice::IterMut<'a, Value>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter_mut()
+    }
+}
+
+impl PartialEq for Array {
+    fn eq(&self, other: &Array) -> bool {
+        self.ptr_eq(other) || **self == **other
+    }
+}
+
+impl PartialEq<Vec<Value>> for Array {
+    fn eq(&self, other: &Vec<Value>) -> bool {
+        **self == *other
+    }
+}
+
+impl fmt::Debug for Array {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}

@@ -1,0 +1,486 @@
+//! [`Map`]: a JSON object, insertion-ordered, shared by reference count, copied on write.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::{Str, Value};
+
+/// Objects with more keys than this get a hash index; smaller ones are scanned, which
+/// beats hashing for the handful of keys state data objects usually have.
+const INDEX_ABOVE: usize = 16;
+
+/// A JSON object in insertion order. Cloning bumps a reference count; the first write to
+/// a shared map copies its entries (not the values under them, which are shared too).
+/// An empty map allocates nothing.
+#[derive(Clone, Default)]
+pub struct Map(Option<Arc<Inner>>);
+
+#[derive(Clone, Default)]
+struct Inner {
+    entries: Vec<(Str, Value)>,
+    // Key -> position in `entries`, kept only above INDEX_ABOVE keys.
+    index: Option<HashMap<Str, usize>>,
+}
+
+impl Inner {
+    #[inline]
+    fn find(&self, key: &str) -> Option<usize> {
+        match &self.index {
+            Some(ix) => ix.get(key).copied(),
+            None => self.entries.iter().position(|(k, _)| k.as_str() == key),
+        }
+    }
+
+    fn build_index(&mut self) {
+        let mut ix = HashMap::with_capacity(self.entries.len() * 2);
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            ix.insert(k.clone(), i);
+        }
+        self.index = Some(ix);
+    }
+}
+
+impl Map {
+    /// An empty map.
+    #[inline]
+    pub const fn new() -> Map {
+        Map(None)
+    }
+
+    /// An empty map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Map {
+        if n == 0 {
+            return Map(None);
+        }
+        Map(Some(Arc::new(Inner {
+            entries: Vec::with_capacity(n),
+            index: None,
+        })))
+    }
+
+    #[inline]
+    fn entries(&self) -> &[(Str, Value)] {
+        match &self.0 {
+            Some(i) => &i.entries,
+            None => &[],
+        }
+    }
+
+    #[inline]
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+    }
+
+    /// Number of entries.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    /// Whether the map has no entries.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.entries().is_empty()
+    }
+
+    /// The value under `key`.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let inner = self.0.as_deref()?;
+        inner.find(key).map(|i| &inner.entries[i].1)
+    }
+
+    /// The entry under `key`, key included.
+    pub fn get_key_value(&self, key: &str) -> Option<(&Str, &Value)> {
+        let inner = self.0.as_deref()?;
+        inner.find(key).map(|i| {
+            let (k, v) = &inner.entries[i];
+            (k, v)
+        })
+    }
+
+    /// The value under `key`, for writing (copies the map first if it is shared).
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        let i = self.0.as_deref()?.find(key)?;
+        Some(&mut self.inner_mut().entries[i].1)
+    }
+
+    /// Whether `key` is present.
+    #[inline]
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `value`. An existing key keeps its position and its old value is
+    /// returned (serde_json's `preserve_order` semantics, so also what a JSON object with a
+    /// duplicate key parses to: the later value in the first position).
+    pub fn insert(&mut self, key: Str, value: Value) -> Option<Value> {
+        let inner = self.inner_mut();
+        if let Some(i) = inner.find(&key) {
+            return Some(std::mem::replace(&mut inner.entries[i].1, value));
+        }
+        let at = inner.entries.len();
+        match &mut inner.index {
+            Some(ix) => {
+                ix.insert(key.clone(), at);
+            }
+            None if at >= INDEX_ABOVE => {
+                inner.entries.push((key, value));
+                inner.build_index();
+                return None;
+            }
+            None => {}
+        }
+        inner.entries.push((key, value));
+        None
+    }
+
+    /// Removes `key` by moving the last entry into its place, as serde_json's
+    /// `preserve_order` `remove` does (`swap_remove`).
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.swap_remove(key)
+    }
+
+    /// Removes `key`, moving the last entry into its place.
+    pub fn swap_remove(&mut self, key: &str) -> Option<Value> {
+        let i = self.0.as_deref()?.find(key)?;
+        let inner = self.inner_mut();
+        let (k, v) = inner.entries.swap_remove(i);
+        if let Some(ix) = &mut inner.index {
+            ix.remove(k.as_str());
+            if let Some((moved, _)) = inner.entries.get(i) {
+                ix.insert(moved.clone(), i);
+            }
+        }
+        Some(v)
+    }
+
+    /// Removes `key`, keeping the order of the rest.
+    pub fn shift_remove(&mut self, key: &str) -> Option<Value> {
+        let i = self.0.as_deref()?.find(key)?;
+        let inner = self.inner_mut();
+        let (_, v) = inner.entries.remove(i);
+        if inner.index.is_some() {
+            inner.build_index();
+        }
+        Some(v)
+    }
+
+    /// Keeps the entries `keep` says yes to, in order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Str, &mut Value) -> bool) {
+        if self.is_empty() {
+            return;
+        }
+        let inner = self.inner_mut();
+        inner.entries.retain_mut(|(k, v)| keep(k, v));
+        if inner.index.is_some() {
+            inner.build_index();
+        }
+    }
+
+    /// The entry for `key`, to read or fill in.
+    pub fn entry(&mut self, key: impl Into<Str>) -> Entry<'_> {
+        Entry {
+            map: self,
+            key: key.into(),
+        }
+    }
+
+    /// Entries in order.
+    #[inline]
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.entries().iter())
+    }
+
+    /// Entries in order, values writable (copies the map first if it is shared).
+    pub fn iter_mut(&mut self) -> IterMut<'_> {
+        if self.is_empty() {
+            return IterMut([].iter_mut());
+        }
+        IterMut(self.inner_mut().entries.iter_mut())
+    }
+
+    /// Keys in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Str> + ExactSizeIterator {
+        self.entries().iter().map(|(k, _)| k)
+    }
+
+    /// Values in order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &Value> + ExactSizeIterator {
+        self.entries().iter().map(|(_, v)| v)
+    }
+
+    /// Values in order, writable (copies the map first if it is shared).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Whether `self` and `other` are the same allocation (so surely equal).
+    pub fn ptr_eq(&self, other: &Map) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether other handles share this map's entries.
+    pub fn is_shared(&self) -> bool {
+        self.0.as_ref().is_some_and(|a| Arc::strong_count(a) > 1)
+    }
+}
+
+/// A place in a [`Map`], from [`Map::entry`].
+pub struct Entry<'a> {
+    map: &'a mut Map,
+    key: Str,
+}
+
+impl<'a> Entry<'a> {
+    /// The value under the key, `default` put there first if there was none.
+    pub fn or_insert(self, default: Value) -> &'a mut Value {
+        self.or_insert_with(|| default)
+    }
+
+    /// The value under the key, `f()` put there first if there was none.
+    pub fn or_insert_with(self, f: impl FnOnce() -> Value) -> &'a mut Value {
+        let i = match self.map.0.as_deref().and_then(|i| i.find(&self.key)) {
+            Some(i) => i,
+            None => {
+                self.map.insert(self.key, f());
+                self.map.len() - 1
+            }
+        };
+        &mut self.map.inner_mut().entries[i].1
+    }
+}
+
+/// Iterator over a map's entries.
+#[derive(Clone)]
+pub struct Iter<'a>(std::slice::Iter<'a, (Str, Value)>);
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a Str, &'a Value);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (k, v))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(k, v)| (k, v))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+/// Iterator over a map's entries with writable values.
+pub struct IterMut<'a>(std::slice::IterMut<'a, (Str, Value)>);
+
+impl<'a> Iterator for IterMut<'a> {
+    type Item = (&'a Str, &'a mut Value);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, v)| (&*k, v))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl ExactSizeIterator for IterMut<'_> {}
+
+/// Owning iterator over a map's entries (moves them out when the map is not shared).
+pub struct IntoIter(std::vec::IntoIter<(Str, Value)>);
+
+impl Iterator for IntoIter {
+    type Item = (Str, Value);
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for IntoIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back()
+    }
+}
+
+impl ExactSizeIterator for IntoIter {}
+
+impl IntoIterator for Map {
+    type Item = (Str, Value);
+    type IntoIter = IntoIter;
+    fn into_iter(self) -> IntoIter {
+        let entries = match self.0 {
+            None => Vec::new(),
+            Some(a) => Arc::try_unwrap(a).map_or_else(|a| a.entries.clone(), |i| i.entries),
+        };
+        IntoIter(entries.into_iter())
+    }
+}
+
+impl<'a> IntoIterator for &'a Map {
+    type Item = (&'a Str, &'a Value);
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Map {
+    type Item = (&'a Str, &'a mut Value);
+    type IntoIter = IterMut<'a>;
+    fn into_iter(self) -> IterMut<'a> {
+        self.iter_mut()
+    }
+}
+
+impl<K: Into<Str>> FromIterator<(K, Value)> for Map {
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Map {
+        let mut m = Map::new();
+        m.extend(iter);
+        m
+    }
+}
+
+impl<K: Into<Str>> Extend<(K, Value)> for Map {
+    fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.insert(k.into(), v);
+        }
+    }
+}
+
+impl std::ops::Index<&str> for Map {
+    type Output = Value;
+    fn index(&self, key: &str) -> &Value {
+        self.get(key).expect("no entry found for key")
+    }
+}
+
+impl std::ops::IndexMut<&str> for Map {
+    fn index_mut(&mut self, key: &str) -> &mut Value {
+        self.get_mut(key).expect("no entry found for key")
+    }
+}
+
+/// Equal when both have the same keys with equal values, in any order (as serde_json's
+/// `preserve_order` maps compare).
+impl PartialEq for Map {
+    fn eq(&self, other: &Map) -> bool {
+        if self.ptr_eq(other) {
+            return true;
+        }
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl Eq for Map {}
+
+impl fmt::Debug for Map {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(keys: &[&str]) -> Map {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (*k, Value::from(i as u64)))
+            .collect()
+    }
+
+    #[test]
+    fn insert_of_an_existing_key_keeps_its_position() {
+        let mut a = m(&["a", "b", "c"]);
+        assert_eq!(a.insert("a".into(), Value::from(9)), Some(Value::from(0)));
+        let keys: Vec<&str> = a.keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert_eq!(a["a"], Value::from(9));
+    }
+
+    #[test]
+    fn remove_moves_the_last_entry_into_the_gap_like_serde_json() {
+        for n in [4, 40] {
+            let names: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+            let mut ours = m(&refs);
+            let mut theirs: serde_json::Map<String, serde_json::Value> = refs
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.to_string(), serde_json::Value::from(i as u64)))
+                .collect();
+            for k in ["k1", "k0", "k3"] {
+                assert_eq!(
+                    ours.remove(k).map(serde_json::Value::from),
+                    theirs.remove(k)
+                );
+            }
+            let ours_keys: Vec<&str> = ours.keys().map(|k| k.as_str()).collect();
+            let theirs_keys: Vec<&str> = theirs.keys().map(|k| k.as_str()).collect();
+            assert_eq!(ours_keys, theirs_keys);
+            for k in &theirs_keys {
+                assert!(ours.contains_key(k), "{k} lost from the index");
+            }
+        }
+    }
+
+    #[test]
+    fn large_maps_find_every_key_through_the_index() {
+        let names: Vec<String> = (0..100).map(|i| format!("key{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+        let mut a = m(&refs);
+        for (i, k) in refs.iter().enumerate() {
+            assert_eq!(a.get(k), Some(&Value::from(i as u64)));
+        }
+        a.shift_remove("key10");
+        assert_eq!(a.get("key11"), Some(&Value::from(11u64)));
+        assert_eq!(a.len(), 99);
+        a.retain(|k, _| k.as_str() != "key50");
+        assert_eq!(a.get("key99"), Some(&Value::from(99u64)));
+        assert!(a.get("key50").is_none());
+    }
+
+    #[test]
+    fn a_write_to_a_shared_map_leaves_the_other_handle_alone() {
+        let a = m(&["a", "b"]);
+        let mut b = a.clone();
+        assert!(a.ptr_eq(&b));
+        b.insert("c".into(), Value::Null);
+        *b.get_mut("a").unwrap() = Value::Bool(true);
+        assert_eq!(a.len(), 2);
+        assert_eq!(a["a"], Value::from(0));
+        assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn equality_ignores_order_like_serde_json() {
+        assert_eq!(m(&["a", "b"]), {
+            let mut x = Map::new();
+            x.insert("b".into(), Value::from(1));
+            x.insert("a".into(), Value::from(0));
+            x
+        });
+        assert_ne!(m(&["a", "b"]), m(&["a"]));
+    }
+
+    #[test]
+    fn empty_maps_allocate_nothing() {
+        assert!(Map::new().0.is_none());
+        assert!(Map::with_capacity(0).0.is_none());
+    }
+}

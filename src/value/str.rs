@@ -1,0 +1,249 @@
+//! [`Str`]: the string of state data and of object keys, cheap to clone.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// Strings up to this many bytes live inside the value itself: most keys and many
+/// strings of a request (`orderId`, `USD`, an ISO date) then cost no allocation at all.
+const INLINE: usize = 22;
+
+/// An immutable UTF-8 string: short ones inline, longer ones shared by reference count,
+/// so cloning never copies more than 24 bytes.
+#[derive(Clone)]
+pub struct Str(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Arc<str>),
+}
+
+impl Str {
+    /// The empty string.
+    pub const fn new() -> Str {
+        Str(Repr::Inline {
+            len: 0,
+            buf: [0; INLINE],
+        })
+    }
+
+    /// The string's text.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // SAFETY: `buf[..len]` was copied from a `&str` in `From<&str>` and never changed.
+            Repr::Inline { len, buf } => unsafe {
+                std::str::from_utf8_unchecked(buf.get_unchecked(..*len as usize))
+            },
+            Repr::Heap(s) => s,
+        }
+    }
+
+    /// The text as an owned `String` (a copy).
+    pub fn into_string(self) -> String {
+        self.as_str().to_string()
+    }
+
+    /// Bytes of memory this string holds outside its own 24 bytes (shared or not).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            Repr::Inline { .. } => 0,
+            Repr::Heap(s) => s.len() + 16,
+        }
+    }
+}
+
+impl Default for Str {
+    fn default() -> Str {
+        Str::new()
+    }
+}
+
+impl Deref for Str {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Str {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Str {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Str {
+    #[inline]
+    fn from(s: &str) -> Str {
+        if s.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Str(Repr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            Str(Repr::Heap(Arc::from(s)))
+        }
+    }
+}
+
+impl From<String> for Str {
+    fn from(s: String) -> Str {
+        if s.len() <= INLINE {
+            Str::from(s.as_str())
+        } else {
+            Str(Repr::Heap(Arc::from(s)))
+        }
+    }
+}
+
+impl From<&String> for Str {
+    fn from(s: &String) -> Str {
+        Str::from(s.as_str())
+    }
+}
+
+impl From<Box<str>> for Str {
+    fn from(s: Box<str>) -> Str {
+        Str::from(String::from(s))
+    }
+}
+
+impl From<std::borrow::Cow<'_, str>> for Str {
+    fn from(s: std::borrow::Cow<'_, str>) -> Str {
+        match s {
+            std::borrow::Cow::Borrowed(s) => Str::from(s),
+            std::borrow::Cow::Owned(s) => Str::from(s),
+        }
+    }
+}
+
+impl From<char> for Str {
+    fn from(c: char) -> Str {
+        Str::from(c.encode_utf8(&mut [0; 4]) as &str)
+    }
+}
+
+impl From<Str> for String {
+    fn from(s: Str) -> String {
+        s.as_str().to_string()
+    }
+}
+
+impl PartialEq for Str {
+    #[inline]
+    fn eq(&self, other: &Str) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Str {}
+
+impl PartialEq<str> for Str {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Str {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Str {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for str {
+    fn eq(&self, other: &Str) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for &str {
+    fn eq(&self, other: &Str) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Str> for String {
+    fn eq(&self, other: &Str) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialOrd for Str {
+    fn partial_cmp(&self, other: &Str) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Str {
+    fn cmp(&self, other: &Str) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl Hash for Str {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Display for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Debug for Str {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_strings_are_inline_and_long_ones_shared() {
+        let short = Str::from("orderId");
+        assert_eq!(short.heap_bytes(), 0);
+        assert_eq!(short, "orderId");
+        let exact = Str::from("x".repeat(INLINE).as_str());
+        assert_eq!(exact.heap_bytes(), 0);
+        let long = Str::from("y".repeat(INLINE + 1));
+        assert!(long.heap_bytes() > 0);
+        let copy = long.clone();
+        assert_eq!(copy.as_str().as_ptr(), long.as_str().as_ptr());
+        assert_eq!(std::mem::size_of::<Str>(), 24);
+    }
+
+    #[test]
+    fn multibyte_text_round_trips() {
+        for s in [
+            "",
+            "é",
+            "日本語のテキストです",
+            "emoji 🎉 and more text than fits inline",
+        ] {
+            assert_eq!(Str::from(s).as_str(), s);
+            assert_eq!(Str::from(s.to_string()).as_str(), s);
+        }
+    }
+}
