@@ -5,9 +5,9 @@ use serde_json::{json, Map, Value};
 
 use super::errors::ApiError;
 use super::fields::{self, Fields};
-use super::registry::{epoch_seconds, DefinitionRecord, Origin, MAX_DEFINITION_CHARS};
 use super::Api;
 use crate::asl::Problem;
+use crate::pipeline::definitions::{epoch_seconds, DefinitionRecord, Origin, MAX_DEFINITION_CHARS};
 use crate::pipeline::result::state_machine_arn;
 
 /// The state machine a `stateMachineArn` names, if it exists.

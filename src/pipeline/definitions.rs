@@ -28,9 +28,9 @@ use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use super::machines::{Compiler, Deployed, LoadError, Machines};
+use super::sink;
 use crate::config::Config;
-use crate::pipeline::machines::{Compiler, Deployed, LoadError, Machines};
-use crate::pipeline::sink;
 
 /// Longest definition AWS accepts, in characters.
 pub const MAX_DEFINITION_CHARS: usize = 1_048_576;
