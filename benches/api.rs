@@ -3,7 +3,7 @@
 //! reading) answering a fixed body. Both in the same run, alternated.
 //!
 //! `cargo bench --bench api -- [--seconds S] [--connections C] [--shards N] [--rounds R] [--sync-only]`
-//! (defaults 5, 32, 0 = one per core as `stepstream run`, 2). The API runs inside `pipeline::run` on an embedded broker, with
+//! (defaults 5, 32, 0 = one per core as `stepstream run`, 2). The API runs inside `pipeline::run_with_service` on an embedded broker, with
 //! the order workload of `../shared/bench` created through CreateStateMachine (its Task
 //! resources bound to the workload's built-in specs); every answer is checked for status 200
 //! and, once per connection, for the expected output.
@@ -240,7 +240,16 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let (cfg, stop) = (cfg.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || stepstream::pipeline::run(&cfg, &brokers, &stop))
+        std::thread::spawn(move || {
+            stepstream::pipeline::run_with_service(
+                &cfg,
+                &brokers,
+                &stop,
+                stepstream::pipeline::Mode::Execute,
+                Arc::new(AtomicBool::new(false)),
+                Some(stepstream::api::service()),
+            )
+        })
     };
     // Wait for the API, then create the machine through it.
     let create = json!({"name": "order", "type": "EXPRESS", "roleArn": "arn:aws:iam::1:role/r",

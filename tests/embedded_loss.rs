@@ -45,8 +45,14 @@ fn requests_dropped_unread_by_the_embedded_broker_are_counted_and_are_the_missin
     std::fs::create_dir_all(&machines).expect("scratch dir is writable");
     std::fs::write(machines.join("trim.asl.json"), TRIM).expect("scratch dir is writable");
 
-    let broker = EmbeddedBroker::start(&[(REQUESTS, 1), (RESULTS, 1), (ERRORS, 1)])
-        .expect("the embedded broker starts");
+    // The embedded broker creates topics only at its start: the group's definitions topic too.
+    let broker = EmbeddedBroker::start(&[
+        (REQUESTS, 1),
+        (RESULTS, 1),
+        (ERRORS, 1),
+        ("loss.state-machines", 1),
+    ])
+    .expect("the embedded broker starts");
     let bootstrap = broker.bootstrap_servers().to_string();
 
     let mut cfg = Config::default();

@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use super::errors::ApiError;
 use super::fields::{self, Fields};
-use super::registry::epoch_seconds;
 use super::Api;
 use crate::exec::Status;
+use crate::pipeline::definitions::epoch_seconds;
 use crate::pipeline::result::{execution_arn, new_uuid, state_machine_arn, Source};
 use crate::shard::{Job, SyncCall, SyncDone, SyncRefused};
 

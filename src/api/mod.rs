@@ -5,7 +5,8 @@
 //! `stepstream run` starts it on `[api] listen` (its own thread, one current-thread
 //! runtime): [`server`] reads bounded requests, [`auth`] checks SigV4 signatures when keys
 //! are configured, [`Api`] dispatches to the operations in [`machines`] (state machine
-//! CRUD and validation, through the definitions topic of [`registry`]), [`executions`]
+//! CRUD and validation, through the definitions topic of [`crate::pipeline::definitions`]),
+//! [`executions`]
 //! (StartSyncExecution on a shard, StartExecution onto the requests topic) and
 //! [`test_state`]. Every failure is AWS's error shape ([`errors`]).
 
@@ -14,7 +15,6 @@ pub mod errors;
 pub mod executions;
 pub mod fields;
 pub mod machines;
-pub mod registry;
 pub mod server;
 pub mod test_state;
 
@@ -30,10 +30,10 @@ use hyper::body::Bytes;
 use rdkafka::producer::FutureProducer;
 
 use crate::config::Config;
+use crate::pipeline::definitions::{self as registry, Registry};
 use crate::shard::{Job, Submitter};
 use errors::ApiError;
 use fields::Fields;
-use registry::Registry;
 use server::{Answer, Call, Handler};
 
 /// The `X-Amz-Target` prefix of Step Functions operations.
@@ -91,7 +91,8 @@ impl Drop for ApiServer {
     }
 }
 
-/// Starts the API on `cfg.api.listen`; `None` when it is `"off"`.
+/// Starts the API on `cfg.api.listen`; `None` when it is `"off"`. `stepstream run` passes
+/// this to [`crate::pipeline::run_with`], which calls it once the shards run.
 pub fn start(
     cfg: &Config,
     brokers: &str,
@@ -172,6 +173,15 @@ pub fn start(
         stop: Some(stop_tx),
         thread: Some(thread),
     }))
+}
+
+/// The API as a service of [`crate::pipeline::run_with_service`].
+pub fn service() -> crate::pipeline::Service {
+    Box::new(|cfg, brokers, registry, shards| {
+        start(cfg, brokers, registry, shards)
+            .map(|s| s.map(|s| Box::new(s) as crate::pipeline::Running))
+            .map_err(|e| e.to_string())
+    })
 }
 
 impl Api {

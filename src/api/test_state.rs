@@ -29,11 +29,11 @@ const DEFAULT_STATE_NAME: &str = "TestState";
 /// TestState.
 pub async fn test_state(api: &Api, f: Fields) -> Result<Value, ApiError> {
     let definition = f.string("definition")?;
-    if definition.len() > super::registry::MAX_DEFINITION_CHARS {
+    if definition.len() > crate::pipeline::definitions::MAX_DEFINITION_CHARS {
         return Err(ApiError::validation(format!(
             "1 validation error detected: Value at 'definition' failed to satisfy constraint: \
              Member must have length less than or equal to {}",
-            super::registry::MAX_DEFINITION_CHARS
+            crate::pipeline::definitions::MAX_DEFINITION_CHARS
         )));
     }
     let level = f

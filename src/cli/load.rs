@@ -117,8 +117,6 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     )?;
     cfg.engine.state_machines_dir = dir.clone();
     cfg.kafka.create_topics = true;
-    // The pipelines it starts are measured, not used: no API (and no port taken).
-    cfg.api.listen = "off".into();
 
     let phases: Vec<Mode> = match (args.compare, args.passthrough) {
         (true, _) => vec![Mode::Passthrough, Mode::Execute],
@@ -145,6 +143,8 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         for t in [&c.inputs[0].topic, &c.topics.results, &c.topics.errors] {
             topics.push(t.clone());
         }
+        // The embedded broker cannot create topics later: the definitions topic too.
+        topics.push(c.state_machines_topic());
         phase_cfgs.push((*mode, c));
     }
 

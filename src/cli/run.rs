@@ -80,7 +80,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
 
     let Some(count) = args.demo else {
-        let piped = pipeline::run_mode(&cfg, &brokers, &stop, mode);
+        let piped = pipeline::run_with_service(
+            &cfg,
+            &brokers,
+            &stop,
+            mode,
+            Arc::new(AtomicBool::new(false)),
+            Some(crate::api::service()),
+        );
         if let Some(broker) = &embedded {
             report_losses(broker);
         }
@@ -122,7 +129,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
         let (cfg, brokers, pstop) = (cfg.clone(), brokers.clone(), Arc::clone(&pipeline_stop));
         std::thread::Builder::new()
             .name("pipeline".into())
-            .spawn(move || pipeline::run_mode(&cfg, &brokers, &pstop, mode))?
+            .spawn(move || {
+                pipeline::run_with_service(
+                    &cfg,
+                    &brokers,
+                    &pstop,
+                    mode,
+                    Arc::new(AtomicBool::new(false)),
+                    Some(crate::api::service()),
+                )
+            })?
     };
     let summary = load::feed(&spec, &stop);
     pipeline_stop.store(true, Ordering::Relaxed);

@@ -11,6 +11,7 @@
 //! session timeout.
 
 pub mod acked;
+pub mod definitions;
 pub mod embedded;
 pub mod instance;
 pub mod machines;
@@ -76,10 +77,10 @@ pub enum PipelineError {
     Config(#[from] crate::config::ConfigError),
     /// The definitions topic cannot be read or written.
     #[error(transparent)]
-    Registry(#[from] crate::api::registry::RegistryError),
-    /// The API cannot start.
-    #[error(transparent)]
-    Api(#[from] crate::api::ApiStartError),
+    Registry(#[from] definitions::RegistryError),
+    /// A service started beside the pipeline (the API) cannot start.
+    #[error("{0}")]
+    Service(String),
 }
 
 fn kafka_err(e: impl std::fmt::Display) -> PipelineError {
@@ -120,13 +121,50 @@ pub fn run_with(
     mode: Mode,
     assigned: Arc<AtomicBool>,
 ) -> Result<(), PipelineError> {
-    let compiler =
-        machines::Compiler::new(&cfg.engine.state_machines_dir, &cfg.tasks)?.with_logs(&cfg.logs);
+    run_with_service(cfg, brokers, stop, mode, assigned, None)
+}
+
+/// What a [`Service`] keeps running; dropped (which stops it) before the shards stop.
+pub type Running = Box<dyn std::any::Any>;
+
+/// Something started beside the pipeline once its shards run (the AWS API, which
+/// `stepstream run` passes): it gets the definitions and the shards' queues.
+pub type Service = Box<
+    dyn FnOnce(
+            &Config,
+            &str,
+            Arc<definitions::Registry>,
+            Vec<crate::shard::Submitter>,
+        ) -> Result<Option<Running>, String>
+        + Send,
+>;
+
+/// [`run_with`], with a service started beside the pipeline (executing mode only).
+pub fn run_with_service(
+    cfg: &Config,
+    brokers: &str,
+    stop: &AtomicBool,
+    mode: Mode,
+    assigned: Arc<AtomicBool>,
+    service: Option<Service>,
+) -> Result<(), PipelineError> {
+    let dir = &cfg.engine.state_machines_dir;
+    let compiler = machines::Compiler::new(dir, &cfg.tasks)?.with_logs(&cfg.logs);
+    // A broken definition in the folder stops start-up before anything connects.
+    if dir.exists() {
+        for (name, file, _, def) in machines::read_dir(dir)? {
+            compiler.compile(&name, &def).map_err(|e| match e {
+                machines::LoadError::Invalid { problems, .. } => {
+                    machines::LoadError::Invalid { file, problems }
+                }
+                e => e,
+            })?;
+        }
+    }
     ensure_topics(cfg, brokers)?;
     // Reads the definitions topic to its end and adds the folder's machines to it, so the
     // shards start with every machine of the group.
-    let (registry, registry_thread) =
-        crate::api::registry::Registry::start(cfg, brokers, compiler)?;
+    let (registry, registry_thread) = definitions::Registry::start(cfg, brokers, compiler)?;
     let machines = registry.deployed();
     let deployed = machines.snapshot();
     if deployed.is_empty() {
@@ -206,15 +244,15 @@ pub fn run_with(
         .map(|i| worker::spawn(i, max_in_flight * 2 + 1024, Arc::clone(&shard_ctx)))
         .collect::<Result<_, _>>()?;
     let sampler = observe::start(cfg, brokers, &shards)?;
-    let api = if mode == Mode::Execute {
-        crate::api::start(
+    let service = match (service, mode) {
+        (Some(start), Mode::Execute) => start(
             cfg,
             brokers,
             Arc::clone(&registry),
             shards.iter().map(ShardHandle::submitter).collect(),
-        )?
-    } else {
-        None
+        )
+        .map_err(PipelineError::Service)?,
+        _ => None,
     };
     tracing::info!(
         "stepstream: ready ({} shards{}, consuming {} as group {:?}, {membership}, from {brokers})",
@@ -242,7 +280,7 @@ pub fn run_with(
     };
     source::run(&consumer, &shards, &offsets, &settings, stop);
     // Before the shards stop: the API holds their queues open and waits on their answers.
-    drop(api);
+    drop(service);
 
     // Closing the queues lets each shard finish what it holds and exit.
     for s in &mut shards {
@@ -307,7 +345,7 @@ fn ensure_topics(cfg: &Config, brokers: &str) -> Result<(), PipelineError> {
     if !cfg.kafka.create_topics {
         return Err(PipelineError::MissingTopics(missing.join(", ")));
     }
-    let record_limit = crate::api::registry::MAX_RECORD_BYTES.to_string();
+    let record_limit = definitions::MAX_RECORD_BYTES.to_string();
     let new: Vec<NewTopic> = missing
         .iter()
         .map(|t| {

@@ -28,9 +28,9 @@ use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use super::machines::{Compiler, Deployed, LoadError, Machines};
+use super::sink;
 use crate::config::Config;
-use crate::pipeline::machines::{Compiler, Deployed, LoadError, Machines};
-use crate::pipeline::sink;
 
 /// Longest definition AWS accepts, in characters.
 pub const MAX_DEFINITION_CHARS: usize = 1_048_576;
@@ -192,9 +192,14 @@ impl Registry {
         for &p in &partitions {
             tpl.add_partition_offset(&topic, p, Offset::Beginning)
                 .map_err(|e| kafka(&topic, e))?;
-            let (_, high) = consumer
-                .fetch_watermarks(&topic, p, Duration::from_secs(10))
-                .map_err(|e| kafka(&topic, e))?;
+            // A new topic's leader may not serve it yet (NotLeaderForPartition): retried.
+            let high = loop {
+                match consumer.fetch_watermarks(&topic, p, Duration::from_secs(10)) {
+                    Ok((_, high)) => break high,
+                    Err(e) if Instant::now() > deadline => return Err(kafka(&topic, e)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            };
             ends.insert(p, high);
         }
         consumer.assign(&tpl).map_err(|e| kafka(&topic, e))?;
