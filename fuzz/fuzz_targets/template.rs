@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
+use stepstream::value::Value;
 use stepstream::compile::template::Template;
 use stepstream_fuzz::Data;
 

@@ -1,7 +1,8 @@
 //! What the fuzz targets share: a document, a Context object and variables to evaluate
 //! paths, templates and intrinsics against, so that parsed inputs are also run.
 
-use serde_json::{json, Value};
+use stepstream::json;
+use stepstream::value::Value;
 use stepstream::compile::Env;
 use stepstream::exec::context::Context;
 use stepstream::exec::vars::Vars;
