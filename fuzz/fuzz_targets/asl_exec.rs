@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(v) => v,
             Err(_) => return,
         },
-        None => stepstream_fuzz::document(),
+        None => stepstream_fuzz::document().to_serde(),
     };
     let mut tasks = Map::new();
     identity_tasks(&def, &mut tasks);

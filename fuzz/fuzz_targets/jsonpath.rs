@@ -28,6 +28,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = path.eval_in(&d.context.to_value());
     if path.is_reference() {
         let mut target = d.input.clone();
-        let _ = path.set(&mut target, serde_json::json!({"w": 1}));
+        let _ = path.set(&mut target, stepstream::json!({"w": 1}));
     }
 });

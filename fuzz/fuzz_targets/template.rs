@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 use stepstream::expr::template::Template;
+use stepstream::value::Value;
 use stepstream_fuzz::Data;
 
 fn has_dollar_key(v: &Value) -> bool {

@@ -1,10 +1,11 @@
 //! What the fuzz targets share: a document, a Context object and variables to evaluate
 //! paths, templates and intrinsics against, so that parsed inputs are also run.
 
-use serde_json::{json, Value};
 use stepstream::compile::Env;
 use stepstream::exec::context::Context;
 use stepstream::exec::vars::Vars;
+use stepstream::json;
+use stepstream::value::Value;
 
 /// The data every expression target evaluates against: every JSON type, nested arrays
 /// and objects, strings that look like numbers, JSON and timestamps.

@@ -950,7 +950,7 @@ fn jsonata_rule(
 fn read_wait(o: &mut Obj, ql: QueryLanguage) -> Option<Kind> {
     let given: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
         .into_iter()
-        .filter(|k| o.map.contains_key(*k))
+        .filter(|k| o.map.contains_key(k))
         .collect();
     if given.len() != 1 {
         o.problem(

@@ -16,17 +16,36 @@ pub fn json_size(v: &Value, cap: usize) -> usize {
             Value::Bool(b) => *acc += if *b { 4 } else { 5 },
             Value::Number(n) => *acc += number_len(n),
             Value::String(s) => *acc += string_len(s),
+            // A shared array or object remembers its size until it is written to, so
+            // the state data's size check after each state measures only what changed.
             Value::Array(a) => {
+                if let Some(n) = a.cached_json_size() {
+                    *acc += n;
+                    return;
+                }
+                let start = *acc;
                 *acc += 2 + a.len().saturating_sub(1);
                 for x in a {
                     walk(x, acc, cap);
                 }
+                // Under the cap, every element was counted: the figure is whole.
+                if *acc <= cap {
+                    a.cache_json_size(*acc - start);
+                }
             }
             Value::Object(o) => {
+                if let Some(n) = o.cached_json_size() {
+                    *acc += n;
+                    return;
+                }
+                let start = *acc;
                 *acc += 2 + o.len().saturating_sub(1);
                 for (k, x) in o {
                     *acc += string_len(k) + 1;
                     walk(x, acc, cap);
+                }
+                if *acc <= cap {
+                    o.cache_json_size(*acc - start);
                 }
             }
         }
@@ -151,6 +170,23 @@ mod tests {
         // 10,500 floats of 3 characters: 42 KB, far under the 256 KiB limit.
         let v = Value::from(vec![json!(0.5); 10_500]);
         assert_eq!(json_size(&v, usize::MAX), v.to_string().len());
+    }
+
+    #[test]
+    fn a_remembered_size_is_forgotten_on_any_write_below_it() {
+        let mut v = json!({"a": {"b": [1, 2, {"c": "x"}]}, "d": [true]});
+        assert_eq!(json_size(&v, usize::MAX), v.to_string().len());
+        let shared = v.clone();
+        v["a"]["b"][2]["c"] = json!("a longer string");
+        v["d"].as_array_mut().unwrap().push(json!(null));
+        v.as_object_mut().unwrap().insert("e".into(), json!({}));
+        assert_eq!(json_size(&v, usize::MAX), v.to_string().len());
+        // The handle that shared the old tree still has the old size.
+        assert_eq!(json_size(&shared, usize::MAX), shared.to_string().len());
+        // A count stopped at a cap is not remembered as the whole size.
+        let big = json!({"k": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]});
+        assert!(json_size(&big, 5) > 5);
+        assert_eq!(json_size(&big, usize::MAX), big.to_string().len());
     }
 
     #[test]

@@ -8,12 +8,28 @@ use super::Value;
 
 static EMPTY: Vec<Value> = Vec::new();
 
+#[derive(Default)]
+struct Inner {
+    items: Vec<Value>,
+    // The array's JSON size once measured; every write clears it.
+    size: super::SizeCache,
+}
+
+impl Clone for Inner {
+    fn clone(&self) -> Inner {
+        Inner {
+            items: self.items.clone(),
+            size: self.size.clone(),
+        }
+    }
+}
+
 /// A JSON array. Reading goes through `Deref<Target = Vec<Value>>`; writing through
 /// `DerefMut`, which first copies the element slots if another handle shares them (the
 /// elements themselves stay shared). Cloning bumps a reference count; an empty array
 /// allocates nothing.
 #[derive(Clone, Default)]
-pub struct Array(Option<Arc<Vec<Value>>>);
+pub struct Array(Option<Arc<Inner>>);
 
 impl Array {
     /// An empty array.
@@ -26,14 +42,31 @@ impl Array {
         if n == 0 {
             return Array(None);
         }
-        Array(Some(Arc::new(Vec::with_capacity(n))))
+        Array(Some(Arc::new(Inner {
+            items: Vec::with_capacity(n),
+            size: Default::default(),
+        })))
     }
 
     /// The elements as a vector of their own (moved out when not shared, else cloned).
     pub fn into_vec(self) -> Vec<Value> {
         match self.0 {
             None => Vec::new(),
-            Some(a) => Arc::try_unwrap(a).unwrap_or_else(|a| (*a).clone()),
+            Some(a) => Arc::try_unwrap(a).map_or_else(|a| a.items.clone(), |i| i.items),
+        }
+    }
+
+    /// The JSON size measured before, if nothing was written since.
+    #[inline]
+    pub(crate) fn cached_json_size(&self) -> Option<usize> {
+        self.0.as_deref().and_then(|i| i.size.get())
+    }
+
+    /// Remembers the JSON size (kept until the next write).
+    #[inline]
+    pub(crate) fn cache_json_size(&self, n: usize) {
+        if let Some(i) = self.0.as_deref() {
+            i.size.set(n);
         }
     }
 
@@ -52,7 +85,7 @@ impl Deref for Array {
     #[inline]
     fn deref(&self) -> &Vec<Value> {
         match &self.0 {
-            Some(v) => v,
+            Some(v) => &v.items,
             None => &EMPTY,
         }
     }
@@ -61,7 +94,11 @@ impl Deref for Array {
 impl DerefMut for Array {
     #[inline]
     fn deref_mut(&mut self) -> &mut Vec<Value> {
-        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+        let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
+        // Whatever the caller changes, here or in a value under this array, the size
+        // measured before no longer holds.
+        inner.size.clear();
+        &mut inner.items
     }
 }
 
@@ -71,7 +108,10 @@ impl From<Vec<Value>> for Array {
         if v.capacity() == 0 {
             return Array(None);
         }
-        Array(Some(Arc::new(v)))
+        Array(Some(Arc::new(Inner {
+            items: v,
+            size: Default::default(),
+        })))
     }
 }
 

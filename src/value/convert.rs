@@ -91,15 +91,34 @@ impl AsValue for serde_json::Value {
     }
 }
 
-/// Equality across the two representations (tests and edges compare them).
+/// Equality across the two representations (tests and edges compare them), with the
+/// semantics of [`Value`]'s own `==`.
 impl PartialEq<serde_json::Value> for Value {
     fn eq(&self, other: &serde_json::Value) -> bool {
-        *self == Value::from(other)
+        same(self, other)
     }
 }
 
 impl PartialEq<Value> for serde_json::Value {
     fn eq(&self, other: &Value) -> bool {
-        Value::from(self) == *other
+        same(other, self)
+    }
+}
+
+fn same(a: &Value, b: &serde_json::Value) -> bool {
+    match (a, b) {
+        (Value::Null, serde_json::Value::Null) => true,
+        (Value::Bool(x), serde_json::Value::Bool(y)) => x == y,
+        (Value::Number(x), serde_json::Value::Number(y)) => x == y,
+        (Value::String(x), serde_json::Value::String(y)) => x.as_str() == y,
+        (Value::Array(x), serde_json::Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), serde_json::Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k.as_str()).is_some_and(|w| same(v, w)))
+        }
+        _ => false,
     }
 }

@@ -16,11 +16,23 @@ const INDEX_ABOVE: usize = 16;
 #[derive(Clone, Default)]
 pub struct Map(Option<Arc<Inner>>);
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Inner {
     entries: Vec<(Str, Value)>,
     // Key -> position in `entries`, kept only above INDEX_ABOVE keys.
     index: Option<HashMap<Str, usize>>,
+    // The object's JSON size once measured; every write clears it.
+    size: super::SizeCache,
+}
+
+impl Clone for Inner {
+    fn clone(&self) -> Inner {
+        Inner {
+            entries: self.entries.clone(),
+            index: self.index.clone(),
+            size: self.size.clone(),
+        }
+    }
 }
 
 impl Inner {
@@ -56,6 +68,7 @@ impl Map {
         Map(Some(Arc::new(Inner {
             entries: Vec::with_capacity(n),
             index: None,
+            size: Default::default(),
         })))
     }
 
@@ -69,7 +82,25 @@ impl Map {
 
     #[inline]
     fn inner_mut(&mut self) -> &mut Inner {
-        Arc::make_mut(self.0.get_or_insert_with(Default::default))
+        let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
+        // Whatever the caller changes, here or in a value under this map, the size
+        // measured before no longer holds.
+        inner.size.clear();
+        inner
+    }
+
+    /// The JSON size measured before, if nothing was written since.
+    #[inline]
+    pub(crate) fn cached_json_size(&self) -> Option<usize> {
+        self.0.as_deref().and_then(|i| i.size.get())
+    }
+
+    /// Remembers the JSON size (kept until the next write).
+    #[inline]
+    pub(crate) fn cache_json_size(&self, n: usize) {
+        if let Some(i) = self.0.as_deref() {
+            i.size.set(n);
+        }
     }
 
     /// Number of entries.

@@ -27,6 +27,41 @@ pub use serde_json::Number;
 pub use str::Str;
 pub use write::{to_string, to_string_pretty, to_vec, to_writer};
 
+/// A node's JSON size, remembered between writes: limits are checked after every state,
+/// and a subtree shared by many states is then measured once. Relaxed atomics suffice:
+/// a shared node never changes, and a node being written is not shared.
+#[derive(Default)]
+pub(crate) struct SizeCache(std::sync::atomic::AtomicUsize);
+
+impl SizeCache {
+    // 0 means "not measured": no array or object is 0 bytes of JSON.
+    #[inline]
+    fn get(&self) -> Option<usize> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    #[inline]
+    fn set(&self, n: usize) {
+        self.0.store(n, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        *self.0.get_mut() = 0;
+    }
+}
+
+impl Clone for SizeCache {
+    fn clone(&self) -> SizeCache {
+        SizeCache(std::sync::atomic::AtomicUsize::new(
+            self.0.load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+}
+
 /// A JSON value of state data.
 #[derive(Clone, Default)]
 pub enum Value {
