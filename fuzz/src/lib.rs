@@ -1,9 +1,9 @@
 //! What the fuzz targets share: a document, a Context object and variables to evaluate
 //! paths, templates and intrinsics against, so that parsed inputs are also run.
 
-use stepstream::compile::Env;
-use stepstream::exec::context::Context;
-use stepstream::exec::vars::Vars;
+use stepstream::expr::context::Context;
+use stepstream::expr::vars::Vars;
+use stepstream::expr::Env;
 use stepstream::json;
 use stepstream::value::Value;
 
