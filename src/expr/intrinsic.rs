@@ -462,24 +462,15 @@ impl Call {
     }
 
     fn hash(&self, env: &Env) -> Result<Value, WorkflowError> {
-        use sha2::Digest as _;
         let data = self.str_arg(0, env)?;
         let algorithm = self.str_arg(1, env)?;
         self.check_input_len(&data)?;
-        let bytes = data.as_bytes();
-        let digest = match &*algorithm {
-            "MD5" => hex(&md5::Md5::digest(bytes)),
-            "SHA-1" => hex(&sha1::Sha1::digest(bytes)),
-            "SHA-256" => hex(&sha2::Sha256::digest(bytes)),
-            "SHA-384" => hex(&sha2::Sha384::digest(bytes)),
-            "SHA-512" => hex(&sha2::Sha512::digest(bytes)),
-            other => {
-                return Err(self.fail(format_args!(
-                    "unknown hash algorithm {other:?}; use MD5, SHA-1, SHA-256, SHA-384 or SHA-512"
-                )))
-            }
-        };
-        Ok(Value::from(digest))
+        match hex_digest(&algorithm, data.as_bytes()) {
+            Some(digest) => Ok(Value::from(digest)),
+            None => Err(self.fail(format_args!(
+                "unknown hash algorithm {algorithm:?}; use MD5, SHA-1, SHA-256, SHA-384 or SHA-512"
+            ))),
+        }
     }
 
     fn json_merge(&self, env: &Env) -> Result<Value, WorkflowError> {
@@ -689,6 +680,20 @@ fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
             h.write_u64(sum);
         }
     }
+}
+
+/// The hex digest of `bytes` with one of the algorithms AWS offers (`States.Hash` and
+/// JSONata's `$hash` share it); `None` for any other algorithm name.
+pub(crate) fn hex_digest(algorithm: &str, bytes: &[u8]) -> Option<String> {
+    use sha2::Digest as _;
+    Some(match algorithm {
+        "MD5" => hex(&md5::Md5::digest(bytes)),
+        "SHA-1" => hex(&sha1::Sha1::digest(bytes)),
+        "SHA-256" => hex(&sha2::Sha256::digest(bytes)),
+        "SHA-384" => hex(&sha2::Sha384::digest(bytes)),
+        "SHA-512" => hex(&sha2::Sha512::digest(bytes)),
+        _ => return None,
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -134,25 +134,16 @@ fn range(args: &[JValue]) -> Result<JValue, EvaluatorError> {
 
 /// `$hash(value, algorithm)`: hex digest with MD5, SHA-1, SHA-256, SHA-384 or SHA-512.
 fn hash(args: &[JValue]) -> Result<JValue, EvaluatorError> {
-    use sha2::Digest as _;
     let Some(text) = args.first().and_then(JValue::as_str) else {
         return Err(err("T0410: Argument 1 of function $hash must be a string"));
     };
-    let bytes = text.as_bytes();
-    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let out = match args.get(1).and_then(JValue::as_str).unwrap_or("SHA-256") {
-        "MD5" => hex(&md5::Md5::digest(bytes)),
-        "SHA-1" => hex(&sha1::Sha1::digest(bytes)),
-        "SHA-256" => hex(&sha2::Sha256::digest(bytes)),
-        "SHA-384" => hex(&sha2::Sha384::digest(bytes)),
-        "SHA-512" => hex(&sha2::Sha512::digest(bytes)),
-        other => {
-            return Err(err(format!(
-                "D3050: {other:?} is not a hash algorithm (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
-            )))
-        }
-    };
-    Ok(JValue::from(out))
+    let algorithm = args.get(1).and_then(JValue::as_str).unwrap_or("SHA-256");
+    match super::intrinsic::hex_digest(algorithm, text.as_bytes()) {
+        Some(out) => Ok(JValue::from(out)),
+        None => Err(err(format!(
+            "D3050: {algorithm:?} is not a hash algorithm (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
+        ))),
+    }
 }
 
 /// `$random()` or `$random(seed)`: a seeded value is java.util.Random's first nextDouble.
