@@ -18,6 +18,9 @@ pub struct Plan {
     pub timeout_seconds: Option<u64>,
     /// Whether any expression reads the Context object (`$$`); if not, none is built.
     pub uses_context: bool,
+    /// How many call counters an execution of this plan keeps: one per Task state name
+    /// and one per resource, over the whole tree of branches and item processors.
+    pub call_counters: usize,
 }
 
 /// One state and its resolved transitions.
@@ -37,6 +40,48 @@ pub struct Node {
     pub branches: Vec<Arc<Plan>>,
     /// Map item processor.
     pub processor: Option<Arc<Plan>>,
+    /// A Task state's call counters (by state name, by resource), as indices into the
+    /// execution's counters: mocks and built-in tasks answer by the n-th call, and
+    /// counting by index costs no hashing or key copy per call.
+    pub call_slots: Option<CallSlots>,
+}
+
+/// Where a Task state's two call counters are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSlots {
+    /// The counter of calls by this state's name.
+    pub state: usize,
+    /// The counter of calls to this state's resource.
+    pub resource: usize,
+}
+
+/// Hands out one counter per distinct state name and resource across a plan's tree, so
+/// states that share a name (or a resource) share a count, as they did when the counts
+/// were kept by name.
+#[derive(Default)]
+struct Slots<'m> {
+    states: HashMap<&'m str, usize>,
+    resources: HashMap<&'m str, usize>,
+    next: usize,
+}
+
+impl<'m> Slots<'m> {
+    fn slot(map: &mut HashMap<&'m str, usize>, next: &mut usize, key: &'m str) -> usize {
+        *map.entry(key).or_insert_with(|| {
+            *next += 1;
+            *next - 1
+        })
+    }
+
+    fn for_state(&mut self, s: &'m State) -> Option<CallSlots> {
+        let Kind::Task { resource, .. } = &s.kind else {
+            return None;
+        };
+        Some(CallSlots {
+            state: Slots::slot(&mut self.states, &mut self.next, &s.name),
+            resource: Slots::slot(&mut self.resources, &mut self.next, resource),
+        })
+    }
 }
 
 impl Plan {
@@ -55,6 +100,14 @@ impl Plan {
 
     /// Compiles an already validated model.
     pub fn from_model(sm: &StateMachine, uses_context: bool) -> Plan {
+        let mut slots = Slots::default();
+        let mut plan = Plan::compile(sm, uses_context, &mut slots);
+        plan.call_counters = slots.next;
+        plan
+    }
+
+    /// Compiles one machine, branch or item processor; `slots` spans the whole tree.
+    fn compile<'m>(sm: &'m StateMachine, uses_context: bool, slots: &mut Slots<'m>) -> Plan {
         let index: HashMap<&str, usize> = sm
             .states
             .iter()
@@ -80,14 +133,16 @@ impl Plan {
                 let branches = match &s.kind {
                     Kind::Parallel { branches } => branches
                         .iter()
-                        .map(|b| Arc::new(Plan::from_model(b, uses_context)))
+                        .map(|b| Arc::new(Plan::compile(b, uses_context, slots)))
                         .collect(),
                     _ => vec![],
                 };
                 let processor = match &s.kind {
-                    Kind::Map(spec) => {
-                        Some(Arc::new(Plan::from_model(&spec.processor, uses_context)))
-                    }
+                    Kind::Map(spec) => Some(Arc::new(Plan::compile(
+                        &spec.processor,
+                        uses_context,
+                        slots,
+                    ))),
                     _ => None,
                 };
                 Node {
@@ -98,6 +153,7 @@ impl Plan {
                     catch_next: s.catch.iter().map(|c| at(&c.next)).collect(),
                     branches,
                     processor,
+                    call_slots: slots.for_state(s),
                 }
             })
             .collect();
@@ -106,6 +162,8 @@ impl Plan {
             start: at(&sm.start_at),
             timeout_seconds: sm.timeout_seconds,
             uses_context,
+            // Set by `from_model` once the whole tree is numbered.
+            call_counters: 0,
         }
     }
 }

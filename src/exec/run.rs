@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::value::Value;
@@ -15,7 +14,7 @@ use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
 use crate::asl::model::{
     Amount, Assign, FailText, Kind, PathField, QueryLanguage, State, Test, WaitFor,
 };
-use crate::compile::plan::{Node, Plan};
+use crate::compile::plan::{CallSlots, Node, Plan};
 use crate::error::{names, WorkflowError};
 use crate::expr::context::{self, Context};
 use crate::expr::jsonata::{Limits, Scope};
@@ -31,8 +30,9 @@ pub(crate) struct Exec<'a> {
     pub uses_context: bool,
     /// What the execution holds beyond its current data, against its memory cap.
     pub budget: Budget,
-    state_calls: RefCell<HashMap<String, u32>>,
-    resource_calls: RefCell<HashMap<String, u32>>,
+    /// Task calls so far, by the counter slots the plan gave each state name and resource.
+    calls: RefCell<Vec<u32>>,
+    call_counters: usize,
     /// Wall-clock start, read only if something asks for the time (it costs a clock read).
     start_wall: std::cell::OnceCell<DateTime<Utc>>,
     start_clock: tokio::time::Instant,
@@ -179,20 +179,22 @@ impl Exec<'_> {
         Ok(())
     }
 
-    fn count_call(&self, state: &str, resource: &str) -> (u32, u32) {
-        let bump = |m: &RefCell<HashMap<String, u32>>, k: &str| {
-            let mut m = m.borrow_mut();
-            if let Some(n) = m.get_mut(k) {
-                *n += 1;
-                return *n - 1;
-            }
-            m.insert(k.to_string(), 1);
-            0
+    /// Counts a call; returns how many calls by this state and to this resource came before.
+    fn count_call(&self, slots: CallSlots) -> (u32, u32) {
+        let mut calls = self.calls.borrow_mut();
+        if calls.is_empty() {
+            calls.resize(self.call_counters, 0);
+        }
+        let needed = slots.state.max(slots.resource) + 1;
+        if calls.len() < needed {
+            // Only a node from outside this execution's plan could get here; count it anyway.
+            calls.resize(needed, 0);
+        }
+        let mut bump = |i: usize| {
+            calls[i] += 1;
+            calls[i] - 1
         };
-        (
-            bump(&self.state_calls, state),
-            bump(&self.resource_calls, resource),
-        )
+        (bump(slots.state), bump(slots.resource))
     }
 
     fn check_size(&self, v: &Value, state: &str, what: &str) -> Result<(), WorkflowError> {
@@ -222,8 +224,8 @@ pub(crate) async fn execute(
         opts,
         uses_context: plan.uses_context,
         budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
-        state_calls: RefCell::default(),
-        resource_calls: RefCell::default(),
+        calls: RefCell::default(),
+        call_counters: plan.call_counters,
         start_wall: std::cell::OnceCell::new(),
         start_clock: tokio::time::Instant::now(),
         start_real: std::time::Instant::now(),
@@ -708,7 +710,7 @@ async fn attempt(
                         "HeartbeatSeconds",
                         "HeartbeatSecondsPath",
                     )?;
-                    Box::pin(call_task(ex, s, resource, task_input, timeout)).await?
+                    Box::pin(call_task(ex, node, resource, task_input, timeout)).await?
                 }
                 Kind::Parallel { .. } => {
                     Box::pin(parallel::run(ex, node, task_input, frame)).await?
@@ -790,7 +792,7 @@ fn finish(
 
 async fn call_task(
     ex: &Exec<'_>,
-    s: &State,
+    node: &Node,
     resource: &str,
     input: Value,
     timeout: Option<u64>,
@@ -821,7 +823,7 @@ async fn call_task(
             d
         });
     }
-    let result = call_task_inner(ex, s, resource, input, timeout, metrics).await;
+    let result = call_task_inner(ex, node, resource, input, timeout, metrics).await;
     if let Some(log) = &ex.log {
         match &result {
             Ok(v) => log.push("TaskSucceeded", Severity::Info, false, |l| {
@@ -850,13 +852,17 @@ async fn call_task(
 /// A task call after its checks: the call, its timer and its metrics.
 async fn call_task_inner(
     ex: &Exec<'_>,
-    s: &State,
+    node: &Node,
     resource: &str,
     input: Value,
     timeout: Option<u64>,
     metrics: Option<&crate::metrics::TaskMetrics>,
 ) -> Result<Value, WorkflowError> {
-    let (state_calls, resource_calls) = ex.count_call(&s.name, resource);
+    let s = &node.state;
+    let slots = node
+        .call_slots
+        .expect("compile gives every Task state its call counters");
+    let (state_calls, resource_calls) = ex.count_call(slots);
     let fut = ex.tasks.call(TaskCall {
         state: &s.name,
         resource,
