@@ -134,9 +134,40 @@ fn executions(c: &mut Criterion) {
         let w = Workload::load(name);
         let opts = options(&w);
         verify(&rt, &w, &opts);
-        group.bench_function(name, |b| b.iter(|| run_once(&rt, &w, &w.request, &opts)));
+        group.bench_function(name, |b| {
+            if cpu_clock() {
+                b.iter_custom(|iters| {
+                    let start = thread_cpu_time();
+                    for _ in 0..iters {
+                        std::hint::black_box(run_once(&rt, &w, &w.request, &opts));
+                    }
+                    thread_cpu_time() - start
+                })
+            } else {
+                b.iter(|| run_once(&rt, &w, &w.request, &opts))
+            }
+        });
     }
     group.finish();
+}
+
+/// With `STEPSTREAM_BENCH_CPU=1`, `executions/*` time this thread's CPU time instead of
+/// the wall clock, so that on a shared machine time spent descheduled is not counted
+/// (same-run comparisons of two builds then move far less with the machine's load).
+fn cpu_clock() -> bool {
+    std::env::var_os("STEPSTREAM_BENCH_CPU").is_some_and(|v| v == "1")
+}
+
+/// CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux has.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is always readable on Linux");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// P2: the same choice-heavy execution, counted in state transitions.
