@@ -1,7 +1,7 @@
 //! How big a value is: its size as compact JSON (what the 256 KiB payload limit counts) and
 //! an estimate of the memory it holds.
 
-use crate::value::Value;
+use crate::value::{number_len, Value};
 
 pub use crate::express::MAX_PAYLOAD_BYTES;
 
@@ -55,34 +55,6 @@ pub fn json_size(v: &Value, cap: usize) -> usize {
     acc
 }
 
-fn number_len(n: &serde_json::Number) -> usize {
-    if let Some(i) = n.as_i64() {
-        let digits = i
-            .unsigned_abs()
-            .checked_ilog10()
-            .map_or(1, |d| d as usize + 1);
-        digits + usize::from(i < 0)
-    } else if let Some(u) = n.as_u64() {
-        u.checked_ilog10().map_or(1, |d| d as usize + 1)
-    } else {
-        // A float is written with ryu's shortest form, as serde_json serializes it;
-        // `Number`'s Display is that same form, counted here without allocating.
-        let mut c = Counter(0);
-        let _ = std::fmt::Write::write_fmt(&mut c, format_args!("{n}"));
-        c.0
-    }
-}
-
-/// Counts the bytes written to it.
-struct Counter(usize);
-
-impl std::fmt::Write for Counter {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0 += s.len();
-        Ok(())
-    }
-}
-
 /// What `v` takes in memory, roughly: a `Value` slot per value, plus string bytes and
 /// per-entry map overhead. Stops counting past `cap`. This, not the JSON size, is what
 /// the per-execution memory cap is measured in (100,000 zeros are 200 KB of JSON but
@@ -119,17 +91,7 @@ pub fn mem_size(v: &Value, cap: usize) -> usize {
     acc
 }
 
-/// The bytes `s` takes as a JSON string, quotes and escapes included.
-pub(crate) fn string_len(s: &str) -> usize {
-    2 + s
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
-}
+pub(crate) use crate::value::string_len;
 
 #[cfg(test)]
 mod tests {

@@ -80,6 +80,20 @@ impl Array {
     }
 }
 
+impl Array {
+    /// An array of `items` whose JSON size is already known (the parser counts it).
+    pub(crate) fn from_sized(items: Vec<Value>, json_size: Option<usize>) -> Array {
+        if items.capacity() == 0 {
+            return Array(None);
+        }
+        let size = super::SizeCache::default();
+        if let Some(n) = json_size {
+            size.set(n);
+        }
+        Array(Some(Arc::new(Inner { items, size })))
+    }
+}
+
 impl Deref for Array {
     type Target = Vec<Value>;
     #[inline]

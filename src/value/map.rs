@@ -72,6 +72,30 @@ impl Map {
         })))
     }
 
+    /// A map of entries whose keys are known to be distinct, and whose JSON size may be
+    /// known too (the parser builds these without a copy-on-write check per key).
+    pub(crate) fn from_distinct(entries: Vec<(Str, Value)>, json_size: Option<usize>) -> Map {
+        if entries.capacity() == 0 {
+            return Map(None);
+        }
+        let mut inner = Inner {
+            entries,
+            index: None,
+            size: Default::default(),
+        };
+        if inner.entries.len() > INDEX_ABOVE {
+            inner.build_index();
+        }
+        if let Some(n) = json_size {
+            inner.size.set(n);
+        }
+        Map(Some(Arc::new(inner)))
+    }
+
+    /// Objects up to this many keys are built by [`Map::from_distinct`] with a scan for
+    /// duplicates; larger ones by [`Map::insert`], which keeps an index.
+    pub(crate) const SCAN_KEYS: usize = INDEX_ABOVE;
+
     #[inline]
     fn entries(&self) -> &[(Str, Value)] {
         match &self.0 {

@@ -14,6 +14,7 @@
 mod array;
 pub mod convert;
 mod index;
+mod len;
 mod map;
 mod parse;
 mod str;
@@ -21,6 +22,7 @@ mod write;
 
 pub use array::Array;
 pub use index::Index;
+pub(crate) use len::{known_len, number_len, string_len};
 pub use map::{Entry, Map};
 pub use parse::{from_slice, from_str};
 pub use serde_json::Number;

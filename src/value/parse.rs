@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{Array, Map, Number, Str, Value};
+use super::{known_len, string_len, Array, Map, Number, Str, Value};
 
 /// Parses JSON bytes into a [`Value`].
 pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
@@ -68,20 +68,63 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        // The JSON size, counted while the elements are at hand: the execution measures
+        // its input before it starts, and then finds every node's size remembered.
+        let mut size = Some(1usize);
         while let Some(x) = seq.next_element()? {
+            size = add(size, known_len(&x), 1);
             v.push(x);
         }
-        Ok(Value::Array(Array::from(v)))
+        if v.is_empty() {
+            size = Some(2);
+        }
+        Ok(Value::Array(Array::from_sized(v, size)))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut m = Map::new();
+        // Up to a few keys the entries are collected in a vector and checked for
+        // duplicates by a scan, with no copy-on-write check per key; beyond that the map
+        // keeps its hash index as it grows.
+        let mut entries: Vec<(Str, Value)> = Vec::new();
+        let mut size = Some(1usize);
         while let Some(k) = access.next_key::<Str>()? {
-            let v = access.next_value()?;
-            m.insert(k, v);
+            let v: Value = access.next_value()?;
+            if let Some((_, old)) = entries.iter_mut().find(|(x, _)| *x == k) {
+                // A duplicate key: the later value in the first position, as serde_json.
+                *old = v;
+                size = None;
+                continue;
+            }
+            size = add(size, known_len(&v), string_len(&k) + 2);
+            entries.push((k, v));
+            if entries.len() == Map::SCAN_KEYS {
+                let mut m = Map::from_distinct(entries, None);
+                while let Some(k) = access.next_key::<Str>()? {
+                    let v: Value = access.next_value()?;
+                    let (vl, kl) = (known_len(&v), string_len(&k) + 2);
+                    size = match m.insert(k, v) {
+                        None => add(size, vl, kl),
+                        Some(_) => None,
+                    };
+                }
+                if let Some(n) = size {
+                    m.cache_json_size(n);
+                }
+                return Ok(Value::Object(m));
+            }
         }
-        Ok(Value::Object(m))
+        if entries.is_empty() {
+            size = Some(2);
+        }
+        Ok(Value::Object(Map::from_distinct(entries, size)))
     }
+}
+
+/// A size count plus one more member of `member` bytes and `extra` bytes of punctuation
+/// and key; unknown once any part is.
+#[inline]
+fn add(size: Option<usize>, member: Option<usize>, extra: usize) -> Option<usize> {
+    Some(size?.saturating_add(member?).saturating_add(extra))
 }
 
 impl<'de> Deserialize<'de> for Value {
