@@ -92,7 +92,10 @@ fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> V
     let input: stepstream::value::Value =
         serde_json::from_slice(request).expect("the workload input is JSON");
     let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
-    serde_json::to_vec(&outcome.output).expect("a Value always serializes")
+    match &outcome.output {
+        Some(v) => stepstream::value::to_vec(v),
+        None => b"null".to_vec(),
+    }
 }
 
 /// Panics unless one execution succeeds with the expected output.

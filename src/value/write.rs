@@ -1,7 +1,11 @@
-//! Writing [`Value`] as JSON: our tree, serde_json's writer.
+//! Writing [`Value`] as JSON.
 //!
-//! The bytes are serde_json's own (ryu's shortest floats such as `61.5` and `1e21`, its
-//! escapes), written straight into the output buffer with no intermediate tree.
+//! Compact output ([`to_writer`], [`to_vec`], [`to_string`], `Display`) is written by hand
+//! straight into the buffer: the same bytes serde_json writes (its shortest floats such as
+//! `61.5` and `1e21` through the same `zmij`, integers through `itoa`, its escapes), but
+//! without a serializer call per node and with strings copied in runs between the rare
+//! bytes that need an escape. The `Serialize` impls below serve everything else (pretty
+//! output, other formats).
 
 use std::fmt;
 
@@ -58,9 +62,101 @@ pub fn to_vec(v: &Value) -> Vec<u8> {
 
 /// Appends compact JSON to `out`.
 pub fn to_writer(out: &mut Vec<u8>, v: &Value) {
-    let mut ser = serde_json::Serializer::new(out);
-    v.serialize(&mut ser)
-        .expect("writing a Value into a Vec cannot fail");
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(out, n),
+        Value::String(s) => write_str(out, s),
+        Value::Array(a) => {
+            out.push(b'[');
+            let mut items = a.iter();
+            if let Some(first) = items.next() {
+                to_writer(out, first);
+                for x in items {
+                    out.push(b',');
+                    to_writer(out, x);
+                }
+            }
+            out.push(b']');
+        }
+        Value::Object(m) => {
+            out.push(b'{');
+            let mut entries = m.iter();
+            if let Some((k, x)) = entries.next() {
+                write_str(out, k);
+                out.push(b':');
+                to_writer(out, x);
+                for (k, x) in entries {
+                    out.push(b',');
+                    write_str(out, k);
+                    out.push(b':');
+                    to_writer(out, x);
+                }
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_number(out: &mut Vec<u8>, n: &super::Number) {
+    if let Some(u) = n.as_u64() {
+        out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+    } else if let Some(i) = n.as_i64() {
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    } else {
+        let f = n
+            .as_f64()
+            .expect("a Number is an integer or a finite float");
+        out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
+    }
+}
+
+/// A JSON string with serde_json's escapes: `\"`, `\\`, the five short control
+/// escapes, `\u00xx` (lowercase hex) for the other control bytes, everything else as is.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    // Most strings need no escape: one test over the whole string, one copy.
+    if !bytes.iter().any(|&b| super::len::needs_escape(b)) {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !super::len::needs_escape(b) {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i]);
+        run = i + 1;
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            _ => 0,
+        };
+        if short != 0 {
+            out.extend_from_slice(&[b'\\', short]);
+        } else {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        }
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
 }
 
 /// Compact JSON text.
@@ -86,5 +182,45 @@ impl fmt::Display for Value {
             to_string(self)
         };
         f.write_str(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json;
+
+    #[test]
+    fn compact_output_is_byte_for_byte_serde_jsons() {
+        let mut every_byte = String::new();
+        for c in 0u8..0x80 {
+            every_byte.push(char::from(c));
+        }
+        every_byte.push_str("é€😀");
+        for v in [
+            json!({"a": [1, -20, "x\"y\n", null, true, false], "bb": {}, "c": [], "d": {"e": [[]]}}),
+            json!([
+                0.5,
+                -0.25,
+                1e300,
+                -1.5e-300,
+                123456.789,
+                1e21,
+                1e-7,
+                3.0,
+                f64::MAX
+            ]),
+            json!([0, u64::MAX, i64::MIN, -1, 10]),
+            json!(every_byte),
+            json!(""),
+            json!(null),
+        ] {
+            let ours = to_vec(&v);
+            let theirs = serde_json::to_vec(&v).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs)
+            );
+        }
     }
 }
