@@ -14,7 +14,6 @@ pub mod acked;
 pub mod definitions;
 pub mod embedded;
 pub mod instance;
-pub mod machines;
 pub mod observe;
 pub mod offsets;
 pub mod request;
@@ -33,6 +32,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::Producer;
 
 use crate::config::Config;
+use crate::machines;
 use crate::shard::{worker, ShardHandle};
 
 /// Why the pipeline could not start or stopped abnormally.

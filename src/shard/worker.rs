@@ -11,8 +11,8 @@ use rdkafka::producer::{BaseRecord, Producer as _};
 
 use super::{Job, ShardHandle};
 use crate::exec::{self, ExecOptions};
+use crate::machines::{Deployed, Machine, Machines};
 use crate::metrics::ShardMetrics;
-use crate::pipeline::machines::{Deployed, Machine, Machines};
 use crate::pipeline::request::{self, errors, RequestLimits};
 use crate::pipeline::result::{self, Source};
 use crate::pipeline::sink::{self, Failure, Pending, Sink, SinkEvent};
