@@ -1,7 +1,9 @@
 //! StartSyncExecution (on a shard, answered with the outcome) and StartExecution (a request
 //! on the requests topic; the result lands on the results topic).
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::body::Bytes;
@@ -15,8 +17,101 @@ use super::fields::{self, Fields};
 use super::Api;
 use crate::exec::Status;
 use crate::pipeline::definitions::epoch_seconds;
-use crate::pipeline::result::{execution_arn, new_uuid, state_machine_arn, Source};
-use crate::shard::{Job, SyncCall, SyncDone, SyncRefused};
+use crate::pipeline::result::{execution_arn, new_uuid, state_machine_arn};
+use crate::shard::{run_one, Job, ShardView, Work};
+
+/// StartSyncExecution's limit (AWS's, for Express workflows).
+const SYNC_MAX_DURATION: Duration = Duration::from_secs(300);
+
+/// One StartSyncExecution: an execution whose outcome is answered, not produced.
+pub struct SyncCall {
+    /// The state machine.
+    pub machine: String,
+    /// The execution's name.
+    pub name: String,
+    /// The id its ARN ends with (the caller built the ARN already).
+    pub id: uuid::Uuid,
+    /// The execution input as JSON text, size-checked by the caller; parsed (and its
+    /// nesting checked) on the shard, so the caller's thread does not.
+    pub input: String,
+    /// The deepest nesting the input may have.
+    pub max_depth: usize,
+    /// Called on the shard with how it ended, so the answer is built on the shard too.
+    pub reply: Box<dyn FnOnce(Result<SyncDone, SyncRefused>) + Send>,
+}
+
+/// Why a StartSyncExecution did not run.
+#[derive(Debug)]
+pub enum SyncRefused {
+    /// The state machine was deleted before the execution started.
+    MachineGone,
+    /// The input is not JSON, or nested too deep.
+    BadInput(String),
+}
+
+/// How a StartSyncExecution ended.
+#[derive(Debug)]
+pub struct SyncDone {
+    /// The outcome.
+    pub outcome: crate::exec::Outcome,
+    /// When it started.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// When it stopped.
+    pub stop: chrono::DateTime<chrono::Utc>,
+    /// The input text, handed back.
+    pub input: String,
+}
+
+impl Work for SyncCall {
+    fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
+        Box::pin(self.handle(shard))
+    }
+}
+
+impl SyncCall {
+    /// Parses the input, runs the execution and replies; the slot is free once replied.
+    async fn handle(self: Box<Self>, shard: ShardView) {
+        let SyncCall {
+            machine,
+            name,
+            id,
+            input,
+            max_depth,
+            reply,
+        } = *self;
+        let depth = crate::pipeline::request::max_depth(input.as_bytes());
+        let parsed = if depth > max_depth {
+            Err(SyncRefused::BadInput(format!(
+                "it nests {depth} levels deep, over the limit of {max_depth}"
+            )))
+        } else {
+            serde_json::from_str::<crate::value::Value>(&input)
+                .map_err(|e| SyncRefused::BadInput(e.to_string()))
+        };
+        let done = match (shard.machines.get(&machine), parsed) {
+            (None, _) => Err(SyncRefused::MachineGone),
+            (_, Err(e)) => Err(e),
+            (Some(m), Ok(value)) => {
+                let execution = crate::express::Execution {
+                    machine: &machine,
+                    name: &name,
+                    id: &id,
+                };
+                // AWS ends a synchronous Express execution after 5 minutes, whatever the config.
+                let cap = shard.ctx.max_duration.min(SYNC_MAX_DURATION);
+                let (outcome, start, stop) = run_one(&shard, m, &execution, value, 0, cap).await;
+                Ok(SyncDone {
+                    outcome,
+                    start,
+                    stop,
+                    input,
+                })
+            }
+        };
+        reply(done);
+        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Largest execution input, in bytes (AWS: 256 KiB).
 pub const MAX_INPUT_BYTES: usize = 256 * 1024;
@@ -88,27 +183,14 @@ pub async fn start_sync(api: &Api, f: Fields) -> Result<Bytes, ApiError> {
         // The caller may have gone (a closed connection); nothing waits for the answer then.
         let _ = tx.send(answer);
     };
-    let job = Job {
-        source: Source {
-            topic: Arc::clone(&api.sync_source),
-            partition: -1,
-            offset: -1,
-        },
-        key: None,
-        value: None,
-        bound: None,
-        header_machine: None,
-        header_name: None,
-        header_nesting: None,
-        sync: Some(Box::new(SyncCall {
-            machine: s.machine.clone(),
-            name: s.name,
-            id,
-            input: s.input,
-            max_depth: api.max_input_depth,
-            reply: Box::new(reply),
-        })),
-    };
+    let job: Job = Box::new(SyncCall {
+        machine: s.machine.clone(),
+        name: s.name,
+        id,
+        input: s.input,
+        max_depth: api.max_input_depth,
+        reply: Box::new(reply),
+    });
     api.submit(job)?;
     match rx.await {
         Err(_) => Err(ApiError::unavailable(

@@ -49,8 +49,6 @@ pub struct Api {
     producer: FutureProducer,
     requests_topic: Option<String>,
     access_keys: BTreeMap<String, String>,
-    /// The `source.topic` of sync jobs (never written anywhere).
-    sync_source: Arc<str>,
 }
 
 /// Why the API cannot start.
@@ -135,7 +133,6 @@ pub fn start(
             .find(|i| i.state_machine.is_none())
             .map(|i| i.topic.clone()),
         access_keys: cfg.api.access_keys.clone(),
-        sync_source: Arc::from("api:StartSyncExecution"),
     };
     let limits = server::Limits {
         max_connections: cfg.api.max_connections.max(1),
@@ -200,7 +197,7 @@ impl Api {
         for i in order {
             match self.shards[i].try_submit(job, self.max_in_flight) {
                 Ok(()) => return Ok(()),
-                Err(back) => job = *back,
+                Err(back) => job = back,
             }
         }
         Err(ApiError::throttled(
