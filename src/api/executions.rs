@@ -1,9 +1,7 @@
 //! StartSyncExecution (on a shard, answered with the outcome) and StartExecution (a request
 //! on the requests topic; the result lands on the results topic).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::body::Bytes;
@@ -18,27 +16,10 @@ use super::Api;
 use crate::exec::Status;
 use crate::pipeline::definitions::epoch_seconds;
 use crate::pipeline::result::{execution_arn, new_uuid, state_machine_arn};
-use crate::shard::{run_one, Job, ShardView, Work};
+use crate::shard::{run_one, ShardView};
 
 /// StartSyncExecution's limit (AWS's, for Express workflows).
 const SYNC_MAX_DURATION: Duration = Duration::from_secs(300);
-
-/// One StartSyncExecution: an execution whose outcome is answered, not produced.
-pub struct SyncCall {
-    /// The state machine.
-    pub machine: String,
-    /// The execution's name.
-    pub name: String,
-    /// The id its ARN ends with (the caller built the ARN already).
-    pub id: uuid::Uuid,
-    /// The execution input as JSON text, size-checked by the caller; parsed (and its
-    /// nesting checked) on the shard, so the caller's thread does not.
-    pub input: String,
-    /// The deepest nesting the input may have.
-    pub max_depth: usize,
-    /// Called on the shard with how it ended, so the answer is built on the shard too.
-    pub reply: Box<dyn FnOnce(Result<SyncDone, SyncRefused>) + Send>,
-}
 
 /// Why a StartSyncExecution did not run.
 #[derive(Debug)]
@@ -62,54 +43,46 @@ pub struct SyncDone {
     pub input: String,
 }
 
-impl Work for SyncCall {
-    fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
-        Box::pin(self.handle(shard))
+/// Parses the input and runs the execution on this shard.
+async fn run_sync(
+    shard: &ShardView,
+    machine: &str,
+    name: &str,
+    id: &uuid::Uuid,
+    input: String,
+    max_depth: usize,
+) -> Result<SyncDone, SyncRefused> {
+    let depth = crate::pipeline::request::max_depth(input.as_bytes());
+    if depth > max_depth {
+        return Err(SyncRefused::BadInput(format!(
+            "it nests {depth} levels deep, over the limit of {max_depth}"
+        )));
     }
+    let value = serde_json::from_str::<crate::value::Value>(&input)
+        .map_err(|e| SyncRefused::BadInput(e.to_string()))?;
+    // Read now, not when the connection started: a keep-alive connection may create a
+    // machine and run it next.
+    let machines = shard.ctx.machines.snapshot();
+    let m = machines.get(machine).ok_or(SyncRefused::MachineGone)?;
+    let execution = crate::express::Execution { machine, name, id };
+    // AWS ends a synchronous Express execution after 5 minutes, whatever the config.
+    let cap = shard.ctx.max_duration.min(SYNC_MAX_DURATION);
+    let (outcome, start, stop) = run_one(shard, m, &execution, value, 0, cap).await;
+    Ok(SyncDone {
+        outcome,
+        start,
+        stop,
+        input,
+    })
 }
 
-impl SyncCall {
-    /// Parses the input, runs the execution and replies; the slot is free once replied.
-    async fn handle(self: Box<Self>, shard: ShardView) {
-        let SyncCall {
-            machine,
-            name,
-            id,
-            input,
-            max_depth,
-            reply,
-        } = *self;
-        let depth = crate::pipeline::request::max_depth(input.as_bytes());
-        let parsed = if depth > max_depth {
-            Err(SyncRefused::BadInput(format!(
-                "it nests {depth} levels deep, over the limit of {max_depth}"
-            )))
-        } else {
-            serde_json::from_str::<crate::value::Value>(&input)
-                .map_err(|e| SyncRefused::BadInput(e.to_string()))
-        };
-        let done = match (shard.machines.get(&machine), parsed) {
-            (None, _) => Err(SyncRefused::MachineGone),
-            (_, Err(e)) => Err(e),
-            (Some(m), Ok(value)) => {
-                let execution = crate::express::Execution {
-                    machine: &machine,
-                    name: &name,
-                    id: &id,
-                };
-                // AWS ends a synchronous Express execution after 5 minutes, whatever the config.
-                let cap = shard.ctx.max_duration.min(SYNC_MAX_DURATION);
-                let (outcome, start, stop) = run_one(&shard, m, &execution, value, 0, cap).await;
-                Ok(SyncDone {
-                    outcome,
-                    start,
-                    stop,
-                    input,
-                })
-            }
-        };
-        reply(done);
-        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+/// Holds one of the shard's in-flight slots; released when dropped, so an execution
+/// abandoned with its connection releases it too.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -169,40 +142,41 @@ fn read_start(api: &Api, f: &Fields) -> Result<Start, ApiError> {
     })
 }
 
-/// StartSyncExecution: runs on the least busy shard and answers AWS's response shape,
-/// 200 whatever the status. The shard parses the input and writes the answer, so the API
-/// thread only reads requests and sends answers.
-pub async fn start_sync(api: &Api, f: Fields) -> Result<Bytes, ApiError> {
+/// StartSyncExecution: runs on the shard that serves the connection and answers AWS's
+/// response shape, 200 whatever the status. The request is read, run and answered on one
+/// thread, with no hand-over.
+pub async fn start_sync(api: &Api, f: Fields, shard: &ShardView) -> Result<Bytes, ApiError> {
     let s = read_start(api, &f)?;
     let include_data = f.optional_string("includedData")?.as_deref() != Some("METADATA_ONLY");
+    if shard.in_flight.load(Ordering::Relaxed) >= api.max_in_flight {
+        return Err(ApiError::throttled(
+            "Rate exceeded: this shard holds its most executions; retry later",
+        ));
+    }
+    shard.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _slot = Slot(&shard.in_flight);
     let id = new_uuid();
-    let (tx, rx) = tokio::sync::oneshot::channel::<Result<Bytes, SyncRefused>>();
-    let (machine, name) = (s.machine.clone(), s.name.clone());
-    let reply = move |done: Result<SyncDone, SyncRefused>| {
-        let answer = done.map(|d| Bytes::from(sync_answer(&machine, &name, &id, include_data, &d)));
-        // The caller may have gone (a closed connection); nothing waits for the answer then.
-        let _ = tx.send(answer);
-    };
-    let job: Job = Box::new(SyncCall {
-        machine: s.machine.clone(),
-        name: s.name,
-        id,
-        input: s.input,
-        max_depth: api.max_input_depth,
-        reply: Box::new(reply),
-    });
-    api.submit(job)?;
-    match rx.await {
-        Err(_) => Err(ApiError::unavailable(
-            "the execution was abandoned: stepstream is shutting down",
-        )),
-        Ok(Err(SyncRefused::MachineGone)) => {
-            Err(ApiError::no_machine(&state_machine_arn(&s.machine)))
-        }
-        Ok(Err(SyncRefused::BadInput(why))) => Err(ApiError::invalid_input(format!(
+    match run_sync(
+        shard,
+        &s.machine,
+        &s.name,
+        &id,
+        s.input,
+        api.max_input_depth,
+    )
+    .await
+    {
+        Err(SyncRefused::MachineGone) => Err(ApiError::no_machine(&state_machine_arn(&s.machine))),
+        Err(SyncRefused::BadInput(why)) => Err(ApiError::invalid_input(format!(
             "Invalid State Machine Execution Input: '{why}'"
         ))),
-        Ok(Ok(body)) => Ok(body),
+        Ok(done) => Ok(Bytes::from(sync_answer(
+            &s.machine,
+            &s.name,
+            &id,
+            include_data,
+            &done,
+        ))),
     }
 }
 
@@ -214,31 +188,33 @@ fn number_into(out: &mut Vec<u8>, n: f64) {
     serde_json::to_writer(out, &n).expect("a number always serializes into memory");
 }
 
-/// Writes `v` as a JSON string holding its JSON text, in one pass: serde_json's output
-/// has no raw control characters, so only quotes and backslashes need a second escape.
+/// Writes `v` as a JSON string holding its JSON text. The compact JSON text has no raw
+/// control characters (the writer escapes them inside strings), so only quotes and
+/// backslashes need a second escape: written whole into a reused buffer first, then
+/// copied over in runs between those two bytes.
 fn output_into(out: &mut Vec<u8>, v: &crate::value::Value) {
-    struct Escaping<'a>(&'a mut Vec<u8>);
-    impl std::io::Write for Escaping<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let mut plain = 0;
-            for (i, &b) in buf.iter().enumerate() {
-                if b == b'"' || b == b'\\' {
-                    self.0.extend_from_slice(&buf[plain..i]);
-                    self.0.push(b'\\');
-                    self.0.push(b);
-                    plain = i + 1;
-                }
-            }
-            self.0.extend_from_slice(&buf[plain..]);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    thread_local! {
+        static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    out.push(b'"');
-    serde_json::to_writer(Escaping(out), v).expect("a JSON value always serializes into memory");
-    out.push(b'"');
+    TEXT.with(|text| {
+        let mut text = text.borrow_mut();
+        text.clear();
+        crate::value::to_writer(&mut text, v);
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        let mut plain = 0;
+        for i in memchr::memchr2_iter(b'"', b'\\', &text) {
+            out.extend_from_slice(&text[plain..i]);
+            out.push(b'\\');
+            plain = i;
+        }
+        out.extend_from_slice(&text[plain..]);
+        out.push(b'"');
+        // A huge output does not keep its buffer on the thread.
+        if text.capacity() > 1 << 20 {
+            *text = Vec::new();
+        }
+    });
 }
 
 /// StartSyncExecution's answer, written straight into bytes.
