@@ -49,6 +49,8 @@ pub struct Api {
     producer: FutureProducer,
     requests_topic: Option<String>,
     access_keys: BTreeMap<String, String>,
+    /// Whether TestState's `revealSecrets` may show what HTTP connections add.
+    reveal_secrets: bool,
     /// The `source.topic` of sync jobs (never written anywhere).
     sync_source: Arc<str>,
 }
@@ -135,6 +137,7 @@ pub fn start(
             .find(|i| i.state_machine.is_none())
             .map(|i| i.topic.clone()),
         access_keys: cfg.api.access_keys.clone(),
+        reveal_secrets: cfg.api.reveal_secrets,
         sync_source: Arc::from("api:StartSyncExecution"),
     };
     let limits = server::Limits {
