@@ -670,6 +670,79 @@ fn test_state_inspects_jsonata_states_and_variables() {
     );
 }
 
+#[test]
+fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
+    let local = Local::start("api-test-state-map", "");
+    let map = json!({"Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$.limit",
+        "ToleratedFailureCount": 1,
+        "ItemProcessor": {"StartAt": "Charge", "States": {"Charge": {"Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke", "End": true}}},
+        "ResultSelector": {"first.$": "$[0]"}, "ResultPath": "$.charged",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Refund"}],
+        "Next": "Ship"});
+    let input = "{\"items\": [1, 2], \"limit\": 2}";
+    let ok = test_jsonata(
+        &local,
+        map.clone(),
+        input,
+        json!({"mock": {"result": "[10, 20]"}}),
+    );
+    // The mock is the Map's result: ResultSelector and ResultPath apply to it, and the
+    // iterations (whose Lambda calls nothing answers here) do not run.
+    assert_eq!(ok["status"], "SUCCEEDED", "{ok}");
+    assert_eq!(ok["nextState"], "Ship");
+    assert_eq!(
+        parsed(&ok["output"]),
+        json!({"items": [1, 2], "limit": 2, "charged": {"first": 10}})
+    );
+    let data = &ok["inspectionData"];
+    assert_eq!(parsed(&data["afterItemsPath"]), json!([1, 2]));
+    assert_eq!(data["maxConcurrency"], 2, "{data}");
+    assert_eq!(data["toleratedFailureCount"], 1);
+    let failed = test_jsonata(
+        &local,
+        map,
+        input,
+        json!({"mock": {"errorOutput": {"error": "States.ExceedToleratedFailureThreshold", "cause": "too many"}}}),
+    );
+    assert_eq!(failed["status"], "CAUGHT_ERROR", "{failed}");
+    assert_eq!(failed["nextState"], "Refund");
+    assert_eq!(
+        parsed(&failed["output"])["error"]["Error"],
+        "States.ExceedToleratedFailureThreshold"
+    );
+    // A Parallel state's mock is its branches' outputs, one per branch.
+    let parallel = json!({"Type": "Parallel", "QueryLanguage": "JSONata",
+        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}],
+        "Output": "{% $states.result[1] %}", "MaxConcurrency": "{% 1 %}", "End": true});
+    let branches = test_jsonata(
+        &local,
+        parallel,
+        "{}",
+        json!({"mock": {"result": "[\"a\", \"b\"]"}}),
+    );
+    assert_eq!(branches["output"], "\"b\"", "{branches}");
+    // A Task with no mock calls something, which AWS does as a role: the role is required.
+    let no_role = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                                     "End": true}).to_string()}),
+    );
+    assert_error(&no_role, 400, "ValidationException");
+    assert!(no_role.1["message"].as_str().unwrap().contains("RoleArn"));
+    // A JSONata Map's expressions are evaluated for the inspection data.
+    let jsonata_map = json!({"Type": "Map", "QueryLanguage": "JSONata",
+        "Items": "{% $states.input.items %}", "MaxConcurrency": "{% $states.input.limit + 1 %}",
+        "ToleratedFailurePercentage": 50,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true});
+    let ran = test_jsonata(&local, jsonata_map, input, json!({}));
+    assert_eq!(ran["output"], "[1,2]", "{ran}");
+    assert_eq!(ran["inspectionData"]["maxConcurrency"], 3);
+    assert_eq!(ran["inspectionData"]["toleratedFailurePercentage"], 50);
+}
+
 /// Python's test HTTP server of `tests/fixtures/http_server.py`, killed on drop.
 struct EchoServer {
     child: Child,

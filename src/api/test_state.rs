@@ -111,6 +111,13 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
     };
     let mock = mock_of(f)?;
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    // AWS runs a real call as the role it is given (nothing here checks what the role
+    // may do, but a request AWS refuses is refused here too).
+    if kind == "Task" && mock.is_none() && f.optional_string("roleArn")?.is_none() {
+        return Err(ApiError::validation(
+            "RoleArn must be specified when testing a Task state",
+        ));
+    }
     if mock.is_some() && !matches!(kind, "Task" | "Map" | "Parallel") {
         return Err(ApiError::validation(format!(
             "A mock can only be specified for Task, Map, or Parallel states, not for a {kind} state"
@@ -415,6 +422,9 @@ impl Tester<'_> {
                 self.inspect_jsonpath(state, kind, &req.input, &recorded, &mut data)
                     .await;
             }
+            if kind == "Map" {
+                self.inspect_map(state, &req.input, &mut data).await;
+            }
             if !variables.is_empty() {
                 let vars = Value::from(crate::value::Value::Object(std::mem::take(&mut variables)));
                 data.insert("variables".into(), text(&vars));
@@ -495,6 +505,14 @@ impl Tester<'_> {
                 return;
             };
             data.insert("afterInputPath".into(), text(&after_input));
+            if kind == "Map" {
+                let mut items = pass.clone();
+                let path = field("ItemsPath").unwrap_or_else(|| json!("$"));
+                items.insert("OutputPath".into(), path);
+                if let Some(v) = self.run_pass(items, input).await {
+                    data.insert("afterItemsPath".into(), text(&v));
+                }
+            }
             if !matches!(kind, "Task" | "Pass" | "Parallel") {
                 return;
             }
@@ -548,6 +566,51 @@ impl Tester<'_> {
         }
         if let Some(v) = self.run_pass(p, input).await {
             data.insert("afterResultPath".into(), text(&v));
+        }
+    }
+
+    /// A Map state's concurrency and failure tolerance as this input makes them (AWS
+    /// reports `maxConcurrency` always, 0 for no limit, the tolerances when set).
+    async fn inspect_map(
+        &self,
+        state: &Map<String, Value>,
+        input: &Value,
+        data: &mut Map<String, Value>,
+    ) {
+        for (field, key) in [
+            ("MaxConcurrency", "maxConcurrency"),
+            ("ToleratedFailureCount", "toleratedFailureCount"),
+            ("ToleratedFailurePercentage", "toleratedFailurePercentage"),
+        ] {
+            let value = match (state.get(field), state.get(&format!("{field}Path"))) {
+                (Some(v @ Value::Number(_)), _) => Some(v.clone()),
+                (Some(q @ Value::String(_)), _) if self.jsonata => {
+                    let mut pass = Map::new();
+                    pass.insert("QueryLanguage".into(), json!("JSONata"));
+                    pass.insert("Output".into(), q.clone());
+                    self.run_pass(pass, input).await
+                }
+                (None, Some(path)) if !self.jsonata => {
+                    let mut pass = Map::new();
+                    if let Some(p) = state.get("InputPath") {
+                        pass.insert("InputPath".into(), p.clone());
+                    }
+                    pass.insert("Parameters".into(), json!({"v.$": path}));
+                    self.run_pass(pass, input)
+                        .await
+                        .and_then(|v| v.get("v").cloned())
+                }
+                _ => None,
+            };
+            match value {
+                Some(v) => {
+                    data.insert(key.into(), v);
+                }
+                None if key == "maxConcurrency" => {
+                    data.insert(key.into(), json!(0));
+                }
+                None => {}
+            }
         }
     }
 
@@ -642,10 +705,11 @@ impl Tester<'_> {
         })
     }
 
-    /// Runs one Pass state built from the tested state's fields; its output, if it succeeded.
+    /// Runs one Pass state built from the tested state's fields (JSONPath unless it names
+    /// its language); its output, if it succeeded.
     async fn run_pass(&self, mut pass: Map<String, Value>, input: &Value) -> Option<Value> {
         pass.insert("Type".into(), json!("Pass"));
-        pass.insert("QueryLanguage".into(), json!("JSONPath"));
+        pass.entry("QueryLanguage").or_insert(json!("JSONPath"));
         pass.insert("End".into(), json!(true));
         let mut states = Map::new();
         states.insert(self.name.to_string(), Value::Object(pass));
