@@ -621,6 +621,20 @@ fn test_state_inspects_jsonata_states_and_variables() {
     );
     assert!(info.get("inspectionData").is_none(), "{info}");
 
+    // One Context object for the whole test: what the inspection data shows and what the
+    // state did agree on `$$`, and the execution runs as the role the request names.
+    let reads_context = json!({"Type": "Pass", "End": true, "Parameters": {
+        "id.$": "$$.Execution.Id", "role.$": "$$.Execution.RoleArn", "state.$": "$$.State.Name"}});
+    let ctx = test_jsonata(&local, reads_context, "{}", json!({}));
+    let out = parsed(&ctx["output"]);
+    assert_eq!(parsed(&ctx["inspectionData"]["afterParameters"]), out);
+    assert_eq!(out["role"], "arn:aws:iam::1:role/r");
+    assert_eq!(out["state"], "TestState");
+    assert!(
+        out["id"].as_str().unwrap().starts_with("arn:aws:states:"),
+        "{out}"
+    );
+
     // Bad requests: a mock for a state that calls nothing, a context without a mock,
     // revealSecrets where the config does not allow it, variables that are not an object.
     let choice = json!({"Type": "Choice", "Choices": [], "Default": "X"}).to_string();

@@ -71,12 +71,18 @@ pub async fn test_state(api: &Api, f: Fields) -> Result<Value, ApiError> {
     })?;
     let (name, state, query_language) = pick_state(&def, f.optional_string("stateName")?)?;
     let req = read_request(api, &f, &state)?;
+    // Every run of the test sees one Context object, so what the inspection data shows
+    // and what the state did agree on `$$`.
+    let context = match &req.context {
+        Some(c) => crate::value::Value::from(c),
+        None => default_context(&name, &state, f.optional_string("roleArn")?, &req.input),
+    };
     let t = Tester {
         api,
         name: &name,
         jsonata: query_language == "JSONata",
         variables: to_value_map(&req.variables),
-        context: req.context.as_ref().map(crate::value::Value::from),
+        context,
     };
     t.test(&state, &req).await
 }
@@ -203,6 +209,35 @@ fn to_value_map(m: &Map<String, Value>) -> crate::value::Map {
         crate::value::Value::Object(m) => m,
         _ => crate::value::Map::new(),
     }
+}
+
+/// The Context object of a test that names none: a made-up execution of a machine named
+/// `TestState`, run as the request's role, that has just entered the state.
+fn default_context(
+    name: &str,
+    state: &Map<String, Value>,
+    role_arn: Option<String>,
+    input: &Value,
+) -> crate::value::Value {
+    let machine = "TestState";
+    let execution = uuid::Uuid::new_v4().to_string();
+    let arn = crate::express::execution_arn(machine, &execution, &uuid::Uuid::new_v4());
+    let now = chrono::Utc::now();
+    let mut ctx = crate::expr::context::root(
+        &arn,
+        &execution,
+        &crate::express::state_machine_arn(machine),
+        machine,
+        &crate::value::Value::from(input),
+        now,
+    );
+    let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    ctx.enter_state(name, now, matches!(kind, "Task" | "Map" | "Parallel"));
+    let mut v = Value::from(ctx.to_value());
+    if let (Some(role), Some(e)) = (role_arn, v.get_mut("Execution")) {
+        e["RoleArn"] = json!(role);
+    }
+    crate::value::Value::from(&v)
 }
 
 /// The state to test: the definition itself, or `stateName` of a whole machine.
@@ -332,7 +367,7 @@ struct Tester<'a> {
     name: &'a str,
     jsonata: bool,
     variables: crate::value::Map,
-    context: Option<crate::value::Value>,
+    context: crate::value::Value,
 }
 
 /// Placeholder state names, unlikely to clash with a user's.
@@ -685,7 +720,7 @@ impl Tester<'_> {
             &compiled.plan,
             input.clone(),
             self.variables.clone(),
-            self.context.clone(),
+            Some(self.context.clone()),
             &tasks,
             &self.options(),
         )
@@ -718,7 +753,7 @@ impl Tester<'_> {
             &compiled.plan,
             input.clone(),
             self.variables.clone(),
-            self.context.clone(),
+            Some(self.context.clone()),
             &Tasks::new(),
             &self.options(),
         )
