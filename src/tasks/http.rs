@@ -354,7 +354,8 @@ impl TaskHandler for Http {
                 return Err(cfg.refusal(&r.url));
             }
             let mut url = r.url;
-            let url_without_secrets = url.clone();
+            // Kept only when traced: an untraced call copies nothing more than before.
+            let url_without_secrets = trace.as_ref().map(|_| url.clone());
             let conn = connection_for(&cfg, &url);
             if let Some(c) = conn {
                 url.query_pairs_mut().extend_pairs(&c.query_parameters);
@@ -379,13 +380,13 @@ impl TaskHandler for Http {
                 }
                 req = req.body(bytes);
             }
-            if let Some(t) = &trace {
+            if let (Some(t), Some(plain_url)) = (&trace, &url_without_secrets) {
                 // The request as it is sent, read from the built request itself.
                 let client = net::client()?;
                 let built = req
                     .build()
                     .map_err(|e| bad(format!("the HTTP request cannot be built: {e}")))?;
-                let exchange = exchange_of(&built, &url_without_secrets, conn);
+                let exchange = exchange_of(&built, plain_url, conn);
                 *t.lock().unwrap_or_else(|p| p.into_inner()) = Some(exchange);
                 req = reqwest::RequestBuilder::from_parts(client, built);
             }
