@@ -51,6 +51,8 @@ pub struct Api {
     producer: FutureProducer,
     requests_topic: Option<String>,
     access_keys: BTreeMap<String, String>,
+    /// Whether TestState's `revealSecrets` may show what HTTP connections add.
+    reveal_secrets: bool,
 }
 
 /// Why the API cannot start.
@@ -133,6 +135,7 @@ pub fn start(
             .find(|i| i.state_machine.is_none())
             .map(|i| i.topic.clone()),
         access_keys: cfg.api.access_keys.clone(),
+        reveal_secrets: cfg.api.reveal_secrets,
     });
     let limits = server::Limits {
         max_connections: cfg.api.max_connections.max(1),
