@@ -7,10 +7,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use api_support::api_addr;
+use api_support::Local;
 use serde_json::{json, Value};
 
 /// One keep-alive connection: requests go one after the other on the same socket.
@@ -73,41 +73,8 @@ fn arn(name: &str) -> String {
 
 #[test]
 fn connections_live_on_the_shards_and_never_hold_up_a_shutdown() {
-    let scratch = common::Scratch::new("api-shards");
-    let machines = scratch.0.join("machines");
-    std::fs::create_dir_all(&machines).unwrap();
-    let config = scratch.write(
-        "config.toml",
-        format!(
-            "[kafka]\nbrokers = \"\"\n\n[engine]\nstate_machines_dir = {:?}\nshards = 2\n\n\
-             [metrics]\nlisten = \"off\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n",
-            machines.display().to_string()
-        ),
-    );
-    let log = scratch.0.join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stepstream"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .current_dir(&scratch.0)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("stepstream starts");
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        let text = read_log();
-        if text.contains("stepstream: ready") {
-            break api_addr(&text).expect("the API address is logged");
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "stepstream exited: {text}"
-        );
-        assert!(Instant::now() < deadline, "not ready in 60 s: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut local = Local::start("api-shards", "");
+    let addr = local.addr.clone();
 
     // Created and run on one connection: the shard serving it reads the deployed
     // machines per execution, not once per connection.
@@ -155,21 +122,20 @@ fn connections_live_on_the_shards_and_never_hold_up_a_shutdown() {
     let _idle: Vec<KeepAlive> = (0..4).map(|_| KeepAlive::open(&addr)).collect();
     let stopping = Instant::now();
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &local.child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     let limit = Duration::from_secs(30);
     loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}: {}", read_log());
+        if let Some(status) = local.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}: {}", local.stderr());
             break;
         }
         if stopping.elapsed() > limit {
-            let _ = child.kill();
             panic!(
                 "idle API connections held the process past {limit:?}: {}",
-                read_log()
+                local.stderr()
             );
         }
         std::thread::sleep(Duration::from_millis(50));
