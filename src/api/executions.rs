@@ -114,7 +114,7 @@ fn checked_input(api: &Api, input: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn read_start(api: &Api, f: &Fields) -> Result<Start, ApiError> {
+fn read_start(api: &Api, f: &mut Fields) -> Result<Start, ApiError> {
     let arn = f.string("stateMachineArn")?;
     let machine = fields::machine_name(&arn)?.to_string();
     if !api.registry.contains(&machine) {
@@ -128,7 +128,10 @@ fn read_start(api: &Api, f: &Fields) -> Result<Start, ApiError> {
         }
         None => new_uuid().to_string(),
     };
-    let input = f.optional_string("input")?.unwrap_or_else(|| "{}".into());
+    // Moved out, not copied: it may be 256 KiB.
+    let input = f
+        .take_optional_string("input")?
+        .unwrap_or_else(|| "{}".into());
     if input.len() > MAX_INPUT_BYTES {
         return Err(ApiError::validation(format!(
             "1 validation error detected: Value at 'input' failed to satisfy constraint: \
@@ -145,8 +148,8 @@ fn read_start(api: &Api, f: &Fields) -> Result<Start, ApiError> {
 /// StartSyncExecution: runs on the shard that serves the connection and answers AWS's
 /// response shape, 200 whatever the status. The request is read, run and answered on one
 /// thread, with no hand-over.
-pub async fn start_sync(api: &Api, f: Fields, shard: &ShardView) -> Result<Bytes, ApiError> {
-    let s = read_start(api, &f)?;
+pub async fn start_sync(api: &Api, mut f: Fields, shard: &ShardView) -> Result<Bytes, ApiError> {
+    let s = read_start(api, &mut f)?;
     let include_data = f.optional_string("includedData")?.as_deref() != Some("METADATA_ONLY");
     if shard.in_flight.load(Ordering::Relaxed) >= api.max_in_flight {
         return Err(ApiError::throttled(
@@ -180,18 +183,33 @@ pub async fn start_sync(api: &Api, f: Fields, shard: &ShardView) -> Result<Bytes
     }
 }
 
+/// Writes `s` as a JSON string. Text without control characters (the common case: an
+/// input or output's own JSON text) needs only quotes and backslashes escaped, found with
+/// `memchr`; anything else takes serde_json's full escaping.
 fn string_into(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(out, s).expect("a string always serializes into memory");
+    let bytes = s.as_bytes();
+    if bytes.iter().any(|&b| b < 0x20) {
+        serde_json::to_writer(out, s).expect("a string always serializes into memory");
+        return;
+    }
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut plain = 0;
+    for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
+        out.extend_from_slice(&bytes[plain..i]);
+        out.push(b'\\');
+        plain = i;
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
 
 fn number_into(out: &mut Vec<u8>, n: f64) {
     serde_json::to_writer(out, &n).expect("a number always serializes into memory");
 }
 
-/// Writes `v` as a JSON string holding its JSON text. The compact JSON text has no raw
-/// control characters (the writer escapes them inside strings), so only quotes and
-/// backslashes need a second escape: written whole into a reused buffer first, then
-/// copied over in runs between those two bytes.
+/// Writes `v` as a JSON string holding its JSON text: written whole into a reused buffer
+/// first, then escaped as one string.
 fn output_into(out: &mut Vec<u8>, v: &crate::value::Value) {
     thread_local! {
         static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -200,16 +218,8 @@ fn output_into(out: &mut Vec<u8>, v: &crate::value::Value) {
         let mut text = text.borrow_mut();
         text.clear();
         crate::value::to_writer(&mut text, v);
-        out.reserve(text.len() + 2);
-        out.push(b'"');
-        let mut plain = 0;
-        for i in memchr::memchr2_iter(b'"', b'\\', &text) {
-            out.extend_from_slice(&text[plain..i]);
-            out.push(b'\\');
-            plain = i;
-        }
-        out.extend_from_slice(&text[plain..]);
-        out.push(b'"');
+        // The compact text holds no raw control characters: the fast path always applies.
+        string_into(out, std::str::from_utf8(&text).expect("JSON text is UTF-8"));
         // A huge output does not keep its buffer on the thread.
         if text.capacity() > 1 << 20 {
             *text = Vec::new();
@@ -277,8 +287,8 @@ fn sync_answer(
 /// StartExecution: the request goes onto the requests topic (DESIGN.md's envelope, keyed by
 /// the execution name, its id in `stepstream-execution-id`), so the result record carries
 /// the ARN answered here.
-pub async fn start(api: &Api, f: Fields) -> Result<Value, ApiError> {
-    let s = read_start(api, &f)?;
+pub async fn start(api: &Api, mut f: Fields) -> Result<Value, ApiError> {
+    let s = read_start(api, &mut f)?;
     checked_input(api, &s.input)?;
     let Some(topic) = &api.requests_topic else {
         return Err(ApiError::unavailable(
@@ -325,5 +335,24 @@ mod tests {
         output_into(&mut out, &crate::value::Value::from(&v));
         let expected = serde_json::to_string(&v.to_string()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "",
+            "plain",
+            "{\"a\": \"b\\\\c\"}",
+            "\"\"\\\\",
+            "pretty\n{\n\t\"a\": 1\n}",
+            "é\u{2028}\u{7f}\u{1}",
+        ] {
+            let mut out = Vec::new();
+            string_into(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
     }
 }
