@@ -1,6 +1,7 @@
 //! StartSyncExecution requests/s over keep-alive connections, against the ceiling of this
-//! machine's HTTP path: the same server (`stepstream::api::server`, same limits, same body
-//! reading) answering a fixed body. Both in the same run, alternated.
+//! machine's HTTP path: the same server (`stepstream::api::server`, one accepting thread,
+//! connections served on as many shards, same limits, same body reading) answering a
+//! fixed body. Both in the same run, alternated.
 //!
 //! `cargo bench --bench api -- [--seconds S] [--connections C] [--shards N] [--rounds R] [--sync-only]`
 //! (defaults 5, 32, 0 = one per core as `stepstream run`, 2). The API runs inside `pipeline::run_with_service` on an embedded broker, with
@@ -94,6 +95,27 @@ impl Handler for Fixed {
             status: 400,
             body: Bytes::new(),
         }
+    }
+}
+
+/// A connection of the fixed-body server, served on a shard like the API's.
+struct FixedConnection {
+    accepted: server::Accepted,
+    body: Bytes,
+}
+
+impl stepstream::shard::Work for FixedConnection {
+    fn run(
+        self: Box<Self>,
+        shard: stepstream::shard::ShardView,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let FixedConnection { accepted, body } = *self;
+        Box::pin(server::connection(
+            accepted,
+            Rc::new(Fixed(body)),
+            server::Limits::default(),
+        ))
     }
 }
 
@@ -280,24 +302,45 @@ fn main() {
     let (fixed_stop_tx, fixed_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let fixed = {
         let addr = fixed_addr.clone();
+        // The same shape as the API: one thread accepts, shards (as many as the API has)
+        // serve the connections, each with the fixed-body handler.
+        let shard_ctx = Arc::new(stepstream::shard::ShardContext {
+            machines: Arc::new(stepstream::machines::Deployed::new(Default::default())),
+            max_duration: Duration::from_secs(300),
+            max_memory_bytes: 1 << 30,
+            max_shard_memory_bytes: 1 << 30,
+            history: None,
+        });
+        let shards: Vec<_> = (0..cfg.shard_count())
+            .map(|i| stepstream::shard::worker::spawn(i, 4096, Arc::clone(&shard_ctx)).unwrap())
+            .collect();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             let local = tokio::task::LocalSet::new();
+            let submitters: Vec<_> = shards.iter().map(|s| s.submitter()).collect();
             local.block_on(&rt, async move {
                 let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
-                server::serve(
-                    listener,
-                    Rc::new(Fixed(fixed_body)),
-                    server::Limits::default(),
-                    async {
-                        let _ = fixed_stop_rx.await;
-                    },
-                )
+                let next = std::cell::Cell::new(0usize);
+                let place = |accepted| {
+                    let i = next.get() % submitters.len();
+                    next.set(i + 1);
+                    let job: stepstream::shard::Job = Box::new(FixedConnection {
+                        accepted,
+                        body: fixed_body.clone(),
+                    });
+                    submitters[i]
+                        .try_submit(job, usize::MAX)
+                        .map_err(|_| unreachable!("the queue is far larger than the connections"))
+                };
+                server::serve(listener, place, server::Limits::default(), async {
+                    let _ = fixed_stop_rx.await;
+                })
                 .await;
             });
+            drop(shards);
         })
     };
     std::thread::sleep(Duration::from_millis(200));
@@ -344,7 +387,7 @@ fn main() {
         "api: {} connections, {} shard(s), {} s x {} rounds: fixed body {f:.0} req/s, \
          StartSyncExecution (order workflow) {s:.0} req/s, ratio {:.2} (target >= 0.5)",
         o.connections,
-        o.shards,
+        cfg.shard_count(),
         o.seconds,
         o.rounds,
         s / f

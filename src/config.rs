@@ -104,6 +104,11 @@ pub struct ApiConfig {
     /// Most connections open at once; more wait to be accepted.
     #[serde(default = "default_api_max_connections")]
     pub max_connections: usize,
+    /// Whether TestState's `revealSecrets: true` may show the headers and query parameters
+    /// `[[tasks.http.connections]]` add (AWS asks for the states:RevealSecrets permission);
+    /// when false such a request gets AccessDeniedException.
+    #[serde(default)]
+    pub reveal_secrets: bool,
 }
 
 impl Default for ApiConfig {

@@ -113,6 +113,24 @@ pub fn check_name(s: &str) -> Result<(), NameRule> {
     Ok(())
 }
 
+/// What names one execution: its state machine, its name and the id its ARN ends with.
+#[derive(Debug, Clone, Copy)]
+pub struct Execution<'a> {
+    /// The state machine's name.
+    pub machine: &'a str,
+    /// The execution's name.
+    pub name: &'a str,
+    /// The id the execution ARN ends with.
+    pub id: &'a uuid::Uuid,
+}
+
+impl Execution<'_> {
+    /// The execution ARN as a String (for the Context object and logs, which keep one).
+    pub fn arn(&self) -> String {
+        execution_arn(self.machine, self.name, self.id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ pub mod exec;
 pub mod expr;
 pub mod express;
 pub mod load;
+pub mod machines;
 pub mod metrics;
 pub mod pipeline;
 pub mod shard;

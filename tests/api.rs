@@ -9,93 +9,9 @@ mod api_support;
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use api_support::{api_addr, aws_cli, call, raw};
+use api_support::{aws_cli, call, raw, workload, Local};
 use serde_json::{json, Value};
-
-/// `stepstream run` on the embedded broker with the API on a free port; killed when dropped.
-struct Local {
-    child: Child,
-    scratch: common::Scratch,
-    addr: String,
-}
-
-impl Local {
-    fn start(tag: &str, extra_config: &str) -> Local {
-        let scratch = common::Scratch::new(tag);
-        let machines = scratch.0.join("machines");
-        std::fs::create_dir_all(&machines).unwrap();
-        let order = workload("order");
-        std::fs::write(
-            machines.join("order.asl.json"),
-            order["definition"].to_string(),
-        )
-        .unwrap();
-        std::fs::write(
-            machines.join("order.tasks.json"),
-            order["tasks"].to_string(),
-        )
-        .unwrap();
-        let config = scratch.write(
-            "config.toml",
-            format!(
-                "[kafka]\nbrokers = \"\"\n\n[engine]\nstate_machines_dir = {:?}\nshards = 2\n\n\
-                 [metrics]\nlisten = \"off\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n{extra_config}",
-                machines.display().to_string()
-            ),
-        );
-        let stderr = std::fs::File::create(scratch.0.join("stderr.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_stepstream"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .current_dir(&scratch.0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("stepstream starts");
-        let mut local = Local {
-            child,
-            scratch,
-            addr: String::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let log = local.stderr();
-            if log.contains("stepstream: ready") {
-                local.addr = api_addr(&log).expect("the API address is logged");
-                return local;
-            }
-            assert!(
-                local.child.try_wait().unwrap().is_none(),
-                "stepstream exited: {log}"
-            );
-            assert!(Instant::now() < deadline, "not ready in 60 s: {log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.scratch.0.join("stderr.log")).unwrap_or_default()
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn workload(name: &str) -> Value {
-    let path = common::root().join(format!("../shared/bench/workloads/{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
 
 fn arn(name: &str) -> String {
     format!("arn:aws:states:local:000000000000:stateMachine:{name}")
@@ -445,25 +361,57 @@ fn test_state_reports_each_inspection_level() {
     let trace = test("TRACE", json!({"result": "{\"ok\": true}"}));
     assert_eq!(trace.1["inspectionData"]["afterParameters"], "{\"id\":7}");
     // An error a retrier matches is RETRIABLE; one only a catcher matches is CAUGHT_ERROR.
+    // Which handler took it is inspection data: DEBUG and TRACE only, as on AWS.
     let busy = test(
         "INFO",
         json!({"errorOutput": {"error": "Busy", "cause": "try later"}}),
     );
     assert_eq!(busy.1["status"], "RETRIABLE", "{busy:?}");
-    assert_eq!(
-        busy.1["inspectionData"]["errorDetails"]["retryBackoffIntervalSeconds"],
-        2
+    assert_eq!(busy.1["error"], "Busy");
+    assert!(busy.1.get("inspectionData").is_none(), "{busy:?}");
+    let busy = test(
+        "DEBUG",
+        json!({"errorOutput": {"error": "Busy", "cause": "try later"}}),
     );
+    let details = &busy.1["inspectionData"]["errorDetails"];
+    assert_eq!(details["retryIndex"], 0, "{busy:?}");
+    assert_eq!(details["retryBackoffIntervalSeconds"], 2);
+    // Up to the failed call: the input and what it was sent, no result.
+    assert_eq!(busy.1["inspectionData"]["afterParameters"], "{\"id\":7}");
+    assert!(busy.1["inspectionData"].get("result").is_none());
     let caught = test(
-        "INFO",
+        "DEBUG",
         json!({"errorOutput": {"error": "Broken", "cause": "no"}}),
     );
     assert_eq!(caught.1["status"], "CAUGHT_ERROR", "{caught:?}");
     assert_eq!(caught.1["nextState"], "Handle");
+    assert_eq!(caught.1["error"], "Broken");
+    assert_eq!(caught.1["cause"], "no");
+    assert_eq!(caught.1["inspectionData"]["errorDetails"]["catchIndex"], 0);
     assert_eq!(
         caught.1["output"],
         "{\"order\":{\"id\":7},\"error\":{\"Error\":\"Broken\",\"Cause\":\"no\"}}"
     );
+    // stateConfiguration.retrierRetryCount: the backoff grows with the retries made (2 s ×
+    // 2.0^2), and once MaxAttempts (3, the default) are used the error goes to Catch.
+    let retried = |count: u64| {
+        call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": task, "roleArn": "arn:aws:iam::1:role/r", "input": input,
+                    "inspectionLevel": "DEBUG", "stateConfiguration": {"retrierRetryCount": count},
+                    "mock": {"errorOutput": {"error": "Busy", "cause": "try later"}}}),
+        )
+    };
+    let second = retried(2);
+    assert_eq!(second.1["status"], "RETRIABLE", "{second:?}");
+    assert_eq!(
+        second.1["inspectionData"]["errorDetails"]["retryBackoffIntervalSeconds"],
+        8
+    );
+    let exhausted = retried(3);
+    assert_eq!(exhausted.1["status"], "CAUGHT_ERROR", "{exhausted:?}");
+    assert_eq!(exhausted.1["nextState"], "Handle");
     let fail = call(
         &local.addr,
         "TestState",
@@ -478,6 +426,364 @@ fn test_state_reports_each_inspection_level() {
                 "roleArn": "r", "input": "{\"n\": 5}"}),
     );
     assert_eq!(choice.1["nextState"], "Big", "{choice:?}");
+}
+
+/// TestState of one JSONata state at DEBUG: the input, the data after Arguments, the result.
+fn test_jsonata(local: &Local, state: Value, input: &str, extra: Value) -> Value {
+    let mut body = json!({"definition": state.to_string(), "roleArn": "arn:aws:iam::1:role/r",
+                          "input": input, "inspectionLevel": "DEBUG"});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let answer = call(&local.addr, "TestState", &body);
+    assert_eq!(answer.0, 200, "{answer:?}");
+    answer.1
+}
+
+/// A JSON string field parsed, to compare without caring for key order or spacing.
+fn parsed(v: &Value) -> Value {
+    serde_json::from_str(v.as_str().unwrap_or_else(|| panic!("{v} is not a string")))
+        .unwrap_or_else(|e| panic!("{v}: {e}"))
+}
+
+#[test]
+fn test_state_inspects_jsonata_states_and_variables() {
+    let local = Local::start("api-test-state-jsonata", "");
+    let task = json!({"Type": "Task", "QueryLanguage": "JSONata",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Arguments": {"FunctionName": "price", "Payload": "{% $states.input.n * $factor %}"},
+        "Assign": {"last": "{% $states.result.v %}"},
+        "Output": {"total": "{% $states.result.v + $factor %}"},
+        "Catch": [{"ErrorEquals": ["Busy"], "Next": "Wait"},
+                  {"ErrorEquals": ["States.ALL"], "Output": "{% $states.errorOutput %}",
+                   "Assign": {"failed": "{% $states.errorOutput.Error %}"}, "Next": "Handle"}],
+        "Next": "Ship"});
+    let mock_result = json!({"mock": {"result": "{\"v\": 5}"}, "variables": "{\"factor\": 3}"});
+    let ok = test_jsonata(&local, task.clone(), "{\"n\": 7}", mock_result);
+    assert_eq!(ok["status"], "SUCCEEDED", "{ok}");
+    assert_eq!(ok["nextState"], "Ship");
+    assert_eq!(parsed(&ok["output"]), json!({"total": 8}));
+    let data = &ok["inspectionData"];
+    assert_eq!(data["input"], "{\"n\": 7}");
+    // What the task was sent and what it answered; JSONPath's steps are not reported.
+    assert_eq!(
+        parsed(&data["afterArguments"]),
+        json!({"FunctionName": "price", "Payload": 21})
+    );
+    assert_eq!(parsed(&data["result"]), json!({"v": 5}));
+    for absent in [
+        "afterInputPath",
+        "afterParameters",
+        "afterResultSelector",
+        "afterResultPath",
+    ] {
+        assert!(data.get(absent).is_none(), "{absent} in {data}");
+    }
+    // The variables after the state: those given, then what it assigned.
+    assert_eq!(parsed(&data["variables"]), json!({"factor": 3, "last": 5}));
+
+    // A caught error: the catcher's Output and Assign as the engine applies them.
+    let caught = test_jsonata(
+        &local,
+        task.clone(),
+        "{\"n\": 7}",
+        json!({"mock": {"errorOutput": {"error": "Broken", "cause": "no"}}, "variables": "{\"factor\": 3}"}),
+    );
+    assert_eq!(caught["status"], "CAUGHT_ERROR", "{caught}");
+    assert_eq!(caught["nextState"], "Handle");
+    assert_eq!(
+        parsed(&caught["output"]),
+        json!({"Error": "Broken", "Cause": "no"})
+    );
+    let data = &caught["inspectionData"];
+    assert_eq!(data["errorDetails"], json!({"catchIndex": 1}));
+    assert_eq!(
+        parsed(&data["afterArguments"]),
+        json!({"FunctionName": "price", "Payload": 21})
+    );
+    assert!(data.get("result").is_none(), "{data}");
+    assert_eq!(
+        parsed(&data["variables"]),
+        json!({"factor": 3, "failed": "Broken"})
+    );
+
+    // A Pass state: the input and the variables only (it has no Arguments and no call).
+    let pass = json!({"Type": "Pass", "QueryLanguage": "JSONata",
+        "Assign": {"seen": "{% $states.input.n %}"}, "Output": "{% $count + 1 %}", "End": true});
+    let passed = test_jsonata(
+        &local,
+        pass,
+        "{\"n\": 2}",
+        json!({"variables": "{\"count\": 41}"}),
+    );
+    assert_eq!(passed["output"], "42", "{passed}");
+    assert!(passed.get("nextState").is_none());
+    assert_eq!(
+        passed["inspectionData"],
+        json!({"input": "{\"n\": 2}", "variables": "{\"count\":41,\"seen\":2}"})
+    );
+    // A JSONPath state's Assign is reported too, and INFO reports no inspection data.
+    let jsonpath = json!({"Type": "Pass", "Assign": {"kept.$": "$.n"}, "End": true});
+    let debug = test_jsonata(&local, jsonpath.clone(), "{\"n\": 2}", json!({}));
+    assert_eq!(
+        parsed(&debug["inspectionData"]["variables"]),
+        json!({"kept": 2})
+    );
+    let info = test_jsonata(
+        &local,
+        jsonpath,
+        "{\"n\": 2}",
+        json!({"inspectionLevel": "INFO"}),
+    );
+    assert!(info.get("inspectionData").is_none(), "{info}");
+
+    // One Context object for the whole test: what the inspection data shows and what the
+    // state did agree on `$$`, and the execution runs as the role the request names.
+    let reads_context = json!({"Type": "Pass", "End": true, "Parameters": {
+        "id.$": "$$.Execution.Id", "role.$": "$$.Execution.RoleArn", "state.$": "$$.State.Name"}});
+    let ctx = test_jsonata(&local, reads_context, "{}", json!({}));
+    let out = parsed(&ctx["output"]);
+    assert_eq!(parsed(&ctx["inspectionData"]["afterParameters"]), out);
+    assert_eq!(out["role"], "arn:aws:iam::1:role/r");
+    assert_eq!(out["state"], "TestState");
+    assert!(
+        out["id"].as_str().unwrap().starts_with("arn:aws:states:"),
+        "{out}"
+    );
+
+    // Bad requests: a mock for a state that calls nothing, a context without a mock,
+    // revealSecrets where the config does not allow it, variables that are not an object.
+    let choice = json!({"Type": "Choice", "Choices": [], "Default": "X"}).to_string();
+    for (extra, kind) in [
+        (json!({"mock": {"result": "{}"}}), "ValidationException"),
+        (json!({"context": "{}"}), "ValidationException"),
+        (json!({"revealSecrets": true}), "AccessDeniedException"),
+        (json!({"variables": "[1]"}), "ValidationException"),
+    ] {
+        let mut body = json!({"definition": choice, "input": "{}"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        assert_error(&call(&local.addr, "TestState", &body), 400, kind);
+    }
+
+    // The AWS CLI passes variables, a mock and the inspection level through.
+    let cli = aws_cli(
+        &local.addr,
+        &[
+            "test-state",
+            "--definition",
+            &task.to_string(),
+            "--role-arn",
+            "arn:aws:iam::1:role/r",
+            "--input",
+            "{\"n\": 2}",
+            "--variables",
+            "{\"factor\": 10}",
+            "--mock",
+            "{\"result\": \"{\\\"v\\\": 1}\"}",
+            "--inspection-level",
+            "DEBUG",
+        ],
+        ("test", "test"),
+    )
+    .expect("aws stepfunctions test-state succeeds");
+    assert_eq!(cli["status"], "SUCCEEDED", "{cli}");
+    assert_eq!(parsed(&cli["output"]), json!({"total": 11}));
+    assert_eq!(
+        parsed(&cli["inspectionData"]["afterArguments"]),
+        json!({"FunctionName": "price", "Payload": 20})
+    );
+    assert_eq!(
+        parsed(&cli["inspectionData"]["variables"]),
+        json!({"factor": 10, "last": 1})
+    );
+}
+
+#[test]
+fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
+    let local = Local::start("api-test-state-map", "");
+    let map = json!({"Type": "Map", "ItemsPath": "$.items", "MaxConcurrencyPath": "$.limit",
+        "ToleratedFailureCount": 1,
+        "ItemProcessor": {"StartAt": "Charge", "States": {"Charge": {"Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke", "End": true}}},
+        "ResultSelector": {"first.$": "$[0]"}, "ResultPath": "$.charged",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Refund"}],
+        "Next": "Ship"});
+    let input = "{\"items\": [1, 2], \"limit\": 2}";
+    let ok = test_jsonata(
+        &local,
+        map.clone(),
+        input,
+        json!({"mock": {"result": "[10, 20]"}}),
+    );
+    // The mock is the Map's result: ResultSelector and ResultPath apply to it, and the
+    // iterations (whose Lambda calls nothing answers here) do not run.
+    assert_eq!(ok["status"], "SUCCEEDED", "{ok}");
+    assert_eq!(ok["nextState"], "Ship");
+    assert_eq!(
+        parsed(&ok["output"]),
+        json!({"items": [1, 2], "limit": 2, "charged": {"first": 10}})
+    );
+    let data = &ok["inspectionData"];
+    assert_eq!(parsed(&data["afterItemsPath"]), json!([1, 2]));
+    assert_eq!(data["maxConcurrency"], 2, "{data}");
+    assert_eq!(data["toleratedFailureCount"], 1);
+    let failed = test_jsonata(
+        &local,
+        map,
+        input,
+        json!({"mock": {"errorOutput": {"error": "States.ExceedToleratedFailureThreshold", "cause": "too many"}}}),
+    );
+    assert_eq!(failed["status"], "CAUGHT_ERROR", "{failed}");
+    assert_eq!(failed["nextState"], "Refund");
+    assert_eq!(
+        parsed(&failed["output"])["error"]["Error"],
+        "States.ExceedToleratedFailureThreshold"
+    );
+    // A Parallel state's mock is its branches' outputs, one per branch.
+    let parallel = json!({"Type": "Parallel", "QueryLanguage": "JSONata",
+        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}],
+        "Output": "{% $states.result[1] %}", "MaxConcurrency": "{% 1 %}", "End": true});
+    let branches = test_jsonata(
+        &local,
+        parallel,
+        "{}",
+        json!({"mock": {"result": "[\"a\", \"b\"]"}}),
+    );
+    assert_eq!(branches["output"], "\"b\"", "{branches}");
+    // A Task with no mock calls something, which AWS does as a role: the role is required.
+    let no_role = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                                     "End": true}).to_string()}),
+    );
+    assert_error(&no_role, 400, "ValidationException");
+    assert!(no_role.1["message"].as_str().unwrap().contains("RoleArn"));
+    // A JSONata Map's expressions are evaluated for the inspection data.
+    let jsonata_map = json!({"Type": "Map", "QueryLanguage": "JSONata",
+        "Items": "{% $states.input.items %}", "MaxConcurrency": "{% $states.input.limit + 1 %}",
+        "ToleratedFailurePercentage": 50,
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true});
+    let ran = test_jsonata(&local, jsonata_map, input, json!({}));
+    assert_eq!(ran["output"], "[1,2]", "{ran}");
+    assert_eq!(ran["inspectionData"]["maxConcurrency"], 3);
+    assert_eq!(ran["inspectionData"]["toleratedFailurePercentage"], 50);
+}
+
+/// Python's test HTTP server of `tests/fixtures/http_server.py`, killed on drop.
+struct EchoServer {
+    child: Child,
+    port: u16,
+}
+
+impl EchoServer {
+    fn start() -> EchoServer {
+        use std::io::{BufRead, BufReader};
+        let script = common::root().join("tests/fixtures/http_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs the test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the server prints its port");
+        let port = line.trim().parse().expect("a port number");
+        EchoServer { child, port }
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn test_state_traces_the_http_exchange_it_made() {
+    let srv = EchoServer::start();
+    let prefix = format!("http://127.0.0.1:{}/", srv.port);
+    let local = Local::start(
+        "api-test-state-http",
+        &format!(
+            "reveal_secrets = true\n\n[[tasks.http.connections]]\nprefix = {prefix:?}\n\
+             headers = {{ x-api-key = \"hdr-s3cret\" }}\nquery_parameters = {{ token = \"qry-s3cret\" }}\n"
+        ),
+    );
+    let state = json!({"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+        "Parameters": {"ApiEndpoint": format!("{prefix}echo"), "Method": "POST",
+                       "Headers": {"x-trace": "t1"}, "QueryParameters": {"q": "a b"},
+                       "RequestBody": {"id.$": "$.id"}},
+        "ResultSelector": {"sent.$": "$.ResponseBody.body"}, "End": true})
+    .to_string();
+    let trace = |reveal: bool| {
+        let answer = call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": state, "roleArn": "arn:aws:iam::1:role/r", "input": "{\"id\": 7}",
+                    "inspectionLevel": "TRACE", "revealSecrets": reveal}),
+        );
+        assert_eq!(answer.0, 200, "{answer:?}");
+        assert_eq!(answer.1["status"], "SUCCEEDED", "{answer:?}");
+        answer.1["inspectionData"].clone()
+    };
+    let hidden = trace(false);
+    let req = &hidden["request"];
+    assert_eq!(req["protocol"], "http");
+    assert_eq!(req["method"], "POST");
+    // The request as sent: the query string and body it carried, the definition's header;
+    // without revealSecrets, not what the connection added.
+    assert_eq!(req["url"], format!("{prefix}echo?q=a+b"));
+    assert_eq!(req["body"], "{\"id\":7}");
+    let headers = req["headers"].as_str().unwrap();
+    assert!(
+        headers.starts_with('[') && headers.contains("x-trace: t1"),
+        "{headers}"
+    );
+    assert!(!headers.contains("s3cret"), "{headers}");
+    // The response as received, the body as the text that came.
+    let resp = &hidden["response"];
+    assert_eq!(resp["statusCode"], "200");
+    assert_eq!(resp["statusMessage"], "OK");
+    assert!(resp["headers"]
+        .as_str()
+        .unwrap()
+        .contains("content-type: application/json"));
+    let echoed = parsed(&resp["body"]);
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(
+        echoed["headers"]["x-api-key"], "hdr-s3cret",
+        "the secret was sent"
+    );
+    assert_eq!(
+        parsed(&hidden["afterResultSelector"]),
+        json!({"sent": "{\"id\":7}"})
+    );
+    // revealSecrets shows what the connection added.
+    let shown = trace(true);
+    assert_eq!(
+        shown["request"]["url"],
+        format!("{prefix}echo?q=a+b&token=qry-s3cret")
+    );
+    assert!(shown["request"]["headers"]
+        .as_str()
+        .unwrap()
+        .contains("x-api-key: hdr-s3cret"));
+    // A mocked HTTP Task makes no call, so there is nothing to trace.
+    let mocked = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": state, "input": "{\"id\": 7}", "inspectionLevel": "TRACE",
+                "mock": {"result": "{\"ResponseBody\": {\"body\": \"m\"}}"}}),
+    );
+    assert_eq!(mocked.1["output"], "{\"sent\":\"m\"}", "{mocked:?}");
+    assert!(mocked.1["inspectionData"].get("request").is_none());
 }
 
 #[test]

@@ -92,6 +92,11 @@ impl ApiError {
         ApiError::new(413, "RequestEntityTooLargeException", message)
     }
 
+    /// The caller may not do this (AWS: an IAM permission is missing).
+    pub fn access_denied(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "AccessDeniedException", message)
+    }
+
     /// The error's body.
     pub fn body(&self) -> Vec<u8> {
         json!({"__type": self.kind, "message": self.message})

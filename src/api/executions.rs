@@ -1,7 +1,7 @@
 //! StartSyncExecution (on a shard, answered with the outcome) and StartExecution (a request
 //! on the requests topic; the result lands on the results topic).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::body::Bytes;
@@ -15,8 +15,76 @@ use super::fields::{self, Fields};
 use super::Api;
 use crate::exec::Status;
 use crate::pipeline::definitions::epoch_seconds;
-use crate::pipeline::result::{execution_arn, new_uuid, state_machine_arn, Source};
-use crate::shard::{Job, SyncCall, SyncDone, SyncRefused};
+use crate::pipeline::result::{execution_arn, new_uuid, state_machine_arn};
+use crate::shard::{run_one, ShardView};
+
+/// StartSyncExecution's limit (AWS's, for Express workflows).
+const SYNC_MAX_DURATION: Duration = Duration::from_secs(300);
+
+/// Why a StartSyncExecution did not run.
+#[derive(Debug)]
+pub enum SyncRefused {
+    /// The state machine was deleted before the execution started.
+    MachineGone,
+    /// The input is not JSON, or nested too deep.
+    BadInput(String),
+}
+
+/// How a StartSyncExecution ended.
+#[derive(Debug)]
+pub struct SyncDone {
+    /// The outcome.
+    pub outcome: crate::exec::Outcome,
+    /// When it started.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// When it stopped.
+    pub stop: chrono::DateTime<chrono::Utc>,
+    /// The input text, handed back.
+    pub input: String,
+}
+
+/// Parses the input and runs the execution on this shard.
+async fn run_sync(
+    shard: &ShardView,
+    machine: &str,
+    name: &str,
+    id: &uuid::Uuid,
+    input: String,
+    max_depth: usize,
+) -> Result<SyncDone, SyncRefused> {
+    let depth = crate::pipeline::request::max_depth(input.as_bytes());
+    if depth > max_depth {
+        return Err(SyncRefused::BadInput(format!(
+            "it nests {depth} levels deep, over the limit of {max_depth}"
+        )));
+    }
+    let value = serde_json::from_str::<crate::value::Value>(&input)
+        .map_err(|e| SyncRefused::BadInput(e.to_string()))?;
+    // Read now, not when the connection started: a keep-alive connection may create a
+    // machine and run it next.
+    let machines = shard.ctx.machines.snapshot();
+    let m = machines.get(machine).ok_or(SyncRefused::MachineGone)?;
+    let execution = crate::express::Execution { machine, name, id };
+    // AWS ends a synchronous Express execution after 5 minutes, whatever the config.
+    let cap = shard.ctx.max_duration.min(SYNC_MAX_DURATION);
+    let (outcome, start, stop) = run_one(shard, m, &execution, value, 0, cap).await;
+    Ok(SyncDone {
+        outcome,
+        start,
+        stop,
+        input,
+    })
+}
+
+/// Holds one of the shard's in-flight slots; released when dropped, so an execution
+/// abandoned with its connection releases it too.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Largest execution input, in bytes (AWS: 256 KiB).
 pub const MAX_INPUT_BYTES: usize = 256 * 1024;
@@ -46,7 +114,7 @@ fn checked_input(api: &Api, input: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn read_start(api: &Api, f: &Fields) -> Result<Start, ApiError> {
+fn read_start(api: &Api, f: &mut Fields) -> Result<Start, ApiError> {
     let arn = f.string("stateMachineArn")?;
     let machine = fields::machine_name(&arn)?.to_string();
     if !api.registry.contains(&machine) {
@@ -60,7 +128,10 @@ fn read_start(api: &Api, f: &Fields) -> Result<Start, ApiError> {
         }
         None => new_uuid().to_string(),
     };
-    let input = f.optional_string("input")?.unwrap_or_else(|| "{}".into());
+    // Moved out, not copied: it may be 256 KiB.
+    let input = f
+        .take_optional_string("input")?
+        .unwrap_or_else(|| "{}".into());
     if input.len() > MAX_INPUT_BYTES {
         return Err(ApiError::validation(format!(
             "1 validation error detected: Value at 'input' failed to satisfy constraint: \
@@ -74,89 +145,86 @@ fn read_start(api: &Api, f: &Fields) -> Result<Start, ApiError> {
     })
 }
 
-/// StartSyncExecution: runs on the least busy shard and answers AWS's response shape,
-/// 200 whatever the status. The shard parses the input and writes the answer, so the API
-/// thread only reads requests and sends answers.
-pub async fn start_sync(api: &Api, f: Fields) -> Result<Bytes, ApiError> {
-    let s = read_start(api, &f)?;
+/// StartSyncExecution: runs on the shard that serves the connection and answers AWS's
+/// response shape, 200 whatever the status. The request is read, run and answered on one
+/// thread, with no hand-over.
+pub async fn start_sync(api: &Api, mut f: Fields, shard: &ShardView) -> Result<Bytes, ApiError> {
+    let s = read_start(api, &mut f)?;
     let include_data = f.optional_string("includedData")?.as_deref() != Some("METADATA_ONLY");
+    if shard.in_flight.load(Ordering::Relaxed) >= api.max_in_flight {
+        return Err(ApiError::throttled(
+            "Rate exceeded: this shard holds its most executions; retry later",
+        ));
+    }
+    shard.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _slot = Slot(&shard.in_flight);
     let id = new_uuid();
-    let (tx, rx) = tokio::sync::oneshot::channel::<Result<Bytes, SyncRefused>>();
-    let (machine, name) = (s.machine.clone(), s.name.clone());
-    let reply = move |done: Result<SyncDone, SyncRefused>| {
-        let answer = done.map(|d| Bytes::from(sync_answer(&machine, &name, &id, include_data, &d)));
-        // The caller may have gone (a closed connection); nothing waits for the answer then.
-        let _ = tx.send(answer);
-    };
-    let job = Job {
-        source: Source {
-            topic: Arc::clone(&api.sync_source),
-            partition: -1,
-            offset: -1,
-        },
-        key: None,
-        value: None,
-        bound: None,
-        header_machine: None,
-        header_name: None,
-        header_nesting: None,
-        sync: Some(Box::new(SyncCall {
-            machine: s.machine.clone(),
-            name: s.name,
-            id,
-            input: s.input,
-            max_depth: api.max_input_depth,
-            reply: Box::new(reply),
-        })),
-    };
-    api.submit(job)?;
-    match rx.await {
-        Err(_) => Err(ApiError::unavailable(
-            "the execution was abandoned: stepstream is shutting down",
-        )),
-        Ok(Err(SyncRefused::MachineGone)) => {
-            Err(ApiError::no_machine(&state_machine_arn(&s.machine)))
-        }
-        Ok(Err(SyncRefused::BadInput(why))) => Err(ApiError::invalid_input(format!(
+    match run_sync(
+        shard,
+        &s.machine,
+        &s.name,
+        &id,
+        s.input,
+        api.max_input_depth,
+    )
+    .await
+    {
+        Err(SyncRefused::MachineGone) => Err(ApiError::no_machine(&state_machine_arn(&s.machine))),
+        Err(SyncRefused::BadInput(why)) => Err(ApiError::invalid_input(format!(
             "Invalid State Machine Execution Input: '{why}'"
         ))),
-        Ok(Ok(body)) => Ok(body),
+        Ok(done) => Ok(Bytes::from(sync_answer(
+            &s.machine,
+            &s.name,
+            &id,
+            include_data,
+            &done,
+        ))),
     }
 }
 
+/// Writes `s` as a JSON string. Text without control characters (the common case: an
+/// input or output's own JSON text) needs only quotes and backslashes escaped, found with
+/// `memchr`; anything else takes serde_json's full escaping.
 fn string_into(out: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(out, s).expect("a string always serializes into memory");
+    let bytes = s.as_bytes();
+    if bytes.iter().any(|&b| b < 0x20) {
+        serde_json::to_writer(out, s).expect("a string always serializes into memory");
+        return;
+    }
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut plain = 0;
+    for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
+        out.extend_from_slice(&bytes[plain..i]);
+        out.push(b'\\');
+        plain = i;
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
 
 fn number_into(out: &mut Vec<u8>, n: f64) {
     serde_json::to_writer(out, &n).expect("a number always serializes into memory");
 }
 
-/// Writes `v` as a JSON string holding its JSON text, in one pass: serde_json's output
-/// has no raw control characters, so only quotes and backslashes need a second escape.
+/// Writes `v` as a JSON string holding its JSON text: written whole into a reused buffer
+/// first, then escaped as one string.
 fn output_into(out: &mut Vec<u8>, v: &crate::value::Value) {
-    struct Escaping<'a>(&'a mut Vec<u8>);
-    impl std::io::Write for Escaping<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let mut plain = 0;
-            for (i, &b) in buf.iter().enumerate() {
-                if b == b'"' || b == b'\\' {
-                    self.0.extend_from_slice(&buf[plain..i]);
-                    self.0.push(b'\\');
-                    self.0.push(b);
-                    plain = i + 1;
-                }
-            }
-            self.0.extend_from_slice(&buf[plain..]);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    thread_local! {
+        static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    out.push(b'"');
-    serde_json::to_writer(Escaping(out), v).expect("a JSON value always serializes into memory");
-    out.push(b'"');
+    TEXT.with(|text| {
+        let mut text = text.borrow_mut();
+        text.clear();
+        crate::value::to_writer(&mut text, v);
+        // The compact text holds no raw control characters: the fast path always applies.
+        string_into(out, std::str::from_utf8(&text).expect("JSON text is UTF-8"));
+        // A huge output does not keep its buffer on the thread.
+        if text.capacity() > 1 << 20 {
+            *text = Vec::new();
+        }
+    });
 }
 
 /// StartSyncExecution's answer, written straight into bytes.
@@ -219,8 +287,8 @@ fn sync_answer(
 /// StartExecution: the request goes onto the requests topic (DESIGN.md's envelope, keyed by
 /// the execution name, its id in `stepstream-execution-id`), so the result record carries
 /// the ARN answered here.
-pub async fn start(api: &Api, f: Fields) -> Result<Value, ApiError> {
-    let s = read_start(api, &f)?;
+pub async fn start(api: &Api, mut f: Fields) -> Result<Value, ApiError> {
+    let s = read_start(api, &mut f)?;
     checked_input(api, &s.input)?;
     let Some(topic) = &api.requests_topic else {
         return Err(ApiError::unavailable(
@@ -267,5 +335,24 @@ mod tests {
         output_into(&mut out, &crate::value::Value::from(&v));
         let expected = serde_json::to_string(&v.to_string()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for s in [
+            "",
+            "plain",
+            "{\"a\": \"b\\\\c\"}",
+            "\"\"\\\\",
+            "pretty\n{\n\t\"a\": 1\n}",
+            "é\u{2028}\u{7f}\u{1}",
+        ] {
+            let mut out = Vec::new();
+            string_into(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
     }
 }

@@ -50,6 +50,17 @@ impl Fields {
         }
     }
 
+    /// A string field that may be absent, moved out of the input.
+    pub fn take_optional_string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::serialization(format!(
+                "'{name}' must be a string"
+            ))),
+        }
+    }
+
     /// A whole-number field that may be absent.
     pub fn optional_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.optional(name) {

@@ -2,8 +2,9 @@
 //! `X-Amz-Target: AWSStepFunctions.<Operation>`), so that the AWS CLI and the SDKs drive
 //! stepstream with `--endpoint-url`.
 //!
-//! `stepstream run` starts it on `[api] listen` (its own thread, one current-thread
-//! runtime): [`server`] reads bounded requests, [`auth`] checks SigV4 signatures when keys
+//! `stepstream run` starts it on `[api] listen`: its own thread accepts connections and
+//! hands each to a shard, which serves it ([`ShardConnection`]), so StartSyncExecution
+//! reads, runs and answers on one thread. [`server`] reads bounded requests, [`auth`] checks SigV4 signatures when keys
 //! are configured, [`Api`] dispatches to the operations in [`machines`] (state machine
 //! CRUD and validation, through the definitions topic of [`crate::pipeline::definitions`]),
 //! [`executions`]
@@ -20,8 +21,11 @@ pub mod test_state;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -31,7 +35,7 @@ use rdkafka::producer::FutureProducer;
 
 use crate::config::Config;
 use crate::pipeline::definitions::{self as registry, Registry};
-use crate::shard::{Job, Submitter};
+use crate::shard::{ShardView, Submitter, Work};
 use errors::ApiError;
 use fields::Fields;
 use server::{Answer, Call, Handler};
@@ -39,18 +43,16 @@ use server::{Answer, Call, Handler};
 /// The `X-Amz-Target` prefix of Step Functions operations.
 const TARGET_PREFIX: &str = "AWSStepFunctions.";
 
-/// The API's state; lives on the API thread.
+/// The API's state, shared by the shards that serve its connections.
 pub struct Api {
     registry: Arc<Registry>,
-    shards: Vec<Submitter>,
-    next_shard: Cell<usize>,
     max_in_flight: usize,
     max_input_depth: usize,
     producer: FutureProducer,
     requests_topic: Option<String>,
     access_keys: BTreeMap<String, String>,
-    /// The `source.topic` of sync jobs (never written anywhere).
-    sync_source: Arc<str>,
+    /// Whether TestState's `revealSecrets` may show what HTTP connections add.
+    reveal_secrets: bool,
 }
 
 /// Why the API cannot start.
@@ -122,10 +124,8 @@ pub fn start(
     let producer: FutureProducer = p
         .create()
         .map_err(|e| ApiStartError::Kafka(e.to_string()))?;
-    let api = Api {
+    let api = Arc::new(Api {
         registry,
-        shards,
-        next_shard: Cell::new(0),
         max_in_flight: cfg.engine.max_in_flight_per_shard,
         max_input_depth: cfg.engine.max_request_depth,
         producer,
@@ -135,8 +135,8 @@ pub fn start(
             .find(|i| i.state_machine.is_none())
             .map(|i| i.topic.clone()),
         access_keys: cfg.api.access_keys.clone(),
-        sync_source: Arc::from("api:StartSyncExecution"),
-    };
+        reveal_secrets: cfg.api.reveal_secrets,
+    });
     let limits = server::Limits {
         max_connections: cfg.api.max_connections.max(1),
         ..server::Limits::default()
@@ -158,7 +158,9 @@ pub fn start(
                         return;
                     }
                 };
-                server::serve(listener, Rc::new(api), limits, async {
+                let next = Cell::new(0usize);
+                let place = |accepted| place(&shards, &next, &api, limits, accepted);
+                server::serve(listener, place, limits, async {
                     let _ = stop_rx.await;
                 })
                 .await;
@@ -184,31 +186,71 @@ pub fn service() -> crate::pipeline::Service {
     })
 }
 
-impl Api {
-    /// Hands a job to the least busy shard, starting from a rotating one; throttles when
-    /// all are at their in-flight limit.
-    fn submit(&self, job: Job) -> Result<(), ApiError> {
-        let n = self.shards.len();
-        if n == 0 {
-            return Err(ApiError::unavailable("no shard runs executions"));
+/// Hands a connection to the least busy shard, starting from a rotating one.
+fn place(
+    shards: &[Submitter],
+    next: &Cell<usize>,
+    api: &Arc<Api>,
+    limits: server::Limits,
+    accepted: server::Accepted,
+) -> Result<(), server::Accepted> {
+    let n = shards.len();
+    if n == 0 {
+        return Err(accepted);
+    }
+    let first = next.get() % n;
+    next.set(first + 1);
+    let mut order: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
+    order.sort_by_key(|&i| shards[i].in_flight());
+    let mut job: crate::shard::Job = Box::new(ShardConnection {
+        api: Arc::clone(api),
+        accepted,
+        limits,
+    });
+    for i in order {
+        // A connection is not an execution: only a full queue refuses it.
+        match shards[i].try_submit(job, usize::MAX) {
+            Ok(()) => return Ok(()),
+            Err(back) => job = back,
         }
-        let first = self.next_shard.get() % n;
-        self.next_shard.set(first + 1);
-        let mut order: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
-        order.sort_by_key(|&i| self.shards[i].in_flight());
-        let mut job = job;
-        for i in order {
-            match self.shards[i].try_submit(job, self.max_in_flight) {
-                Ok(()) => return Ok(()),
-                Err(back) => job = *back,
-            }
-        }
-        Err(ApiError::throttled(
-            "Rate exceeded: every shard holds its most executions; retry later",
+    }
+    tracing::warn!("stepstream: api: every shard's queue is full; a connection is closed");
+    Ok(())
+}
+
+/// One API connection, served on the shard it was handed to.
+pub struct ShardConnection {
+    api: Arc<Api>,
+    accepted: server::Accepted,
+    limits: server::Limits,
+}
+
+impl Work for ShardConnection {
+    fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
+        // The slot `try_submit` took counts executions; the connection holds none. Its
+        // StartSyncExecution calls take their own.
+        shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let ShardConnection {
+            api,
+            accepted,
+            limits,
+        } = *self;
+        Box::pin(server::connection(
+            accepted,
+            Rc::new(OnShard { api, shard }),
+            limits,
         ))
     }
+}
 
-    async fn dispatch(&self, call: Call) -> Result<Bytes, ApiError> {
+/// The API as one shard serves it.
+struct OnShard {
+    api: Arc<Api>,
+    shard: ShardView,
+}
+
+impl Api {
+    async fn dispatch(&self, call: Call, shard: &ShardView) -> Result<Bytes, ApiError> {
         if call.method != hyper::Method::POST {
             return Err(ApiError::unknown_operation(format!(
                 "{} is not an operation: the API takes POST requests with X-Amz-Target",
@@ -237,7 +279,7 @@ impl Api {
         let f = Fields::parse(&call.body)?;
         if op == "StartSyncExecution" {
             // Its answer comes written from the shard.
-            return executions::start_sync(self, f).await;
+            return executions::start_sync(self, f, shard).await;
         }
         let answer = match op {
             "CreateStateMachine" => machines::create(self, f).await,
@@ -266,10 +308,10 @@ fn error_answer(e: &ApiError) -> Answer {
     }
 }
 
-impl Handler for Api {
+impl Handler for OnShard {
     fn call(self: Rc<Self>, call: Call) -> LocalBoxFuture<'static, Answer> {
         Box::pin(async move {
-            match self.dispatch(call).await {
+            match self.api.dispatch(call, &self.shard).await {
                 Ok(body) => Answer { status: 200, body },
                 Err(e) => error_answer(&e),
             }

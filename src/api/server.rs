@@ -1,12 +1,13 @@
-//! The HTTP/1.1 server under the API: keep-alive connections on one thread, every request
-//! bounded in header size, body size and time, and a cap on open connections.
+//! The HTTP/1.1 server under the API: one thread accepts, the shards serve the connections
+//! (keep-alive), every request bounded in header size, body size and time, and a cap on
+//! open connections.
 //!
 //! The server knows nothing of Step Functions: it reads a whole request and hands it to a
 //! [`Handler`], so a benchmark can measure the same server answering a fixed body.
 
-use std::cell::Cell;
 use std::convert::Infallible;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
@@ -61,8 +62,6 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most connections open at once.
     pub max_connections: usize,
-    /// How long requests being answered may take to finish once the server stops.
-    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -73,30 +72,27 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             max_header_bytes: 64 << 10,
             max_connections: 1024,
-            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
 
-/// Serves `listener` until `stop` resolves, then lets answers in progress finish within the
-/// grace period. Runs on a `LocalSet` (the handler is `Rc`, one thread).
-pub async fn serve<H: Handler>(
+/// Accepts connections on `listener` until `stop` resolves and hands each to `place`, with
+/// a permit that caps open connections at [`Limits::max_connections`] (held until the
+/// connection closes). `place` serves the connection somewhere (a shard, see
+/// [`connection`]) or gives it back, and then it is closed.
+pub async fn serve(
     listener: tokio::net::TcpListener,
-    handler: Rc<H>,
+    place: impl Fn(Accepted) -> Result<(), Accepted>,
     limits: Limits,
     stop: impl std::future::Future<Output = ()>,
 ) {
-    let open = Rc::new(Cell::new(0usize));
-    let busy = Rc::new(Cell::new(0usize));
-    let room = Rc::new(tokio::sync::Notify::new());
+    let room = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     tokio::pin!(stop);
     loop {
-        while open.get() >= limits.max_connections {
-            tokio::select! {
-                _ = room.notified() => {}
-                _ = &mut stop => return drain(&busy, limits.shutdown_grace).await,
-            }
-        }
+        let permit = tokio::select! {
+            p = Arc::clone(&room).acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = &mut stop => return,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -107,44 +103,54 @@ pub async fn serve<H: Handler>(
                     continue;
                 }
             },
-            _ = &mut stop => return drain(&busy, limits.shutdown_grace).await,
+            _ = &mut stop => return,
         };
         let _ = stream.set_nodelay(true);
-        open.set(open.get() + 1);
-        let (handler, open, busy, room) = (
-            Rc::clone(&handler),
-            Rc::clone(&open),
-            Rc::clone(&busy),
-            Rc::clone(&room),
-        );
-        tokio::task::spawn_local(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let (handler, busy) = (Rc::clone(&handler), Rc::clone(&busy));
-                async move {
-                    busy.set(busy.get() + 1);
-                    let answer = answer(handler, req, limits).await;
-                    busy.set(busy.get() - 1);
-                    Ok::<_, Infallible>(answer)
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .max_buf_size(limits.max_header_bytes.max(8192))
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            open.set(open.get() - 1);
-            room.notify_one();
-        });
+        // Leaves this thread's reactor; the thread that serves it registers it with its own.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("stepstream: api: cannot hand a connection over: {e}");
+                continue;
+            }
+        };
+        if place(Accepted { stream, permit }).is_err() {
+            tracing::warn!("stepstream: api: no thread takes a connection now; closed it");
+        }
     }
 }
 
-async fn drain(busy: &Cell<usize>, grace: Duration) {
-    let deadline = tokio::time::Instant::now() + grace;
-    while busy.get() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// An accepted connection and its place under the connection cap.
+pub struct Accepted {
+    /// The socket, non-blocking.
+    pub stream: std::net::TcpStream,
+    /// Released when the connection is dropped.
+    pub permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// Serves one accepted connection on the current thread's runtime (keep-alive, every
+/// request bounded by `limits`) until the client closes it or it idles out.
+pub async fn connection<H: Handler>(accepted: Accepted, handler: Rc<H>, limits: Limits) {
+    let Accepted { stream, permit } = accepted;
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("stepstream: api: cannot serve a connection: {e}");
+            return;
+        }
+    };
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let handler = Rc::clone(&handler);
+        async move { Ok::<_, Infallible>(answer(handler, req, limits).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    drop(permit);
 }
 
 async fn answer<H: Handler>(

@@ -1,15 +1,21 @@
-//! TestState: one state run on its own, as AWS's TestState runs it: no retries (a matching
-//! retrier makes the status RETRIABLE), a matching catcher makes it CAUGHT_ERROR with the
-//! catcher's output and next state, and `inspectionLevel` DEBUG / TRACE reports the data
-//! after each step of JSONPath input/output processing.
+//! TestState: one state run on its own, as AWS's TestState runs it. The state runs once,
+//! without retries: an error its first matching retrier would retry is RETRIABLE (with the
+//! backoff AWS would wait), one a catcher handles is CAUGHT_ERROR (with the catcher's output
+//! and next state), anything else FAILED. `inspectionLevel` DEBUG reports the data after
+//! each step of input/output processing (JSONPath: InputPath, Parameters, the result,
+//! ResultSelector, ResultPath; JSONata: Arguments and the result) and the variables after
+//! the state; TRACE adds the HTTP request and response an `http:invoke` Task exchanged.
 //!
-//! Everything runs through the interpreter as small machines built around the state: the
-//! state itself with a Succeed placeholder per transition target (whose entry names the next
-//! state), and Pass states that apply one field at a time (InputPath, Parameters,
-//! ResultSelector, ResultPath) for the inspection data, so the figures are the engine's own.
-//! A Task is called once; `mock` answers it instead (`{"result": "<JSON>"}` or
-//! `{"errorOutput": {"error", "cause"}}`).
+//! Everything runs through the interpreter ([`exec::run_start_state`]: one state, no
+//! transition) in small machines built around the state, so the figures are the engine's
+//! own: the state itself with a Succeed placeholder per transition target; for a caught
+//! error, a Task with the state's catchers whose call fails with that error; for the
+//! JSONPath steps no call reports, Pass states that apply one field at a time. A Task is
+//! called once, through a recorder that keeps what it was sent (after Parameters or
+//! Arguments) and what it answered (the result); `mock` answers it instead
+//! (`{"result": "<JSON>"}` or `{"errorOutput": {"error", "cause"}}`).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -18,13 +24,37 @@ use super::errors::ApiError;
 use super::fields::Fields;
 use super::Api;
 use crate::error::WorkflowError;
-use crate::exec::{self, ExecOptions, LogLevel, LogSettings, Status};
+use crate::exec::{self, ExecOptions};
+use crate::tasks::{http, TaskCall, TaskFuture, TaskHandler, Tasks};
 
 /// How long the tested state may run.
 const MAX_DURATION: Duration = Duration::from_secs(60);
 
 /// The name the tested state gets when the definition is a state, not a machine.
 const DEFAULT_STATE_NAME: &str = "TestState";
+
+/// The resource of the stand-in Tasks that replay a caught error or a mocked Map or
+/// Parallel state; always answered by a mock, never called.
+const STAND_IN_RESOURCE: &str = "arn:aws:states:::stepstream:test-state";
+
+/// The request's parts besides the state.
+struct Request {
+    level: Level,
+    input_text: String,
+    input: Value,
+    variables: Map<String, Value>,
+    context: Option<Value>,
+    mock: Option<Value>,
+    reveal_secrets: bool,
+    retrier_retry_count: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Info,
+    Debug,
+    Trace,
+}
 
 /// TestState.
 pub async fn test_state(api: &Api, f: Fields) -> Result<Value, ApiError> {
@@ -36,30 +66,48 @@ pub async fn test_state(api: &Api, f: Fields) -> Result<Value, ApiError> {
             crate::pipeline::definitions::MAX_DEFINITION_CHARS
         )));
     }
-    let level = f
-        .optional_string("inspectionLevel")?
-        .unwrap_or_else(|| "INFO".into());
-    if !["INFO", "DEBUG", "TRACE"].contains(&level.as_str()) {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{level}' at 'inspectionLevel' failed to satisfy \
-             constraint: Member must satisfy enum value set: [INFO, DEBUG, TRACE]"
-        )));
-    }
+    let def: Value = serde_json::from_str(&definition).map_err(|e| {
+        ApiError::invalid_definition(format!("Invalid State Machine Definition: {e}"))
+    })?;
+    let (name, state, query_language) = pick_state(&def, f.optional_string("stateName")?)?;
+    let req = read_request(api, &f, &state)?;
+    // Every run of the test sees one Context object, so what the inspection data shows
+    // and what the state did agree on `$$`.
+    let context = match &req.context {
+        Some(c) => crate::value::Value::from(c),
+        None => default_context(&name, &state, f.optional_string("roleArn")?, &req.input),
+    };
+    let t = Tester {
+        api,
+        name: &name,
+        jsonata: query_language == "JSONata",
+        variables: to_value_map(&req.variables),
+        context,
+    };
+    t.test(&state, &req).await
+}
+
+/// Reads and checks the request's fields other than `definition` and `stateName`.
+fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Request, ApiError> {
+    let level = match f.optional_string("inspectionLevel")?.as_deref() {
+        None | Some("INFO") => Level::Info,
+        Some("DEBUG") => Level::Debug,
+        Some("TRACE") => Level::Trace,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'inspectionLevel' failed to \
+                 satisfy constraint: Member must satisfy enum value set: [INFO, DEBUG, TRACE]"
+            )))
+        }
+    };
     let input_text = f.optional_string("input")?.unwrap_or_else(|| "{}".into());
-    if input_text.len() > super::executions::MAX_INPUT_BYTES
-        || crate::pipeline::request::max_depth(input_text.as_bytes()) > api.max_input_depth
-    {
-        return Err(ApiError::invalid_input(
-            "Invalid State Machine Execution Input: over 256 KiB or nested too deep",
-        ));
-    }
-    let input: Value = serde_json::from_str(&input_text).map_err(|e| {
-        ApiError::invalid_input(format!("Invalid State Machine Execution Input: '{e}'"))
+    let input = bounded_json(api, &input_text).map_err(|why| {
+        ApiError::invalid_input(format!("Invalid State Machine Execution Input: {why}"))
     })?;
     let variables = match f.optional_string("variables")? {
-        None => None,
-        Some(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(m)) if text.len() <= super::executions::MAX_INPUT_BYTES => Some(m),
+        None => Map::new(),
+        Some(text) => match bounded_json(api, &text) {
+            Ok(Value::Object(m)) => m,
             _ => {
                 return Err(ApiError::validation(
                     "variables must be a JSON object of variable name -> value, up to 256 KiB",
@@ -67,108 +115,129 @@ pub async fn test_state(api: &Api, f: Fields) -> Result<Value, ApiError> {
             }
         },
     };
-    let def: Value = serde_json::from_str(&definition).map_err(|e| {
-        ApiError::invalid_definition(format!("Invalid State Machine Definition: {e}"))
-    })?;
-    let (name, state, query_language) = pick_state(&def, f.optional_string("stateName")?)?;
-    let mock = mock_of(&f)?;
-
-    let t = Tester {
-        api,
-        name: &name,
-        query_language: query_language.clone(),
-        variables: variables.as_ref(),
+    let mock = mock_of(f)?;
+    let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    // AWS runs a real call as the role it is given (nothing here checks what the role
+    // may do, but a request AWS refuses is refused here too).
+    if kind == "Task" && mock.is_none() && f.optional_string("roleArn")?.is_none() {
+        return Err(ApiError::validation(
+            "RoleArn must be specified when testing a Task state",
+        ));
+    }
+    if mock.is_some() && !matches!(kind, "Task" | "Map" | "Parallel") {
+        return Err(ApiError::validation(format!(
+            "A mock can only be specified for Task, Map, or Parallel states, not for a {kind} state"
+        )));
+    }
+    let context = match f.optional_string("context")? {
+        None => None,
+        Some(_) if mock.is_none() => {
+            return Err(ApiError::validation(
+                "context may only be specified together with a mock",
+            ))
+        }
+        Some(text) => match bounded_json(api, &text) {
+            Ok(v @ Value::Object(_)) => Some(v),
+            _ => {
+                return Err(ApiError::validation(
+                    "context must be a JSON object (a Context object), up to 256 KiB",
+                ))
+            }
+        },
     };
-    // The state without Retry and Catch: TestState reports what they would do.
-    let mut bare = state.clone();
-    bare.remove("Retry");
-    bare.remove("Catch");
-    let (outcome, events) = t.run_state(bare, &input, mock.as_ref()).await?;
+    let reveal_secrets = match f.optional("revealSecrets") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::serialization("'revealSecrets' must be a boolean")),
+    };
+    if reveal_secrets && !api.reveal_secrets {
+        return Err(ApiError::access_denied(
+            "revealSecrets is not allowed on this endpoint: set [api] reveal_secrets = true \
+             to let TestState callers see the secrets a [[tasks.http.connections]] entry adds \
+             (AWS asks for the states:RevealSecrets permission)",
+        ));
+    }
+    let mut retrier_retry_count = 0;
+    if let Some(c) = f.optional("stateConfiguration") {
+        let Some(c) = c.as_object() else {
+            return Err(ApiError::serialization(
+                "'stateConfiguration' must be an object",
+            ));
+        };
+        for (k, v) in c {
+            match k.as_str() {
+                "retrierRetryCount" => {
+                    retrier_retry_count = v.as_u64().ok_or_else(|| {
+                        ApiError::validation(
+                            "stateConfiguration.retrierRetryCount must be a whole number >= 0",
+                        )
+                    })?
+                }
+                other => {
+                    return Err(ApiError::validation(format!(
+                        "stateConfiguration.{other} is not supported by stepstream's TestState \
+                         (it takes retrierRetryCount)"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(Request {
+        level,
+        input_text,
+        input,
+        variables,
+        context,
+        mock,
+        reveal_secrets,
+        retrier_retry_count,
+    })
+}
 
-    let mut out = Map::new();
-    let debug = level != "INFO";
-    let mut inspection = Map::new();
-    if debug {
-        inspection.insert("input".into(), json!(input_text));
-        if let Some(v) = &variables {
-            inspection.insert(
-                "variables".into(),
-                json!(Value::Object(v.clone()).to_string()),
-            );
-        }
+/// JSON text within the execution input limits (size and nesting).
+fn bounded_json(api: &Api, text: &str) -> Result<Value, String> {
+    if text.len() > super::executions::MAX_INPUT_BYTES
+        || crate::pipeline::request::max_depth(text.as_bytes()) > api.max_input_depth
+    {
+        return Err("over 256 KiB or nested too deep".into());
     }
-    match outcome.status {
-        Status::Succeeded => {
-            let output = state_output(&events, &name).or(outcome.output.map(Value::from));
-            if let Some(next) = entered_after(&events) {
-                out.insert("nextState".into(), json!(next));
-            }
-            if let Some(o) = &output {
-                out.insert("output".into(), json!(o.to_string()));
-            }
-            out.insert("status".into(), json!("SUCCEEDED"));
-            if debug && query_language != "JSONata" {
-                t.inspect(&state, &input, &events, &mut inspection).await;
-                if level == "TRACE" {
-                    http_trace(&state, &mut inspection);
-                }
-            }
-        }
-        _ => {
-            let err = WorkflowError {
-                error: outcome.error.clone(),
-                cause: outcome.cause.clone(),
-            };
-            out.insert("error".into(), json!(err.error));
-            out.insert("cause".into(), json!(err.cause));
-            let retrier = state.get("Retry").and_then(Value::as_array).and_then(|rs| {
-                rs.iter().enumerate().find(|(_, r)| {
-                    matches_any(r, &err)
-                        && r.get("MaxAttempts").and_then(Value::as_u64).unwrap_or(3) > 0
-                })
-            });
-            let catcher = state
-                .get("Catch")
-                .and_then(Value::as_array)
-                .and_then(|cs| cs.iter().find(|c| matches_any(c, &err)));
-            if let Some((i, r)) = retrier {
-                out.insert("status".into(), json!("RETRIABLE"));
-                let interval = r
-                    .get("IntervalSeconds")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(1);
-                inspection.insert(
-                    "errorDetails".into(),
-                    json!({"retryIndex": i, "retryBackoffIntervalSeconds": interval}),
-                );
-            } else if let Some(c) = catcher {
-                out.insert("status".into(), json!("CAUGHT_ERROR"));
-                if let Some(next) = c.get("Next").and_then(Value::as_str) {
-                    out.insert("nextState".into(), json!(next));
-                }
-                let error_output =
-                    json!({"Error": err.error, "Cause": err.cause.clone().unwrap_or_default()});
-                let caught = match c.get("ResultPath") {
-                    Some(rp) if query_language != "JSONata" => {
-                        let mut pass = Map::new();
-                        pass.insert("Result".into(), error_output.clone());
-                        pass.insert("ResultPath".into(), rp.clone());
-                        t.run_pass(pass, &input).await
-                    }
-                    _ => Some(error_output),
-                };
-                if let Some(o) = caught {
-                    out.insert("output".into(), json!(o.to_string()));
-                }
-            } else {
-                out.insert("status".into(), json!("FAILED"));
-            }
-        }
+    serde_json::from_str(text).map_err(|e| format!("'{e}'"))
+}
+
+fn to_value_map(m: &Map<String, Value>) -> crate::value::Map {
+    match crate::value::Value::from(&Value::Object(m.clone())) {
+        crate::value::Value::Object(m) => m,
+        _ => crate::value::Map::new(),
     }
-    if debug || inspection.contains_key("errorDetails") {
-        out.insert("inspectionData".into(), Value::Object(inspection));
+}
+
+/// The Context object of a test that names none: a made-up execution of a machine named
+/// `TestState`, run as the request's role, that has just entered the state.
+fn default_context(
+    name: &str,
+    state: &Map<String, Value>,
+    role_arn: Option<String>,
+    input: &Value,
+) -> crate::value::Value {
+    let machine = "TestState";
+    let execution = uuid::Uuid::new_v4().to_string();
+    let arn = crate::express::execution_arn(machine, &execution, &uuid::Uuid::new_v4());
+    let now = chrono::Utc::now();
+    let mut ctx = crate::expr::context::root(
+        &arn,
+        &execution,
+        &crate::express::state_machine_arn(machine),
+        machine,
+        &crate::value::Value::from(input),
+        now,
+    );
+    let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    ctx.enter_state(name, now, matches!(kind, "Task" | "Map" | "Parallel"));
+    let mut v = Value::from(ctx.to_value());
+    if let (Some(role), Some(e)) = (role_arn, v.get_mut("Execution")) {
+        e["RoleArn"] = json!(role);
     }
-    Ok(Value::Object(out))
+    crate::value::Value::from(&v)
 }
 
 /// The state to test: the definition itself, or `stateName` of a whole machine.
@@ -219,11 +288,20 @@ fn pick_state(
     }
 }
 
-/// The mocks a TestState `mock` asks for, as the tested state's mocks.
+/// The mock a TestState `mock` asks for, in the mocks format of [`crate::tasks::mock`].
 fn mock_of(f: &Fields) -> Result<Option<Value>, ApiError> {
     let Some(m) = f.optional("mock") else {
         return Ok(None);
     };
+    if let Some(mode) = m.get("fieldValidationMode").filter(|v| !v.is_null()) {
+        // stepstream has no service models to check a mocked result against: every mode
+        // accepts what NONE accepts.
+        if !matches!(mode.as_str(), Some("STRICT" | "PRESENT" | "NONE")) {
+            return Err(ApiError::validation(
+                "mock.fieldValidationMode must be one of STRICT, PRESENT, NONE",
+            ));
+        }
+    }
     if let Some(text) = m.get("result").and_then(Value::as_str) {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| ApiError::validation(format!("mock.result is not JSON: {e}")))?;
@@ -250,11 +328,46 @@ fn matches_any(rule: &Value, err: &WorkflowError) -> bool {
         })
 }
 
+/// What the tested Task was sent and what it answered.
+#[derive(Default)]
+struct Recorded {
+    input: Option<crate::value::Value>,
+    result: Option<Result<crate::value::Value, WorkflowError>>,
+}
+
+/// Passes the tested Task's one call on to the real handlers, keeping a copy of both ends.
+struct Recorder {
+    inner: Tasks,
+    seen: Arc<Mutex<Recorded>>,
+}
+
+impl TaskHandler for Recorder {
+    fn call(&self, call: TaskCall<'_>) -> TaskFuture {
+        let seen = Arc::clone(&self.seen);
+        seen.lock().unwrap_or_else(|p| p.into_inner()).input = Some(call.input.clone());
+        let fut = self.inner.call(call);
+        Box::pin(async move {
+            let r = fut.await;
+            seen.lock().unwrap_or_else(|p| p.into_inner()).result = Some(r.clone());
+            r
+        })
+    }
+}
+
+/// One run of the tested state.
+struct Run {
+    /// Its output and the state it goes to (its name), or its error.
+    result: Result<(Value, Option<String>), WorkflowError>,
+    /// The variables after it.
+    variables: crate::value::Map,
+}
+
 struct Tester<'a> {
     api: &'a Api,
     name: &'a str,
-    query_language: String,
-    variables: Option<&'a Map<String, Value>>,
+    jsonata: bool,
+    variables: crate::value::Map,
+    context: crate::value::Value,
 }
 
 /// Placeholder state names, unlikely to clash with a user's.
@@ -262,165 +375,213 @@ fn placeholder(i: usize) -> String {
     format!("stepstream:next:{i}")
 }
 
+/// JSON text, as AWS reports data.
+fn text(v: &Value) -> Value {
+    Value::String(v.to_string())
+}
+
 impl Tester<'_> {
-    /// Runs the state in a machine of its own; returns the outcome and the history events.
-    async fn run_state(
-        &self,
-        mut state: Map<String, Value>,
-        input: &Value,
-        mock: Option<&Value>,
-    ) -> Result<(exec::Outcome, Vec<Value>), ApiError> {
-        // Every transition goes to a placeholder that names the target it stands for.
-        let mut targets: Vec<String> = Vec::new();
-        let mut retarget = |v: &mut Value| {
-            if let Some(t) = v.as_str() {
-                let i = targets.iter().position(|x| x == t).unwrap_or_else(|| {
-                    targets.push(t.to_string());
-                    targets.len() - 1
-                });
-                *v = json!(placeholder(i));
-            }
-        };
-        if let Some(v) = state.get_mut("Next") {
-            retarget(v);
+    async fn test(&self, state: &Map<String, Value>, req: &Request) -> Result<Value, ApiError> {
+        let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+        let resource = state.get("Resource").and_then(Value::as_str).unwrap_or("");
+        // The state without Retry and Catch: TestState reports what they would do.
+        let mut bare = state.clone();
+        bare.remove("Retry");
+        bare.remove("Catch");
+        if req.mock.is_some() {
+            stand_in_for_mocked(&mut bare);
         }
-        if let Some(v) = state.get_mut("Default") {
-            retarget(v);
-        }
-        if let Some(rules) = state.get_mut("Choices").and_then(Value::as_array_mut) {
-            for r in rules {
-                if let Some(v) = r.get_mut("Next") {
-                    retarget(v);
+        let trace = (req.level == Level::Trace && resource == http::INVOKE && req.mock.is_none())
+            .then(http::Trace::default);
+        let seen = Arc::new(Mutex::new(Recorded::default()));
+        let run = self
+            .run_state(bare, &req.input, req.mock.as_ref(), trace.clone(), &seen)
+            .await?;
+        let recorded = std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
+
+        let mut out = Map::new();
+        let mut inspection = Map::new();
+        let mut variables = run.variables;
+        match run.result {
+            Ok((output, next)) => {
+                if let Some(n) = next {
+                    out.insert("nextState".into(), json!(n));
                 }
+                out.insert("output".into(), text(&output));
+                out.insert("status".into(), json!("SUCCEEDED"));
             }
-        }
-        let mut states = Map::new();
-        states.insert(self.name.to_string(), Value::Object(state));
-        for (i, t) in targets.iter().enumerate() {
-            states.insert(placeholder(i), json!({"Type": "Succeed", "Comment": t}));
-        }
-        let result = self.run_machine(states, input, mock).await?;
-        // Placeholders back to the names they stand for.
-        let events = result
-            .1
-            .into_iter()
-            .map(|mut e| {
-                if let Some(n) = e.pointer("/details/name").and_then(Value::as_str) {
-                    if let Some(i) = n
-                        .strip_prefix("stepstream:next:")
-                        .and_then(|i| i.parse::<usize>().ok())
-                    {
-                        if let Some(t) = targets.get(i) {
-                            e["details"]["name"] = json!(t);
-                            e["placeholder"] = json!(true);
+            Err(err) => {
+                out.insert("error".into(), json!(err.error));
+                out.insert("cause".into(), json!(err.cause));
+                let status = match handling(state, &err, req.retrier_retry_count) {
+                    Handling::Retry { index, backoff } => {
+                        inspection.insert(
+                            "errorDetails".into(),
+                            json!({"retryIndex": index, "retryBackoffIntervalSeconds": backoff}),
+                        );
+                        "RETRIABLE"
+                    }
+                    Handling::Catch(index) => {
+                        inspection.insert("errorDetails".into(), json!({"catchIndex": index}));
+                        let caught = self.replay_catch(state, &req.input, &err).await?;
+                        variables = caught.variables;
+                        match caught.result {
+                            Ok((output, next)) => {
+                                if let Some(n) = next {
+                                    out.insert("nextState".into(), json!(n));
+                                }
+                                out.insert("output".into(), text(&output));
+                                "CAUGHT_ERROR"
+                            }
+                            Err(e) => {
+                                // The catcher itself failed (its Output or Assign): that
+                                // error is the state's.
+                                out.insert("error".into(), json!(e.error));
+                                out.insert("cause".into(), json!(e.cause));
+                                inspection.remove("errorDetails");
+                                "FAILED"
+                            }
                         }
                     }
+                    Handling::None => "FAILED",
+                };
+                out.insert("status".into(), json!(status));
+            }
+        }
+        if req.level >= Level::Debug {
+            let mut data = Map::new();
+            data.insert("input".into(), json!(req.input_text));
+            if self.jsonata {
+                self.inspect_jsonata(kind, &recorded, &mut data);
+            } else {
+                self.inspect_jsonpath(state, kind, &req.input, &recorded, &mut data)
+                    .await;
+            }
+            if kind == "Map" {
+                self.inspect_map(state, &req.input, &mut data).await;
+            }
+            if !variables.is_empty() {
+                let vars = Value::from(crate::value::Value::Object(std::mem::take(&mut variables)));
+                data.insert("variables".into(), text(&vars));
+            }
+            if let Some(t) = &trace {
+                let exchange = t.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(x) = exchange {
+                    http_trace(&x, req.reveal_secrets, &mut data);
                 }
-                e
-            })
-            .collect();
-        Ok((result.0, events))
+            }
+            data.extend(inspection);
+            out.insert("inspectionData".into(), Value::Object(data));
+        }
+        Ok(Value::Object(out))
     }
 
-    async fn run_machine(
-        &self,
-        mut states: Map<String, Value>,
-        input: &Value,
-        mock: Option<&Value>,
-    ) -> Result<(exec::Outcome, Vec<Value>), ApiError> {
-        let mut start = self.name.to_string();
-        if let Some(vars) = self.variables {
-            // Variables are set by a Pass state before the tested one, as a workflow would.
-            let pre = "stepstream:variables";
-            states.insert(
-                pre.into(),
-                json!({"Type": "Pass", "QueryLanguage": "JSONPath", "Assign": vars, "Next": start}),
-            );
-            start = pre.into();
-        }
-        let mut machine = json!({"StartAt": start, "States": states});
-        if self.query_language == "JSONata" {
-            machine["QueryLanguage"] = json!("JSONata");
-        }
-        let compiled = self.api.registry.compile_test(&machine).map_err(|e| {
-            ApiError::invalid_definition(format!("Invalid State Machine Definition: {e}"))
-        })?;
-        let mut tasks = (*compiled.tasks).clone();
-        if let Some(m) = mock {
-            let mocks = crate::tasks::mock::Mocks::from_json(&json!({self.name: [m]}))
-                .map_err(ApiError::validation)?;
-            tasks = tasks.with_mocks(mocks);
-        }
-        let opts = ExecOptions {
-            max_duration: MAX_DURATION,
-            state_machine_name: "TestState".into(),
-            log: LogSettings {
-                level: LogLevel::All,
-                include_execution_data: true,
-            },
-            ..ExecOptions::default()
-        };
-        let (outcome, log) =
-            exec::execute_logged(&compiled.plan, input.clone(), &tasks, &opts).await;
-        // TestState shapes its answer with serde_json; a test run's events are few.
-        Ok((outcome, log.events.into_iter().map(Value::from).collect()))
-    }
-
-    /// Runs one Pass state built from the tested state's fields; its output, if it succeeded.
-    async fn run_pass(&self, mut pass: Map<String, Value>, input: &Value) -> Option<Value> {
-        pass.insert("Type".into(), json!("Pass"));
-        pass.insert("QueryLanguage".into(), json!("JSONPath"));
-        pass.insert("End".into(), json!(true));
-        let mut states = Map::new();
-        states.insert(self.name.to_string(), Value::Object(pass));
-        let (outcome, _) = self.run_machine(states, input, None).await.ok()?;
-        outcome.output.map(Value::from)
-    }
-
-    /// DEBUG's data after each step of JSONPath input and output processing.
-    async fn inspect(
+    /// The state's catchers applied to `err`: a stand-in Task with the state's Catch whose
+    /// call fails with that error, so the catcher's ResultPath, Output and Assign are the
+    /// engine's own and nothing is called again.
+    async fn replay_catch(
         &self,
         state: &Map<String, Value>,
         input: &Value,
-        events: &[Value],
-        out: &mut Map<String, Value>,
+        err: &WorkflowError,
+    ) -> Result<Run, ApiError> {
+        let mut stand_in = Map::new();
+        stand_in.insert("Type".into(), json!("Task"));
+        stand_in.insert("Resource".into(), json!(STAND_IN_RESOURCE));
+        for k in ["QueryLanguage", "Catch"] {
+            if let Some(v) = state.get(k) {
+                stand_in.insert(k.into(), v.clone());
+            }
+        }
+        stand_in.insert("End".into(), json!(true));
+        let mock = json!({"error": err.error, "cause": err.cause});
+        let seen = Arc::new(Mutex::new(Recorded::default()));
+        self.run_state(stand_in, input, Some(&mock), None, &seen)
+            .await
+    }
+
+    /// DEBUG's data for a JSONata state: what its task call was sent and answered.
+    fn inspect_jsonata(&self, kind: &str, recorded: &Recorded, data: &mut Map<String, Value>) {
+        if kind != "Task" {
+            return;
+        }
+        if let Some(i) = &recorded.input {
+            data.insert("afterArguments".into(), text(&Value::from(i.clone())));
+        }
+        if let Some(Ok(r)) = &recorded.result {
+            data.insert("result".into(), text(&Value::from(r.clone())));
+        }
+    }
+
+    /// DEBUG's data after each step of JSONPath input and output processing, up to the
+    /// first step that fails; per state type, the fields AWS reports.
+    async fn inspect_jsonpath(
+        &self,
+        state: &Map<String, Value>,
+        kind: &str,
+        input: &Value,
+        recorded: &Recorded,
+        data: &mut Map<String, Value>,
     ) {
         let field = |k: &str| state.get(k).cloned();
-        let mut pass = Map::new();
-        if let Some(p) = field("InputPath") {
-            pass.insert("InputPath".into(), p);
-        }
-        let Some(after_input) = self.run_pass(pass.clone(), input).await else {
-            return;
+        let pass_result = if kind == "Pass" {
+            field("Result")
+        } else {
+            None
         };
-        out.insert("afterInputPath".into(), json!(after_input.to_string()));
-        let after_parameters = match field("Parameters") {
-            Some(p) => {
-                pass.insert("Parameters".into(), p);
-                match self.run_pass(pass, input).await {
-                    Some(v) => v,
-                    None => return,
+        // A Pass state with a Result reads no input before it.
+        let mut after_parameters = None;
+        if pass_result.is_none() {
+            let mut pass = Map::new();
+            if let Some(p) = field("InputPath") {
+                pass.insert("InputPath".into(), p);
+            }
+            let Some(after_input) = self.run_pass(pass.clone(), input).await else {
+                return;
+            };
+            data.insert("afterInputPath".into(), text(&after_input));
+            if kind == "Map" {
+                let mut items = pass.clone();
+                let path = field("ItemsPath").unwrap_or_else(|| json!("$"));
+                items.insert("OutputPath".into(), path);
+                if let Some(v) = self.run_pass(items, input).await {
+                    data.insert("afterItemsPath".into(), text(&v));
                 }
             }
-            None => after_input,
-        };
-        out.insert(
-            "afterParameters".into(),
-            json!(after_parameters.to_string()),
-        );
-        let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+            if !matches!(kind, "Task" | "Pass" | "Parallel") {
+                return;
+            }
+            let params = match (&recorded.input, field("Parameters")) {
+                (Some(sent), _) => Value::from(sent.clone()),
+                (None, Some(p)) => {
+                    pass.insert("Parameters".into(), p);
+                    match self.run_pass(pass, input).await {
+                        Some(v) => v,
+                        None => return,
+                    }
+                }
+                (None, None) => after_input,
+            };
+            data.insert("afterParameters".into(), text(&params));
+            after_parameters = Some(params);
+        }
         let result = match kind {
-            "Task" => events
-                .iter()
-                .find(|e| e["type"] == "TaskSucceeded")
-                .and_then(|e| e.pointer("/details/output"))
-                .and_then(Value::as_str)
-                .and_then(|t| serde_json::from_str::<Value>(t).ok()),
-            "Pass" => Some(field("Result").unwrap_or(after_parameters)),
-            _ => None,
+            "Task" => match &recorded.result {
+                Some(Ok(r)) => Value::from(r.clone()),
+                _ => return,
+            },
+            "Pass" => match pass_result {
+                Some(r) => {
+                    data.insert("result".into(), text(&r));
+                    r
+                }
+                None => after_parameters.unwrap_or(Value::Null),
+            },
+            _ => return,
         };
-        let Some(result) = result else { return };
-        out.insert("result".into(), json!(result.to_string()));
+        if kind == "Task" {
+            data.insert("result".into(), text(&result));
+        }
         let after_selector = match field("ResultSelector") {
             Some(sel) => {
                 let mut p = Map::new();
@@ -432,86 +593,417 @@ impl Tester<'_> {
             }
             None => result,
         };
-        out.insert(
-            "afterResultSelector".into(),
-            json!(after_selector.to_string()),
-        );
+        data.insert("afterResultSelector".into(), text(&after_selector));
         let mut p = Map::new();
         p.insert("Result".into(), after_selector);
         if let Some(rp) = field("ResultPath") {
             p.insert("ResultPath".into(), rp);
         }
         if let Some(v) = self.run_pass(p, input).await {
-            out.insert("afterResultPath".into(), json!(v.to_string()));
+            data.insert("afterResultPath".into(), text(&v));
+        }
+    }
+
+    /// A Map state's concurrency and failure tolerance as this input makes them (AWS
+    /// reports `maxConcurrency` always, 0 for no limit, the tolerances when set).
+    async fn inspect_map(
+        &self,
+        state: &Map<String, Value>,
+        input: &Value,
+        data: &mut Map<String, Value>,
+    ) {
+        for (field, key) in [
+            ("MaxConcurrency", "maxConcurrency"),
+            ("ToleratedFailureCount", "toleratedFailureCount"),
+            ("ToleratedFailurePercentage", "toleratedFailurePercentage"),
+        ] {
+            let value = match (state.get(field), state.get(&format!("{field}Path"))) {
+                (Some(v @ Value::Number(_)), _) => Some(v.clone()),
+                (Some(q @ Value::String(_)), _) if self.jsonata => {
+                    let mut pass = Map::new();
+                    pass.insert("QueryLanguage".into(), json!("JSONata"));
+                    pass.insert("Output".into(), q.clone());
+                    self.run_pass(pass, input).await
+                }
+                (None, Some(path)) if !self.jsonata => {
+                    let mut pass = Map::new();
+                    if let Some(p) = state.get("InputPath") {
+                        pass.insert("InputPath".into(), p.clone());
+                    }
+                    pass.insert("Parameters".into(), json!({"v.$": path}));
+                    self.run_pass(pass, input)
+                        .await
+                        .and_then(|v| v.get("v").cloned())
+                }
+                _ => None,
+            };
+            match value {
+                Some(v) => {
+                    data.insert(key.into(), v);
+                }
+                None if key == "maxConcurrency" => {
+                    data.insert(key.into(), json!(0));
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Runs `state` once in a machine of its own: the output and the name of the state it
+    /// goes to, or its error, and the variables after it.
+    async fn run_state(
+        &self,
+        mut state: Map<String, Value>,
+        input: &Value,
+        mock: Option<&Value>,
+        trace: Option<http::Trace>,
+        seen: &Arc<Mutex<Recorded>>,
+    ) -> Result<Run, ApiError> {
+        // Every transition goes to a placeholder that names the target it stands for.
+        let mut targets: Vec<String> = Vec::new();
+        let mut retarget = |v: &mut Value| {
+            if let Some(t) = v.as_str() {
+                let i = targets.iter().position(|x| x == t).unwrap_or_else(|| {
+                    targets.push(t.to_string());
+                    targets.len() - 1
+                });
+                *v = json!(placeholder(i));
+            }
+        };
+        for k in ["Next", "Default"] {
+            if let Some(v) = state.get_mut(k) {
+                retarget(v);
+            }
+        }
+        for k in ["Choices", "Catch"] {
+            if let Some(rules) = state.get_mut(k).and_then(Value::as_array_mut) {
+                for r in rules {
+                    if let Some(v) = r.get_mut("Next") {
+                        retarget(v);
+                    }
+                }
+            }
+        }
+        let resource = state
+            .get("Resource")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let mut states = Map::new();
+        states.insert(self.name.to_string(), Value::Object(state));
+        for (i, t) in targets.iter().enumerate() {
+            states.insert(placeholder(i), json!({"Type": "Succeed", "Comment": t}));
+        }
+        let compiled = self.compile(states)?;
+        let mut tasks = (*compiled.tasks).clone();
+        if let Some(t) = trace {
+            tasks = tasks.with_http_trace(t);
+        }
+        if let Some(m) = mock {
+            let mocks = crate::tasks::mock::Mocks::from_json(&json!({self.name: [m]}))
+                .map_err(ApiError::validation)?;
+            tasks = tasks.with_mocks(mocks);
+        }
+        // A Task's one call goes through the recorder; a Map or Parallel state's calls go
+        // straight to the handlers.
+        if let Some(r) = resource {
+            let mut outer = Tasks::new();
+            outer.register(
+                r,
+                Arc::new(Recorder {
+                    inner: tasks,
+                    seen: Arc::clone(seen),
+                }),
+            );
+            tasks = outer;
+        }
+        let ran = exec::run_start_state(
+            &compiled.plan,
+            input.clone(),
+            self.variables.clone(),
+            Some(self.context.clone()),
+            &tasks,
+            &self.options(),
+        )
+        .await;
+        let result = ran.result.map(|(out, next)| {
+            // The placeholder's index back to the target it stands for.
+            let name = next.and_then(|i| {
+                let n = &compiled.plan.nodes.get(i)?.state.name;
+                let k = n.strip_prefix("stepstream:next:")?.parse::<usize>().ok()?;
+                targets.get(k).cloned()
+            });
+            (Value::from(out), name)
+        });
+        Ok(Run {
+            result,
+            variables: ran.variables,
+        })
+    }
+
+    /// Runs one Pass state built from the tested state's fields (JSONPath unless it names
+    /// its language); its output, if it succeeded.
+    async fn run_pass(&self, mut pass: Map<String, Value>, input: &Value) -> Option<Value> {
+        pass.insert("Type".into(), json!("Pass"));
+        pass.entry("QueryLanguage").or_insert(json!("JSONPath"));
+        pass.insert("End".into(), json!(true));
+        let mut states = Map::new();
+        states.insert(self.name.to_string(), Value::Object(pass));
+        let compiled = self.compile(states).ok()?;
+        let ran = exec::run_start_state(
+            &compiled.plan,
+            input.clone(),
+            self.variables.clone(),
+            Some(self.context.clone()),
+            &Tasks::new(),
+            &self.options(),
+        )
+        .await;
+        ran.result.ok().map(|(out, _)| Value::from(out))
+    }
+
+    fn compile(&self, states: Map<String, Value>) -> Result<crate::machines::Machine, ApiError> {
+        let mut machine = json!({"StartAt": self.name, "States": states});
+        if self.jsonata {
+            machine["QueryLanguage"] = json!("JSONata");
+        }
+        self.api.registry.compile_test(&machine).map_err(|e| {
+            ApiError::invalid_definition(format!("Invalid State Machine Definition: {e}"))
+        })
+    }
+
+    fn options(&self) -> ExecOptions {
+        ExecOptions {
+            max_duration: MAX_DURATION,
+            state_machine_name: "TestState".into(),
+            ..ExecOptions::default()
         }
     }
 }
 
-/// TRACE's request and response of an HTTP Task, read from its parameters and result.
-fn http_trace(state: &Map<String, Value>, inspection: &mut Map<String, Value>) {
-    if state.get("Resource").and_then(Value::as_str) != Some("arn:aws:states:::http:invoke") {
-        return;
+/// What the state's Retry and Catch make of an error.
+fn handling(state: &Map<String, Value>, err: &WorkflowError, retries: u64) -> Handling {
+    // AWS uses the first retrier whose ErrorEquals matches; once it is exhausted, no
+    // later one applies and the error goes to the catchers.
+    let retrier = state
+        .get("Retry")
+        .and_then(Value::as_array)
+        .and_then(|rs| rs.iter().enumerate().find(|(_, r)| matches_any(r, err)));
+    if let Some((index, r)) = retrier {
+        let num = |k: &str, default: f64| r.get(k).and_then(Value::as_f64).unwrap_or(default);
+        if (retries as f64) < num("MaxAttempts", 3.0) {
+            let exponent = i32::try_from(retries.min(1024)).unwrap_or(1024);
+            let mut backoff = num("IntervalSeconds", 1.0) * num("BackoffRate", 2.0).powi(exponent);
+            if let Some(max) = r.get("MaxDelaySeconds").and_then(Value::as_f64) {
+                backoff = backoff.min(max);
+            }
+            // A whole number of seconds, as AWS reports it; a year at most.
+            let backoff = backoff.clamp(0.0, 31_536_000.0) as u64;
+            return Handling::Retry { index, backoff };
+        }
     }
-    let read = |k: &str| {
-        inspection
-            .get(k)
-            .and_then(Value::as_str)
-            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    state
+        .get("Catch")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().position(|c| matches_any(c, err)))
+        .map_or(Handling::None, Handling::Catch)
+}
+
+/// What Retry and Catch do with an error.
+#[derive(Debug, PartialEq)]
+enum Handling {
+    /// This retrier retries it after this many seconds.
+    Retry { index: usize, backoff: u64 },
+    /// This catcher handles it.
+    Catch(usize),
+    /// Nothing handles it.
+    None,
+}
+
+/// A mocked state's call stands for all it would do: a Map or Parallel state becomes a
+/// Task with the same input and output processing whose result is the mock, and a
+/// resource an Express machine cannot call (`.sync`, `.waitForTaskToken`, an activity)
+/// needs no calling.
+fn stand_in_for_mocked(state: &mut Map<String, Value>) {
+    let kind = state
+        .get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    match kind.as_str() {
+        "Map" | "Parallel" => {
+            for k in [
+                "Branches",
+                "ItemProcessor",
+                "Iterator",
+                "ItemsPath",
+                "Items",
+                "ItemSelector",
+                "ItemReader",
+                "ItemBatcher",
+                "ResultWriter",
+                "MaxConcurrency",
+                "MaxConcurrencyPath",
+                "ToleratedFailureCount",
+                "ToleratedFailureCountPath",
+                "ToleratedFailurePercentage",
+                "ToleratedFailurePercentagePath",
+                "Label",
+            ] {
+                state.remove(k);
+            }
+            if kind == "Map" {
+                // A Map's Parameters select each item, not the state's input.
+                state.remove("Parameters");
+            }
+            state.insert("Type".into(), json!("Task"));
+            state.insert("Resource".into(), json!(STAND_IN_RESOURCE));
+        }
+        "Task" => {
+            let resource = state.get("Resource").and_then(Value::as_str).unwrap_or("");
+            let waits = resource.ends_with(".waitForTaskToken")
+                || resource.contains(".sync")
+                || resource.contains(":activity:");
+            if waits {
+                state.insert("Resource".into(), json!(STAND_IN_RESOURCE));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// TRACE's request and response of an HTTP Task, as sent and received; without
+/// `reveal_secrets`, without what a connection added.
+fn http_trace(x: &http::Exchange, reveal_secrets: bool, data: &mut Map<String, Value>) {
+    let url = if reveal_secrets {
+        &x.url
+    } else {
+        &x.url_without_secrets
     };
-    let (params, result) = (read("afterParameters"), read("result"));
-    if let Some(p) = params {
-        inspection.insert(
-            "request".into(),
-            json!({
-                "protocol": "https",
-                "method": p.get("Method"),
-                "url": p.get("ApiEndpoint"),
-                "headers": p.get("Headers").map(Value::to_string),
-                "body": p.get("RequestBody").map(Value::to_string),
-            }),
-        );
-    }
-    if let Some(r) = result {
-        inspection.insert(
+    let protocol = url.split(':').next().unwrap_or("https");
+    // AWS writes headers as `[name: value, name: value]`.
+    let headers = |h: &mut dyn Iterator<Item = (&str, &str)>| {
+        let parts: Vec<String> = h.map(|(k, v)| format!("{k}: {v}")).collect();
+        format!("[{}]", parts.join(", "))
+    };
+    let request_headers = headers(
+        &mut x
+            .headers
+            .iter()
+            .filter(|(_, _, secret)| reveal_secrets || !secret)
+            .map(|(k, v, _)| (k.as_str(), v.as_str())),
+    );
+    data.insert(
+        "request".into(),
+        json!({"protocol": protocol, "method": x.method, "url": url,
+               "headers": request_headers, "body": x.body}),
+    );
+    if let Some(r) = &x.response {
+        let response_headers =
+            headers(&mut r.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        data.insert(
             "response".into(),
-            json!({
-                "protocol": "https",
-                "statusCode": r.get("StatusCode").map(Value::to_string),
-                "statusMessage": r.get("StatusText"),
-                "headers": r.get("Headers").map(Value::to_string),
-                "body": r.get("ResponseBody").map(Value::to_string),
-            }),
+            json!({"protocol": protocol, "statusCode": r.status_code.to_string(),
+                   "statusMessage": r.status_message, "headers": response_headers,
+                   "body": r.body}),
         );
     }
 }
 
-/// The tested state's output, from its `...StateExited` event.
-fn state_output(events: &[Value], name: &str) -> Option<Value> {
-    events
-        .iter()
-        .find(|e| {
-            e["type"]
-                .as_str()
-                .is_some_and(|t| t.ends_with("StateExited"))
-                && e.pointer("/details/name").and_then(Value::as_str) == Some(name)
-                && e.get("placeholder").is_none()
-        })
-        .and_then(|e| e.pointer("/details/output"))
-        .and_then(Value::as_str)
-        .and_then(|t| serde_json::from_str(t).ok())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The state entered after the tested one (a placeholder's target), if any.
-fn entered_after(events: &[Value]) -> Option<String> {
-    events
-        .iter()
-        .find(|e| {
-            e.get("placeholder").is_some()
-                && e["type"]
-                    .as_str()
-                    .is_some_and(|t| t.ends_with("StateEntered"))
-        })
-        .and_then(|e| e.pointer("/details/name"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
+    #[test]
+    fn the_first_matching_retrier_decides_and_its_backoff_grows_to_its_cap() {
+        let state = json!({"Retry": [
+            {"ErrorEquals": ["A"], "IntervalSeconds": 3, "BackoffRate": 2.0,
+             "MaxAttempts": 2, "MaxDelaySeconds": 5},
+            {"ErrorEquals": ["States.ALL"], "MaxAttempts": 10}],
+            "Catch": [{"ErrorEquals": ["B"], "Next": "X"}, {"ErrorEquals": ["A"], "Next": "Y"}]});
+        let state = state.as_object().unwrap();
+        let a = WorkflowError::new("A", "x");
+        assert_eq!(
+            handling(state, &a, 0),
+            Handling::Retry {
+                index: 0,
+                backoff: 3
+            }
+        );
+        assert_eq!(
+            handling(state, &a, 1),
+            Handling::Retry {
+                index: 0,
+                backoff: 5
+            }
+        );
+        // Exhausted: the later States.ALL retrier does not take over; the catcher does.
+        assert_eq!(handling(state, &a, 2), Handling::Catch(1));
+        let b = WorkflowError::new("B", "x");
+        assert_eq!(
+            handling(state, &b, 0),
+            Handling::Retry {
+                index: 1,
+                backoff: 1
+            }
+        );
+        let none = json!({});
+        assert_eq!(handling(none.as_object().unwrap(), &b, 0), Handling::None);
+    }
+
+    #[test]
+    fn a_trace_leaves_out_what_a_connection_added_unless_secrets_are_revealed() {
+        let x = http::Exchange {
+            method: "GET".into(),
+            url: "https://api.example/x?q=1&token=s3cret".into(),
+            url_without_secrets: "https://api.example/x?q=1".into(),
+            headers: vec![
+                ("x-trace".into(), "t1".into(), false),
+                ("x-api-key".into(), "s3cret".into(), true),
+            ],
+            body: String::new(),
+            response: Some(http::ExchangeResponse {
+                status_code: 200,
+                status_message: "OK".into(),
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: "fine".into(),
+            }),
+        };
+        let render = |reveal| {
+            let mut data = Map::new();
+            http_trace(&x, reveal, &mut data);
+            Value::Object(data)
+        };
+        let hidden = render(false);
+        assert_eq!(hidden["request"]["url"], "https://api.example/x?q=1");
+        assert_eq!(hidden["request"]["headers"], "[x-trace: t1]");
+        assert_eq!(hidden["request"]["protocol"], "https");
+        assert_eq!(hidden["response"]["headers"], "[content-type: text/plain]");
+        assert_eq!(hidden["response"]["statusCode"], "200");
+        let shown = render(true);
+        assert_eq!(shown["request"]["url"], x.url);
+        assert_eq!(
+            shown["request"]["headers"],
+            "[x-trace: t1, x-api-key: s3cret]"
+        );
+    }
+
+    #[test]
+    fn a_mocked_map_becomes_a_task_with_its_output_processing() {
+        let mut map = json!({"Type": "Map", "ItemsPath": "$.xs", "Parameters": {"v.$": "$$.Map.Item.Value"},
+            "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}},
+            "MaxConcurrency": 2, "ResultSelector": {"n.$": "$[0]"}, "ResultPath": "$.r", "End": true});
+        stand_in_for_mocked(map.as_object_mut().unwrap());
+        assert_eq!(
+            map,
+            json!({"Type": "Task", "Resource": STAND_IN_RESOURCE,
+                   "ResultSelector": {"n.$": "$[0]"}, "ResultPath": "$.r", "End": true})
+        );
+        let mut sync =
+            json!({"Type": "Task", "Resource": "arn:aws:states:::glue:startJobRun.sync"});
+        stand_in_for_mocked(sync.as_object_mut().unwrap());
+        assert_eq!(sync["Resource"], STAND_IN_RESOURCE);
+        let mut plain = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke"});
+        stand_in_for_mocked(plain.as_object_mut().unwrap());
+        assert_eq!(plain["Resource"], "arn:aws:states:::lambda:invoke");
+    }
 }

@@ -123,7 +123,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             .map(EmbeddedBroker::dropped_unread_counter),
     };
     // Fail before feeding anything if a definition is broken.
-    pipeline::machines::load(&cfg.engine.state_machines_dir)?;
+    crate::machines::load(&cfg.engine.state_machines_dir)?;
     let pipeline_stop = Arc::new(AtomicBool::new(false));
     let worker = {
         let (cfg, brokers, pstop) = (cfg.clone(), brokers.clone(), Arc::clone(&pipeline_stop));

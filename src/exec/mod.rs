@@ -137,6 +137,29 @@ pub async fn execute_logged(
     (out, log)
 }
 
+/// What one state did when run on its own ([`run_start_state`]).
+#[derive(Debug)]
+pub struct StateRun {
+    /// Its output and the index of the state it goes to (`None`: it ends its machine), or
+    /// its error.
+    pub result: Result<(Value, Option<usize>), crate::error::WorkflowError>,
+    /// The variables when it ended: those it was given, then those it assigned.
+    pub variables: crate::value::Map,
+}
+
+/// Runs only the start state of `plan`, over these variables and (when given) this Context
+/// object, without moving on: what TestState reports is one state's doing.
+pub async fn run_start_state(
+    plan: &Plan,
+    input: impl Into<Value>,
+    variables: crate::value::Map,
+    context: Option<Value>,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+) -> StateRun {
+    run::run_start_state(plan, input.into(), variables, context, tasks, opts).await
+}
+
 /// Runs one execution on a new current-thread runtime and waits for it.
 pub fn execute_blocking(
     plan: &Plan,

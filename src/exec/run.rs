@@ -1106,6 +1106,91 @@ fn path_missing(path: &str, field: &str, input: &Value) -> WorkflowError {
     ))
 }
 
+/// TestState: the start state of `plan` alone, as [`execute`] would run it first, over
+/// variables already set and (when given) a Context object the caller made; it moves on to
+/// no other state. Retry and Catch act as the state defines them.
+pub(crate) async fn run_start_state(
+    plan: &Plan,
+    input: Value,
+    variables: crate::value::Map,
+    context: Option<Value>,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+) -> super::StateRun {
+    let max_duration = plan
+        .timeout_seconds
+        .map(Duration::from_secs)
+        .map_or(opts.max_duration, |d| d.min(opts.max_duration));
+    let ex = Exec {
+        tasks,
+        opts,
+        uses_context: plan.uses_context,
+        budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
+        calls: RefCell::default(),
+        call_counters: plan.call_counters,
+        start_wall: std::cell::OnceCell::new(),
+        start_clock: tokio::time::Instant::now(),
+        start_real: std::time::Instant::now(),
+        max_duration,
+        transitions: Cell::new(1),
+        log: None,
+        made_up_arn: std::cell::OnceCell::new(),
+    };
+    let node = &plan.nodes[plan.start];
+    let given_context = context.is_some();
+    let ctx = match context {
+        Some(v) => Context::from_value(v),
+        None if !plan.uses_context => Context::EMPTY,
+        None => {
+            let name = opts
+                .execution_name
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let machine = &opts.state_machine_name;
+            let exec_arn = opts
+                .execution_arn
+                .clone()
+                .unwrap_or_else(|| made_up_arn(machine, &name));
+            context::root(
+                &exec_arn,
+                &name,
+                &crate::express::state_machine_arn(machine),
+                machine,
+                &input,
+                ex.start_wall(),
+            )
+        }
+    };
+    let mut frame = Frame {
+        ctx: ctx.with_max_value_bytes(opts.max_payload_bytes),
+        vars: Vars::default(),
+    };
+    for (k, v) in variables {
+        frame.vars.set(k, v);
+    }
+    // A Context object the caller gave is the state's as given, its State part included.
+    if ex.uses_context && !given_context {
+        let with_retry = matches!(
+            node.state.kind,
+            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
+        );
+        frame
+            .ctx
+            .enter_state(&node.state.name, ex.now(), with_retry);
+    }
+    let result = match step(&ex, node, input, &mut frame).await {
+        Ok((out, next, _)) => ex
+            .check_size(&out, &node.state.name, "the state output")
+            .map(|()| (out, next)),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| locate(e, &node.state));
+    super::StateRun {
+        result,
+        variables: frame.vars.local().clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

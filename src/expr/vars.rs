@@ -49,6 +49,11 @@ impl Vars {
         n
     }
 
+    /// The variables set in this scope, not those of outer scopes.
+    pub fn local(&self) -> &Map {
+        &self.local
+    }
+
     /// True when no variable is set in any scope.
     pub fn is_empty(&self) -> bool {
         self.local.is_empty() && self.outer.as_deref().is_none_or(Vars::is_empty)

@@ -28,9 +28,9 @@ use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use super::machines::{Compiler, Deployed, LoadError, Machines};
 use super::sink;
 use crate::config::Config;
+use crate::machines::{Compiler, Deployed, LoadError, Machines};
 
 /// Longest definition AWS accepts, in characters.
 pub const MAX_DEFINITION_CHARS: usize = 1_048_576;
@@ -304,7 +304,7 @@ impl Registry {
     pub fn compile_test(
         &self,
         def: &serde_json::Value,
-    ) -> Result<crate::pipeline::machines::Machine, LoadError> {
+    ) -> Result<crate::machines::Machine, LoadError> {
         // A name no machine can have (names may not contain ':'), so no folder file binds it.
         self.compiler.compile("stepstream:test-state", def)
     }
@@ -348,7 +348,7 @@ impl Registry {
 
     /// Writes the folder's definitions the topic lacks or holds from an older folder.
     fn seed(&self, dir: &std::path::Path) -> Result<(), RegistryError> {
-        let defs = match crate::pipeline::machines::read_dir(dir) {
+        let defs = match crate::machines::read_dir(dir) {
             Ok(defs) => defs,
             // No folder is no machines of its own: they may all come from the topic.
             Err(LoadError::Dir { .. }) if !dir.exists() => Vec::new(),
@@ -478,7 +478,7 @@ impl Reader {
         &self,
         name: &str,
         payload: &[u8],
-    ) -> Result<(DefinitionRecord, crate::pipeline::machines::Machine), String> {
+    ) -> Result<(DefinitionRecord, crate::machines::Machine), String> {
         if payload.len() > MAX_RECORD_BYTES {
             return Err(format!("{} bytes, over {MAX_RECORD_BYTES}", payload.len()));
         }

@@ -14,7 +14,7 @@ pub mod acked;
 pub mod definitions;
 pub mod embedded;
 pub mod instance;
-pub mod machines;
+pub mod intake;
 pub mod observe;
 pub mod offsets;
 pub mod request;
@@ -33,6 +33,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::Producer;
 
 use crate::config::Config;
+use crate::machines;
 use crate::shard::{worker, ShardHandle};
 
 /// Why the pipeline could not start or stopped abnormally.
@@ -226,6 +227,13 @@ pub fn run_with_service(
 
     let shard_ctx = Arc::new(worker::ShardContext {
         machines,
+        max_duration: Duration::from_secs(cfg.engine.execution_timeout_seconds),
+        max_memory_bytes: cfg.engine.max_execution_memory_bytes,
+        max_shard_memory_bytes: cfg.engine.max_shard_memory_bytes,
+        history: observe::LogsWriter::new(cfg, brokers)
+            .map(|w| Arc::new(w) as Arc<dyn crate::shard::HistoryWriter>),
+    });
+    let intake = Arc::new(intake::Intake {
         producer: producer.clone(),
         results_topic: cfg.topics.results.clone(),
         errors_topic: cfg.topics.errors.clone(),
@@ -233,11 +241,7 @@ pub fn run_with_service(
             max_bytes: cfg.engine.max_request_bytes,
             max_depth: cfg.engine.max_request_depth,
         },
-        max_duration: Duration::from_secs(cfg.engine.execution_timeout_seconds),
-        max_memory_bytes: cfg.engine.max_execution_memory_bytes,
-        max_shard_memory_bytes: cfg.engine.max_shard_memory_bytes,
         passthrough: mode == Mode::Passthrough,
-        logs: observe::LogsWriter::new(cfg, brokers),
     });
     let max_in_flight = cfg.engine.max_in_flight_per_shard;
     let mut shards: Vec<ShardHandle> = (0..cfg.shard_count())
@@ -277,6 +281,7 @@ pub fn run_with_service(
             cfg.kafka.auto_offset_reset == "earliest",
         ),
         producer: Some(producer.clone()),
+        intake,
     };
     source::run(&consumer, &shards, &offsets, &settings, stop);
     // Before the shards stop: the API holds their queues open and waits on their answers.

@@ -162,9 +162,11 @@ impl LogsWriter {
             refused: metrics::counter!(crate::metrics::LOG_RECORDS_FAILED),
         })
     }
+}
 
+impl crate::shard::HistoryWriter for LogsWriter {
     /// Queues one record per event of `log`, keyed by `arn`.
-    pub fn write(&self, arn: &str, log: &crate::exec::ExecutionLog) {
+    fn write(&self, arn: &str, log: &crate::exec::ExecutionLog) {
         for e in &log.events {
             let bytes = e.to_string();
             let record = BaseRecord::<str, [u8]>::to(&self.topic)

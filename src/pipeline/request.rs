@@ -454,26 +454,43 @@ fn header_text<'a>(raw: &'a [u8], header: &str, what: &str) -> Result<&'a str, R
 }
 
 /// Deepest nesting of arrays and objects, found by a byte scan that skips strings.
+///
+/// Every request pays this pass before it is parsed, so it jumps with `memchr` instead of
+/// stepping byte by byte: outside strings to the next quote or opening bracket (the
+/// closing brackets skipped on the way lower the depth; they cannot raise the maximum),
+/// inside strings to the next quote or backslash.
 pub fn max_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_str {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while let Some(off) = memchr::memchr3(b'"', b'[', b'{', &bytes[i..]) {
+        let closes = bytes[i..i + off]
+            .iter()
+            .filter(|&&b| b == b']' || b == b'}')
+            .count();
+        depth = depth.saturating_sub(closes);
+        let at = i + off;
+        i = at + 1;
+        if bytes[at] != b'"' {
+            depth += 1;
+            max = max.max(depth);
             continue;
         }
-        match b {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
+        // Inside a string: nothing counts until its closing quote.
+        loop {
+            let Some(o) = bytes
+                .get(i..)
+                .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+            else {
+                // An unterminated string: the rest cannot nest deeper.
+                return max;
+            };
+            let esc = bytes[i + o] == b'\\';
+            i += o + if esc { 2 } else { 1 };
+            if !esc {
+                break;
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+        }
+        if i >= bytes.len() {
+            break;
         }
     }
     max
@@ -584,6 +601,62 @@ mod tests {
     #[test]
     fn brackets_inside_strings_do_not_count_as_nesting() {
         assert_eq!(max_depth(br#"{"a":"[[[[{{{{\"[[["}"#), 1);
+        assert_eq!(max_depth(br#"[[]]]]]]{"#), 2);
+        assert_eq!(max_depth(br#"["a\\"], [[["#), 3);
+        assert_eq!(max_depth(br#"["unterminated [[[ \"#), 1);
+        assert_eq!(max_depth(b""), 0);
+    }
+
+    /// The byte-at-a-time scan the fast one replaced, as the reference.
+    fn max_depth_by_byte(bytes: &[u8]) -> usize {
+        let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+        for &b in bytes {
+            if in_str {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    }
+
+    #[test]
+    fn the_fast_depth_scan_agrees_with_the_byte_scan() {
+        // Random strings over the bytes that matter (and a filler), so escapes, quotes and
+        // brackets meet in every order, including at the very end.
+        let alphabet = br#"[]{}"\a, "#;
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..200 {
+            for _ in 0..200 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        alphabet[(seed % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                assert_eq!(
+                    max_depth(&text),
+                    max_depth_by_byte(&text),
+                    "{:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
     }
 
     fn rejected(value: &[u8], machine: Option<&[u8]>, name: Option<&[u8]>) -> Rejection {

@@ -27,25 +27,7 @@ impl Source {
     }
 }
 
-pub use crate::express::{execution_arn, state_machine_arn, ARN_PREFIX};
-
-/// What names one execution: its state machine, its name and the id its ARN ends with.
-#[derive(Debug, Clone, Copy)]
-pub struct Execution<'a> {
-    /// The state machine's name.
-    pub machine: &'a str,
-    /// The execution's name.
-    pub name: &'a str,
-    /// The id the execution ARN ends with.
-    pub id: &'a uuid::Uuid,
-}
-
-impl Execution<'_> {
-    /// The execution ARN as a String (for the Context object and logs, which keep one).
-    pub fn arn(&self) -> String {
-        execution_arn(self.machine, self.name, self.id)
-    }
-}
+pub use crate::express::{execution_arn, state_machine_arn, Execution, ARN_PREFIX};
 
 /// A fresh random (version 4) UUID from the thread's generator: a ChaCha stream seeded
 /// from the OS once per thread, where `Uuid::new_v4` asks the OS for every id (a syscall).

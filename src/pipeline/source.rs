@@ -11,11 +11,12 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::acked;
+use super::intake::{Intake, KafkaJob, NestingHeaders};
 use super::offsets::{Commit, Offsets};
 use super::request::{HEADER_EXECUTION_NAME, HEADER_STATE_MACHINE};
 use super::result::Source;
 use crate::shard::router::shard_for;
-use crate::shard::{Job, NestingHeaders, ShardHandle};
+use crate::shard::ShardHandle;
 use crate::tasks::nested::{HEADER_DEPTH, HEADER_EXECUTION_ID};
 
 /// Consumer callbacks: commit what is safe before partitions are taken away.
@@ -234,6 +235,8 @@ pub struct SourceSettings {
     pub embedded_reads: Option<super::embedded::ReadTracker>,
     /// The results producer, watched for a fatal error: polling stops on one.
     pub producer: Option<super::sink::Sink>,
+    /// What every job handed to a shard shares.
+    pub intake: Arc<Intake>,
 }
 
 /// Polls until `stop` is set, then drains and commits. Returns when shards hold nothing
@@ -395,7 +398,8 @@ fn dispatch(
         })
     });
     let info = topics.get(topic, settings);
-    let job = Job {
+    let job = Box::new(KafkaJob {
+        intake: Arc::clone(&settings.intake),
         source: Source {
             topic: Arc::clone(&info.name),
             partition: m.partition(),
@@ -407,8 +411,7 @@ fn dispatch(
         header_machine,
         header_name,
         header_nesting,
-        sync: None,
-    };
+    });
     let shard = crate::shard::router::shard_of(info.hash, m.partition(), shards.len());
     shards[shard].submit(job);
     Some(shard)

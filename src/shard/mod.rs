@@ -2,88 +2,55 @@
 //!
 //! Each shard is one OS thread running a single-threaded tokio runtime. It owns the
 //! executions it was handed and their timers (a Wait costs memory, not a thread); the
-//! compiled machines are shared read-only. The Kafka poller hands work over through a
-//! bounded crossbeam queue that the shard drains in batches, and wakes it with a
-//! `Notify` only when the queue was empty.
+//! compiled machines are shared read-only. Whoever feeds a shard (the Kafka poller, the
+//! API) hands [`Work`] over through a bounded crossbeam queue that the shard drains in
+//! batches, and wakes it with a `Notify` only when the queue was empty. The shard knows
+//! nothing of where work comes from or where results go: a Kafka record decodes itself
+//! and produces its own result record (`pipeline::intake`), a StartSyncExecution answers
+//! its caller (`api::executions`).
 
 pub mod router;
 pub mod worker;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::pipeline::result::Source;
+use crate::machines::Machines;
 
-/// One input record handed to a shard.
-#[derive(Debug)]
-pub struct Job {
-    /// Where it came from.
-    pub source: Source,
-    /// The record key (kept on the result).
-    pub key: Option<Vec<u8>>,
-    /// The record value.
-    pub value: Option<Vec<u8>>,
-    /// The state machine the topic is bound to, if any.
-    pub bound: Option<Arc<str>>,
-    /// `stepstream-state-machine` header, raw (checked by the decoder, not the poller).
-    pub header_machine: Option<Vec<u8>>,
-    /// `stepstream-execution-name` header, raw.
-    pub header_name: Option<Vec<u8>>,
-    /// Set only on child executions started by `states:startExecution` (boxed: rare).
-    pub header_nesting: Option<Box<NestingHeaders>>,
-    /// Set only on a StartSyncExecution call of the API: the result goes back to the caller,
-    /// not to Kafka, and the Kafka fields above are unused.
-    pub sync: Option<Box<SyncCall>>,
+pub use worker::{run_one, ShardContext};
+
+/// Something a shard runs on its thread.
+pub trait Work: Send + 'static {
+    /// Starts the work; the future runs as a local task of the shard. It must release its
+    /// slot (`shard.in_flight`) once what it started is finished, which may be after the
+    /// future ends (a Kafka result is finished when the broker acknowledges it).
+    fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>>;
 }
 
-/// One StartSyncExecution: an execution whose outcome is answered, not produced.
-pub struct SyncCall {
-    /// The state machine.
-    pub machine: String,
-    /// The execution's name.
-    pub name: String,
-    /// The id its ARN ends with (the caller built the ARN already).
-    pub id: uuid::Uuid,
-    /// The execution input as JSON text, size-checked by the caller; parsed (and its
-    /// nesting checked) here, on the shard, so the caller's thread does not.
-    pub input: String,
-    /// The deepest nesting the input may have.
-    pub max_depth: usize,
-    /// Called on the shard with how it ended, so the answer is built on the shard too.
-    pub reply: Box<dyn FnOnce(Result<SyncDone, SyncRefused>) + Send>,
+/// One unit of work handed to a shard.
+pub type Job = Box<dyn Work>;
+
+/// What work sees of the shard that runs it.
+pub struct ShardView {
+    /// The deployed machines as this shard last saw them (an `Rc` around the shared
+    /// snapshot, so handing it to each job touches no counter another thread writes).
+    pub machines: Rc<Arc<Machines>>,
+    /// The limits and history writer every shard shares.
+    pub ctx: Arc<ShardContext>,
+    /// The shard's memory budget, shared by all its executions.
+    pub memory: crate::exec::ShardMemory,
+    /// The shard's in-flight counter, which the work decrements once finished.
+    pub in_flight: Arc<AtomicUsize>,
 }
 
-/// Why a StartSyncExecution did not run.
-#[derive(Debug)]
-pub enum SyncRefused {
-    /// The state machine was deleted before the execution started.
-    MachineGone,
-    /// The input is not JSON, or nested too deep.
-    BadInput(String),
-}
-
-impl std::fmt::Debug for SyncCall {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncCall")
-            .field("machine", &self.machine)
-            .field("name", &self.name)
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// How a StartSyncExecution ended.
-#[derive(Debug)]
-pub struct SyncDone {
-    /// The outcome.
-    pub outcome: crate::exec::Outcome,
-    /// When it started.
-    pub start: chrono::DateTime<chrono::Utc>,
-    /// When it stopped.
-    pub stop: chrono::DateTime<chrono::Utc>,
-    /// The input text, handed back.
-    pub input: String,
+/// Where executions of machines with logging on write their history events.
+pub trait HistoryWriter: Send + Sync {
+    /// Writes the events of one execution.
+    fn write(&self, execution_arn: &str, log: &crate::exec::ExecutionLog);
 }
 
 /// A shard's queue as another thread than the poller (the API) uses it.
@@ -96,16 +63,16 @@ pub struct Submitter {
 
 impl Submitter {
     /// Hands a job over unless the shard holds `limit` executions already or its queue is
-    /// full; the job comes back then (boxed: a refusal is the rare case).
-    pub fn try_submit(&self, job: Job, limit: usize) -> Result<(), Box<Job>> {
+    /// full; the job comes back then.
+    pub fn try_submit(&self, job: Job, limit: usize) -> Result<(), Job> {
         if self.in_flight.load(Ordering::Relaxed) >= limit {
-            return Err(Box::new(job));
+            return Err(job);
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let was_empty = self.tx.is_empty();
         if let Err(e) = self.tx.try_send(job) {
             self.in_flight.fetch_sub(1, Ordering::Relaxed);
-            return Err(Box::new(e.into_inner()));
+            return Err(e.into_inner());
         }
         if was_empty {
             self.notify.notify_one();
@@ -117,15 +84,6 @@ impl Submitter {
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
-}
-
-/// The headers a parent execution puts on its child's request, raw.
-#[derive(Debug, Default)]
-pub struct NestingHeaders {
-    /// `stepstream-depth`.
-    pub depth: Option<Vec<u8>>,
-    /// `stepstream-execution-id`.
-    pub execution_id: Option<Vec<u8>>,
 }
 
 /// The poller's side of a shard.

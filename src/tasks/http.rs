@@ -31,12 +31,93 @@ const MAX_ENCODE_DEPTH: usize = 32;
 pub struct Http {
     cfg: Arc<TasksConfig>,
     limits: Arc<Limits>,
+    trace: Option<Trace>,
 }
 
 impl Http {
     /// A caller using this config and these limits.
     pub fn new(cfg: Arc<TasksConfig>, limits: Arc<Limits>) -> Self {
-        Self { cfg, limits }
+        Self {
+            cfg,
+            limits,
+            trace: None,
+        }
+    }
+
+    /// The same caller, recording what each call sends and gets back into `trace`.
+    pub fn traced(&self, trace: Trace) -> Self {
+        Self {
+            cfg: Arc::clone(&self.cfg),
+            limits: Arc::clone(&self.limits),
+            trace: Some(trace),
+        }
+    }
+}
+
+/// Where a traced caller keeps its last exchange (TestState's TRACE level).
+pub type Trace = Arc<std::sync::Mutex<Option<Exchange>>>;
+
+/// One HTTP exchange as it went over the wire: the request as built for sending and the
+/// response as read (both within the task's size limits).
+#[derive(Debug, Clone, Default)]
+pub struct Exchange {
+    /// The method sent.
+    pub method: String,
+    /// The URL sent, a connection's query parameters included.
+    pub url: String,
+    /// The URL without what a connection added.
+    pub url_without_secrets: String,
+    /// Headers sent, in order; `true` marks those a connection added (its secrets).
+    pub headers: Vec<(String, String, bool)>,
+    /// The body sent (lossy UTF-8).
+    pub body: String,
+    /// The answer, if one came.
+    pub response: Option<ExchangeResponse>,
+}
+
+/// The response half of an [`Exchange`].
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeResponse {
+    /// Status code.
+    pub status_code: u16,
+    /// The status code's reason phrase.
+    pub status_message: String,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body as read (lossy UTF-8).
+    pub body: String,
+}
+
+/// The request about to be sent, as an [`Exchange`] without its response.
+fn exchange_of(
+    req: &reqwest::Request,
+    url_without_secrets: &reqwest::Url,
+    conn: Option<&HttpConnection>,
+) -> Exchange {
+    let secret = |name: &str| {
+        conn.is_some_and(|c| {
+            c.headers.keys().any(|k| k.eq_ignore_ascii_case(name))
+                || (c.basic.is_some() && name.eq_ignore_ascii_case("authorization"))
+        })
+    };
+    Exchange {
+        method: req.method().to_string(),
+        url: req.url().to_string(),
+        url_without_secrets: url_without_secrets.to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+                (k.as_str().to_string(), value, secret(k.as_str()))
+            })
+            .collect(),
+        body: req
+            .body()
+            .and_then(reqwest::Body::as_bytes)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default(),
+        response: None,
     }
 }
 
@@ -263,6 +344,7 @@ fn response_value(resp: &net::Response) -> Value {
 impl TaskHandler for Http {
     fn call(&self, call: TaskCall<'_>) -> TaskFuture {
         let (cfg, limits) = (Arc::clone(&self.cfg), Arc::clone(&self.limits));
+        let trace = self.trace.clone();
         let resource = call.resource.to_string();
         let input = call.input;
         let limit = self.cfg.call_limit(call.timeout);
@@ -272,6 +354,8 @@ impl TaskHandler for Http {
                 return Err(cfg.refusal(&r.url));
             }
             let mut url = r.url;
+            // Kept only when traced: an untraced call copies nothing more than before.
+            let url_without_secrets = trace.as_ref().map(|_| url.clone());
             let conn = connection_for(&cfg, &url);
             if let Some(c) = conn {
                 url.query_pairs_mut().extend_pairs(&c.query_parameters);
@@ -296,10 +380,39 @@ impl TaskHandler for Http {
                 }
                 req = req.body(bytes);
             }
+            if let (Some(t), Some(plain_url)) = (&trace, &url_without_secrets) {
+                // The request as it is sent, read from the built request itself.
+                let client = net::client()?;
+                let built = req
+                    .build()
+                    .map_err(|e| bad(format!("the HTTP request cannot be built: {e}")))?;
+                let exchange = exchange_of(&built, plain_url, conn);
+                *t.lock().unwrap_or_else(|p| p.into_inner()) = Some(exchange);
+                req = reqwest::RequestBuilder::from_parts(client, built);
+            }
             let _slot = limits.acquire(&resource).await;
             let resp = net::send(req, limit)
                 .await
                 .map_err(|e| e.into_workflow(names::TASK_FAILED, "the HTTP call failed", limit))?;
+            if let Some(t) = &trace {
+                if let Some(x) = t.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                    x.response = Some(ExchangeResponse {
+                        status_code: resp.status.as_u16(),
+                        status_message: resp.status.canonical_reason().unwrap_or("").to_string(),
+                        headers: resp
+                            .headers
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.as_str().to_string(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
+                            .collect(),
+                        body: String::from_utf8_lossy(&resp.body).into_owned(),
+                    });
+                }
+            }
             let out = response_value(&resp);
             if !resp.status.is_success() {
                 return Err(WorkflowError::new(

@@ -191,6 +191,18 @@ impl Tasks {
         Ok(self)
     }
 
+    /// A copy whose real HTTP Task (`http:invoke`, when nothing else answers it) records the
+    /// request it sends and the response it gets into `trace`: TestState's TRACE level.
+    pub fn with_http_trace(&self, trace: http::Trace) -> Tasks {
+        let mut t = self.clone();
+        if let Some(real) = &self.real {
+            if !t.by_resource.contains_key(http::INVOKE) {
+                t.register(http::INVOKE, Arc::new(real.http.traced(trace)));
+            }
+        }
+        t
+    }
+
     /// Registers built-in handlers from a `{"<resource>": "<spec>"}` object (see [`builtin`]).
     pub fn register_specs(&mut self, specs: &serde_json::Value) -> Result<(), String> {
         let specs = Value::from(specs);

@@ -6,9 +6,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -133,4 +133,91 @@ pub fn boto3(addr: &str, script: &str) -> Result<String, String> {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `stepstream run` on the embedded broker with the API on a free port; killed when dropped.
+pub struct Local {
+    pub child: Child,
+    pub scratch: crate::common::Scratch,
+    pub addr: String,
+}
+
+impl Local {
+    /// Starts it with `extra_config` appended to the config; the folder holds the order workload.
+    pub fn start(tag: &str, extra_config: &str) -> Local {
+        let scratch = crate::common::Scratch::new(tag);
+        let machines = scratch.0.join("machines");
+        std::fs::create_dir_all(&machines).unwrap();
+        let order = workload("order");
+        std::fs::write(
+            machines.join("order.asl.json"),
+            order["definition"].to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            machines.join("order.tasks.json"),
+            order["tasks"].to_string(),
+        )
+        .unwrap();
+        let config = scratch.write(
+            "config.toml",
+            format!(
+                "[kafka]\nbrokers = \"\"\n\n[engine]\nstate_machines_dir = {:?}\nshards = 2\n\n\
+                 [metrics]\nlisten = \"off\"\n\n[api]\nlisten = \"127.0.0.1:0\"\n{extra_config}",
+                machines.display().to_string()
+            ),
+        );
+        let stderr = std::fs::File::create(scratch.0.join("stderr.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_stepstream"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .current_dir(&scratch.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("stepstream starts");
+        let mut local = Local {
+            child,
+            scratch,
+            addr: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = local.stderr();
+            if log.contains("stepstream: ready") {
+                local.addr = api_addr(&log).expect("the API address is logged");
+                return local;
+            }
+            assert!(
+                local.child.try_wait().unwrap().is_none(),
+                "stepstream exited: {log}"
+            );
+            assert!(Instant::now() < deadline, "not ready in 60 s: {log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What it logged so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.scratch.0.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Whether it still runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A workload of `../shared/bench`.
+pub fn workload(name: &str) -> Value {
+    let path = crate::common::root().join(format!("../shared/bench/workloads/{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
