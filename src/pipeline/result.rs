@@ -78,7 +78,11 @@ pub fn write_result_record(
     out.extend_from_slice(b"\",\"stopDate\":\"");
     write_timestamp(out, stop);
     out.extend_from_slice(b"\",\"output\":");
-    write_json(out, &outcome.output);
+    // The value's own writer (same bytes as serde_json's, written straight into `out`).
+    match &outcome.output {
+        Some(v) => crate::value::to_writer(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
     out.extend_from_slice(b",\"error\":");
     write_json(out, &outcome.error);
     out.extend_from_slice(b",\"cause\":");
