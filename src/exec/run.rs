@@ -45,6 +45,38 @@ pub(crate) struct Exec<'a> {
     made_up_arn: std::cell::OnceCell<String>,
 }
 
+impl<'a> Exec<'a> {
+    /// An execution of `plan` starting now, its time cap the plan's or the options', the
+    /// smaller; `transitions` counts what is already entered.
+    fn new(
+        plan: &Plan,
+        tasks: &'a Tasks,
+        opts: &'a ExecOptions,
+        transitions: u64,
+        log: Option<EventLog>,
+    ) -> Exec<'a> {
+        let max_duration = plan
+            .timeout_seconds
+            .map(Duration::from_secs)
+            .map_or(opts.max_duration, |d| d.min(opts.max_duration));
+        Exec {
+            tasks,
+            opts,
+            uses_context: plan.uses_context,
+            budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
+            calls: RefCell::default(),
+            call_counters: plan.call_counters,
+            start_wall: std::cell::OnceCell::new(),
+            start_clock: tokio::time::Instant::now(),
+            start_real: std::time::Instant::now(),
+            max_duration,
+            transitions: Cell::new(transitions),
+            log,
+            made_up_arn: std::cell::OnceCell::new(),
+        }
+    }
+}
+
 /// One thread of control: the top level, a Parallel branch or a Map iteration.
 pub(crate) struct Frame {
     /// The Context object (empty when the machine never reads it).
@@ -215,25 +247,13 @@ pub(crate) async fn execute(
     tasks: &Tasks,
     opts: &ExecOptions,
 ) -> (Outcome, Option<EventLog>) {
-    let max_duration = plan
-        .timeout_seconds
-        .map(Duration::from_secs)
-        .map_or(opts.max_duration, |d| d.min(opts.max_duration));
-    let ex = Exec {
+    let ex = Exec::new(
+        plan,
         tasks,
         opts,
-        uses_context: plan.uses_context,
-        budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
-        calls: RefCell::default(),
-        call_counters: plan.call_counters,
-        start_wall: std::cell::OnceCell::new(),
-        start_clock: tokio::time::Instant::now(),
-        start_real: std::time::Instant::now(),
-        max_duration,
-        transitions: Cell::new(0),
-        log: EventLog::new(opts.log, execution_arn(opts)),
-        made_up_arn: std::cell::OnceCell::new(),
-    };
+        0,
+        EventLog::new(opts.log, execution_arn(opts)),
+    );
     if let Some(log) = &ex.log {
         log.push("ExecutionStarted", Severity::Info, false, |l| {
             let mut d = crate::value::Map::new();
@@ -1117,25 +1137,7 @@ pub(crate) async fn run_start_state(
     tasks: &Tasks,
     opts: &ExecOptions,
 ) -> super::StateRun {
-    let max_duration = plan
-        .timeout_seconds
-        .map(Duration::from_secs)
-        .map_or(opts.max_duration, |d| d.min(opts.max_duration));
-    let ex = Exec {
-        tasks,
-        opts,
-        uses_context: plan.uses_context,
-        budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
-        calls: RefCell::default(),
-        call_counters: plan.call_counters,
-        start_wall: std::cell::OnceCell::new(),
-        start_clock: tokio::time::Instant::now(),
-        start_real: std::time::Instant::now(),
-        max_duration,
-        transitions: Cell::new(1),
-        log: None,
-        made_up_arn: std::cell::OnceCell::new(),
-    };
+    let ex = Exec::new(plan, tasks, opts, 1, None);
     let node = &plan.nodes[plan.start];
     let given_context = context.is_some();
     let ctx = match context {

@@ -59,18 +59,18 @@ pub fn write_result_record(
     out.extend_from_slice(b"{\"executionArn\":\"");
     out.extend_from_slice(ARN_PREFIX.as_bytes());
     out.extend_from_slice(b"express:");
-    escape_into(out, execution.machine);
+    crate::value::escape_str_into(out, execution.machine);
     out.push(b':');
-    escape_into(out, execution.name);
+    crate::value::escape_str_into(out, execution.name);
     out.push(b':');
     let mut id = [0u8; uuid::fmt::Hyphenated::LENGTH];
     out.extend_from_slice(execution.id.hyphenated().encode_lower(&mut id).as_bytes());
     out.extend_from_slice(b"\",\"stateMachineArn\":\"");
     out.extend_from_slice(ARN_PREFIX.as_bytes());
     out.extend_from_slice(b"stateMachine:");
-    escape_into(out, execution.machine);
+    crate::value::escape_str_into(out, execution.machine);
     out.extend_from_slice(b"\",\"name\":\"");
-    escape_into(out, execution.name);
+    crate::value::escape_str_into(out, execution.name);
     out.extend_from_slice(b"\",\"status\":\"");
     out.extend_from_slice(outcome.status.as_str().as_bytes());
     out.extend_from_slice(b"\",\"startDate\":\"");
@@ -100,39 +100,6 @@ pub fn write_result_record(
 
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
     serde_json::to_writer(out, v).expect("a JSON value always serializes into memory");
-}
-
-/// Appends `s` escaped as the inside of a JSON string, exactly as serde_json escapes it.
-fn escape_into(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = s.as_bytes();
-    let mut plain = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            0x00..=0x1f => b'u',
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[plain..i]);
-        plain = i + 1;
-        out.push(b'\\');
-        out.push(short);
-        if short == b'u' {
-            out.extend_from_slice(&[
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]);
-        }
-    }
-    out.extend_from_slice(&bytes[plain..]);
 }
 
 /// Appends `t` as RFC 3339 with milliseconds and a `Z` (`2026-11-21T10:00:00.123Z`), the
@@ -377,7 +344,7 @@ mod tests {
         for c in (0u8..128).map(char::from).chain(['é', '\u{2028}', '😀']) {
             let s = format!("a{c}b");
             let mut ours = vec![b'"'];
-            escape_into(&mut ours, &s);
+            crate::value::escape_str_into(&mut ours, &s);
             ours.push(b'"');
             assert_eq!(ours, serde_json::to_vec(&s).unwrap(), "{c:?}");
         }

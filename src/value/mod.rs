@@ -27,7 +27,7 @@ pub use map::{Entry, Map};
 pub use parse::{from_slice, from_str};
 pub use serde_json::Number;
 pub use str::Str;
-pub use write::{to_string, to_string_pretty, to_vec, to_writer};
+pub use write::{escape_str_into, to_string, to_string_pretty, to_vec, to_writer};
 
 /// A node's JSON size, remembered between writes: limits are checked after every state,
 /// and a subtree shared by many states is then measured once. Relaxed atomics suffice:

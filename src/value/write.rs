@@ -115,13 +115,18 @@ fn write_number(out: &mut Vec<u8>, n: &super::Number) {
 /// A JSON string with serde_json's escapes: `\"`, `\\`, the five short control
 /// escapes, `\u00xx` (lowercase hex) for the other control bytes, everything else as is.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
+    escape_str_into(out, s);
+    out.push(b'"');
+}
+
+/// Appends `s` escaped as the inside of a JSON string, with serde_json's exact escapes.
+pub fn escape_str_into(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
     // Most strings need no escape: one test over the whole string, one copy.
     if !bytes.iter().any(|&b| super::len::needs_escape(b)) {
         out.extend_from_slice(bytes);
-        out.push(b'"');
         return;
     }
     let mut run = 0;
@@ -156,7 +161,6 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.extend_from_slice(&bytes[run..]);
-    out.push(b'"');
 }
 
 /// Compact JSON text.
