@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::value::Value;
 use futures::stream::{self, StreamExt};
 
-use super::run::{amount, run_machine, show_number, Exec, Frame};
+use super::frame::{amount, is_execution_timeout, show_number, Exec, Frame, RunMachine};
 use crate::asl::model::{MapSpec, PathField, QueryLanguage};
 use crate::compile::plan::Node;
 use crate::error::{names, WorkflowError};
@@ -21,6 +21,7 @@ pub(crate) async fn run(
     spec: &MapSpec,
     eff: &Value,
     frame: &Frame,
+    run_machine: RunMachine,
 ) -> Result<Value, WorkflowError> {
     let env = frame.env(eff);
     let jsonata = node.state.query_language == QueryLanguage::Jsonata;
@@ -149,7 +150,7 @@ pub(crate) async fn run(
     while let Some(r) = runs.next().await {
         let v = match r {
             Ok(v) => v,
-            Err(e) if !tolerates || super::run::is_execution_timeout(&e) => return Err(e),
+            Err(e) if !tolerates || is_execution_timeout(&e) => return Err(e),
             Err(e) => {
                 failed += 1;
                 // Either threshold, once exceeded, fails the whole Map.

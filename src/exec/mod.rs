@@ -5,6 +5,7 @@
 //! [`execute_blocking`] runs one on a fresh current-thread runtime, with a real or a
 //! virtual clock (delays then pass instantly, in order).
 
+mod frame;
 mod io;
 pub mod log;
 mod map;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::value::Value;
 use futures::future::try_join_all;
 
-use super::run::{run_machine, Exec, Frame};
+use super::frame::{Exec, Frame, RunMachine};
 use crate::compile::plan::Node;
 use crate::error::WorkflowError;
 use crate::expr::vars::Vars;
@@ -16,6 +16,7 @@ pub(crate) async fn run(
     node: &Node,
     input: Value,
     frame: &Frame,
+    run_machine: RunMachine,
 ) -> Result<Value, WorkflowError> {
     // Branches read the enclosing variables; what they assign stays inside them.
     let outer = Arc::new(frame.vars.clone());

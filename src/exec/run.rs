@@ -1,15 +1,16 @@
 //! The state loop: enter a state, process its input, run it, retry or catch, move on.
 
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 
+use super::frame::{
+    amount, execution_timeout, is_execution_timeout, show_number, Exec, Frame, EMPTY,
+};
 use super::log::{error_details, EventLog, Severity};
-use super::memory::Budget;
 use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
 use crate::asl::model::{
     Amount, Assign, FailText, Kind, PathField, QueryLanguage, State, Test, WaitFor,
@@ -22,96 +23,6 @@ use crate::expr::query::{eval_expr, Query};
 use crate::expr::vars::Vars;
 use crate::expr::{timestamp, Env};
 use crate::tasks::{TaskCall, Tasks};
-
-/// What all frames of one execution share.
-pub(crate) struct Exec<'a> {
-    pub tasks: &'a Tasks,
-    pub opts: &'a ExecOptions,
-    pub uses_context: bool,
-    /// What the execution holds beyond its current data, against its memory cap.
-    pub budget: Budget,
-    /// Task calls so far, by the counter slots the plan gave each state name and resource.
-    calls: RefCell<Vec<u32>>,
-    call_counters: usize,
-    /// Wall-clock start, read only if something asks for the time (it costs a clock read).
-    start_wall: std::cell::OnceCell<DateTime<Utc>>,
-    start_clock: tokio::time::Instant,
-    start_real: std::time::Instant,
-    max_duration: Duration,
-    transitions: Cell<u64>,
-    /// The execution's buffered log events; none at level OFF.
-    pub log: Option<EventLog>,
-    /// The execution's ARN when it was not given, made once when something asks.
-    made_up_arn: std::cell::OnceCell<String>,
-}
-
-impl<'a> Exec<'a> {
-    /// An execution of `plan` starting now, its time cap the plan's or the options', the
-    /// smaller; `transitions` counts what is already entered.
-    fn new(
-        plan: &Plan,
-        tasks: &'a Tasks,
-        opts: &'a ExecOptions,
-        transitions: u64,
-        log: Option<EventLog>,
-    ) -> Exec<'a> {
-        let max_duration = plan
-            .timeout_seconds
-            .map(Duration::from_secs)
-            .map_or(opts.max_duration, |d| d.min(opts.max_duration));
-        Exec {
-            tasks,
-            opts,
-            uses_context: plan.uses_context,
-            budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
-            calls: RefCell::default(),
-            call_counters: plan.call_counters,
-            start_wall: std::cell::OnceCell::new(),
-            start_clock: tokio::time::Instant::now(),
-            start_real: std::time::Instant::now(),
-            max_duration,
-            transitions: Cell::new(transitions),
-            log,
-            made_up_arn: std::cell::OnceCell::new(),
-        }
-    }
-}
-
-/// One thread of control: the top level, a Parallel branch or a Map iteration.
-pub(crate) struct Frame {
-    /// The Context object (empty when the machine never reads it).
-    pub ctx: Context,
-    /// Variables visible here.
-    pub vars: Vars,
-}
-
-static EMPTY: Value = Value::Null;
-
-impl Frame {
-    pub fn env<'v>(&'v self, input: &'v Value) -> Env<'v> {
-        Env {
-            input,
-            context: &self.ctx,
-            vars: &self.vars,
-        }
-    }
-
-    /// JSONata's `$states` over this frame: `input`, and `result` / `errorOutput` when given.
-    pub fn scope<'v>(
-        &'v self,
-        input: &'v Value,
-        result: Option<&'v Value>,
-        error_output: Option<&'v Value>,
-    ) -> Scope<'v> {
-        Scope {
-            input,
-            result,
-            error_output,
-            context: &self.ctx,
-            vars: &self.vars,
-        }
-    }
-}
 
 /// Evaluates an Assign block in its language: JSONPath over `path_env`, JSONata over `scope`.
 fn eval_assign(a: &Assign, path_env: &Env, scope: &Scope) -> Result<Value, WorkflowError> {
@@ -197,16 +108,6 @@ impl Exec<'_> {
         }
         if !d.is_zero() {
             tokio::time::sleep(d).await;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn check_deadline(&self) -> Result<(), WorkflowError> {
-        let virtual_elapsed =
-            tokio::time::Instant::now().saturating_duration_since(self.start_clock);
-        // A busy loop never lets a virtual clock advance, so real time counts too.
-        if virtual_elapsed >= self.max_duration || self.start_real.elapsed() >= self.max_duration {
-            return Err(execution_timeout());
         }
         Ok(())
     }
@@ -356,17 +257,6 @@ fn execution_arn(opts: &ExecOptions) -> String {
         let name = opts.execution_name.as_deref().unwrap_or("execution");
         made_up_arn(&opts.state_machine_name, name)
     })
-}
-
-const EXECUTION_TIMEOUT_CAUSE: &str = "the execution ran past its time limit";
-
-/// The error that ends an execution at its time cap; no retrier or catcher handles it.
-fn execution_timeout() -> WorkflowError {
-    WorkflowError::new(names::TIMEOUT, EXECUTION_TIMEOUT_CAUSE)
-}
-
-pub(crate) fn is_execution_timeout(e: &WorkflowError) -> bool {
-    e.name() == names::TIMEOUT && e.cause.as_deref() == Some(EXECUTION_TIMEOUT_CAUSE)
 }
 
 /// Runs a machine (or branch, or iteration) from its start state to its end.
@@ -702,7 +592,7 @@ async fn attempt(
     let result = match &s.kind {
         // Boxed: a parked execution's future is as large as its largest branch, and
         // Map/Parallel/Task futures are big; a million Waits must stay small.
-        Kind::Map(spec) => Box::pin(map::run(ex, node, spec, &eff, frame)).await?,
+        Kind::Map(spec) => Box::pin(map::run(ex, node, spec, &eff, frame, run_machine)).await?,
         kind => {
             let task_input = match (&s.parameters, &s.arguments) {
                 (Some(t), _) => t.eval(&frame.env(&eff))?,
@@ -733,7 +623,7 @@ async fn attempt(
                     Box::pin(call_task(ex, node, resource, task_input, timeout)).await?
                 }
                 Kind::Parallel { .. } => {
-                    Box::pin(parallel::run(ex, node, task_input, frame)).await?
+                    Box::pin(parallel::run(ex, node, task_input, frame, run_machine)).await?
                 }
                 _ => unreachable!("step() only sends Pass, Task, Parallel and Map here"),
             }
@@ -994,44 +884,6 @@ fn fail_text(
             }
         }
     }
-}
-
-/// Resolves a number that may come from a path; `None` when the field is absent.
-pub(crate) fn amount(
-    a: Option<&Amount>,
-    env: &Env,
-    field: &str,
-) -> Result<Option<f64>, WorkflowError> {
-    match a {
-        None => Ok(None),
-        Some(Amount::Fixed(f)) => Ok(Some(*f)),
-        Some(Amount::Query(e)) => {
-            let name = field.strip_suffix("Path").unwrap_or(field);
-            match eval_expr(e, &env.scope(), name, &Limits::default())? {
-                Value::Number(n) => Ok(n.as_f64()),
-                other => Err(WorkflowError::new(
-                    names::QUERY_EVALUATION_ERROR,
-                    format!("The {name} field evaluated to {other}, which is not a number"),
-                )),
-            }
-        }
-        Some(Amount::Path(p)) => match p.eval(env).as_deref() {
-            Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(other) => Err(WorkflowError::runtime(format!(
-                "The {field} field refers to value '{other}', which is not a valid number"
-            ))),
-            None => Err(WorkflowError::runtime(format!(
-                "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
-                p.text(),
-                env.input
-            ))),
-        },
-    }
-}
-
-/// A number as JSON writes it (`1e300`, not 301 digits).
-pub(crate) fn show_number(f: f64) -> String {
-    serde_json::Number::from_f64(f).map_or_else(|| f.to_string(), |n| n.to_string())
 }
 
 /// AWS's largest TimeoutSeconds / HeartbeatSeconds.

@@ -1,0 +1,185 @@
+//! What every part of one execution shares: the [`Exec`] of the whole execution, the
+//! [`Frame`] of one thread of control, and the helpers the state loop (`run.rs`), Map and
+//! Parallel all use. Map and Parallel run their sub-machines through a [`RunMachine`]
+//! they are handed, so the three form no cycle.
+
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::future::LocalBoxFuture;
+
+use super::log::EventLog;
+use super::memory::Budget;
+use super::ExecOptions;
+use crate::asl::model::Amount;
+use crate::compile::plan::Plan;
+use crate::error::{names, WorkflowError};
+use crate::expr::context::Context;
+use crate::expr::jsonata::{Limits, Scope};
+use crate::expr::query::eval_expr;
+use crate::expr::vars::Vars;
+use crate::expr::Env;
+use crate::tasks::Tasks;
+use crate::value::Value;
+
+/// Runs a machine (or a branch, or an iteration) from its start state to its end: the
+/// state loop's entry, handed to Map and Parallel.
+pub(crate) type RunMachine = for<'a> fn(
+    &'a Exec<'a>,
+    &'a Plan,
+    Value,
+    Frame,
+    Option<usize>,
+) -> LocalBoxFuture<'a, Result<Value, WorkflowError>>;
+
+/// What all frames of one execution share.
+pub(crate) struct Exec<'a> {
+    pub tasks: &'a Tasks,
+    pub opts: &'a ExecOptions,
+    pub uses_context: bool,
+    /// What the execution holds beyond its current data, against its memory cap.
+    pub budget: Budget,
+    /// Task calls so far, by the counter slots the plan gave each state name and resource.
+    pub(super) calls: RefCell<Vec<u32>>,
+    pub(super) call_counters: usize,
+    /// Wall-clock start, read only if something asks for the time (it costs a clock read).
+    pub(super) start_wall: std::cell::OnceCell<DateTime<Utc>>,
+    pub(super) start_clock: tokio::time::Instant,
+    pub(super) start_real: std::time::Instant,
+    pub(super) max_duration: Duration,
+    pub(super) transitions: Cell<u64>,
+    /// The execution's buffered log events; none at level OFF.
+    pub log: Option<EventLog>,
+    /// The execution's ARN when it was not given, made once when something asks.
+    pub(super) made_up_arn: std::cell::OnceCell<String>,
+}
+
+impl<'a> Exec<'a> {
+    /// An execution of `plan` starting now, its time cap the plan's or the options', the
+    /// smaller; `transitions` counts what is already entered.
+    pub(super) fn new(
+        plan: &Plan,
+        tasks: &'a Tasks,
+        opts: &'a ExecOptions,
+        transitions: u64,
+        log: Option<EventLog>,
+    ) -> Exec<'a> {
+        let max_duration = plan
+            .timeout_seconds
+            .map(Duration::from_secs)
+            .map_or(opts.max_duration, |d| d.min(opts.max_duration));
+        Exec {
+            tasks,
+            opts,
+            uses_context: plan.uses_context,
+            budget: Budget::new(opts.max_memory_bytes, opts.shard_memory.clone()),
+            calls: RefCell::default(),
+            call_counters: plan.call_counters,
+            start_wall: std::cell::OnceCell::new(),
+            start_clock: tokio::time::Instant::now(),
+            start_real: std::time::Instant::now(),
+            max_duration,
+            transitions: Cell::new(transitions),
+            log,
+            made_up_arn: std::cell::OnceCell::new(),
+        }
+    }
+}
+
+/// One thread of control: the top level, a Parallel branch or a Map iteration.
+pub(crate) struct Frame {
+    /// The Context object (empty when the machine never reads it).
+    pub ctx: Context,
+    /// Variables visible here.
+    pub vars: Vars,
+}
+
+pub(super) static EMPTY: Value = Value::Null;
+
+impl Frame {
+    pub fn env<'v>(&'v self, input: &'v Value) -> Env<'v> {
+        Env {
+            input,
+            context: &self.ctx,
+            vars: &self.vars,
+        }
+    }
+
+    /// JSONata's `$states` over this frame: `input`, and `result` / `errorOutput` when given.
+    pub fn scope<'v>(
+        &'v self,
+        input: &'v Value,
+        result: Option<&'v Value>,
+        error_output: Option<&'v Value>,
+    ) -> Scope<'v> {
+        Scope {
+            input,
+            result,
+            error_output,
+            context: &self.ctx,
+            vars: &self.vars,
+        }
+    }
+}
+
+impl Exec<'_> {
+    pub(crate) fn check_deadline(&self) -> Result<(), WorkflowError> {
+        let virtual_elapsed =
+            tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+        // A busy loop never lets a virtual clock advance, so real time counts too.
+        if virtual_elapsed >= self.max_duration || self.start_real.elapsed() >= self.max_duration {
+            return Err(execution_timeout());
+        }
+        Ok(())
+    }
+}
+
+const EXECUTION_TIMEOUT_CAUSE: &str = "the execution ran past its time limit";
+
+/// The error that ends an execution at its time cap; no retrier or catcher handles it.
+pub(super) fn execution_timeout() -> WorkflowError {
+    WorkflowError::new(names::TIMEOUT, EXECUTION_TIMEOUT_CAUSE)
+}
+
+pub(crate) fn is_execution_timeout(e: &WorkflowError) -> bool {
+    e.name() == names::TIMEOUT && e.cause.as_deref() == Some(EXECUTION_TIMEOUT_CAUSE)
+}
+
+/// Resolves a number that may come from a path; `None` when the field is absent.
+pub(crate) fn amount(
+    a: Option<&Amount>,
+    env: &Env,
+    field: &str,
+) -> Result<Option<f64>, WorkflowError> {
+    match a {
+        None => Ok(None),
+        Some(Amount::Fixed(f)) => Ok(Some(*f)),
+        Some(Amount::Query(e)) => {
+            let name = field.strip_suffix("Path").unwrap_or(field);
+            match eval_expr(e, &env.scope(), name, &Limits::default())? {
+                Value::Number(n) => Ok(n.as_f64()),
+                other => Err(WorkflowError::new(
+                    names::QUERY_EVALUATION_ERROR,
+                    format!("The {name} field evaluated to {other}, which is not a number"),
+                )),
+            }
+        }
+        Some(Amount::Path(p)) => match p.eval(env).as_deref() {
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(other) => Err(WorkflowError::runtime(format!(
+                "The {field} field refers to value '{other}', which is not a valid number"
+            ))),
+            None => Err(WorkflowError::runtime(format!(
+                "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
+                p.text(),
+                env.input
+            ))),
+        },
+    }
+}
+
+/// A number as JSON writes it (`1e300`, not 301 digits).
+pub(crate) fn show_number(f: f64) -> String {
+    serde_json::Number::from_f64(f).map_or_else(|| f.to_string(), |n| n.to_string())
+}
