@@ -8,8 +8,6 @@
 mod api_support;
 mod common;
 
-use std::process::{Child, Command, Stdio};
-
 use api_support::{aws_cli, call, raw, workload, Local};
 use serde_json::{json, Value};
 
@@ -673,41 +671,9 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
     assert_eq!(ran["inspectionData"]["toleratedFailurePercentage"], 50);
 }
 
-/// Python's test HTTP server of `tests/fixtures/http_server.py`, killed on drop.
-struct EchoServer {
-    child: Child,
-    port: u16,
-}
-
-impl EchoServer {
-    fn start() -> EchoServer {
-        use std::io::{BufRead, BufReader};
-        let script = common::root().join("tests/fixtures/http_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs the test server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("the server prints its port");
-        let port = line.trim().parse().expect("a port number");
-        EchoServer { child, port }
-    }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn test_state_traces_the_http_exchange_it_made() {
-    let srv = EchoServer::start();
+    let srv = common::HttpServer::start();
     let prefix = format!("http://127.0.0.1:{}/", srv.port);
     let local = Local::start(
         "api-test-state-http",

@@ -82,3 +82,43 @@ pub fn map_over_item_values() -> Value {
         }}
     })
 }
+
+/// Python's test HTTP server (`tests/fixtures/http_server.py`) on 127.0.0.1, killed on drop.
+pub struct HttpServer {
+    child: std::process::Child,
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl HttpServer {
+    /// Starts it and waits for the port it prints.
+    pub fn start() -> HttpServer {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let script = root().join("tests/fixtures/http_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs the test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the server prints its port");
+        let port = line.trim().parse().expect("a port number");
+        HttpServer { child, port }
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
