@@ -184,23 +184,30 @@ pub async fn start_sync(api: &Api, mut f: Fields, shard: &ShardView) -> Result<B
 }
 
 /// Writes `s` as a JSON string. Text without control characters (the common case: an
-/// input or output's own JSON text) needs only quotes and backslashes escaped, found with
-/// `memchr`; anything else takes serde_json's full escaping.
+/// input or output's own JSON text) goes through [`quoted_text_into`]; anything else through
+/// the value writer's full escaping.
 fn string_into(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    if bytes.iter().any(|&b| b < 0x20) {
-        serde_json::to_writer(out, s).expect("a string always serializes into memory");
+    if s.bytes().any(|b| b < 0x20) {
+        out.push(b'"');
+        crate::value::escape_str_into(out, s);
+        out.push(b'"');
         return;
     }
-    out.reserve(bytes.len() + 2);
+    quoted_text_into(out, s.as_bytes());
+}
+
+/// Writes `text`, which holds no control characters, as a JSON string: only quotes and
+/// backslashes need escaping, found with `memchr`.
+fn quoted_text_into(out: &mut Vec<u8>, text: &[u8]) {
+    out.reserve(text.len() + 2);
     out.push(b'"');
     let mut plain = 0;
-    for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
-        out.extend_from_slice(&bytes[plain..i]);
+    for i in memchr::memchr2_iter(b'"', b'\\', text) {
+        out.extend_from_slice(&text[plain..i]);
         out.push(b'\\');
         plain = i;
     }
-    out.extend_from_slice(&bytes[plain..]);
+    out.extend_from_slice(&text[plain..]);
     out.push(b'"');
 }
 
@@ -218,8 +225,8 @@ fn output_into(out: &mut Vec<u8>, v: &crate::value::Value) {
         let mut text = text.borrow_mut();
         text.clear();
         crate::value::to_writer(&mut text, v);
-        // The compact text holds no raw control characters: the fast path always applies.
-        string_into(out, std::str::from_utf8(&text).expect("JSON text is UTF-8"));
+        // Compact JSON text holds no raw control characters (the writer escapes them).
+        quoted_text_into(out, &text);
         // A huge output does not keep its buffer on the thread.
         if text.capacity() > 1 << 20 {
             *text = Vec::new();
