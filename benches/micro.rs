@@ -187,7 +187,18 @@ fn decode(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    // The pipeline's whole decode: UTF-8 and depth checks, copy, simd-json, envelope split.
+    // Into stepstream's value: through serde's visitor, and by the hand reader the
+    // pipeline and the API use (same result, sizes counted on the way).
+    group.bench_function("value-serde", |b| {
+        b.iter(|| {
+            serde_json::from_slice::<stepstream::value::Value>(&envelope).expect("valid JSON")
+        })
+    });
+    group.bench_function("value-hand", |b| {
+        b.iter(|| stepstream::value::from_slice(&envelope).expect("valid JSON"))
+    });
+    // The pipeline's whole decode: header, size and depth checks, the envelope read by
+    // the hand reader.
     let limits = RequestLimits {
         max_bytes: 256 * 1024,
         max_depth: 64,

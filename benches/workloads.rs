@@ -89,8 +89,7 @@ fn runtime() -> Runtime {
 
 /// One P1 execution: request bytes in, output bytes out.
 fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> Vec<u8> {
-    let input: stepstream::value::Value =
-        serde_json::from_slice(request).expect("the workload input is JSON");
+    let input = stepstream::value::from_slice(request).expect("the workload input is JSON");
     let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
     match &outcome.output {
         Some(v) => stepstream::value::to_vec(v),
@@ -100,8 +99,7 @@ fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> V
 
 /// Panics unless one execution succeeds with the expected output.
 fn verify(rt: &Runtime, w: &Workload, opts: &ExecOptions) {
-    let input: stepstream::value::Value =
-        serde_json::from_slice(&w.request).expect("the workload input is JSON");
+    let input = stepstream::value::from_slice(&w.request).expect("the workload input is JSON");
     let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
     assert!(
         outcome.status == Status::Succeeded,

@@ -58,8 +58,7 @@ async fn run_sync(
             "it nests {depth} levels deep, over the limit of {max_depth}"
         )));
     }
-    let value = serde_json::from_str::<crate::value::Value>(&input)
-        .map_err(|e| SyncRefused::BadInput(e.to_string()))?;
+    let value = crate::value::from_str(&input).map_err(|e| SyncRefused::BadInput(e.to_string()))?;
     // Read now, not when the connection started: a keep-alive connection may create a
     // machine and run it next.
     let machines = shard.ctx.machines.snapshot();

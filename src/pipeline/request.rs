@@ -125,14 +125,19 @@ pub fn decode<'a>(
         return Ok(Request {
             state_machine: Cow::Borrowed(machine),
             name: header_name.map(Cow::Borrowed),
-            input: serde_json::from_slice(bytes).map_err(parse_error)?,
+            input: crate::value::from_slice(bytes).map_err(parse_error)?,
         });
     }
+    let envelope = match fast_envelope(bytes) {
+        Some(e) => e,
+        // Whatever the fast reader does not finish, serde_json reads, with its messages.
+        None => serde_json::from_slice(bytes).map_err(parse_error)?,
+    };
     let Envelope::Object {
         state_machine,
         name,
         input,
-    } = serde_json::from_slice(bytes).map_err(parse_error)?
+    } = envelope
     else {
         return Err(reject(
             errors::INVALID_REQUEST,
@@ -186,6 +191,35 @@ pub fn decode<'a>(
         state_machine,
         name,
         input: input.unwrap_or_else(|| Value::Object(Default::default())),
+    })
+}
+
+/// The envelope read by the hand reader (`value::Reader`), which also reads `input` with
+/// its sizes; `None` for anything it does not finish.
+fn fast_envelope(bytes: &[u8]) -> Option<Envelope<'_>> {
+    let text = simdutf8::basic::from_utf8(bytes).ok()?;
+    let mut r = crate::value::Reader::new(text);
+    let (mut state_machine, mut name, mut input) = (None, None, None);
+    fn field<'a>(r: &mut crate::value::Reader<'a>) -> Option<Field<'a>> {
+        Some(match r.str_or_value()? {
+            Ok(s) => Field::Str(s),
+            Err(Value::Null) => Field::Null,
+            Err(_) => Field::Other,
+        })
+    }
+    r.object(|key, r| {
+        match key {
+            "stateMachine" => state_machine = Some(field(r)?),
+            "name" => name = Some(field(r)?),
+            "input" => input = Some(r.value()?),
+            _ => drop(r.value()?),
+        }
+        Some(())
+    })?;
+    r.at_end().then_some(Envelope::Object {
+        state_machine,
+        name,
+        input,
     })
 }
 

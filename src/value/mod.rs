@@ -6,9 +6,10 @@
 //! into a shared array or object copies only that node's slots (`Arc::make_mut`), so a
 //! ResultPath write copies the spine it changes and nothing under it.
 //!
-//! Parsing ([`from_slice`]) and writing ([`to_vec`]) go through serde_json's reader and
-//! writer, so accepted input, error messages, number formatting and escapes are exactly
-//! serde_json's. Definitions, config and network task payloads stay `serde_json::Value`
+//! Parsing ([`from_slice`]) and writing ([`to_vec`]) are written by hand but keep
+//! serde_json's behaviour exactly: the reader hands anything it does not finish to
+//! serde_json (so accepted input and error messages are its), and the writer writes its
+//! number formats and escapes. Definitions, config and network task payloads stay `serde_json::Value`
 //! and convert at their edge ([`convert`]).
 
 mod array;
@@ -17,6 +18,7 @@ mod index;
 mod len;
 mod map;
 mod parse;
+mod read;
 mod str;
 mod write;
 
@@ -24,7 +26,8 @@ pub use array::Array;
 pub use index::Index;
 pub(crate) use len::{known_len, number_len, string_len};
 pub use map::{Entry, Map};
-pub use parse::{from_slice, from_str};
+pub(crate) use read::Reader;
+pub use read::{from_slice, from_str};
 pub use serde_json::Number;
 pub use str::Str;
 pub use write::{escape_str_into, to_string, to_string_pretty, to_vec, to_writer};

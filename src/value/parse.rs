@@ -1,4 +1,5 @@
-//! Reading JSON into [`Value`]: serde_json's reader, our tree.
+//! Reading JSON into [`Value`] through serde: serde_json's reader (or any other
+//! deserializer), our tree. [`super::from_slice`] is the faster way for whole documents.
 //!
 //! serde_json does the lexing (its number parsing, escape handling, error messages and
 //! its 128-level recursion limit stay exactly as before); this visitor builds the tree.
@@ -10,16 +11,6 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::{known_len, string_len, Array, Map, Number, Str, Value};
-
-/// Parses JSON bytes into a [`Value`].
-pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
-    serde_json::from_slice(bytes)
-}
-
-/// Parses JSON text into a [`Value`].
-pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
-    serde_json::from_str(text)
-}
 
 struct ValueVisitor;
 

@@ -1,0 +1,696 @@
+//! Reading JSON into [`Value`] by hand: one pass over the bytes that builds the tree and
+//! counts every node's JSON size on the way.
+//!
+//! The reader takes a strict subset of what serde_json takes. Whatever it does not finish
+//! (malformed input, a number whose rounding needs serde_json's own algorithm, a lone
+//! surrogate escape, nesting deeper than [`MAX_DEPTH`]) is read again by serde_json, and
+//! that result, value or error, is the answer. Accepted documents, parsed numbers and error
+//! messages therefore stay exactly serde_json's; the fast path only has to agree with it on
+//! what it accepts (`tests::agrees_with_serde_json` checks that on generated documents).
+//!
+//! Why by hand: behind serde's visitor, reading the order workload's 1 KB request was
+//! ~30 % of an execution (`Value::deserialize`, `parse_str`, `next_key`, `from_utf8` per
+//! string, float formatting to count sizes). Here the whole input is checked as UTF-8
+//! once, strings are found eight bytes at a time, children collect on one scratch stack
+//! and move into an exactly sized vector, and a plain decimal's JSON size is its length.
+
+use std::borrow::Cow;
+
+use super::{string_len, Array, Map, Number, Str, Value};
+
+/// Nesting the fast path handles; deeper documents go to serde_json (whose own limit is
+/// 128), so its recursion error stays the one reported.
+const MAX_DEPTH: u32 = 100;
+
+/// Parses JSON bytes into a [`Value`], with serde_json's acceptance and error messages.
+pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// Parses JSON text into a [`Value`], with serde_json's acceptance and error messages.
+pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
+    let mut r = Reader::new(text);
+    match r.value().filter(|_| r.at_end()) {
+        Some(v) => Ok(v),
+        None => serde_json::from_str(text),
+    }
+}
+
+/// The fast reader's position in a document. Every method returns `None` where the
+/// fast path gives up; the caller then reads the whole document with serde_json.
+pub(crate) struct Reader<'a> {
+    text: &'a str,
+    i: usize,
+    depth: u32,
+    // Children of the objects and arrays being read, innermost last.
+    entries: Vec<(Str, Value)>,
+    items: Vec<Value>,
+    // An escaped string being decoded.
+    scratch: String,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `text`.
+    pub(crate) fn new(text: &'a str) -> Reader<'a> {
+        Reader {
+            text,
+            i: 0,
+            depth: 0,
+            entries: Vec::new(),
+            items: Vec::new(),
+            scratch: String::new(),
+        }
+    }
+
+    #[inline]
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    /// The next byte after white space, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        let b = self.bytes();
+        while let Some(&c) = b.get(self.i) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(c);
+            }
+            self.i += 1;
+        }
+        None
+    }
+
+    /// Consumes `c` (after white space), or gives up.
+    #[inline]
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// Whether only white space is left.
+    pub(crate) fn at_end(&mut self) -> bool {
+        self.peek().is_none()
+    }
+
+    /// Reads one value.
+    pub(crate) fn value(&mut self) -> Option<Value> {
+        Some(self.sized_value()?.0)
+    }
+
+    /// Reads a value that is a string as borrowed text (owned when it had escapes); any
+    /// other value as a [`Value`].
+    pub(crate) fn str_or_value(&mut self) -> Option<Result<Cow<'a, str>, Value>> {
+        if self.peek()? != b'"' {
+            return self.value().map(Err);
+        }
+        self.i += 1;
+        Some(Ok(match self.string_body()? {
+            Text::Borrowed(s) => Cow::Borrowed(s),
+            Text::Escaped => Cow::Owned(self.scratch.clone()),
+        }))
+    }
+
+    /// Reads the members of an object one by one: `each` gets every key and must read its
+    /// value with this reader.
+    pub(crate) fn object(
+        &mut self,
+        mut each: impl FnMut(&str, &mut Reader<'a>) -> Option<()>,
+    ) -> Option<()> {
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.expect(b'"')?;
+            let key = match self.string_body()? {
+                Text::Borrowed(s) => Cow::Borrowed(s),
+                Text::Escaped => Cow::Owned(self.scratch.clone()),
+            };
+            self.expect(b':')?;
+            each(&key, self)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A value and its JSON size (`None` when not known, e.g. after a duplicate key).
+    fn sized_value(&mut self) -> Option<(Value, Option<usize>)> {
+        match self.peek()? {
+            b'"' => {
+                self.i += 1;
+                let start = self.i;
+                Some(match self.string_body()? {
+                    Text::Borrowed(s) => (Value::String(Str::from(s)), Some(self.i - start + 1)),
+                    Text::Escaped => {
+                        let n = string_len(&self.scratch);
+                        (Value::String(Str::from(self.scratch.as_str())), Some(n))
+                    }
+                })
+            }
+            b'{' => self.object_value(),
+            b'[' => self.array_value(),
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], v: Value) -> Option<(Value, Option<usize>)> {
+        let end = self.i + word.len();
+        (self.bytes().get(self.i..end)? == word).then(|| {
+            self.i = end;
+            (v, Some(word.len()))
+        })
+    }
+
+    fn object_value(&mut self) -> Option<(Value, Option<usize>)> {
+        self.i += 1;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let base = self.entries.len();
+        let mut size = Some(1usize);
+        // Past a few keys the map keeps a hash index, so duplicates are found by it
+        // rather than by a scan per key.
+        let mut big: Option<Map> = None;
+        if self.peek()? == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                self.expect(b'"')?;
+                let start = self.i;
+                let (key, key_len) = match self.string_body()? {
+                    Text::Borrowed(s) => (Str::from(s), self.i - start + 1),
+                    Text::Escaped => {
+                        let k = Str::from(self.scratch.as_str());
+                        let n = string_len(&k);
+                        (k, n)
+                    }
+                };
+                self.expect(b':')?;
+                let (v, len) = self.sized_value()?;
+                if let Some(m) = big.as_mut() {
+                    size = match m.insert(key, v) {
+                        None => add(size, len, key_len + 2),
+                        Some(_) => None,
+                    };
+                } else if let Some((_, old)) =
+                    self.entries[base..].iter_mut().find(|(k, _)| *k == key)
+                {
+                    // A duplicate key: the later value in the first position, as serde_json.
+                    *old = v;
+                    size = None;
+                } else {
+                    size = add(size, len, key_len + 2);
+                    self.entries.push((key, v));
+                    if self.entries.len() - base == Map::SCAN_KEYS {
+                        let own: Vec<_> = self.entries.drain(base..).collect();
+                        big = Some(Map::from_distinct(own, None));
+                    }
+                }
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        if let Some(m) = big {
+            if let Some(n) = size {
+                m.cache_json_size(n);
+            }
+            return Some((Value::Object(m), size));
+        }
+        let n = self.entries.len() - base;
+        if n == 0 {
+            return Some((Value::Object(Map::new()), Some(2)));
+        }
+        let mut own = Vec::with_capacity(n);
+        own.extend(self.entries.drain(base..));
+        Some((Value::Object(Map::from_distinct(own, size)), size))
+    }
+
+    fn array_value(&mut self) -> Option<(Value, Option<usize>)> {
+        self.i += 1;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        let base = self.items.len();
+        let mut size = Some(1usize);
+        if self.peek()? == b']' {
+            self.i += 1;
+        } else {
+            loop {
+                let (v, len) = self.sized_value()?;
+                size = add(size, len, 1);
+                self.items.push(v);
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        let n = self.items.len() - base;
+        if n == 0 {
+            return Some((Value::Array(Array::new()), Some(2)));
+        }
+        let mut own = Vec::with_capacity(n);
+        own.extend(self.items.drain(base..));
+        Some((Value::Array(Array::from_sized(own, size)), size))
+    }
+
+    /// A string's text, the opening quote already consumed; the closing one is consumed
+    /// too. Text with escapes is decoded into `scratch`.
+    #[inline]
+    fn string_body(&mut self) -> Option<Text<'a>> {
+        let b = self.bytes();
+        let start = self.i;
+        let end = special(b, start);
+        match b.get(end)? {
+            b'"' => {
+                self.i = end + 1;
+                // Quotes are ASCII, so both ends are character boundaries of valid text.
+                Some(Text::Borrowed(&self.text[start..end]))
+            }
+            b'\\' => {
+                self.scratch.clear();
+                self.scratch.push_str(&self.text[start..end]);
+                self.i = end;
+                self.escaped()?;
+                Some(Text::Escaped)
+            }
+            // A control character: serde_json refuses it with its own message.
+            _ => None,
+        }
+    }
+
+    /// The rest of a string with escapes, from a backslash at `self.i`, into `scratch`.
+    fn escaped(&mut self) -> Option<()> {
+        let b = self.bytes();
+        loop {
+            match *b.get(self.i)? {
+                b'"' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                b'\\' => {
+                    let c = match *b.get(self.i + 1)? {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = hex4(b.get(self.i + 2..self.i + 6)?)?;
+                            self.i += 6;
+                            let code = match hi {
+                                0xD800..=0xDBFF => {
+                                    if b.get(self.i..self.i + 2)? != b"\\u" {
+                                        return None;
+                                    }
+                                    let lo = hex4(b.get(self.i + 2..self.i + 6)?)?;
+                                    if !(0xDC00..=0xDFFF).contains(&lo) {
+                                        return None;
+                                    }
+                                    self.i += 6;
+                                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                                }
+                                // A lone trailing surrogate: serde_json's error.
+                                0xDC00..=0xDFFF => return None,
+                                c => c,
+                            };
+                            self.scratch.push(char::from_u32(code)?);
+                            continue;
+                        }
+                        _ => return None,
+                    };
+                    self.scratch.push(c);
+                    self.i += 2;
+                }
+                c if c < 0x20 => return None,
+                _ => {
+                    let end = special(b, self.i);
+                    self.scratch.push_str(self.text.get(self.i..end)?);
+                    self.i = end;
+                }
+            }
+        }
+    }
+
+    /// A number, taken on the fast path only where the result is certainly serde_json's:
+    /// integers of up to 18 digits, and decimals of up to 15 significant digits whose
+    /// value `m * 10^e` is exact in both factors (|e| <= 22, m < 2^53), which serde_json
+    /// and a correctly rounded parse both compute as one rounded operation.
+    fn number(&mut self) -> Option<(Value, Option<usize>)> {
+        let b = self.bytes();
+        let start = self.i;
+        let mut i = start;
+        let negative = b[i] == b'-';
+        if negative {
+            i += 1;
+        }
+        let int_start = i;
+        let mut m: u64 = 0;
+        while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+            i += 1;
+        }
+        let int_digits = i - int_start;
+        if int_digits == 0 || int_digits > 18 || (int_digits > 1 && b[int_start] == b'0') {
+            return None;
+        }
+        let mut frac_digits = 0;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let frac_start = i;
+            while let Some(d) = b.get(i).filter(|c| c.is_ascii_digit()) {
+                m = m.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                i += 1;
+            }
+            frac_digits = i - frac_start;
+            if frac_digits == 0 || int_digits + frac_digits > 18 {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            return None;
+        }
+        self.i = i;
+        let len = i - start;
+        if frac_digits == 0 {
+            return Some(if !negative {
+                (Value::Number(Number::from(m)), Some(len))
+            } else if m == 0 {
+                // serde_json reads `-0` as the float -0.0, written `-0.0`.
+                (Value::Number(Number::from_f64(-0.0)?), Some(4))
+            } else {
+                (Value::Number(Number::from(-(m as i64))), Some(len))
+            });
+        }
+        if m >= 1 << 53 || frac_digits > 22 {
+            return None;
+        }
+        let f = m as f64 / POW10[frac_digits];
+        let f = if negative { -f } else { f };
+        let n = Number::from_f64(f)?;
+        let digits = &b[int_start..i];
+        Some((
+            Value::Number(n),
+            Some(decimal_len(digits, len).unwrap_or_else(|| number_len(f))),
+        ))
+    }
+}
+
+/// The JSON length of a float read from the plain decimal `digits` (`I.F`, `len` bytes
+/// with the sign) when it is certainly its own shortest form: up to 15 significant digits
+/// (then no shorter decimal names the same double), no trailing zero in the fraction
+/// except a lone `.0` (how serde_json writes a whole float), and a magnitude the writer
+/// prints without an exponent.
+fn decimal_len(digits: &[u8], len: usize) -> Option<usize> {
+    let dot = digits.iter().position(|&c| c == b'.')?;
+    let (int, frac) = (&digits[..dot], &digits[dot + 1..]);
+    let significant = if int == b"0" {
+        // 0.001 and above print plainly; keep to 0.1 and above to stay well clear.
+        if frac.first() == Some(&b'0') {
+            return None;
+        }
+        frac.len()
+    } else {
+        int.len() + frac.len()
+    };
+    let lone_zero = frac == b"0" && int != b"0";
+    if significant > 15 || (frac.last() == Some(&b'0') && !lone_zero) {
+        return None;
+    }
+    Some(len)
+}
+
+fn number_len(f: f64) -> usize {
+    super::number_len(&Number::from_f64(f).expect("a parsed float is finite"))
+}
+
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+enum Text<'a> {
+    Borrowed(&'a str),
+    /// Decoded into the reader's scratch buffer.
+    Escaped,
+}
+
+#[inline]
+fn add(size: Option<usize>, member: Option<usize>, extra: usize) -> Option<usize> {
+    Some(size?.saturating_add(member?).saturating_add(extra))
+}
+
+fn hex4(h: &[u8]) -> Option<u32> {
+    h.iter()
+        .try_fold(0u32, |acc, &c| Some(acc * 16 + (c as char).to_digit(16)?))
+}
+
+/// The position of the first `"`, `\` or control byte at or after `from` (or the end),
+/// eight bytes at a time.
+#[inline]
+fn special(b: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let slash = w ^ (ONES * u64::from(b'\\'));
+        // A byte is flagged when zero (quote, slash) or below 0x20 (control); bytes at
+        // or above 0x80 clear the test through `!w`, so UTF-8 text is never flagged.
+        let hit = (quote.wrapping_sub(ONES) & !quote
+            | slash.wrapping_sub(ONES) & !slash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGH;
+        if hit != 0 {
+            // Borrows can flag a byte above a real hit, never one below it.
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::known_len;
+    use super::*;
+
+    fn same(text: &str) {
+        let ours = from_str(text);
+        let theirs: Result<serde_json::Value, _> = serde_json::from_str(text);
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => {
+                let a_json = super::super::to_string(&a);
+                assert_eq!(a_json, serde_json::to_string(&b).unwrap(), "{text}");
+                // Unknown after a duplicate key; otherwise what is written.
+                if let Some(n) = known_len(&a) {
+                    assert_eq!(n, a_json.len(), "{text}");
+                }
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+            (a, b) => panic!("{text}: ours {:?}, serde_json {:?}", a.is_ok(), b.is_ok()),
+        }
+        // The fast path alone must never accept what serde_json refuses, and the size it
+        // counts is the length written.
+        let mut r = Reader::new(text);
+        if let Some((v, size)) = r.sized_value() {
+            if r.at_end() {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(text).is_ok(),
+                    "{text}"
+                );
+                if let Some(n) = size {
+                    assert_eq!(n, super::super::to_string(&v).len(), "{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_hand_picked_documents() {
+        for text in [
+            "null",
+            "true",
+            "false",
+            " 0 ",
+            "-0",
+            "-0.0",
+            "0.5",
+            "1.0",
+            "24.0",
+            "18.50",
+            "18.5",
+            "134.74",
+            "29.99",
+            "-7.25",
+            "0.1",
+            "0.01",
+            "0.001",
+            "1e2",
+            "1E-2",
+            "-1.5e-300",
+            "123456789012345678",
+            "1234567890123456789",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1.7976931348623157e308",
+            "1e400",
+            "9007199254740993.0",
+            "0.30000000000000004",
+            "123456789012345.6",
+            "1234567890123456.7",
+            "00",
+            "01",
+            "-",
+            "1.",
+            ".5",
+            "1e",
+            "+1",
+            "\"\"",
+            "\"plain\"",
+            "\"tab\\there\"",
+            "\"q\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+            "\"\\u00e9\\u0001\"",
+            "\"\\ud83c\\udf89\"",
+            "\"\\ud83c\"",
+            "\"\\udf89\"",
+            "\"\\ud83cx\"",
+            "\"\\x\"",
+            "\"ctl\u{1}\"",
+            "\"unterminated",
+            "\"é日本\"",
+            "[]",
+            "[ ]",
+            "{}",
+            "{ }",
+            "[1,2,3]",
+            "[1,]",
+            "[,1]",
+            "{\"a\":1,}",
+            "{\"a\" 1}",
+            "{\"a\":1,\"a\":2}",
+            "{\"a\":{\"b\":[1,{\"c\":null}]},\"d\":\"e\"}",
+            "{\"k\\u0041\":1}",
+            "[1] x",
+            "",
+            "   ",
+            "{\"a\":tru}",
+            "nul",
+            "[\"a\"\"b\"]",
+        ] {
+            same(text);
+        }
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_nesting_and_large_objects() {
+        same(&format!("{}{}", "[".repeat(99), "]".repeat(99)));
+        same(&format!("{}{}", "[".repeat(127), "]".repeat(127)));
+        same(&format!("{}{}", "[".repeat(129), "]".repeat(129)));
+        let wide: Vec<String> = (0..40).map(|i| format!("\"k{}\":{i}", i % 30)).collect();
+        same(&format!("{{{}}}", wide.join(",")));
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_generated_numbers_and_strings() {
+        // A small deterministic generator: no dependency, same cases every run.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"0123456789.-eE+";
+        for _ in 0..20_000 {
+            let n = 1 + (next() % 12) as usize;
+            let s: String = (0..n)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char)
+                .collect();
+            same(&s);
+            let digits = next() % 10_000_000;
+            let scale = next() % 8;
+            let text = format!(
+                "{}.{:0width$}",
+                digits / 10u64.pow(scale as u32),
+                digits % 10u64.pow(scale as u32),
+                width = scale as usize
+            );
+            same(&text);
+        }
+        let chars = [
+            "a", "\"", "\\", "\\n", "\\u0041", "é", "\u{1}", "\\ud800", "/", " ",
+        ];
+        for _ in 0..5_000 {
+            let n = (next() % 30) as usize;
+            let body: String = (0..n)
+                .map(|_| chars[(next() % chars.len() as u64) as usize])
+                .collect();
+            same(&format!("\"{body}\""));
+            same(&format!("{{\"{body}\":[\"{body}\"]}}"));
+        }
+    }
+
+    #[test]
+    fn the_workloads_read_the_same_as_through_serde_json() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/workloads");
+        for entry in std::fs::read_dir(&dir).expect("benches/workloads exists") {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            same(&text);
+        }
+    }
+
+    #[test]
+    fn a_special_byte_is_found_in_every_position() {
+        for len in 0..40 {
+            for at in 0..len {
+                for c in [b'"', b'\\', 0x01, 0x1f] {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    assert_eq!(special(&b, 0), at, "{len} {at} {c}");
+                }
+            }
+            assert_eq!(special(&vec![0xC3; len], 0), len);
+            assert_eq!(special(&vec![b' '; len], 0), len);
+        }
+    }
+}
