@@ -679,12 +679,12 @@ fn test_state_traces_the_http_exchange_it_made() {
         "api-test-state-http",
         &format!(
             "reveal_secrets = true\n\n[[tasks.http.connections]]\nprefix = {prefix:?}\n\
-             headers = {{ x-api-key = \"hdr-s3cret\" }}\nquery_parameters = {{ token = \"qry-s3cret\" }}\n"
+             headers = {{ X-Api-Key = \"hdr-s3cret\" }}\nquery_parameters = {{ token = \"qry-s3cret\" }}\n"
         ),
     );
     let state = json!({"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
         "Parameters": {"ApiEndpoint": format!("{prefix}echo"), "Method": "POST",
-                       "Headers": {"x-trace": "t1"}, "QueryParameters": {"q": "a b"},
+                       "Headers": {"X-Trace": "t1"}, "QueryParameters": {"q": "a b"},
                        "RequestBody": {"id.$": "$.id"}},
         "ResultSelector": {"sent.$": "$.ResponseBody.body"}, "End": true})
     .to_string();
@@ -707,9 +707,10 @@ fn test_state_traces_the_http_exchange_it_made() {
     // without revealSecrets, not what the connection added.
     assert_eq!(req["url"], format!("{prefix}echo?q=a+b"));
     assert_eq!(req["body"], "{\"id\":7}");
+    // Header names as the definition spelled them (the HTTP client keeps them lower-case).
     let headers = req["headers"].as_str().unwrap();
     assert!(
-        headers.starts_with('[') && headers.contains("x-trace: t1"),
+        headers.starts_with('[') && headers.contains("X-Trace: t1"),
         "{headers}"
     );
     assert!(!headers.contains("s3cret"), "{headers}");
@@ -740,7 +741,7 @@ fn test_state_traces_the_http_exchange_it_made() {
     assert!(shown["request"]["headers"]
         .as_str()
         .unwrap()
-        .contains("x-api-key: hdr-s3cret"));
+        .contains("X-Api-Key: hdr-s3cret"));
     // A mocked HTTP Task makes no call, so there is nothing to trace.
     let mocked = call(
         &local.addr,
