@@ -672,6 +672,63 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
 }
 
 #[test]
+fn test_state_checks_a_mocked_result_against_the_integrations_answer() {
+    let local = Local::start("api-test-state-mock-checks", "");
+    let lambda = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Arguments": {"FunctionName": "f", "Payload": {}}, "QueryLanguage": "JSONata",
+        "End": true})
+    .to_string();
+    let mocked = |definition: &str, mock: Value| {
+        call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": definition, "input": "{}", "mock": mock}),
+        )
+    };
+    // STRICT (the default) and PRESENT check the fields the integration's answer has, in
+    // AWS's words; NONE takes anything.
+    let wrong = "{\"StatusCode\": \"200\"}";
+    for mode in [None, Some("STRICT"), Some("PRESENT")] {
+        let mut mock = json!({"result": wrong});
+        if let Some(m) = mode {
+            mock["fieldValidationMode"] = json!(m);
+        }
+        let refused = mocked(&lambda, mock);
+        assert_error(&refused, 400, "ValidationException");
+        assert_eq!(
+            refused.1["message"],
+            "Mock result schema validation error: Field 'StatusCode' must be a number"
+        );
+    }
+    let anything = mocked(
+        &lambda,
+        json!({"result": wrong, "fieldValidationMode": "NONE"}),
+    );
+    assert_eq!(anything.1["status"], "SUCCEEDED", "{anything:?}");
+    // Fields the answer does not have are no error.
+    let extra = mocked(
+        &lambda,
+        json!({"result": "{\"Payload\": 1, \"random\": true}"}),
+    );
+    assert_eq!(extra.1["status"], "SUCCEEDED", "{extra:?}");
+    // Only STRICT asks for the required fields.
+    let start = json!({"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+        "Parameters": {"StateMachineArn": "arn:aws:states:::stateMachine:x"}, "End": true})
+    .to_string();
+    let missing = mocked(&start, json!({"result": "{}"}));
+    assert_error(&missing, 400, "ValidationException");
+    assert_eq!(
+        missing.1["message"],
+        "Mock result schema validation error: Required field 'ExecutionArn' is missing"
+    );
+    let present = mocked(
+        &start,
+        json!({"result": "{}", "fieldValidationMode": "PRESENT"}),
+    );
+    assert_eq!(present.1["status"], "SUCCEEDED", "{present:?}");
+}
+
+#[test]
 fn test_state_traces_the_http_exchange_it_made() {
     let srv = common::HttpServer::start();
     let prefix = format!("http://127.0.0.1:{}/", srv.port);

@@ -13,7 +13,9 @@
 //! JSONPath steps no call reports, Pass states that apply one field at a time. A Task is
 //! called once, through a recorder that keeps what it was sent (after Parameters or
 //! Arguments) and what it answered (the result); `mock` answers it instead
-//! (`{"result": "<JSON>"}` or `{"errorOutput": {"error", "cause"}}`).
+//! (`{"result": "<JSON>"}` or `{"errorOutput": {"error", "cause"}}`). A mocked result is
+//! checked against the integration's answer where [`mock_shapes`] knows its shape
+//! (`mock.fieldValidationMode`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +28,10 @@ use super::Api;
 use crate::error::WorkflowError;
 use crate::exec::{self, ExecOptions};
 use crate::tasks::{http, TaskCall, TaskFuture, TaskHandler, Tasks};
+
+mod mock_shapes;
+
+use mock_shapes::FieldValidation;
 
 /// How long the tested state may run.
 const MAX_DURATION: Duration = Duration::from_secs(60);
@@ -115,8 +121,16 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
             }
         },
     };
-    let mock = mock_of(f)?;
+    let (mock, validation) = mock_of(api, f)?;
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    if let (Some(r), Some(result)) = (
+        state.get("Resource").and_then(Value::as_str),
+        mock.as_ref().and_then(|m| m.get("result")),
+    ) {
+        if kind == "Task" {
+            mock_shapes::check(r, result, validation).map_err(ApiError::validation)?;
+        }
+    }
     // AWS runs a real call as the role it is given (nothing here checks what the role
     // may do, but a request AWS refuses is refused here too).
     if kind == "Task" && mock.is_none() && f.optional_string("roleArn")?.is_none() {
@@ -288,28 +302,33 @@ fn pick_state(
     }
 }
 
-/// The mock a TestState `mock` asks for, in the mocks format of [`crate::tasks::mock`].
-fn mock_of(f: &Fields) -> Result<Option<Value>, ApiError> {
+/// The mock a TestState `mock` asks for, in the mocks format of [`crate::tasks::mock`],
+/// and how strictly its result is checked.
+fn mock_of(api: &Api, f: &Fields) -> Result<(Option<Value>, FieldValidation), ApiError> {
     let Some(m) = f.optional("mock") else {
-        return Ok(None);
+        return Ok((None, FieldValidation::default()));
     };
-    if let Some(mode) = m.get("fieldValidationMode").filter(|v| !v.is_null()) {
-        // stepstream has no service models to check a mocked result against: every mode
-        // accepts what NONE accepts.
-        if !matches!(mode.as_str(), Some("STRICT" | "PRESENT" | "NONE")) {
-            return Err(ApiError::validation(
-                "mock.fieldValidationMode must be one of STRICT, PRESENT, NONE",
-            ));
-        }
-    }
+    let validation = match m.get("fieldValidationMode").filter(|v| !v.is_null()) {
+        None => FieldValidation::default(),
+        Some(mode) => mode
+            .as_str()
+            .and_then(FieldValidation::parse)
+            .ok_or_else(|| {
+                ApiError::validation(
+                    "mock.fieldValidationMode must be one of STRICT, PRESENT, NONE",
+                )
+            })?,
+    };
     if let Some(text) = m.get("result").and_then(Value::as_str) {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::validation(format!("mock.result is not JSON: {e}")))?;
-        return Ok(Some(json!({"result": v})));
+        let v = bounded_json(api, text).map_err(|why| {
+            ApiError::validation(format!("mock.result is not JSON of up to 256 KiB: {why}"))
+        })?;
+        return Ok((Some(json!({"result": v})), validation));
     }
     if let Some(e) = m.get("errorOutput") {
-        return Ok(Some(
-            json!({"error": e.get("error"), "cause": e.get("cause")}),
+        return Ok((
+            Some(json!({"error": e.get("error"), "cause": e.get("cause")})),
+            validation,
         ));
     }
     Err(ApiError::validation(
