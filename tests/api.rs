@@ -672,6 +672,113 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
 }
 
 #[test]
+fn test_state_shows_how_a_map_makes_its_iterations_inputs() {
+    let local = Local::start("api-test-state-map-items", "");
+    let processor = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    // JSONPath: the items after ItemsPath, each through ItemSelector (with `$$.Map.Item`
+    // and the input after InputPath), then batched with the BatchInput.
+    let map = json!({"Type": "Map", "InputPath": "$.order", "ItemsPath": "$.lines",
+        "ItemSelector": {"sku.$": "$$.Map.Item.Value.sku", "at.$": "$$.Map.Item.Index",
+                         "currency.$": "$.currency"},
+        "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"region.$": "$.region"}},
+        "ItemProcessor": processor, "End": true});
+    let input = json!({"order": {"currency": "EUR", "region": "eu",
+                                 "lines": [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]}})
+    .to_string();
+    let ran = test_jsonata(&local, map, &input, json!({"mock": {"result": "[1, 2]"}}));
+    assert_eq!(ran["status"], "SUCCEEDED", "{ran}");
+    let data = &ran["inspectionData"];
+    assert_eq!(
+        parsed(&data["afterItemsPath"]),
+        json!([{"sku": "a"}, {"sku": "b"}, {"sku": "c"}])
+    );
+    let selected = json!([{"sku": "a", "at": 0, "currency": "EUR"},
+                          {"sku": "b", "at": 1, "currency": "EUR"},
+                          {"sku": "c", "at": 2, "currency": "EUR"}]);
+    assert_eq!(parsed(&data["afterItemSelector"]), selected, "{data}");
+    assert_eq!(
+        parsed(&data["afterItemBatcher"]),
+        json!([{"BatchInput": {"region": "eu"}, "Items": [selected[0], selected[1]]},
+               {"BatchInput": {"region": "eu"}, "Items": [selected[2]]}])
+    );
+    assert!(data.get("afterItemsPointer").is_none(), "{data}");
+
+    // JSONata, a Distributed Map reading an S3 object: stateConfiguration.mapItemReaderData
+    // is what the ItemReader would read, ReaderConfig's ItemsPointer picks the items.
+    let reader = json!({"Type": "Map", "QueryLanguage": "JSONata",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                       "ReaderConfig": {"InputType": "JSON", "ItemsPointer": "/rows"},
+                       "Arguments": {"Bucket": "b", "Key": "k"}},
+        "ItemSelector": {"v": "{% $states.context.Map.Item.Value * 10 %}",
+                         "i": "{% $states.context.Map.Item.Index %}"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true});
+    let read = test_jsonata(
+        &local,
+        reader.clone(),
+        "{}",
+        json!({"mock": {"result": "[10, 20, 30]"},
+               "stateConfiguration": {"mapItemReaderData": "{\"rows\": [1, 2, 3]}"}}),
+    );
+    assert_eq!(read["output"], "[10,20,30]", "{read}");
+    let data = &read["inspectionData"];
+    assert_eq!(
+        parsed(&data["afterItemsPointer"]),
+        json!([1, 2, 3]),
+        "{data}"
+    );
+    assert_eq!(
+        parsed(&data["afterItemSelector"]),
+        json!([{"v": 10, "i": 0}, {"v": 20, "i": 1}, {"v": 30, "i": 2}])
+    );
+    // ItemsPath is JSONPath's: a JSONata Map does not report it.
+    assert!(data.get("afterItemsPath").is_none(), "{data}");
+    // JSON Lines are read one value a line; a CSV file is not read here, and item data
+    // for a Map without an ItemReader is refused.
+    let mut jsonl = reader.clone();
+    jsonl["ItemReader"]["ReaderConfig"] = json!({"InputType": "JSONL"});
+    let lines = test_jsonata(
+        &local,
+        jsonl,
+        "{}",
+        json!({"mock": {"result": "[]"},
+               "stateConfiguration": {"mapItemReaderData": "4\n\n5\n"}}),
+    );
+    assert_eq!(
+        parsed(&lines["inspectionData"]["afterItemSelector"]),
+        json!([{"v": 40, "i": 0}, {"v": 50, "i": 1}]),
+        "{lines}"
+    );
+    let mut csv = reader;
+    csv["ItemReader"]["ReaderConfig"] =
+        json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"});
+    for (state, data) in [
+        (csv, "a,b\n1,2"),
+        (
+            json!({"Type": "Map", "ItemProcessor": processor,
+                                                       "End": true}),
+            "[1]",
+        ),
+    ] {
+        let refused = call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": state.to_string(), "mock": {"result": "[]"},
+                    "stateConfiguration": {"mapItemReaderData": data}}),
+        );
+        assert_error(&refused, 400, "ValidationException");
+        assert!(
+            refused.1["message"]
+                .as_str()
+                .unwrap()
+                .contains("mapItemReaderData"),
+            "{refused:?}"
+        );
+    }
+}
+
+#[test]
 fn test_state_checks_a_mocked_result_against_the_integrations_answer() {
     let local = Local::start("api-test-state-mock-checks", "");
     let lambda = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
