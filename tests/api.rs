@@ -779,6 +779,140 @@ fn test_state_shows_how_a_map_makes_its_iterations_inputs() {
 }
 
 #[test]
+fn test_state_configuration_sets_a_mocked_maps_failures_and_an_errors_origin() {
+    let local = Local::start("api-test-state-map-failures", "");
+    let map = json!({"Type": "Map", "QueryLanguage": "JSONata",
+        "Items": "{% $states.input.values %}",
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "ToleratedFailureCount": 1,
+        "Catch": [{"ErrorEquals": ["MockException"], "Next": "HandleMockError"},
+                  {"ErrorEquals": ["States.ExceedToleratedFailureThreshold"],
+                   "Output": "{% $states.errorOutput %}", "Next": "HandleThreshold"}],
+        "End": true});
+    let input = "{\"values\": [\"first\", \"second\", \"third\"]}";
+    let failing = |state: &Value, failed: u64| {
+        test_jsonata(
+            &local,
+            state.clone(),
+            input,
+            json!({"mock": {"result": "[1, 1, 1]"},
+                   "stateConfiguration": {"mapIterationFailureCount": failed}}),
+        )
+    };
+    // As many failures as tolerated: the mocked result stands.
+    let within = failing(&map, 1);
+    assert_eq!(within["status"], "SUCCEEDED", "{within}");
+    assert_eq!(within["output"], "[1,1,1]");
+    // One more, and the Map fails as AWS's does; its Catch takes the error.
+    let over = failing(&map, 2);
+    assert_eq!(over["status"], "CAUGHT_ERROR", "{over}");
+    assert_eq!(over["error"], "States.ExceedToleratedFailureThreshold");
+    assert_eq!(
+        over["cause"],
+        "The specified tolerated failure threshold was exceeded"
+    );
+    assert_eq!(over["nextState"], "HandleThreshold");
+    assert_eq!(over["inspectionData"]["errorDetails"]["catchIndex"], 1);
+    assert_eq!(over["inspectionData"]["toleratedFailureCount"], 1);
+    // A retrier that matches makes it RETRIABLE instead.
+    let mut retried = map.clone();
+    retried["Retry"] = json!([{"ErrorEquals": ["MockException"]},
+                              {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1}]);
+    let retriable = failing(&retried, 2);
+    assert_eq!(retriable["status"], "RETRIABLE", "{retriable}");
+    assert_eq!(
+        retriable["inspectionData"]["errorDetails"],
+        json!({"retryIndex": 1, "retryBackoffIntervalSeconds": 1})
+    );
+    // A percentage counts against the items: 2 of 3 is over 50 %, 1 of 3 is not.
+    let mut by_share = map.clone();
+    by_share
+        .as_object_mut()
+        .unwrap()
+        .remove("ToleratedFailureCount");
+    by_share["ToleratedFailurePercentage"] = json!(50);
+    assert_eq!(failing(&by_share, 2)["status"], "CAUGHT_ERROR");
+    assert_eq!(failing(&by_share, 1)["status"], "SUCCEEDED");
+    // A Map that names no tolerance answers as mocked (AWS's TestState does the same).
+    let mut untolerant = map.clone();
+    untolerant
+        .as_object_mut()
+        .unwrap()
+        .remove("ToleratedFailureCount");
+    assert_eq!(failing(&untolerant, 3)["status"], "SUCCEEDED");
+    // A mocked error is the Map's error whatever the count.
+    let mocked_error = test_jsonata(
+        &local,
+        map.clone(),
+        input,
+        json!({"mock": {"errorOutput": {"error": "MockException", "cause": "c"}},
+               "stateConfiguration": {"mapIterationFailureCount": 3}}),
+    );
+    assert_eq!(
+        mocked_error["nextState"], "HandleMockError",
+        "{mocked_error}"
+    );
+    // Only a mocked Map takes the count.
+    let unmocked = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": map.to_string(), "input": input,
+                "stateConfiguration": {"mapIterationFailureCount": 1}}),
+    );
+    assert_error(&unmocked, 400, "ValidationException");
+
+    // errorCausedByState names the state inside a Map or Parallel state a mocked error
+    // comes from: a state of its branches, and only with a mocked error.
+    let parallel = json!({"Type": "Parallel",
+        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+                     {"StartAt": "B", "States": {"B": {"Type": "Map", "End": true,
+                        "ItemProcessor": {"StartAt": "Deep", "States": {
+                            "Deep": {"Type": "Pass", "End": true}}}}}}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}], "End": true})
+    .to_string();
+    let caused_by = |name: &str, mock: Value| {
+        call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": parallel, "input": "{}", "mock": mock,
+                    "inspectionLevel": "DEBUG",
+                    "stateConfiguration": {"errorCausedByState": name}}),
+        )
+    };
+    let error = json!({"errorOutput": {"error": "MockException", "cause": "c"}});
+    for inner in ["A", "Deep"] {
+        let caught = caused_by(inner, error.clone());
+        assert_eq!(caught.1["status"], "CAUGHT_ERROR", "{caught:?}");
+        assert_eq!(caught.1["error"], "MockException");
+        assert_eq!(caught.1["nextState"], "Recover");
+    }
+    for (name, mock) in [
+        ("Nowhere", error.clone()),
+        ("A", json!({"result": "[1, 2]"})),
+    ] {
+        let refused = caused_by(name, mock);
+        assert_error(&refused, 400, "ValidationException");
+        assert!(
+            refused.1["message"]
+                .as_str()
+                .unwrap()
+                .contains("errorCausedByState"),
+            "{refused:?}"
+        );
+    }
+    let task = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "End": true})
+    .to_string();
+    let on_a_task = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": task, "mock": error,
+                "stateConfiguration": {"errorCausedByState": "A"}}),
+    );
+    assert_error(&on_a_task, 400, "ValidationException");
+}
+
+#[test]
 fn test_state_checks_a_mocked_result_against_the_integrations_answer() {
     let local = Local::start("api-test-state-mock-checks", "");
     let lambda = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",

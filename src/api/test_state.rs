@@ -10,7 +10,9 @@
 //! ItemBatcher's batches.
 //!
 //! `stateConfiguration` places the state in a longer run: the retries already made
-//! (`retrierRetryCount`), what an ItemReader read (`mapItemReaderData`). A
+//! (`retrierRetryCount`), a mocked Map's failed iterations (`mapIterationFailureCount`,
+//! held against its tolerances), the state inside a mocked Map or Parallel state an error
+//! came from (`errorCausedByState`), what an ItemReader read (`mapItemReaderData`). A
 //! mocked result is checked against the integration's answer where [`mock_shapes`] knows
 //! its shape (`mock.fieldValidationMode`).
 //!
@@ -31,7 +33,7 @@ use serde_json::{json, Map, Value};
 use super::errors::ApiError;
 use super::fields::Fields;
 use super::Api;
-use crate::error::WorkflowError;
+use crate::error::{names, WorkflowError};
 use crate::exec::{self, ExecOptions};
 use crate::tasks::{http, TaskCall, TaskFuture, TaskHandler, Tasks};
 
@@ -71,6 +73,8 @@ struct Request {
 struct StateConfiguration {
     /// Retries the retrier matching the mocked error has already made.
     retrier_retry_count: u64,
+    /// Iterations of a mocked Map taken to have failed, checked against its tolerances.
+    map_iteration_failure_count: Option<u64>,
     /// What a Map's ItemReader would have read, parsed by its ReaderConfig.
     map_item_reader_data: Option<Value>,
 }
@@ -193,7 +197,7 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
     }
     let config = match f.optional("stateConfiguration") {
         None => StateConfiguration::default(),
-        Some(c) => state_configuration(api, c, state)?,
+        Some(c) => state_configuration(api, c, state, mock.as_ref())?,
     };
     Ok(Request {
         level,
@@ -207,11 +211,12 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
     })
 }
 
-/// Reads and checks `stateConfiguration` for this state.
+/// Reads and checks `stateConfiguration` for this state and mock.
 fn state_configuration(
     api: &Api,
     c: &Value,
     state: &Map<String, Value>,
+    mock: Option<&Value>,
 ) -> Result<StateConfiguration, ApiError> {
     let Some(c) = c.as_object() else {
         return Err(ApiError::serialization(
@@ -219,6 +224,7 @@ fn state_configuration(
         ));
     };
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    let mocked_error = mock.is_some_and(|m| m.get("result").is_none());
     let mut config = StateConfiguration::default();
     for (k, v) in c {
         let whole = |what: &str| {
@@ -230,6 +236,41 @@ fn state_configuration(
         };
         match k.as_str() {
             "retrierRetryCount" => config.retrier_retry_count = whole(k)?,
+            "mapIterationFailureCount" => {
+                // An unmocked Map counts its own failures. With a mocked error the error
+                // is the Map's, whatever the count (as AWS answers).
+                if kind != "Map" || mock.is_none() {
+                    return Err(ApiError::validation(
+                        "stateConfiguration.mapIterationFailureCount applies to a mocked Map \
+                         state (the count is checked against its ToleratedFailureCount and \
+                         ToleratedFailurePercentage)",
+                    ));
+                }
+                config.map_iteration_failure_count = Some(whole(k)?);
+            }
+            "errorCausedByState" => {
+                let name = v
+                    .as_str()
+                    .filter(|n| (1..=80).contains(&n.chars().count()))
+                    .ok_or_else(|| {
+                        ApiError::validation(
+                            "stateConfiguration.errorCausedByState must be a state name \
+                             (1 to 80 characters)",
+                        )
+                    })?;
+                if !matches!(kind, "Map" | "Parallel") || !mocked_error {
+                    return Err(ApiError::validation(
+                        "stateConfiguration.errorCausedByState names the state inside a Map \
+                         or Parallel state that a mocked error (mock.errorOutput) comes from",
+                    ));
+                }
+                if !has_inner_state(state, name, 0) {
+                    return Err(ApiError::validation(format!(
+                        "stateConfiguration.errorCausedByState: {name:?} is not a state \
+                         inside this {kind} state"
+                    )));
+                }
+            }
             "mapItemReaderData" => {
                 let Some(text) = v.as_str() else {
                     return Err(ApiError::serialization(
@@ -246,13 +287,42 @@ fn state_configuration(
             }
             other => {
                 return Err(ApiError::validation(format!(
-                    "stateConfiguration.{other} is not supported by stepstream's TestState \
-                     (it takes retrierRetryCount and mapItemReaderData)"
+                    "stateConfiguration.{other} is not a TestState setting (retrierRetryCount, \
+                     errorCausedByState, mapIterationFailureCount, mapItemReaderData)"
                 )))
             }
         }
     }
     Ok(config)
+}
+
+/// Whether a state named `name` is inside this Map's item processor or this Parallel's
+/// branches, at any depth.
+fn has_inner_state(state: &Map<String, Value>, name: &str, depth: usize) -> bool {
+    // Nesting deeper than this is no machine anyone writes; the bound keeps a hostile
+    // definition from recursing far.
+    if depth > 32 {
+        return false;
+    }
+    let machines = ["ItemProcessor", "Iterator"]
+        .iter()
+        .filter_map(|k| state.get(*k))
+        .chain(
+            state
+                .get("Branches")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    machines
+        .filter_map(|m| m.get("States").and_then(Value::as_object))
+        .any(|states| {
+            states.contains_key(name)
+                || states
+                    .values()
+                    .filter_map(Value::as_object)
+                    .any(|s| has_inner_state(s, name, depth + 1))
+        })
 }
 
 /// `mapItemReaderData` as the ItemReader's ReaderConfig reads it: a JSON document, or JSON
@@ -500,11 +570,30 @@ impl Tester<'_> {
             stand_in_for_mocked(&mut bare);
         }
         let reader_data = req.config.map_item_reader_data.as_ref();
+        let mut mock = req.mock.clone();
+        let mocked_result = mock.as_ref().and_then(|m| m.get("result"));
+        if let (Some(failed), Some(result)) =
+            (req.config.map_iteration_failure_count, mocked_result)
+        {
+            let items = self.map_items(state, &req.input, reader_data).await;
+            let total = items
+                .map(|i| i.items.len())
+                .or_else(|| result.as_array().map(Vec::len));
+            if self
+                .exceeds_tolerance(state, &req.input, failed, total)
+                .await
+            {
+                // The Map fails as a real one would after that many failed iterations; its
+                // Retry and Catch take it from there.
+                mock = Some(json!({"error": names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                                   "cause": "The specified tolerated failure threshold was exceeded"}));
+            }
+        }
         let trace = (req.level == Level::Trace && resource == http::INVOKE && req.mock.is_none())
             .then(http::Trace::default);
         let seen = Arc::new(Mutex::new(Recorded::default()));
         let run = self
-            .run_state(bare, &req.input, req.mock.as_ref(), trace.clone(), &seen)
+            .run_state(bare, &req.input, mock.as_ref(), trace.clone(), &seen)
             .await?;
         let recorded = std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
 
@@ -767,6 +856,33 @@ impl Tester<'_> {
             }
             _ => None,
         }
+    }
+
+    /// Whether `failed` iterations of `total` are more than the Map state tolerates. A Map
+    /// that names no tolerance is not checked: AWS's TestState answers it as mocked.
+    async fn exceeds_tolerance(
+        &self,
+        state: &Map<String, Value>,
+        input: &Value,
+        failed: u64,
+        total: Option<usize>,
+    ) -> bool {
+        let number = |v: Option<Value>| v.and_then(|v| v.as_f64());
+        let count = number(
+            self.amount(state, state, "ToleratedFailureCount", input)
+                .await,
+        );
+        let percentage = number(
+            self.amount(state, state, "ToleratedFailurePercentage", input)
+                .await,
+        );
+        let failed = failed as f64;
+        let over_count = count.is_some_and(|c| failed > c);
+        let over_percentage = match (percentage, total) {
+            (Some(p), Some(t)) if t > 0 => failed * 100.0 / t as f64 > p,
+            _ => false,
+        };
+        over_count || over_percentage
     }
 
     /// A Map state's items for this input: what its ItemReader read (`mapItemReaderData`,
