@@ -702,6 +702,31 @@ fn test_state_shows_how_a_map_makes_its_iterations_inputs() {
                {"BatchInput": {"region": "eu"}, "Items": [selected[2]]}])
     );
     assert!(data.get("afterItemsPointer").is_none(), "{data}");
+    // What a request can make these fields hold stays bounded: past 256 KiB of JSON (here
+    // BatchInput repeated in 5 000 batches) or 10 000 items, a field is left out.
+    let many = |n: u64| {
+        let map = json!({"Type": "Map", "ItemsPath": "$.items",
+            "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+            "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"pad.$": "$.pad"}},
+            "ItemProcessor": processor, "End": true});
+        let input = json!({"items": (0..n).collect::<Vec<_>>(), "pad": "p".repeat(64)});
+        let ran = test_jsonata(
+            &local,
+            map,
+            &input.to_string(),
+            json!({"mock": {"result": "[]"}}),
+        );
+        ran["inspectionData"].clone()
+    };
+    let big = many(10_000);
+    assert_eq!(
+        parsed(&big["afterItemSelector"])[9_999],
+        json!({"v": 9_999})
+    );
+    assert!(big.get("afterItemBatcher").is_none());
+    let too_many = many(10_001);
+    assert!(too_many.get("afterItemSelector").is_none());
+    assert!(too_many.get("afterItemsPath").is_some());
 
     // JSONata, a Distributed Map reading an S3 object: stateConfiguration.mapItemReaderData
     // is what the ItemReader would read, ReaderConfig's ItemsPointer picks the items.

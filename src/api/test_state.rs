@@ -1009,7 +1009,7 @@ impl Tester<'_> {
                 m.insert("Map".into(), crate::value::Value::from(&map));
             }
             let v = self.run_plan(&machine, input.clone(), context).await?;
-            bytes += v.to_string().len();
+            bytes += v.to_string().len() + 1;
             if bytes > MAX_INSPECTED_BYTES {
                 return None;
             }
@@ -1041,7 +1041,6 @@ impl Tester<'_> {
             None => None,
             Some(t) => Some(self.run_pass(self.template_pass(state, t), input).await?),
         };
-        let batch_input_bytes = batch_input.as_ref().map_or(0, |b| b.to_string().len());
         let make = |items: Vec<Value>| {
             let mut b = Map::new();
             if let Some(i) = &batch_input {
@@ -1050,8 +1049,11 @@ impl Tester<'_> {
             b.insert("Items".into(), Value::Array(items));
             Value::Object(b)
         };
+        // Every batch repeats BatchInput and its own wrapping: counted, with the items, so
+        // the whole stays within what the field may hold.
+        let per_batch = batch_input.as_ref().map_or(0, |b| b.to_string().len()) as u64 + 32;
         let (mut batches, mut current, mut current_bytes) = (Vec::new(), Vec::new(), 0u64);
-        let mut total_bytes = 0;
+        let mut total_bytes = per_batch;
         for item in items {
             let size = item.to_string().len() as u64 + 1;
             let full = max_items.is_some_and(|m| current.len() as u64 >= m)
@@ -1059,11 +1061,11 @@ impl Tester<'_> {
             if full {
                 batches.push(make(std::mem::take(&mut current)));
                 current_bytes = 0;
-                // BatchInput is repeated in every batch: the whole stays bounded.
-                total_bytes += batch_input_bytes;
-                if total_bytes > MAX_INSPECTED_BYTES {
-                    return None;
-                }
+                total_bytes += per_batch;
+            }
+            total_bytes += size;
+            if total_bytes > MAX_INSPECTED_BYTES as u64 {
+                return None;
             }
             current_bytes += size;
             current.push(item);
