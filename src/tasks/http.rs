@@ -503,4 +503,34 @@ mod tests {
             "http://127.0.0.1:9/v1/"
         );
     }
+
+    #[test]
+    fn a_traced_request_names_headers_as_they_were_written() {
+        let conn = HttpConnection {
+            prefix: "http://127.0.0.1:9/".into(),
+            headers: [("X-Api-Key".to_string(), "k".to_string())].into(),
+            query_parameters: Default::default(),
+            basic: None,
+        };
+        let url = reqwest::Url::parse("http://127.0.0.1:9/x").unwrap();
+        let req = reqwest::Client::new()
+            .get(url.clone())
+            .header("X-Trace", "t1")
+            .header("X-Api-Key", "k")
+            .header("content-type", "text/plain")
+            .build()
+            .unwrap();
+        let written = [("X-Trace".to_string(), "t1".to_string())];
+        let x = exchange_of(&req, &url, Some(&conn), &written);
+        let names: Vec<(&str, bool)> = x.headers.iter().map(|(k, _, s)| (k.as_str(), *s)).collect();
+        // What nobody spelled keeps the client's lower case.
+        assert_eq!(
+            names,
+            [
+                ("X-Trace", false),
+                ("X-Api-Key", true),
+                ("content-type", false)
+            ]
+        );
+    }
 }
