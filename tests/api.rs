@@ -641,7 +641,8 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
     );
     // A Parallel state's mock is its branches' outputs, one per branch.
     let parallel = json!({"Type": "Parallel", "QueryLanguage": "JSONata",
-        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}],
+        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+                     {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}],
         "Output": "{% $states.result[1] %}", "MaxConcurrency": "{% 1 %}", "End": true});
     let branches = test_jsonata(
         &local,
@@ -992,6 +993,72 @@ fn test_state_checks_a_mocked_result_against_the_integrations_answer() {
         json!({"result": "{}", "fieldValidationMode": "PRESENT"}),
     );
     assert_eq!(present.1["status"], "SUCCEEDED", "{present:?}");
+
+    // A Map's mock is its results (an array), or with a ResultWriter what the writer
+    // answered (an object); a Parallel's has one output per branch. In AWS's words.
+    let processor = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    let map = json!({"Type": "Map", "ItemProcessor": processor, "End": true});
+    let mut writer = map.clone();
+    writer["ResultWriter"] = json!({"Resource": "arn:aws:states:::s3:putObject",
+                                    "Parameters": {"Bucket": "b", "Prefix": "p"}});
+    let parallel = json!({"Type": "Parallel", "End": true,
+        "Branches": [processor, processor]});
+    let pass = json!({"Type": "Pass", "End": true});
+    for (state, mock, message) in [
+        (
+            &map,
+            json!({"result": "{}"}),
+            "Mocked result must be an array.",
+        ),
+        (
+            &writer,
+            json!({"result": "[1]"}),
+            "Mocked result must be a JSON object.",
+        ),
+        (
+            &parallel,
+            json!({"result": "{}"}),
+            "Mocked result must be an array.",
+        ),
+        (
+            &parallel,
+            json!({"result": "[1]"}),
+            "Mocked result must contain the same number of items as number of Parallel branches.",
+        ),
+        (
+            &map,
+            json!({"result": "[]", "errorOutput": {"error": "E"}}),
+            "A test mock should have only one of the following fields: [result, errorOutput].",
+        ),
+        (
+            &pass,
+            json!({"result": "{}"}),
+            "State type 'Pass' is not supported when a mock is specified",
+        ),
+    ] {
+        let refused = mocked(&state.to_string(), mock);
+        assert_error(&refused, 400, "ValidationException");
+        assert_eq!(refused.1["message"], message);
+    }
+    assert_eq!(
+        mocked(&writer.to_string(), json!({"result": "{}"})).1["status"],
+        "SUCCEEDED"
+    );
+    assert_eq!(
+        mocked(&parallel.to_string(), json!({"result": "[1, 2]"})).1["status"],
+        "SUCCEEDED"
+    );
+    // A mock makes no call, so there is no secret to reveal.
+    let reveal = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": lambda, "mock": {"result": "{}"}, "revealSecrets": true}),
+    );
+    assert_error(&reveal, 400, "ValidationException");
+    assert_eq!(
+        reveal.1["message"],
+        "TestState does not support RevealSecrets when a mock is specified."
+    );
 }
 
 #[test]

@@ -147,13 +147,8 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
     };
     let (mock, validation) = mock_of(api, f)?;
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
-    if let (Some(r), Some(result)) = (
-        state.get("Resource").and_then(Value::as_str),
-        mock.as_ref().and_then(|m| m.get("result")),
-    ) {
-        if kind == "Task" {
-            mock_shapes::check(r, result, validation).map_err(ApiError::validation)?;
-        }
+    if let Some(result) = mock.as_ref().and_then(|m| m.get("result")) {
+        check_mocked_result(state, result, validation)?;
     }
     // AWS runs a real call as the role it is given (nothing here checks what the role
     // may do, but a request AWS refuses is refused here too).
@@ -163,8 +158,9 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
         ));
     }
     if mock.is_some() && !matches!(kind, "Task" | "Map" | "Parallel") {
+        // AWS's wording.
         return Err(ApiError::validation(format!(
-            "A mock can only be specified for Task, Map, or Parallel states, not for a {kind} state"
+            "State type '{kind}' is not supported when a mock is specified"
         )));
     }
     let context = match f.optional_string("context")? {
@@ -188,6 +184,12 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::serialization("'revealSecrets' must be a boolean")),
     };
+    if reveal_secrets && mock.is_some() {
+        // A mock makes no call, so there is no secret to reveal; AWS refuses the pair.
+        return Err(ApiError::validation(
+            "TestState does not support RevealSecrets when a mock is specified.",
+        ));
+    }
     if reveal_secrets && !api.reveal_secrets {
         return Err(ApiError::access_denied(
             "revealSecrets is not allowed on this endpoint: set [api] reveal_secrets = true \
@@ -209,6 +211,44 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
         reveal_secrets,
         config,
     })
+}
+
+/// Checks a mocked result against what the state could have answered: a Task's against
+/// its integration's answer (as `validation` asks), a Map's and a Parallel's against the
+/// result shape of the state itself (in AWS's words).
+fn check_mocked_result(
+    state: &Map<String, Value>,
+    result: &Value,
+    validation: FieldValidation,
+) -> Result<(), ApiError> {
+    let problem = match state.get("Type").and_then(Value::as_str) {
+        Some("Task") => {
+            let resource = state.get("Resource").and_then(Value::as_str).unwrap_or("");
+            mock_shapes::check(resource, result, validation).err()
+        }
+        // A ResultWriter's answer is the description of what it wrote, not the results.
+        Some("Map") if state.contains_key("ResultWriter") => {
+            (!result.is_object()).then(|| "Mocked result must be a JSON object.".to_string())
+        }
+        Some("Map") => (!result.is_array()).then(|| "Mocked result must be an array.".into()),
+        Some("Parallel") => {
+            let branches = state
+                .get("Branches")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            match result.as_array() {
+                None => Some("Mocked result must be an array.".into()),
+                Some(r) if r.len() != branches => Some(
+                    "Mocked result must contain the same number of items as number of \
+                     Parallel branches."
+                        .into(),
+                ),
+                Some(_) => None,
+            }
+        }
+        _ => None,
+    };
+    problem.map_or(Ok(()), |p| Err(ApiError::validation(p)))
 }
 
 /// Reads and checks `stateConfiguration` for this state and mock.
@@ -464,6 +504,11 @@ fn mock_of(api: &Api, f: &Fields) -> Result<(Option<Value>, FieldValidation), Ap
                 )
             })?,
     };
+    if m.get("result").is_some() && m.get("errorOutput").is_some() {
+        return Err(ApiError::validation(
+            "A test mock should have only one of the following fields: [result, errorOutput].",
+        ));
+    }
     if let Some(text) = m.get("result").and_then(Value::as_str) {
         let v = bounded_json(api, text).map_err(|why| {
             ApiError::validation(format!("mock.result is not JSON of up to 256 KiB: {why}"))
