@@ -1496,6 +1496,22 @@ mod tests {
     }
 
     #[test]
+    fn an_errors_origin_is_looked_for_in_branches_and_item_processors_at_any_depth() {
+        let parallel = json!({"Type": "Parallel", "Branches": [
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+            {"StartAt": "M", "States": {"M": {"Type": "Map", "Iterator": {"StartAt": "Deep",
+                "States": {"Deep": {"Type": "Pass", "End": true}}}, "End": true}}}]});
+        let parallel = parallel.as_object().unwrap();
+        for inner in ["A", "M", "Deep"] {
+            assert!(has_inner_state(parallel, inner, 0), "{inner}");
+        }
+        assert!(!has_inner_state(parallel, "Nowhere", 0));
+        // The state itself is not inside itself.
+        let map = json!({"Type": "Map", "ItemProcessor": {"StartAt": "P", "States": {}}});
+        assert!(!has_inner_state(map.as_object().unwrap(), "TestState", 0));
+    }
+
+    #[test]
     fn a_mocked_map_becomes_a_task_with_its_output_processing() {
         let mut map = json!({"Type": "Map", "ItemsPath": "$.xs", "Parameters": {"v.$": "$$.Map.Item.Value"},
             "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "End": true}}},
