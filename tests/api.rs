@@ -641,7 +641,8 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
     );
     // A Parallel state's mock is its branches' outputs, one per branch.
     let parallel = json!({"Type": "Parallel", "QueryLanguage": "JSONata",
-        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}}],
+        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+                     {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}],
         "Output": "{% $states.result[1] %}", "MaxConcurrency": "{% 1 %}", "End": true});
     let branches = test_jsonata(
         &local,
@@ -672,6 +673,395 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
 }
 
 #[test]
+fn test_state_shows_how_a_map_makes_its_iterations_inputs() {
+    let local = Local::start("api-test-state-map-items", "");
+    let processor = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    // JSONPath: the items after ItemsPath, each through ItemSelector (with `$$.Map.Item`
+    // and the input after InputPath), then batched with the BatchInput.
+    let map = json!({"Type": "Map", "InputPath": "$.order", "ItemsPath": "$.lines",
+        "ItemSelector": {"sku.$": "$$.Map.Item.Value.sku", "at.$": "$$.Map.Item.Index",
+                         "currency.$": "$.currency"},
+        "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"region.$": "$.region"}},
+        "ItemProcessor": processor, "End": true});
+    let input = json!({"order": {"currency": "EUR", "region": "eu",
+                                 "lines": [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]}})
+    .to_string();
+    let ran = test_jsonata(&local, map, &input, json!({"mock": {"result": "[1, 2]"}}));
+    assert_eq!(ran["status"], "SUCCEEDED", "{ran}");
+    let data = &ran["inspectionData"];
+    assert_eq!(
+        parsed(&data["afterItemsPath"]),
+        json!([{"sku": "a"}, {"sku": "b"}, {"sku": "c"}])
+    );
+    let selected = json!([{"sku": "a", "at": 0, "currency": "EUR"},
+                          {"sku": "b", "at": 1, "currency": "EUR"},
+                          {"sku": "c", "at": 2, "currency": "EUR"}]);
+    assert_eq!(parsed(&data["afterItemSelector"]), selected, "{data}");
+    assert_eq!(
+        parsed(&data["afterItemBatcher"]),
+        json!([{"BatchInput": {"region": "eu"}, "Items": [selected[0], selected[1]]},
+               {"BatchInput": {"region": "eu"}, "Items": [selected[2]]}])
+    );
+    assert!(data.get("afterItemsPointer").is_none(), "{data}");
+    // What a request can make these fields hold stays bounded: past 256 KiB of JSON (here
+    // BatchInput repeated in 5 000 batches) or 10 000 items, a field is left out.
+    let many = |n: u64| {
+        let map = json!({"Type": "Map", "ItemsPath": "$.items",
+            "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+            "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"pad.$": "$.pad"}},
+            "ItemProcessor": processor, "End": true});
+        let input = json!({"items": (0..n).collect::<Vec<_>>(), "pad": "p".repeat(64)});
+        let ran = test_jsonata(
+            &local,
+            map,
+            &input.to_string(),
+            json!({"mock": {"result": "[]"}}),
+        );
+        ran["inspectionData"].clone()
+    };
+    let big = many(10_000);
+    assert_eq!(
+        parsed(&big["afterItemSelector"])[9_999],
+        json!({"v": 9_999})
+    );
+    assert!(big.get("afterItemBatcher").is_none());
+    let too_many = many(10_001);
+    assert!(too_many.get("afterItemSelector").is_none());
+    assert!(too_many.get("afterItemsPath").is_some());
+
+    // JSONata, a Distributed Map reading an S3 object: stateConfiguration.mapItemReaderData
+    // is what the ItemReader would read, ReaderConfig's ItemsPointer picks the items.
+    let reader = json!({"Type": "Map", "QueryLanguage": "JSONata",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                       "ReaderConfig": {"InputType": "JSON", "ItemsPointer": "/rows"},
+                       "Arguments": {"Bucket": "b", "Key": "k"}},
+        "ItemSelector": {"v": "{% $states.context.Map.Item.Value * 10 %}",
+                         "i": "{% $states.context.Map.Item.Index %}"},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+                          "StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "End": true});
+    let read = test_jsonata(
+        &local,
+        reader.clone(),
+        "{}",
+        json!({"mock": {"result": "[10, 20, 30]"},
+               "stateConfiguration": {"mapItemReaderData": "{\"rows\": [1, 2, 3]}"}}),
+    );
+    assert_eq!(read["output"], "[10,20,30]", "{read}");
+    let data = &read["inspectionData"];
+    assert_eq!(
+        parsed(&data["afterItemsPointer"]),
+        json!([1, 2, 3]),
+        "{data}"
+    );
+    assert_eq!(
+        parsed(&data["afterItemSelector"]),
+        json!([{"v": 10, "i": 0}, {"v": 20, "i": 1}, {"v": 30, "i": 2}])
+    );
+    // ItemsPath is JSONPath's: a JSONata Map does not report it.
+    assert!(data.get("afterItemsPath").is_none(), "{data}");
+    // JSON Lines are read one value a line; a CSV file is not read here, and item data
+    // for a Map without an ItemReader is refused.
+    let mut jsonl = reader.clone();
+    jsonl["ItemReader"]["ReaderConfig"] = json!({"InputType": "JSONL"});
+    let lines = test_jsonata(
+        &local,
+        jsonl,
+        "{}",
+        json!({"mock": {"result": "[]"},
+               "stateConfiguration": {"mapItemReaderData": "4\n\n5\n"}}),
+    );
+    assert_eq!(
+        parsed(&lines["inspectionData"]["afterItemSelector"]),
+        json!([{"v": 40, "i": 0}, {"v": 50, "i": 1}]),
+        "{lines}"
+    );
+    let mut csv = reader;
+    csv["ItemReader"]["ReaderConfig"] =
+        json!({"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"});
+    for (state, data) in [
+        (csv, "a,b\n1,2"),
+        (
+            json!({"Type": "Map", "ItemProcessor": processor,
+                                                       "End": true}),
+            "[1]",
+        ),
+    ] {
+        let refused = call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": state.to_string(), "mock": {"result": "[]"},
+                    "stateConfiguration": {"mapItemReaderData": data}}),
+        );
+        assert_error(&refused, 400, "ValidationException");
+        assert!(
+            refused.1["message"]
+                .as_str()
+                .unwrap()
+                .contains("mapItemReaderData"),
+            "{refused:?}"
+        );
+    }
+}
+
+#[test]
+fn test_state_configuration_sets_a_mocked_maps_failures_and_an_errors_origin() {
+    let local = Local::start("api-test-state-map-failures", "");
+    let map = json!({"Type": "Map", "QueryLanguage": "JSONata",
+        "Items": "{% $states.input.values %}",
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+        "ToleratedFailureCount": 1,
+        "Catch": [{"ErrorEquals": ["MockException"], "Next": "HandleMockError"},
+                  {"ErrorEquals": ["States.ExceedToleratedFailureThreshold"],
+                   "Output": "{% $states.errorOutput %}", "Next": "HandleThreshold"}],
+        "End": true});
+    let input = "{\"values\": [\"first\", \"second\", \"third\"]}";
+    let failing = |state: &Value, failed: u64| {
+        test_jsonata(
+            &local,
+            state.clone(),
+            input,
+            json!({"mock": {"result": "[1, 1, 1]"},
+                   "stateConfiguration": {"mapIterationFailureCount": failed}}),
+        )
+    };
+    // As many failures as tolerated: the mocked result stands.
+    let within = failing(&map, 1);
+    assert_eq!(within["status"], "SUCCEEDED", "{within}");
+    assert_eq!(within["output"], "[1,1,1]");
+    // One more, and the Map fails as AWS's does; its Catch takes the error.
+    let over = failing(&map, 2);
+    assert_eq!(over["status"], "CAUGHT_ERROR", "{over}");
+    assert_eq!(over["error"], "States.ExceedToleratedFailureThreshold");
+    assert_eq!(
+        over["cause"],
+        "The specified tolerated failure threshold was exceeded"
+    );
+    assert_eq!(over["nextState"], "HandleThreshold");
+    assert_eq!(over["inspectionData"]["errorDetails"]["catchIndex"], 1);
+    assert_eq!(over["inspectionData"]["toleratedFailureCount"], 1);
+    // A retrier that matches makes it RETRIABLE instead.
+    let mut retried = map.clone();
+    retried["Retry"] = json!([{"ErrorEquals": ["MockException"]},
+                              {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1}]);
+    let retriable = failing(&retried, 2);
+    assert_eq!(retriable["status"], "RETRIABLE", "{retriable}");
+    assert_eq!(
+        retriable["inspectionData"]["errorDetails"],
+        json!({"retryIndex": 1, "retryBackoffIntervalSeconds": 1})
+    );
+    // A percentage counts against the items: 2 of 3 is over 50 %, 1 of 3 is not.
+    let mut by_share = map.clone();
+    by_share
+        .as_object_mut()
+        .unwrap()
+        .remove("ToleratedFailureCount");
+    by_share["ToleratedFailurePercentage"] = json!(50);
+    assert_eq!(failing(&by_share, 2)["status"], "CAUGHT_ERROR");
+    assert_eq!(failing(&by_share, 1)["status"], "SUCCEEDED");
+    // A Map that names no tolerance answers as mocked (AWS's TestState does the same).
+    let mut untolerant = map.clone();
+    untolerant
+        .as_object_mut()
+        .unwrap()
+        .remove("ToleratedFailureCount");
+    assert_eq!(failing(&untolerant, 3)["status"], "SUCCEEDED");
+    // A mocked error is the Map's error whatever the count.
+    let mocked_error = test_jsonata(
+        &local,
+        map.clone(),
+        input,
+        json!({"mock": {"errorOutput": {"error": "MockException", "cause": "c"}},
+               "stateConfiguration": {"mapIterationFailureCount": 3}}),
+    );
+    assert_eq!(
+        mocked_error["nextState"], "HandleMockError",
+        "{mocked_error}"
+    );
+    // Only a mocked Map takes the count.
+    let unmocked = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": map.to_string(), "input": input,
+                "stateConfiguration": {"mapIterationFailureCount": 1}}),
+    );
+    assert_error(&unmocked, 400, "ValidationException");
+
+    // errorCausedByState names the state inside a Map or Parallel state a mocked error
+    // comes from: a state of its branches, and only with a mocked error.
+    let parallel = json!({"Type": "Parallel",
+        "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+                     {"StartAt": "B", "States": {"B": {"Type": "Map", "End": true,
+                        "ItemProcessor": {"StartAt": "Deep", "States": {
+                            "Deep": {"Type": "Pass", "End": true}}}}}}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}], "End": true})
+    .to_string();
+    let caused_by = |name: &str, mock: Value| {
+        call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": parallel, "input": "{}", "mock": mock,
+                    "inspectionLevel": "DEBUG",
+                    "stateConfiguration": {"errorCausedByState": name}}),
+        )
+    };
+    let error = json!({"errorOutput": {"error": "MockException", "cause": "c"}});
+    for inner in ["A", "Deep"] {
+        let caught = caused_by(inner, error.clone());
+        assert_eq!(caught.1["status"], "CAUGHT_ERROR", "{caught:?}");
+        assert_eq!(caught.1["error"], "MockException");
+        assert_eq!(caught.1["nextState"], "Recover");
+    }
+    for (name, mock) in [
+        ("Nowhere", error.clone()),
+        ("A", json!({"result": "[1, 2]"})),
+    ] {
+        let refused = caused_by(name, mock);
+        assert_error(&refused, 400, "ValidationException");
+        assert!(
+            refused.1["message"]
+                .as_str()
+                .unwrap()
+                .contains("errorCausedByState"),
+            "{refused:?}"
+        );
+    }
+    let task = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "End": true})
+    .to_string();
+    let on_a_task = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": task, "mock": error,
+                "stateConfiguration": {"errorCausedByState": "A"}}),
+    );
+    assert_error(&on_a_task, 400, "ValidationException");
+}
+
+#[test]
+fn test_state_checks_a_mocked_result_against_the_integrations_answer() {
+    let local = Local::start("api-test-state-mock-checks", "");
+    let lambda = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Arguments": {"FunctionName": "f", "Payload": {}}, "QueryLanguage": "JSONata",
+        "End": true})
+    .to_string();
+    let mocked = |definition: &str, mock: Value| {
+        call(
+            &local.addr,
+            "TestState",
+            &json!({"definition": definition, "input": "{}", "mock": mock}),
+        )
+    };
+    // STRICT (the default) and PRESENT check the fields the integration's answer has, in
+    // AWS's words; NONE takes anything.
+    let wrong = "{\"StatusCode\": \"200\"}";
+    for mode in [None, Some("STRICT"), Some("PRESENT")] {
+        let mut mock = json!({"result": wrong});
+        if let Some(m) = mode {
+            mock["fieldValidationMode"] = json!(m);
+        }
+        let refused = mocked(&lambda, mock);
+        assert_error(&refused, 400, "ValidationException");
+        assert_eq!(
+            refused.1["message"],
+            "Mock result schema validation error: Field 'StatusCode' must be a number"
+        );
+    }
+    let anything = mocked(
+        &lambda,
+        json!({"result": wrong, "fieldValidationMode": "NONE"}),
+    );
+    assert_eq!(anything.1["status"], "SUCCEEDED", "{anything:?}");
+    // Fields the answer does not have are no error.
+    let extra = mocked(
+        &lambda,
+        json!({"result": "{\"Payload\": 1, \"random\": true}"}),
+    );
+    assert_eq!(extra.1["status"], "SUCCEEDED", "{extra:?}");
+    // Only STRICT asks for the required fields.
+    let start = json!({"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+        "Parameters": {"StateMachineArn": "arn:aws:states:::stateMachine:x"}, "End": true})
+    .to_string();
+    let missing = mocked(&start, json!({"result": "{}"}));
+    assert_error(&missing, 400, "ValidationException");
+    assert_eq!(
+        missing.1["message"],
+        "Mock result schema validation error: Required field 'ExecutionArn' is missing"
+    );
+    let present = mocked(
+        &start,
+        json!({"result": "{}", "fieldValidationMode": "PRESENT"}),
+    );
+    assert_eq!(present.1["status"], "SUCCEEDED", "{present:?}");
+
+    // A Map's mock is its results (an array), or with a ResultWriter what the writer
+    // answered (an object); a Parallel's has one output per branch. In AWS's words.
+    let processor = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}});
+    let map = json!({"Type": "Map", "ItemProcessor": processor, "End": true});
+    let mut writer = map.clone();
+    writer["ResultWriter"] = json!({"Resource": "arn:aws:states:::s3:putObject",
+                                    "Parameters": {"Bucket": "b", "Prefix": "p"}});
+    let parallel = json!({"Type": "Parallel", "End": true,
+        "Branches": [processor, processor]});
+    let pass = json!({"Type": "Pass", "End": true});
+    for (state, mock, message) in [
+        (
+            &map,
+            json!({"result": "{}"}),
+            "Mocked result must be an array.",
+        ),
+        (
+            &writer,
+            json!({"result": "[1]"}),
+            "Mocked result must be a JSON object.",
+        ),
+        (
+            &parallel,
+            json!({"result": "{}"}),
+            "Mocked result must be an array.",
+        ),
+        (
+            &parallel,
+            json!({"result": "[1]"}),
+            "Mocked result must contain the same number of items as number of Parallel branches.",
+        ),
+        (
+            &map,
+            json!({"result": "[]", "errorOutput": {"error": "E"}}),
+            "A test mock should have only one of the following fields: [result, errorOutput].",
+        ),
+        (
+            &pass,
+            json!({"result": "{}"}),
+            "State type 'Pass' is not supported when a mock is specified",
+        ),
+    ] {
+        let refused = mocked(&state.to_string(), mock);
+        assert_error(&refused, 400, "ValidationException");
+        assert_eq!(refused.1["message"], message);
+    }
+    assert_eq!(
+        mocked(&writer.to_string(), json!({"result": "{}"})).1["status"],
+        "SUCCEEDED"
+    );
+    assert_eq!(
+        mocked(&parallel.to_string(), json!({"result": "[1, 2]"})).1["status"],
+        "SUCCEEDED"
+    );
+    // A mock makes no call, so there is no secret to reveal.
+    let reveal = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": lambda, "mock": {"result": "{}"}, "revealSecrets": true}),
+    );
+    assert_error(&reveal, 400, "ValidationException");
+    assert_eq!(
+        reveal.1["message"],
+        "TestState does not support RevealSecrets when a mock is specified."
+    );
+}
+
+#[test]
 fn test_state_traces_the_http_exchange_it_made() {
     let srv = common::HttpServer::start();
     let prefix = format!("http://127.0.0.1:{}/", srv.port);
@@ -679,12 +1069,12 @@ fn test_state_traces_the_http_exchange_it_made() {
         "api-test-state-http",
         &format!(
             "reveal_secrets = true\n\n[[tasks.http.connections]]\nprefix = {prefix:?}\n\
-             headers = {{ x-api-key = \"hdr-s3cret\" }}\nquery_parameters = {{ token = \"qry-s3cret\" }}\n"
+             headers = {{ X-Api-Key = \"hdr-s3cret\" }}\nquery_parameters = {{ token = \"qry-s3cret\" }}\n"
         ),
     );
     let state = json!({"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
         "Parameters": {"ApiEndpoint": format!("{prefix}echo"), "Method": "POST",
-                       "Headers": {"x-trace": "t1"}, "QueryParameters": {"q": "a b"},
+                       "Headers": {"X-Trace": "t1"}, "QueryParameters": {"q": "a b"},
                        "RequestBody": {"id.$": "$.id"}},
         "ResultSelector": {"sent.$": "$.ResponseBody.body"}, "End": true})
     .to_string();
@@ -707,9 +1097,10 @@ fn test_state_traces_the_http_exchange_it_made() {
     // without revealSecrets, not what the connection added.
     assert_eq!(req["url"], format!("{prefix}echo?q=a+b"));
     assert_eq!(req["body"], "{\"id\":7}");
+    // Header names as the definition spelled them (the HTTP client keeps them lower-case).
     let headers = req["headers"].as_str().unwrap();
     assert!(
-        headers.starts_with('[') && headers.contains("x-trace: t1"),
+        headers.starts_with('[') && headers.contains("X-Trace: t1"),
         "{headers}"
     );
     assert!(!headers.contains("s3cret"), "{headers}");
@@ -740,7 +1131,7 @@ fn test_state_traces_the_http_exchange_it_made() {
     assert!(shown["request"]["headers"]
         .as_str()
         .unwrap()
-        .contains("x-api-key: hdr-s3cret"));
+        .contains("X-Api-Key: hdr-s3cret"));
     // A mocked HTTP Task makes no call, so there is nothing to trace.
     let mocked = call(
         &local.addr,

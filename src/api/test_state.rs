@@ -5,6 +5,16 @@
 //! each step of input/output processing (JSONPath: InputPath, Parameters, the result,
 //! ResultSelector, ResultPath; JSONata: Arguments and the result) and the variables after
 //! the state; TRACE adds the HTTP request and response an `http:invoke` Task exchanged.
+//! For a Map state DEBUG also shows how it makes its iterations' inputs: what ReaderConfig's
+//! ItemsPointer selected of what its ItemReader read, each item after ItemSelector, the
+//! ItemBatcher's batches.
+//!
+//! `stateConfiguration` places the state in a longer run: the retries already made
+//! (`retrierRetryCount`), a mocked Map's failed iterations (`mapIterationFailureCount`,
+//! held against its tolerances), the state inside a mocked Map or Parallel state an error
+//! came from (`errorCausedByState`), what an ItemReader read (`mapItemReaderData`). A
+//! mocked result is checked against the integration's answer where [`mock_shapes`] knows
+//! its shape (`mock.fieldValidationMode`).
 //!
 //! Everything runs through the interpreter ([`exec::run_start_state`]: one state, no
 //! transition) in small machines built around the state, so the figures are the engine's
@@ -23,12 +33,21 @@ use serde_json::{json, Map, Value};
 use super::errors::ApiError;
 use super::fields::Fields;
 use super::Api;
-use crate::error::WorkflowError;
+use crate::error::{names, WorkflowError};
 use crate::exec::{self, ExecOptions};
 use crate::tasks::{http, TaskCall, TaskFuture, TaskHandler, Tasks};
 
+mod mock_shapes;
+
+use mock_shapes::FieldValidation;
+
 /// How long the tested state may run.
 const MAX_DURATION: Duration = Duration::from_secs(60);
+
+/// The most items a Map's ItemSelector and ItemBatcher are shown for at DEBUG, and the
+/// most JSON those fields may hold; past either, the field is left out.
+const MAX_INSPECTED_ITEMS: usize = 10_000;
+const MAX_INSPECTED_BYTES: usize = super::executions::MAX_INPUT_BYTES;
 
 /// The name the tested state gets when the definition is a state, not a machine.
 const DEFAULT_STATE_NAME: &str = "TestState";
@@ -46,7 +65,18 @@ struct Request {
     context: Option<Value>,
     mock: Option<Value>,
     reveal_secrets: bool,
+    config: StateConfiguration,
+}
+
+/// `stateConfiguration`: where in a longer run the tested state is taken to be.
+#[derive(Default)]
+struct StateConfiguration {
+    /// Retries the retrier matching the mocked error has already made.
     retrier_retry_count: u64,
+    /// Iterations of a mocked Map taken to have failed, checked against its tolerances.
+    map_iteration_failure_count: Option<u64>,
+    /// What a Map's ItemReader would have read, parsed by its ReaderConfig.
+    map_item_reader_data: Option<Value>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -115,8 +145,11 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
             }
         },
     };
-    let mock = mock_of(f)?;
+    let (mock, validation) = mock_of(api, f)?;
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    if let Some(result) = mock.as_ref().and_then(|m| m.get("result")) {
+        check_mocked_result(state, result, validation)?;
+    }
     // AWS runs a real call as the role it is given (nothing here checks what the role
     // may do, but a request AWS refuses is refused here too).
     if kind == "Task" && mock.is_none() && f.optional_string("roleArn")?.is_none() {
@@ -125,8 +158,9 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
         ));
     }
     if mock.is_some() && !matches!(kind, "Task" | "Map" | "Parallel") {
+        // AWS's wording.
         return Err(ApiError::validation(format!(
-            "A mock can only be specified for Task, Map, or Parallel states, not for a {kind} state"
+            "State type '{kind}' is not supported when a mock is specified"
         )));
     }
     let context = match f.optional_string("context")? {
@@ -150,6 +184,12 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::serialization("'revealSecrets' must be a boolean")),
     };
+    if reveal_secrets && mock.is_some() {
+        // A mock makes no call, so there is no secret to reveal; AWS refuses the pair.
+        return Err(ApiError::validation(
+            "TestState does not support RevealSecrets when a mock is specified.",
+        ));
+    }
     if reveal_secrets && !api.reveal_secrets {
         return Err(ApiError::access_denied(
             "revealSecrets is not allowed on this endpoint: set [api] reveal_secrets = true \
@@ -157,31 +197,10 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
              (AWS asks for the states:RevealSecrets permission)",
         ));
     }
-    let mut retrier_retry_count = 0;
-    if let Some(c) = f.optional("stateConfiguration") {
-        let Some(c) = c.as_object() else {
-            return Err(ApiError::serialization(
-                "'stateConfiguration' must be an object",
-            ));
-        };
-        for (k, v) in c {
-            match k.as_str() {
-                "retrierRetryCount" => {
-                    retrier_retry_count = v.as_u64().ok_or_else(|| {
-                        ApiError::validation(
-                            "stateConfiguration.retrierRetryCount must be a whole number >= 0",
-                        )
-                    })?
-                }
-                other => {
-                    return Err(ApiError::validation(format!(
-                        "stateConfiguration.{other} is not supported by stepstream's TestState \
-                         (it takes retrierRetryCount)"
-                    )))
-                }
-            }
-        }
-    }
+    let config = match f.optional("stateConfiguration") {
+        None => StateConfiguration::default(),
+        Some(c) => state_configuration(api, c, state, mock.as_ref())?,
+    };
     Ok(Request {
         level,
         input_text,
@@ -190,8 +209,188 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
         context,
         mock,
         reveal_secrets,
-        retrier_retry_count,
+        config,
     })
+}
+
+/// Checks a mocked result against what the state could have answered: a Task's against
+/// its integration's answer (as `validation` asks), a Map's and a Parallel's against the
+/// result shape of the state itself (in AWS's words).
+fn check_mocked_result(
+    state: &Map<String, Value>,
+    result: &Value,
+    validation: FieldValidation,
+) -> Result<(), ApiError> {
+    let problem = match state.get("Type").and_then(Value::as_str) {
+        Some("Task") => {
+            let resource = state.get("Resource").and_then(Value::as_str).unwrap_or("");
+            mock_shapes::check(resource, result, validation).err()
+        }
+        // A ResultWriter's answer is the description of what it wrote, not the results.
+        Some("Map") if state.contains_key("ResultWriter") => {
+            (!result.is_object()).then(|| "Mocked result must be a JSON object.".to_string())
+        }
+        Some("Map") => (!result.is_array()).then(|| "Mocked result must be an array.".into()),
+        Some("Parallel") => {
+            let branches = state
+                .get("Branches")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            match result.as_array() {
+                None => Some("Mocked result must be an array.".into()),
+                Some(r) if r.len() != branches => Some(
+                    "Mocked result must contain the same number of items as number of \
+                     Parallel branches."
+                        .into(),
+                ),
+                Some(_) => None,
+            }
+        }
+        _ => None,
+    };
+    problem.map_or(Ok(()), |p| Err(ApiError::validation(p)))
+}
+
+/// Reads and checks `stateConfiguration` for this state and mock.
+fn state_configuration(
+    api: &Api,
+    c: &Value,
+    state: &Map<String, Value>,
+    mock: Option<&Value>,
+) -> Result<StateConfiguration, ApiError> {
+    let Some(c) = c.as_object() else {
+        return Err(ApiError::serialization(
+            "'stateConfiguration' must be an object",
+        ));
+    };
+    let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    let mocked_error = mock.is_some_and(|m| m.get("result").is_none());
+    let mut config = StateConfiguration::default();
+    for (k, v) in c {
+        let whole = |what: &str| {
+            v.as_u64().ok_or_else(|| {
+                ApiError::validation(format!(
+                    "stateConfiguration.{what} must be a whole number >= 0"
+                ))
+            })
+        };
+        match k.as_str() {
+            "retrierRetryCount" => config.retrier_retry_count = whole(k)?,
+            "mapIterationFailureCount" => {
+                // An unmocked Map counts its own failures. With a mocked error the error
+                // is the Map's, whatever the count (as AWS answers).
+                if kind != "Map" || mock.is_none() {
+                    return Err(ApiError::validation(
+                        "stateConfiguration.mapIterationFailureCount applies to a mocked Map \
+                         state (the count is checked against its ToleratedFailureCount and \
+                         ToleratedFailurePercentage)",
+                    ));
+                }
+                config.map_iteration_failure_count = Some(whole(k)?);
+            }
+            "errorCausedByState" => {
+                let name = v
+                    .as_str()
+                    .filter(|n| (1..=80).contains(&n.chars().count()))
+                    .ok_or_else(|| {
+                        ApiError::validation(
+                            "stateConfiguration.errorCausedByState must be a state name \
+                             (1 to 80 characters)",
+                        )
+                    })?;
+                if !matches!(kind, "Map" | "Parallel") || !mocked_error {
+                    return Err(ApiError::validation(
+                        "stateConfiguration.errorCausedByState names the state inside a Map \
+                         or Parallel state that a mocked error (mock.errorOutput) comes from",
+                    ));
+                }
+                if !has_inner_state(state, name, 0) {
+                    return Err(ApiError::validation(format!(
+                        "stateConfiguration.errorCausedByState: {name:?} is not a state \
+                         inside this {kind} state"
+                    )));
+                }
+            }
+            "mapItemReaderData" => {
+                let Some(text) = v.as_str() else {
+                    return Err(ApiError::serialization(
+                        "'stateConfiguration.mapItemReaderData' must be a string",
+                    ));
+                };
+                let Some(reader) = state.get("ItemReader").filter(|_| kind == "Map") else {
+                    return Err(ApiError::validation(
+                        "stateConfiguration.mapItemReaderData is what a Map state's \
+                         ItemReader reads: the state has no ItemReader",
+                    ));
+                };
+                config.map_item_reader_data = Some(read_item_reader_data(api, text, reader)?);
+            }
+            other => {
+                return Err(ApiError::validation(format!(
+                    "stateConfiguration.{other} is not a TestState setting (retrierRetryCount, \
+                     errorCausedByState, mapIterationFailureCount, mapItemReaderData)"
+                )))
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// Whether a state named `name` is inside this Map's item processor or this Parallel's
+/// branches, at any depth.
+fn has_inner_state(state: &Map<String, Value>, name: &str, depth: usize) -> bool {
+    // Nesting deeper than this is no machine anyone writes; the bound keeps a hostile
+    // definition from recursing far.
+    if depth > 32 {
+        return false;
+    }
+    let machines = ["ItemProcessor", "Iterator"]
+        .iter()
+        .filter_map(|k| state.get(*k))
+        .chain(
+            state
+                .get("Branches")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    machines
+        .filter_map(|m| m.get("States").and_then(Value::as_object))
+        .any(|states| {
+            states.contains_key(name)
+                || states
+                    .values()
+                    .filter_map(Value::as_object)
+                    .any(|s| has_inner_state(s, name, depth + 1))
+        })
+}
+
+/// `mapItemReaderData` as the ItemReader's ReaderConfig reads it: a JSON document, or JSON
+/// Lines (one value a line, read into an array).
+fn read_item_reader_data(api: &Api, text: &str, reader: &Value) -> Result<Value, ApiError> {
+    let bad =
+        |why: String| ApiError::validation(format!("stateConfiguration.mapItemReaderData: {why}"));
+    let input_type = reader
+        .pointer("/ReaderConfig/InputType")
+        .and_then(Value::as_str)
+        .unwrap_or("JSON");
+    match input_type {
+        "JSON" => bounded_json(api, text).map_err(bad),
+        "JSONL" => {
+            if text.len() > super::executions::MAX_INPUT_BYTES {
+                return Err(bad("over 256 KiB".into()));
+            }
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| bounded_json(api, l).map_err(bad))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
+        other => Err(bad(format!(
+            "stepstream's TestState reads JSON and JSONL item data; InputType {other} is not \
+             supported"
+        ))),
+    }
 }
 
 /// JSON text within the execution input limits (size and nesting).
@@ -288,28 +487,38 @@ fn pick_state(
     }
 }
 
-/// The mock a TestState `mock` asks for, in the mocks format of [`crate::tasks::mock`].
-fn mock_of(f: &Fields) -> Result<Option<Value>, ApiError> {
+/// The mock a TestState `mock` asks for, in the mocks format of [`crate::tasks::mock`],
+/// and how strictly its result is checked.
+fn mock_of(api: &Api, f: &Fields) -> Result<(Option<Value>, FieldValidation), ApiError> {
     let Some(m) = f.optional("mock") else {
-        return Ok(None);
+        return Ok((None, FieldValidation::default()));
     };
-    if let Some(mode) = m.get("fieldValidationMode").filter(|v| !v.is_null()) {
-        // stepstream has no service models to check a mocked result against: every mode
-        // accepts what NONE accepts.
-        if !matches!(mode.as_str(), Some("STRICT" | "PRESENT" | "NONE")) {
-            return Err(ApiError::validation(
-                "mock.fieldValidationMode must be one of STRICT, PRESENT, NONE",
-            ));
-        }
+    let validation = match m.get("fieldValidationMode").filter(|v| !v.is_null()) {
+        None => FieldValidation::default(),
+        Some(mode) => mode
+            .as_str()
+            .and_then(FieldValidation::parse)
+            .ok_or_else(|| {
+                ApiError::validation(
+                    "mock.fieldValidationMode must be one of STRICT, PRESENT, NONE",
+                )
+            })?,
+    };
+    if m.get("result").is_some() && m.get("errorOutput").is_some() {
+        return Err(ApiError::validation(
+            "A test mock should have only one of the following fields: [result, errorOutput].",
+        ));
     }
     if let Some(text) = m.get("result").and_then(Value::as_str) {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| ApiError::validation(format!("mock.result is not JSON: {e}")))?;
-        return Ok(Some(json!({"result": v})));
+        let v = bounded_json(api, text).map_err(|why| {
+            ApiError::validation(format!("mock.result is not JSON of up to 256 KiB: {why}"))
+        })?;
+        return Ok((Some(json!({"result": v})), validation));
     }
     if let Some(e) = m.get("errorOutput") {
-        return Ok(Some(
-            json!({"error": e.get("error"), "cause": e.get("cause")}),
+        return Ok((
+            Some(json!({"error": e.get("error"), "cause": e.get("cause")})),
+            validation,
         ));
     }
     Err(ApiError::validation(
@@ -375,6 +584,20 @@ fn placeholder(i: usize) -> String {
     format!("stepstream:next:{i}")
 }
 
+/// A Map state's items, and the value its ItemReader's ItemsPointer selected.
+struct Items {
+    items: Vec<Value>,
+    after_pointer: Option<Value>,
+}
+
+/// A JSONata Pass state whose output is `q` (an expression, or JSON with expressions).
+fn jsonata_output(q: &Value) -> Map<String, Value> {
+    let mut pass = Map::new();
+    pass.insert("QueryLanguage".into(), json!("JSONata"));
+    pass.insert("Output".into(), q.clone());
+    pass
+}
+
 /// JSON text, as AWS reports data.
 fn text(v: &Value) -> Value {
     Value::String(v.to_string())
@@ -391,11 +614,31 @@ impl Tester<'_> {
         if req.mock.is_some() {
             stand_in_for_mocked(&mut bare);
         }
+        let reader_data = req.config.map_item_reader_data.as_ref();
+        let mut mock = req.mock.clone();
+        let mocked_result = mock.as_ref().and_then(|m| m.get("result"));
+        if let (Some(failed), Some(result)) =
+            (req.config.map_iteration_failure_count, mocked_result)
+        {
+            let items = self.map_items(state, &req.input, reader_data).await;
+            let total = items
+                .map(|i| i.items.len())
+                .or_else(|| result.as_array().map(Vec::len));
+            if self
+                .exceeds_tolerance(state, &req.input, failed, total)
+                .await
+            {
+                // The Map fails as a real one would after that many failed iterations; its
+                // Retry and Catch take it from there.
+                mock = Some(json!({"error": names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                                   "cause": "The specified tolerated failure threshold was exceeded"}));
+            }
+        }
         let trace = (req.level == Level::Trace && resource == http::INVOKE && req.mock.is_none())
             .then(http::Trace::default);
         let seen = Arc::new(Mutex::new(Recorded::default()));
         let run = self
-            .run_state(bare, &req.input, req.mock.as_ref(), trace.clone(), &seen)
+            .run_state(bare, &req.input, mock.as_ref(), trace.clone(), &seen)
             .await?;
         let recorded = std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
 
@@ -413,7 +656,7 @@ impl Tester<'_> {
             Err(err) => {
                 out.insert("error".into(), json!(err.error));
                 out.insert("cause".into(), json!(err.cause));
-                let status = match handling(state, &err, req.retrier_retry_count) {
+                let status = match handling(state, &err, req.config.retrier_retry_count) {
                     Handling::Retry { index, backoff } => {
                         inspection.insert(
                             "errorDetails".into(),
@@ -459,6 +702,8 @@ impl Tester<'_> {
             }
             if kind == "Map" {
                 self.inspect_map(state, &req.input, &mut data).await;
+                self.inspect_map_items(state, &req.input, reader_data, &mut data)
+                    .await;
             }
             if !variables.is_empty() {
                 let vars = Value::from(crate::value::Value::Object(std::mem::take(&mut variables)));
@@ -617,27 +862,7 @@ impl Tester<'_> {
             ("ToleratedFailureCount", "toleratedFailureCount"),
             ("ToleratedFailurePercentage", "toleratedFailurePercentage"),
         ] {
-            let value = match (state.get(field), state.get(&format!("{field}Path"))) {
-                (Some(v @ Value::Number(_)), _) => Some(v.clone()),
-                (Some(q @ Value::String(_)), _) if self.jsonata => {
-                    let mut pass = Map::new();
-                    pass.insert("QueryLanguage".into(), json!("JSONata"));
-                    pass.insert("Output".into(), q.clone());
-                    self.run_pass(pass, input).await
-                }
-                (None, Some(path)) if !self.jsonata => {
-                    let mut pass = Map::new();
-                    if let Some(p) = state.get("InputPath") {
-                        pass.insert("InputPath".into(), p.clone());
-                    }
-                    pass.insert("Parameters".into(), json!({"v.$": path}));
-                    self.run_pass(pass, input)
-                        .await
-                        .and_then(|v| v.get("v").cloned())
-                }
-                _ => None,
-            };
-            match value {
+            match self.amount(state, state, field, input).await {
                 Some(v) => {
                     data.insert(key.into(), v);
                 }
@@ -647,6 +872,267 @@ impl Tester<'_> {
                 None => {}
             }
         }
+    }
+
+    /// The number `holder` (the state, or a field of it such as ItemBatcher) sets in
+    /// `field`: a number, a JSONata expression, or (JSONPath) a `{field}Path` into the
+    /// state's input.
+    async fn amount(
+        &self,
+        state: &Map<String, Value>,
+        holder: &Map<String, Value>,
+        field: &str,
+        input: &Value,
+    ) -> Option<Value> {
+        match (holder.get(field), holder.get(&format!("{field}Path"))) {
+            (Some(v @ Value::Number(_)), _) => Some(v.clone()),
+            (Some(q @ Value::String(_)), _) if self.jsonata => {
+                self.run_pass(jsonata_output(q), input).await
+            }
+            (None, Some(path)) if !self.jsonata => {
+                let mut pass = Map::new();
+                if let Some(p) = state.get("InputPath") {
+                    pass.insert("InputPath".into(), p.clone());
+                }
+                pass.insert("Parameters".into(), json!({"v.$": path}));
+                self.run_pass(pass, input)
+                    .await
+                    .and_then(|v| v.get("v").cloned())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether `failed` iterations of `total` are more than the Map state tolerates. A Map
+    /// that names no tolerance is not checked: AWS's TestState answers it as mocked.
+    async fn exceeds_tolerance(
+        &self,
+        state: &Map<String, Value>,
+        input: &Value,
+        failed: u64,
+        total: Option<usize>,
+    ) -> bool {
+        let number = |v: Option<Value>| v.and_then(|v| v.as_f64());
+        let count = number(
+            self.amount(state, state, "ToleratedFailureCount", input)
+                .await,
+        );
+        let percentage = number(
+            self.amount(state, state, "ToleratedFailurePercentage", input)
+                .await,
+        );
+        let failed = failed as f64;
+        let over_count = count.is_some_and(|c| failed > c);
+        let over_percentage = match (percentage, total) {
+            (Some(p), Some(t)) if t > 0 => failed * 100.0 / t as f64 > p,
+            _ => false,
+        };
+        over_count || over_percentage
+    }
+
+    /// A Map state's items for this input: what its ItemReader read (`mapItemReaderData`,
+    /// through ReaderConfig's ItemsPointer), else its ItemsPath (JSONPath) or Items
+    /// (JSONata) applied to the input.
+    async fn map_items(
+        &self,
+        state: &Map<String, Value>,
+        input: &Value,
+        reader_data: Option<&Value>,
+    ) -> Option<Items> {
+        if let Some(reader) = state.get("ItemReader") {
+            let data = reader_data?;
+            let pointer = reader
+                .pointer("/ReaderConfig/ItemsPointer")
+                .and_then(Value::as_str);
+            let Some(p) = pointer else {
+                return Some(Items {
+                    items: data.as_array()?.clone(),
+                    after_pointer: None,
+                });
+            };
+            let selected = data.pointer(p)?;
+            return Some(Items {
+                items: selected.as_array()?.clone(),
+                after_pointer: Some(selected.clone()),
+            });
+        }
+        let items = if self.jsonata {
+            match state.get("Items") {
+                Some(q) => self.run_pass(jsonata_output(q), input).await?,
+                None => input.clone(),
+            }
+        } else {
+            let mut pass = Map::new();
+            if let Some(p) = state.get("InputPath") {
+                pass.insert("InputPath".into(), p.clone());
+            }
+            let path = state
+                .get("ItemsPath")
+                .cloned()
+                .unwrap_or_else(|| json!("$"));
+            pass.insert("OutputPath".into(), path);
+            self.run_pass(pass, input).await?
+        };
+        match items {
+            Value::Array(items) => Some(Items {
+                items,
+                after_pointer: None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// DEBUG's data on how a Map state makes its iterations' inputs: the items its
+    /// ItemsPointer selected, each item after ItemSelector, the ItemBatcher's batches
+    /// (built from the selected items).
+    async fn inspect_map_items(
+        &self,
+        state: &Map<String, Value>,
+        input: &Value,
+        reader_data: Option<&Value>,
+        data: &mut Map<String, Value>,
+    ) {
+        let Some(Items {
+            items,
+            after_pointer,
+        }) = self.map_items(state, input, reader_data).await
+        else {
+            return;
+        };
+        if let Some(p) = after_pointer {
+            data.insert("afterItemsPointer".into(), text(&p));
+        }
+        if items.len() > MAX_INSPECTED_ITEMS {
+            return;
+        }
+        let selector = match state.get("ItemSelector") {
+            Some(s) => Some(s),
+            // JSONPath's older name for ItemSelector.
+            None if !self.jsonata => state.get("Parameters"),
+            None => None,
+        };
+        let items = match selector {
+            Some(sel) => {
+                let Some(selected) = self.select_items(state, sel, input, &items).await else {
+                    return;
+                };
+                data.insert(
+                    "afterItemSelector".into(),
+                    text(&Value::Array(selected.clone())),
+                );
+                selected
+            }
+            None => items,
+        };
+        if let Some(batcher) = state.get("ItemBatcher").and_then(Value::as_object) {
+            if let Some(batches) = self.batch_items(state, batcher, input, items).await {
+                data.insert("afterItemBatcher".into(), text(&Value::Array(batches)));
+            }
+        }
+    }
+
+    /// Each item through the Map's ItemSelector, with `$$.Map.Item` set as in its
+    /// iteration; `None` if one fails or they pass [`MAX_INSPECTED_BYTES`].
+    async fn select_items(
+        &self,
+        state: &Map<String, Value>,
+        selector: &Value,
+        input: &Value,
+        items: &[Value],
+    ) -> Option<Vec<Value>> {
+        let machine = self
+            .compile(self.pass_states(self.template_pass(state, selector)))
+            .ok()?;
+        // Converted once: every item's run shares the one input.
+        let input = crate::value::Value::from(input);
+        let mut selected = Vec::with_capacity(items.len());
+        let mut bytes = 0;
+        for (index, item) in items.iter().enumerate() {
+            let mut context = self.context.clone();
+            if let crate::value::Value::Object(m) = &mut context {
+                let map = json!({"Item": {"Index": index, "Value": item}});
+                m.insert("Map".into(), crate::value::Value::from(&map));
+            }
+            let v = self.run_plan(&machine, input.clone(), context).await?;
+            bytes += v.to_string().len() + 1;
+            if bytes > MAX_INSPECTED_BYTES {
+                return None;
+            }
+            selected.push(v);
+        }
+        Some(selected)
+    }
+
+    /// The ItemBatcher's batches of `items` (`{"Items": [..]}`, with BatchInput when it
+    /// names one): each holds up to MaxItemsPerBatch items and, roughly (items' JSON
+    /// size), up to MaxInputBytesPerBatch bytes.
+    async fn batch_items(
+        &self,
+        state: &Map<String, Value>,
+        batcher: &Map<String, Value>,
+        input: &Value,
+        items: Vec<Value>,
+    ) -> Option<Vec<Value>> {
+        let limit = |v: Option<Value>| v.and_then(|v| v.as_u64()).filter(|n| *n > 0);
+        let max_items = limit(self.amount(state, batcher, "MaxItemsPerBatch", input).await);
+        let max_bytes = limit(
+            self.amount(state, batcher, "MaxInputBytesPerBatch", input)
+                .await,
+        );
+        if max_items.is_none() && max_bytes.is_none() {
+            return None;
+        }
+        let batch_input = match batcher.get("BatchInput") {
+            None => None,
+            Some(t) => Some(self.run_pass(self.template_pass(state, t), input).await?),
+        };
+        let make = |items: Vec<Value>| {
+            let mut b = Map::new();
+            if let Some(i) = &batch_input {
+                b.insert("BatchInput".into(), i.clone());
+            }
+            b.insert("Items".into(), Value::Array(items));
+            Value::Object(b)
+        };
+        // Every batch repeats BatchInput and its own wrapping: counted, with the items, so
+        // the whole stays within what the field may hold.
+        let per_batch = batch_input.as_ref().map_or(0, |b| b.to_string().len()) as u64 + 32;
+        let (mut batches, mut current, mut current_bytes) = (Vec::new(), Vec::new(), 0u64);
+        let mut total_bytes = per_batch;
+        for item in items {
+            let size = item.to_string().len() as u64 + 1;
+            let full = max_items.is_some_and(|m| current.len() as u64 >= m)
+                || max_bytes.is_some_and(|m| !current.is_empty() && current_bytes + size > m);
+            if full {
+                batches.push(make(std::mem::take(&mut current)));
+                current_bytes = 0;
+                total_bytes += per_batch;
+            }
+            total_bytes += size;
+            if total_bytes > MAX_INSPECTED_BYTES as u64 {
+                return None;
+            }
+            current_bytes += size;
+            current.push(item);
+        }
+        if !current.is_empty() {
+            batches.push(make(current));
+        }
+        Some(batches)
+    }
+
+    /// A Pass state that builds `template` (a JSONPath payload template over the input
+    /// after InputPath, or a JSONata value) as its output.
+    fn template_pass(&self, state: &Map<String, Value>, template: &Value) -> Map<String, Value> {
+        if self.jsonata {
+            return jsonata_output(template);
+        }
+        let mut pass = Map::new();
+        if let Some(p) = state.get("InputPath") {
+            pass.insert("InputPath".into(), p.clone());
+        }
+        pass.insert("Parameters".into(), template.clone());
+        pass
     }
 
     /// Runs `state` once in a machine of its own: the output and the name of the state it
@@ -742,23 +1228,45 @@ impl Tester<'_> {
 
     /// Runs one Pass state built from the tested state's fields (JSONPath unless it names
     /// its language); its output, if it succeeded.
-    async fn run_pass(&self, mut pass: Map<String, Value>, input: &Value) -> Option<Value> {
-        pass.insert("Type".into(), json!("Pass"));
-        pass.entry("QueryLanguage").or_insert(json!("JSONPath"));
-        pass.insert("End".into(), json!(true));
-        let mut states = Map::new();
-        states.insert(self.name.to_string(), Value::Object(pass));
-        let compiled = self.compile(states).ok()?;
+    async fn run_pass(&self, pass: Map<String, Value>, input: &Value) -> Option<Value> {
+        let machine = self.compile(self.pass_states(pass)).ok()?;
+        self.run_plan(
+            &machine,
+            crate::value::Value::from(input),
+            self.context.clone(),
+        )
+        .await
+    }
+
+    /// Runs the start state of `machine` (no task calls) over this Context object; its
+    /// output, if it succeeded.
+    async fn run_plan(
+        &self,
+        machine: &crate::machines::Machine,
+        input: crate::value::Value,
+        context: crate::value::Value,
+    ) -> Option<Value> {
         let ran = exec::run_start_state(
-            &compiled.plan,
-            input.clone(),
+            &machine.plan,
+            input,
             self.variables.clone(),
-            Some(self.context.clone()),
+            Some(context),
             &Tasks::new(),
             &self.options(),
         )
         .await;
         ran.result.ok().map(|(out, _)| Value::from(out))
+    }
+
+    /// The states of a machine of one Pass state (JSONPath unless it names its language),
+    /// named as the tested state so `$$.State.Name` reads the same.
+    fn pass_states(&self, mut pass: Map<String, Value>) -> Map<String, Value> {
+        pass.insert("Type".into(), json!("Pass"));
+        pass.entry("QueryLanguage").or_insert(json!("JSONPath"));
+        pass.insert("End".into(), json!(true));
+        let mut states = Map::new();
+        states.insert(self.name.to_string(), Value::Object(pass));
+        states
     }
 
     fn compile(&self, states: Map<String, Value>) -> Result<crate::machines::Machine, ApiError> {
@@ -985,6 +1493,22 @@ mod tests {
             shown["request"]["headers"],
             "[x-trace: t1, x-api-key: s3cret]"
         );
+    }
+
+    #[test]
+    fn an_errors_origin_is_looked_for_in_branches_and_item_processors_at_any_depth() {
+        let parallel = json!({"Type": "Parallel", "Branches": [
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+            {"StartAt": "M", "States": {"M": {"Type": "Map", "Iterator": {"StartAt": "Deep",
+                "States": {"Deep": {"Type": "Pass", "End": true}}}, "End": true}}}]});
+        let parallel = parallel.as_object().unwrap();
+        for inner in ["A", "M", "Deep"] {
+            assert!(has_inner_state(parallel, inner, 0), "{inner}");
+        }
+        assert!(!has_inner_state(parallel, "Nowhere", 0));
+        // The state itself is not inside itself.
+        let map = json!({"Type": "Map", "ItemProcessor": {"StartAt": "P", "States": {}}});
+        assert!(!has_inner_state(map.as_object().unwrap(), "TestState", 0));
     }
 
     #[test]

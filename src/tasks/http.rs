@@ -88,17 +88,33 @@ pub struct ExchangeResponse {
     pub body: String,
 }
 
-/// The request about to be sent, as an [`Exchange`] without its response.
+/// The request about to be sent, as an [`Exchange`] without its response; `written` are
+/// the header names as the state's Headers spelled them.
 fn exchange_of(
     req: &reqwest::Request,
     url_without_secrets: &reqwest::Url,
     conn: Option<&HttpConnection>,
+    written: &[(String, String)],
 ) -> Exchange {
     let secret = |name: &str| {
         conn.is_some_and(|c| {
             c.headers.keys().any(|k| k.eq_ignore_ascii_case(name))
                 || (c.basic.is_some() && name.eq_ignore_ascii_case("authorization"))
         })
+    };
+    // The HTTP client keeps header names lower-case; AWS reports a header the way the
+    // definition (or the connection) wrote it, so that spelling is looked up again.
+    let spelled = |name: &str| {
+        written
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(
+                conn.into_iter()
+                    .flat_map(|c| c.headers.keys().map(String::as_str)),
+            )
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .unwrap_or(name)
+            .to_string()
     };
     Exchange {
         method: req.method().to_string(),
@@ -109,7 +125,7 @@ fn exchange_of(
             .iter()
             .map(|(k, v)| {
                 let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
-                (k.as_str().to_string(), value, secret(k.as_str()))
+                (spelled(k.as_str()), value, secret(k.as_str()))
             })
             .collect(),
         body: req
@@ -386,7 +402,7 @@ impl TaskHandler for Http {
                 let built = req
                     .build()
                     .map_err(|e| bad(format!("the HTTP request cannot be built: {e}")))?;
-                let exchange = exchange_of(&built, plain_url, conn);
+                let exchange = exchange_of(&built, plain_url, conn, &r.headers);
                 *t.lock().unwrap_or_else(|p| p.into_inner()) = Some(exchange);
                 req = reqwest::RequestBuilder::from_parts(client, built);
             }
@@ -485,6 +501,36 @@ mod tests {
         assert_eq!(
             connection_for(&cfg, &url).unwrap().prefix,
             "http://127.0.0.1:9/v1/"
+        );
+    }
+
+    #[test]
+    fn a_traced_request_names_headers_as_they_were_written() {
+        let conn = HttpConnection {
+            prefix: "http://127.0.0.1:9/".into(),
+            headers: [("X-Api-Key".to_string(), "k".to_string())].into(),
+            query_parameters: Default::default(),
+            basic: None,
+        };
+        let url = reqwest::Url::parse("http://127.0.0.1:9/x").unwrap();
+        let req = reqwest::Client::new()
+            .get(url.clone())
+            .header("X-Trace", "t1")
+            .header("X-Api-Key", "k")
+            .header("content-type", "text/plain")
+            .build()
+            .unwrap();
+        let written = [("X-Trace".to_string(), "t1".to_string())];
+        let x = exchange_of(&req, &url, Some(&conn), &written);
+        let names: Vec<(&str, bool)> = x.headers.iter().map(|(k, _, s)| (k.as_str(), *s)).collect();
+        // What nobody spelled keeps the client's lower case.
+        assert_eq!(
+            names,
+            [
+                ("X-Trace", false),
+                ("X-Api-Key", true),
+                ("content-type", false)
+            ]
         );
     }
 }
