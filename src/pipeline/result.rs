@@ -80,7 +80,14 @@ pub fn write_result_record(
     out.extend_from_slice(b"\",\"output\":");
     // The value's own writer (same bytes as serde_json's, written straight into `out`).
     match &outcome.output {
-        Some(v) => crate::value::to_writer(out, v),
+        Some(v) => {
+            // One allocation for the output when its size is known (it usually is: the
+            // payload check counted it), and room for the fields after it.
+            if let Some(n) = crate::value::known_len(v) {
+                out.reserve(n + 256);
+            }
+            crate::value::to_writer(out, v)
+        }
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"error\":");

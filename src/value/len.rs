@@ -7,25 +7,53 @@ use super::{Number, Value};
 #[inline]
 pub(crate) fn string_len(s: &str) -> usize {
     let b = s.as_bytes();
-    // Most strings need no escape; this test runs over whole words, the count below
-    // per byte.
-    if !b.iter().any(|&c| needs_escape(c)) {
+    // Most strings need no escape: the test runs eight bytes at a time, the count
+    // below per byte from the first escape on.
+    let first = special(b, 0);
+    if first == b.len() {
         return b.len() + 2;
     }
-    2 + b
-        .iter()
-        .map(|&c| match c {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum::<usize>()
+    2 + first
+        + b[first..]
+            .iter()
+            .map(|&c| match c {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+                0..=0x1f => 6,
+                _ => 1,
+            })
+            .sum::<usize>()
 }
 
-/// Whether a byte of a string is written as an escape.
+/// The position of the first `"`, `\` or control byte at or after `from` (or the end),
+/// eight bytes at a time.
 #[inline]
-pub(crate) fn needs_escape(c: u8) -> bool {
-    c < 0x20 || c == b'"' || c == b'\\'
+pub(crate) fn special(b: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let slash = w ^ (ONES * u64::from(b'\\'));
+        // A byte is flagged when zero (quote, slash) or below 0x20 (control); bytes at
+        // or above 0x80 clear the test through `!w`, so UTF-8 text is never flagged.
+        let hit = (quote.wrapping_sub(ONES) & !quote
+            | slash.wrapping_sub(ONES) & !slash
+            | w.wrapping_sub(ONES * 0x20) & !w)
+            & HIGH;
+        if hit != 0 {
+            // Borrows can flag a byte above a real hit, never one below it.
+            return i + (hit.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// The bytes `n` takes as JSON.

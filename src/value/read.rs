@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 
+use super::len::special;
 use super::{string_len, Array, Map, Number, Str, Value};
 
 /// Nesting the fast path handles; deeper documents go to serde_json (whose own limit is
@@ -473,38 +474,6 @@ fn add(size: Option<usize>, member: Option<usize>, extra: usize) -> Option<usize
 fn hex4(h: &[u8]) -> Option<u32> {
     h.iter()
         .try_fold(0u32, |acc, &c| Some(acc * 16 + (c as char).to_digit(16)?))
-}
-
-/// The position of the first `"`, `\` or control byte at or after `from` (or the end),
-/// eight bytes at a time.
-#[inline]
-fn special(b: &[u8], from: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut i = from;
-    while let Some(chunk) = b.get(i..i + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let quote = w ^ (ONES * u64::from(b'"'));
-        let slash = w ^ (ONES * u64::from(b'\\'));
-        // A byte is flagged when zero (quote, slash) or below 0x20 (control); bytes at
-        // or above 0x80 clear the test through `!w`, so UTF-8 text is never flagged.
-        let hit = (quote.wrapping_sub(ONES) & !quote
-            | slash.wrapping_sub(ONES) & !slash
-            | w.wrapping_sub(ONES * 0x20) & !w)
-            & HIGH;
-        if hit != 0 {
-            // Borrows can flag a byte above a real hit, never one below it.
-            return i + (hit.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' || c < 0x20 {
-            return i;
-        }
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]

@@ -55,7 +55,9 @@ impl Serialize for Str {
 
 /// Compact JSON bytes.
 pub fn to_vec(v: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(128);
+    // State data usually knows its size (the payload check after each state counted it),
+    // so the buffer is allocated once instead of doubling its way up.
+    let mut out = Vec::with_capacity(super::len::known_len(v).unwrap_or(128));
     to_writer(&mut out, v);
     out
 }
@@ -124,16 +126,15 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 /// Appends `s` escaped as the inside of a JSON string, with serde_json's exact escapes.
 pub fn escape_str_into(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    // Most strings need no escape: one test over the whole string, one copy.
-    if !bytes.iter().any(|&b| super::len::needs_escape(b)) {
-        out.extend_from_slice(bytes);
-        return;
-    }
+    // Most strings need no escape: runs between escapes are found eight bytes at a
+    // time and copied whole.
     let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !super::len::needs_escape(b) {
-            continue;
+    loop {
+        let i = super::len::special(bytes, run);
+        if i == bytes.len() {
+            break;
         }
+        let b = bytes[i];
         out.extend_from_slice(&bytes[run..i]);
         run = i + 1;
         let short = match b {
