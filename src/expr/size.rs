@@ -15,7 +15,7 @@ pub fn json_size(v: &Value, cap: usize) -> usize {
             Value::Null => *acc += 4,
             Value::Bool(b) => *acc += if *b { 4 } else { 5 },
             Value::Number(n) => *acc += number_len(n),
-            Value::String(s) => *acc += string_len(s),
+            Value::String(s) => *acc += s.json_len(),
             // A shared array or object remembers its size until it is written to, so
             // the state data's size check after each state measures only what changed.
             Value::Array(a) => {
@@ -41,7 +41,7 @@ pub fn json_size(v: &Value, cap: usize) -> usize {
                 let start = *acc;
                 *acc += 2 + o.len().saturating_sub(1);
                 for (k, x) in o {
-                    *acc += string_len(k) + 1;
+                    *acc += k.json_len() + 1;
                     walk(x, acc, cap);
                 }
                 if *acc <= cap {

@@ -50,7 +50,7 @@ impl Template {
                         let p = pointer_join(pointer, k);
                         match k.strip_suffix(".$") {
                             Some(key) => Field {
-                                key: key.into(),
+                                key: crate::value::Str::scanned(key),
                                 written: k.to_string(),
                                 value: compile_dynamic(v, &p, problems),
                             },

@@ -89,7 +89,7 @@ pub(crate) fn known_len(v: &Value) -> Option<usize> {
             }
         }
         Value::Number(n) => number_len(n),
-        Value::String(s) => string_len(s),
+        Value::String(s) => s.json_len(),
         Value::Array(a) if a.is_empty() => 2,
         Value::Array(a) => return a.cached_json_size(),
         Value::Object(o) if o.is_empty() => 2,

@@ -38,11 +38,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(Str::from(s)))
+        Ok(Value::String(Str::scanned(s)))
     }
 
     fn visit_string<E>(self, s: String) -> Result<Value, E> {
-        Ok(Value::String(Str::from(s)))
+        Ok(Value::String(Str::scanned(&s)))
     }
 
     fn visit_none<E>(self) -> Result<Value, E> {
@@ -134,11 +134,11 @@ impl Visitor<'_> for StrVisitor {
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Str, E> {
-        Ok(Str::from(s))
+        Ok(Str::scanned(s))
     }
 
     fn visit_string<E: de::Error>(self, s: String) -> Result<Str, E> {
-        Ok(Str::from(s))
+        Ok(Str::scanned(&s))
     }
 }
 

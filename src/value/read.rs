@@ -150,7 +150,7 @@ impl<'a> Reader<'a> {
                 self.i += 1;
                 let start = self.i;
                 Some(match self.string_body()? {
-                    Text::Borrowed(s) => (Value::String(Str::from(s)), Some(self.i - start + 1)),
+                    Text::Borrowed(s) => (Value::String(Str::plain(s)), Some(self.i - start + 1)),
                     Text::Escaped => {
                         let n = string_len(&self.scratch);
                         (Value::String(Str::from(self.scratch.as_str())), Some(n))
@@ -193,7 +193,7 @@ impl<'a> Reader<'a> {
                 self.expect(b'"')?;
                 let start = self.i;
                 let (key, key_len) = match self.string_body()? {
-                    Text::Borrowed(s) => (Str::from(s), self.i - start + 1),
+                    Text::Borrowed(s) => (Str::plain(s), self.i - start + 1),
                     Text::Escaped => {
                         let k = Str::from(self.scratch.as_str());
                         let n = string_len(&k);

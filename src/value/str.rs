@@ -15,10 +15,15 @@ const INLINE: usize = 22;
 #[derive(Clone)]
 pub struct Str(Repr);
 
+/// `len`'s top bit, and `plain`: the text is known to need no JSON escape (the reader
+/// saw it in a request without one), so writing and sizing it skip the scan. Unknown
+/// (false) for strings made any other way.
+const PLAIN: u8 = 0x80;
+
 #[derive(Clone)]
 enum Repr {
     Inline { len: u8, buf: [u8; INLINE] },
-    Heap(Arc<str>),
+    Heap { text: Arc<str>, plain: bool },
 }
 
 impl Str {
@@ -36,9 +41,51 @@ impl Str {
         match &self.0 {
             // SAFETY: `buf[..len]` was copied from a `&str` in `From<&str>` and never changed.
             Repr::Inline { len, buf } => unsafe {
-                std::str::from_utf8_unchecked(buf.get_unchecked(..*len as usize))
+                std::str::from_utf8_unchecked(buf.get_unchecked(..usize::from(*len & !PLAIN)))
             },
-            Repr::Heap(s) => s,
+            Repr::Heap { text, .. } => text,
+        }
+    }
+
+    /// A string whose text the caller knows needs no JSON escape (no `"`, `\` or
+    /// control byte).
+    #[inline]
+    pub(crate) fn plain(s: &str) -> Str {
+        debug_assert_eq!(super::len::special(s.as_bytes(), 0), s.len());
+        let mut x = Str::from(s);
+        match &mut x.0 {
+            Repr::Inline { len, .. } => *len |= PLAIN,
+            Repr::Heap { plain, .. } => *plain = true,
+        }
+        x
+    }
+
+    /// The bytes this string takes as JSON, quotes and escapes included.
+    #[inline]
+    pub(crate) fn json_len(&self) -> usize {
+        if self.is_plain() {
+            self.len() + 2
+        } else {
+            super::len::string_len(self)
+        }
+    }
+
+    /// A string marked plain when its text needs no JSON escape (one scan now saves one
+    /// per write): for text made once and written many times, such as a template's keys.
+    pub(crate) fn scanned(s: &str) -> Str {
+        if super::len::special(s.as_bytes(), 0) == s.len() {
+            Str::plain(s)
+        } else {
+            Str::from(s)
+        }
+    }
+
+    /// Whether the text is known to need no JSON escape (false: not known either way).
+    #[inline]
+    pub(crate) fn is_plain(&self) -> bool {
+        match &self.0 {
+            Repr::Inline { len, .. } => len & PLAIN != 0,
+            Repr::Heap { plain, .. } => *plain,
         }
     }
 
@@ -51,7 +98,7 @@ impl Str {
     pub fn heap_bytes(&self) -> usize {
         match &self.0 {
             Repr::Inline { .. } => 0,
-            Repr::Heap(s) => s.len() + 16,
+            Repr::Heap { text, .. } => text.len() + 16,
         }
     }
 }
@@ -93,7 +140,10 @@ impl From<&str> for Str {
                 buf,
             })
         } else {
-            Str(Repr::Heap(Arc::from(s)))
+            Str(Repr::Heap {
+                text: Arc::from(s),
+                plain: false,
+            })
         }
     }
 }
@@ -103,7 +153,10 @@ impl From<String> for Str {
         if s.len() <= INLINE {
             Str::from(s.as_str())
         } else {
-            Str(Repr::Heap(Arc::from(s)))
+            Str(Repr::Heap {
+                text: Arc::from(s),
+                plain: false,
+            })
         }
     }
 }
@@ -244,6 +297,19 @@ mod tests {
         ] {
             assert_eq!(Str::from(s).as_str(), s);
             assert_eq!(Str::from(s.to_string()).as_str(), s);
+        }
+    }
+
+    #[test]
+    fn plainness_is_kept_apart_from_the_text() {
+        for s in ["", "sku", &"x".repeat(INLINE), &"y".repeat(INLINE + 1)] {
+            let p = Str::plain(s);
+            assert!(p.is_plain());
+            assert_eq!(p.as_str(), s);
+            assert_eq!(p.len(), s.len());
+            assert_eq!(p, Str::from(s));
+            assert!(!Str::from(s).is_plain());
+            assert!(p.clone().is_plain());
         }
     }
 }

@@ -116,10 +116,14 @@ fn write_number(out: &mut Vec<u8>, n: &super::Number) {
 
 /// A JSON string with serde_json's escapes: `\"`, `\\`, the five short control
 /// escapes, `\u00xx` (lowercase hex) for the other control bytes, everything else as is.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+fn write_str(out: &mut Vec<u8>, s: &Str) {
     out.reserve(s.len() + 2);
     out.push(b'"');
-    escape_str_into(out, s);
+    if s.is_plain() {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        escape_str_into(out, s);
+    }
     out.push(b'"');
 }
 
