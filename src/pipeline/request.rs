@@ -94,6 +94,57 @@ pub fn decode<'a>(
             ),
         ));
     }
+    // The hand reader first, bounded by the depth limit: a request it finishes is within
+    // every limit, so the depth pre-scan below is paid only by what it gives up on.
+    let text = simdutf8::basic::from_utf8(bytes).ok();
+    let fast = match (text, bound) {
+        (None, _) => None,
+        (Some(text), Some(machine)) => {
+            let mut r = crate::value::Reader::new(text).nesting_at_most(limits.max_depth);
+            if let Some(input) = r.value().filter(|_| r.at_end()) {
+                return Ok(Request {
+                    state_machine: Cow::Borrowed(machine),
+                    name: header_name.map(Cow::Borrowed),
+                    input,
+                });
+            }
+            None
+        }
+        (Some(text), None) => fast_envelope(text, limits.max_depth),
+    };
+    let mut envelope = match fast {
+        Some(e) => e,
+        None => slow_envelope(bytes, bound, limits)?,
+    };
+    if let (Some(machine), Envelope::Object { input, .. }) = (bound, &mut envelope) {
+        return Ok(Request {
+            state_machine: Cow::Borrowed(machine),
+            name: header_name.map(Cow::Borrowed),
+            input: input.take().unwrap_or_default(),
+        });
+    }
+    let Envelope::Object {
+        state_machine,
+        name,
+        input,
+    } = envelope
+    else {
+        return Err(reject(
+            errors::INVALID_REQUEST,
+            "the request must be a JSON object {\"stateMachine\", \"name\", \"input\"}",
+        ));
+    };
+    finish(header_machine, header_name, state_machine, name, input)
+}
+
+/// The path for what the hand reader gave up on: the depth pre-scan, then serde_json,
+/// whose messages the rejection carries. For a bound topic the envelope holds only the
+/// input.
+fn slow_envelope<'a>(
+    bytes: &'a [u8],
+    bound: Option<&'a str>,
+    limits: RequestLimits,
+) -> Result<Envelope<'a>, Rejection> {
     let depth = max_depth(bytes);
     if depth > limits.max_depth {
         return Err(reject(
@@ -121,29 +172,24 @@ pub fn decode<'a>(
         ),
     };
 
-    if let Some(machine) = bound {
-        return Ok(Request {
-            state_machine: Cow::Borrowed(machine),
-            name: header_name.map(Cow::Borrowed),
-            input: crate::value::from_slice(bytes).map_err(parse_error)?,
+    if bound.is_some() {
+        return Ok(Envelope::Object {
+            state_machine: None,
+            name: None,
+            input: Some(serde_json::from_slice(bytes).map_err(parse_error)?),
         });
     }
-    let envelope = match fast_envelope(bytes) {
-        Some(e) => e,
-        // Whatever the fast reader does not finish, serde_json reads, with its messages.
-        None => serde_json::from_slice(bytes).map_err(parse_error)?,
-    };
-    let Envelope::Object {
-        state_machine,
-        name,
-        input,
-    } = envelope
-    else {
-        return Err(reject(
-            errors::INVALID_REQUEST,
-            "the request must be a JSON object {\"stateMachine\", \"name\", \"input\"}",
-        ));
-    };
+    serde_json::from_slice(bytes).map_err(parse_error)
+}
+
+/// Checks the envelope's names (a header wins over the field) and builds the request.
+fn finish<'a>(
+    header_machine: Option<&'a str>,
+    header_name: Option<&'a str>,
+    state_machine: Option<Field<'a>>,
+    name: Option<Field<'a>>,
+    input: Option<Value>,
+) -> Result<Request<'a>, Rejection> {
     let state_machine = match (header_machine, state_machine) {
         (Some(h), _) => Cow::Borrowed(h),
         (None, Some(Field::Str(s))) => {
@@ -196,9 +242,8 @@ pub fn decode<'a>(
 
 /// The envelope read by the hand reader (`value::Reader`), which also reads `input` with
 /// its sizes; `None` for anything it does not finish.
-fn fast_envelope(bytes: &[u8]) -> Option<Envelope<'_>> {
-    let text = simdutf8::basic::from_utf8(bytes).ok()?;
-    let mut r = crate::value::Reader::new(text);
+fn fast_envelope(text: &str, max_depth: usize) -> Option<Envelope<'_>> {
+    let mut r = crate::value::Reader::new(text).nesting_at_most(max_depth);
     let (mut state_machine, mut name, mut input) = (None, None, None);
     fn field<'a>(r: &mut crate::value::Reader<'a>) -> Option<Field<'a>> {
         Some(match r.str_or_value()? {
@@ -592,6 +637,30 @@ mod tests {
         assert_eq!(err(&[b'"', 0xff, b'"']), errors::INVALID_ENCODING);
         assert_eq!(err(&[b' '; 2048]), errors::DATA_LIMIT_EXCEEDED);
         assert_eq!(err(b"[[[[[[[[[[]]]]]]]]]]"), errors::NESTING_TOO_DEEP);
+    }
+
+    // The hand reader finishing a request stands in for the depth pre-scan, so it must
+    // stop at the same limit, counted the same way (the envelope is a level).
+    #[test]
+    fn the_depth_limit_holds_on_the_fast_path() {
+        let nest = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+        for levels in [7, 8, 9, 40] {
+            let envelope = format!(r#"{{"stateMachine":"m","input":{}}}"#, nest(levels - 1));
+            let bound = nest(levels);
+            assert_eq!(max_depth(envelope.as_bytes()), levels);
+            for got in [
+                decode(Some(envelope.as_bytes()), None, None, None, LIMITS),
+                decode(Some(bound.as_bytes()), Some("m"), None, None, LIMITS),
+            ] {
+                match got {
+                    Ok(_) => assert!(levels <= LIMITS.max_depth, "{levels} levels passed"),
+                    Err(e) => {
+                        assert!(levels > LIMITS.max_depth, "{levels} levels refused");
+                        assert_eq!(e.error, errors::NESTING_TOO_DEEP);
+                    }
+                }
+            }
+        }
     }
 
     // The envelope is read field by field, not as a map: it must read what a parsed object

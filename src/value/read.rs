@@ -46,6 +46,7 @@ pub(crate) struct Reader<'a> {
     text: &'a str,
     i: usize,
     depth: u32,
+    max_depth: u32,
     // Children of the objects and arrays being read, innermost last.
     entries: Vec<(Str, Value)>,
     items: Vec<Value>,
@@ -60,10 +61,19 @@ impl<'a> Reader<'a> {
             text,
             i: 0,
             depth: 0,
+            max_depth: MAX_DEPTH,
             entries: Vec::new(),
             items: Vec::new(),
             scratch: String::new(),
         }
+    }
+
+    /// Gives up on nesting deeper than `n` arrays and objects (counted as
+    /// `pipeline::request::max_depth` counts them), so a caller with a tighter limit than
+    /// [`MAX_DEPTH`] learns from a finished read that the document is within it.
+    pub(crate) fn nesting_at_most(mut self, n: usize) -> Reader<'a> {
+        self.max_depth = u32::try_from(n).unwrap_or(u32::MAX).min(MAX_DEPTH);
+        self
     }
 
     #[inline]
@@ -120,8 +130,13 @@ impl<'a> Reader<'a> {
         mut each: impl FnMut(&str, &mut Reader<'a>) -> Option<()>,
     ) -> Option<()> {
         self.expect(b'{')?;
+        self.depth += 1;
+        if self.depth > self.max_depth {
+            return None;
+        }
         if self.peek()? == b'}' {
             self.i += 1;
+            self.depth -= 1;
             return Some(());
         }
         loop {
@@ -136,6 +151,7 @@ impl<'a> Reader<'a> {
                 b',' => self.i += 1,
                 b'}' => {
                     self.i += 1;
+                    self.depth -= 1;
                     return Some(());
                 }
                 _ => return None,
@@ -178,7 +194,7 @@ impl<'a> Reader<'a> {
     fn object_value(&mut self) -> Option<(Value, Option<usize>)> {
         self.i += 1;
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > self.max_depth {
             return None;
         }
         let base = self.entries.len();
@@ -250,7 +266,7 @@ impl<'a> Reader<'a> {
     fn array_value(&mut self) -> Option<(Value, Option<usize>)> {
         self.i += 1;
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
+        if self.depth > self.max_depth {
             return None;
         }
         let base = self.items.len();
