@@ -40,6 +40,29 @@ pub fn from_str(text: &str) -> Result<Value, serde_json::Error> {
     }
 }
 
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        // Left-overs from a document the fast path gave up on are dropped here.
+        self.entries.clear();
+        self.items.clear();
+        self.scratch.clear();
+        if self
+            .entries
+            .capacity()
+            .max(self.items.capacity())
+            .max(self.scratch.capacity())
+            <= KEEP_SLOTS
+        {
+            let stacks = (
+                std::mem::take(&mut self.entries),
+                std::mem::take(&mut self.items),
+                std::mem::take(&mut self.scratch),
+            );
+            SPARE.with(|s| s.set(Some(stacks)));
+        }
+    }
+}
+
 /// The fast reader's position in a document. Every method returns `None` where the
 /// fast path gives up; the caller then reads the whole document with serde_json.
 pub(crate) struct Reader<'a> {
@@ -54,17 +77,29 @@ pub(crate) struct Reader<'a> {
     scratch: String,
 }
 
+/// A reader's scratch stacks, kept per thread between documents so that reading one
+/// allocates only the vectors and strings it returns.
+type Stacks = (Vec<(Str, Value)>, Vec<Value>, String);
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<Stacks>> = const { std::cell::Cell::new(None) };
+}
+
+/// Stacks grown past this many slots by a large document are freed, not kept.
+const KEEP_SLOTS: usize = 1024;
+
 impl<'a> Reader<'a> {
     /// A reader at the start of `text`.
     pub(crate) fn new(text: &'a str) -> Reader<'a> {
+        let (entries, items, scratch) = SPARE.with(|s| s.take()).unwrap_or_default();
         Reader {
             text,
             i: 0,
             depth: 0,
             max_depth: MAX_DEPTH,
-            entries: Vec::new(),
-            items: Vec::new(),
-            scratch: String::new(),
+            entries,
+            items,
+            scratch,
         }
     }
 
