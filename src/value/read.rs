@@ -58,7 +58,8 @@ impl Drop for Reader<'_> {
                 std::mem::take(&mut self.items),
                 std::mem::take(&mut self.scratch),
             );
-            SPARE.with(|s| s.set(Some(stacks)));
+            // During thread exit the slot may be gone; the stacks are then just freed.
+            let _ = SPARE.try_with(|s| s.set(Some(stacks)));
         }
     }
 }
@@ -91,7 +92,11 @@ const KEEP_SLOTS: usize = 1024;
 impl<'a> Reader<'a> {
     /// A reader at the start of `text`.
     pub(crate) fn new(text: &'a str) -> Reader<'a> {
-        let (entries, items, scratch) = SPARE.with(|s| s.take()).unwrap_or_default();
+        let (entries, items, scratch) = SPARE
+            .try_with(|s| s.take())
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         Reader {
             text,
             i: 0,
@@ -697,6 +702,20 @@ mod tests {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             same(&text);
         }
+    }
+
+    // The scratch stacks outlive a reader: what a given-up read left on them must not
+    // reach the next document.
+    #[test]
+    fn a_read_given_up_midway_leaves_nothing_for_the_next() {
+        for broken in [r#"[1,2,{"a":[3,"#, r#"{"a":{"b":1,"c":"#, r#"{"k":"\u"#] {
+            assert!(from_str(broken).is_err());
+            same(r#"{"x":[{"y":1},2],"z":"w"}"#);
+            same("[[],{},[{}]]");
+        }
+        let big = format!("[{}]", vec!["{\"k\":1}"; 5000].join(","));
+        same(&big);
+        same(r#"{"after":"big"}"#);
     }
 
     #[test]
