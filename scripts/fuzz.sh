@@ -17,7 +17,7 @@
 set -euo pipefail
 
 CARGO_FUZZ_VERSION=0.13.1
-ALL_TARGETS=(asl_parse asl_exec jsonpath template intrinsic timestamp request)
+ALL_TARGETS=(asl_parse asl_exec jsonpath template intrinsic timestamp request json_read)
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds="${1:-60}"
@@ -29,6 +29,7 @@ case "$seconds" in '' | *[!0-9]*) echo "SECONDS_PER_TARGET must be a number, got
 dict_of() {
   case "$1" in
     asl_parse | asl_exec) echo asl ;;
+    json_read) echo request ;;
     *) echo "$1" ;;
   esac
 }

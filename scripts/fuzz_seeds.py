@@ -14,7 +14,8 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGETS = ["asl_parse", "asl_exec", "jsonpath", "template", "intrinsic", "timestamp", "request"]
+TARGETS = ["asl_parse", "asl_exec", "jsonpath", "template", "intrinsic", "timestamp", "request",
+           "json_read"]
 PATH_KEYS = {"InputPath", "OutputPath", "ResultPath", "ItemsPath", "Variable", "SecondsPath",
              "TimestampPath", "TimeoutSecondsPath", "HeartbeatSecondsPath", "ErrorPath", "CausePath"}
 TEMPLATE_KEYS = {"Parameters", "ResultSelector", "ItemSelector", "Assign", "Result"}
@@ -37,6 +38,10 @@ EXTRA = {
     "timestamp": ["2026-11-21T10:00:00Z", "2026-11-21T10:00:00.123456789+18:00",
                   "0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59-18:00", "2024-02-29T00:00:00Z",
                   "2026-11-21T10:00:60Z", "2026-11-21t10:00:00z"],
+    "json_read": ["-0", "1e400", "0.1e-400", "123456789012345678901", "-9223372036854775809",
+                  "18446744073709551616", "1.7976931348623157e308", "0.30000000000000004",
+                  '"\\ud800"', '"\\ud83d\\ude00"', '"\\u0000\\t\\/"', '{"a":1,"a":2}',
+                  "[" * 101 + "]" * 101, ' { "k" : [ true , false , null ] } ', "[1,]", "{\"a\"}"],
     "request": [b"\x00" + json.dumps({"stateMachine": "m", "name": "n", "input": {"a": [1, {"b": None}]}}).encode(),
                 b"\x01[1,2,3]", b"\x06{\"input\":{}}", b"\x08", b"\x00\"\xff\"", b"\x00" + b"[" * 70 + b"]" * 70,
                 b"\x00{\"stateMachine\":\"m\",\"name\":\"" + "é".encode() * 81 + b"\"}"],
@@ -75,9 +80,19 @@ def definitions(cases_dir):
     for name in sorted(os.listdir(os.path.join(ROOT, "benches", "workloads"))):
         w = json.load(open(os.path.join(ROOT, "benches", "workloads", name)))
         yield w["definition"], w.get("input")
+    # Examples come in two layouts: a definition with its input, or a runnable folder
+    # whose state-machines/ holds definitions without one.
     for ex in sorted(os.listdir(os.path.join(ROOT, "examples"))):
         d = os.path.join(ROOT, "examples", ex)
-        yield json.load(open(os.path.join(d, "definition.asl.json"))), json.load(open(os.path.join(d, "input.json")))
+        if os.path.isfile(os.path.join(d, "definition.asl.json")):
+            inp = os.path.join(d, "input.json")
+            yield (json.load(open(os.path.join(d, "definition.asl.json"))),
+                   json.load(open(inp)) if os.path.isfile(inp) else None)
+        machines = os.path.join(d, "state-machines")
+        if os.path.isdir(machines):
+            for name in sorted(os.listdir(machines)):
+                if name.endswith(".json"):
+                    yield json.load(open(os.path.join(machines, name))), None
     if cases_dir and os.path.isdir(cases_dir):
         for name in sorted(os.listdir(cases_dir)):
             case = json.load(open(os.path.join(cases_dir, name)))
@@ -101,6 +116,7 @@ def main():
             write(out, "asl_exec", json.dumps(definition) + "\0" + json.dumps(inp if inp is not None else {}))
         if inp is not None:
             write(out, "request", b"\x00" + json.dumps({"stateMachine": "m", "input": inp}).encode())
+            write(out, "json_read", json.dumps(inp))
         walk(definition, out)
     for t, seeds in EXTRA.items():
         for s in seeds:
