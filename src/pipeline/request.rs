@@ -96,22 +96,16 @@ pub fn decode<'a>(
     }
     // The hand reader first, bounded by the depth limit: a request it finishes is within
     // every limit, so the depth pre-scan below is paid only by what it gives up on.
-    let text = simdutf8::basic::from_utf8(bytes).ok();
-    let fast = match (text, bound) {
-        (None, _) => None,
-        (Some(text), Some(machine)) => {
-            let mut r = crate::value::Reader::new(text).nesting_at_most(limits.max_depth);
-            if let Some(input) = r.value().filter(|_| r.at_end()) {
-                return Ok(Request {
-                    state_machine: Cow::Borrowed(machine),
-                    name: header_name.map(Cow::Borrowed),
-                    input,
-                });
+    let fast = simdutf8::basic::from_utf8(bytes)
+        .ok()
+        .and_then(|text| match bound {
+            Some(_) => {
+                let mut r = crate::value::Reader::new(text).nesting_at_most(limits.max_depth);
+                let input = r.value().filter(|_| r.at_end())?;
+                Some(Envelope::input_only(input))
             }
-            None
-        }
-        (Some(text), None) => fast_envelope(text, limits.max_depth),
-    };
+            None => fast_envelope(text, limits.max_depth),
+        });
     let mut envelope = match fast {
         Some(e) => e,
         None => slow_envelope(bytes, bound, limits)?,
@@ -174,11 +168,9 @@ fn slow_envelope<'a>(
     };
 
     if bound.is_some() {
-        return Ok(Envelope::Object {
-            state_machine: None,
-            name: None,
-            input: Some(serde_json::from_slice(bytes).map_err(parse_error)?),
-        });
+        return Ok(Envelope::input_only(
+            serde_json::from_slice(bytes).map_err(parse_error)?,
+        ));
     }
     serde_json::from_slice(bytes).map_err(parse_error)
 }
@@ -280,6 +272,17 @@ enum Envelope<'a> {
     },
     /// Valid JSON, but not an object.
     NotObject,
+}
+
+impl Envelope<'_> {
+    /// A bound topic's request: the whole value is the input.
+    fn input_only(input: Value) -> Self {
+        Envelope::Object {
+            state_machine: None,
+            name: None,
+            input: Some(input),
+        }
+    }
 }
 
 /// An envelope name field: a string, null, or something else (refused by the caller).

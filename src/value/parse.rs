@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{known_len, string_len, Array, Map, Number, Str, Value};
+use super::{known_len, Array, Map, Number, Str, Value};
 
 struct ValueVisitor;
 
@@ -86,13 +86,13 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 size = None;
                 continue;
             }
-            size = add(size, known_len(&v), string_len(&k) + 2);
+            size = add(size, known_len(&v), k.json_len() + 2);
             entries.push((k, v));
             if entries.len() == Map::SCAN_KEYS {
                 let mut m = Map::from_distinct(entries, None);
                 while let Some(k) = access.next_key::<Str>()? {
                     let v: Value = access.next_value()?;
-                    let (vl, kl) = (known_len(&v), string_len(&k) + 2);
+                    let (vl, kl) = (known_len(&v), k.json_len() + 2);
                     size = match m.insert(k, v) {
                         None => add(size, vl, kl),
                         Some(_) => None,

@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 
 use super::len::special;
-use super::{string_len, Array, Map, Number, Str, Value};
+use super::{Array, Map, Number, Str, Value};
 
 /// Nesting the fast path handles; deeper documents go to serde_json (whose own limit is
 /// 128), so its recursion error stays the one reported.
@@ -204,14 +204,8 @@ impl<'a> Reader<'a> {
         match self.peek()? {
             b'"' => {
                 self.i += 1;
-                let start = self.i;
-                Some(match self.string_body()? {
-                    Text::Borrowed(s) => (Value::String(Str::plain(s)), Some(self.i - start + 1)),
-                    Text::Escaped => {
-                        let n = string_len(&self.scratch);
-                        (Value::String(Str::from(self.scratch.as_str())), Some(n))
-                    }
-                })
+                let (s, len) = self.str_sized()?;
+                Some((Value::String(s), Some(len)))
             }
             b'{' => self.object_value(),
             b'[' => self.array_value(),
@@ -221,6 +215,20 @@ impl<'a> Reader<'a> {
             b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
+    }
+
+    /// A string as a [`Str`] and its JSON length, the opening quote already consumed.
+    /// Text read without escapes is plain (it needs none when written).
+    fn str_sized(&mut self) -> Option<(Str, usize)> {
+        let start = self.i;
+        Some(match self.string_body()? {
+            Text::Borrowed(s) => (Str::plain(s), self.i - start + 1),
+            Text::Escaped => {
+                let s = Str::from(self.scratch.as_str());
+                let n = s.json_len();
+                (s, n)
+            }
+        })
     }
 
     fn literal(&mut self, word: &[u8], v: Value) -> Option<(Value, Option<usize>)> {
@@ -247,15 +255,7 @@ impl<'a> Reader<'a> {
         } else {
             loop {
                 self.expect(b'"')?;
-                let start = self.i;
-                let (key, key_len) = match self.string_body()? {
-                    Text::Borrowed(s) => (Str::plain(s), self.i - start + 1),
-                    Text::Escaped => {
-                        let k = Str::from(self.scratch.as_str());
-                        let n = string_len(&k);
-                        (k, n)
-                    }
-                };
+                let (key, key_len) = self.str_sized()?;
                 self.expect(b':')?;
                 let (v, len) = self.sized_value()?;
                 if let Some(m) = big.as_mut() {
@@ -294,12 +294,11 @@ impl<'a> Reader<'a> {
             }
             return Some((Value::Object(m), size));
         }
-        let n = self.entries.len() - base;
-        if n == 0 {
+        if self.entries.len() == base {
             return Some((Value::Object(Map::new()), Some(2)));
         }
-        let mut own = Vec::with_capacity(n);
-        own.extend(self.entries.drain(base..));
+        // A drain knows its length, so the vector is allocated at exactly that.
+        let own: Vec<_> = self.entries.drain(base..).collect();
         Some((Value::Object(Map::from_distinct(own, size)), size))
     }
 
@@ -329,12 +328,10 @@ impl<'a> Reader<'a> {
             }
         }
         self.depth -= 1;
-        let n = self.items.len() - base;
-        if n == 0 {
+        if self.items.len() == base {
             return Some((Value::Array(Array::new()), Some(2)));
         }
-        let mut own = Vec::with_capacity(n);
-        own.extend(self.items.drain(base..));
+        let own: Vec<_> = self.items.drain(base..).collect();
         Some((Value::Array(Array::from_sized(own, size)), size))
     }
 
@@ -475,11 +472,8 @@ impl<'a> Reader<'a> {
         let f = m as f64 / POW10[frac_digits];
         let f = if negative { -f } else { f };
         let n = Number::from_f64(f)?;
-        let digits = &b[int_start..i];
-        Some((
-            Value::Number(n),
-            Some(decimal_len(digits, len).unwrap_or_else(|| number_len(f))),
-        ))
+        let size = decimal_len(&b[int_start..i], len).unwrap_or_else(|| super::number_len(&n));
+        Some((Value::Number(n), Some(size)))
     }
 }
 
@@ -505,10 +499,6 @@ fn decimal_len(digits: &[u8], len: usize) -> Option<usize> {
         return None;
     }
     Some(len)
-}
-
-fn number_len(f: f64) -> usize {
-    super::number_len(&Number::from_f64(f).expect("a parsed float is finite"))
 }
 
 const POW10: [f64; 23] = [
