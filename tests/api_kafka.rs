@@ -12,17 +12,12 @@ mod kafka_support;
 
 use std::time::{Duration, Instant};
 
-use api_support::{api_addr, aws_cli, boto3, call};
+use api_support::{api_addr, aws_cli, boto3, call, workload};
 use kafka_support::{
     bootstrap, create_topics, produce, unique, Collector, Outgoing, Processor, ProcessorConfig,
     RESULTS_TIMEOUT,
 };
 use serde_json::{json, Value};
-
-fn workload(name: &str) -> Value {
-    let path = common::root().join(format!("../shared/bench/workloads/{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/stepstream";
 

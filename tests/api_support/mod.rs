@@ -216,8 +216,10 @@ impl Drop for Local {
     }
 }
 
-/// A workload of `../shared/bench`.
+/// A workload of `../shared/bench`; a missing file fails the test naming its path.
 pub fn workload(name: &str) -> Value {
     let path = crate::common::root().join(format!("../shared/bench/workloads/{name}.json"));
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("benchmark workload not found at {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
