@@ -112,6 +112,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         state_machine: args.demo_machine.clone(),
         input,
         count,
+        warmup: 0,
         rate_per_sec: args.demo_rate,
         max_outstanding: 2_000,
         timeout: Duration::from_secs(60),

@@ -15,8 +15,8 @@ use super::latency::LatencyHistogram;
 use super::progress::{format_latency, thousands, Progress};
 use super::result::{Check, ResultFields};
 use super::{
-    cpu, kafka_error, key_index, FeedError, FeedSpec, FeedSummary, KEY_PREFIX, MAX_STATUSES,
-    READ_BATCH, SEND_BATCH, TICK,
+    cpu, kafka_error, key_index, FeedError, FeedSpec, FeedSummary, WarmupSummary, KEY_PREFIX,
+    MAX_STATUSES, READ_BATCH, SEND_BATCH, TICK,
 };
 
 /// The state of one run of the feeder.
@@ -33,6 +33,10 @@ pub(super) struct Feeder<'a> {
     /// Send time of every request still waiting for its result.
     outstanding: HashMap<u64, Instant>,
     next_index: u64,
+    /// Warm-up requests (indices below `spec.warmup`) still waiting for their result.
+    warmup_outstanding: u64,
+    /// Latencies of the warm-up requests, kept apart from the figures.
+    warmup_latencies: LatencyHistogram,
     results: u64,
     duplicates: u64,
     wrong_outputs: u64,
@@ -45,6 +49,9 @@ pub(super) struct Feeder<'a> {
     cpu_used: Option<(Duration, Duration)>,
     by_status: BTreeMap<String, u64>,
     latencies: LatencyHistogram,
+    /// Latencies since the previous live line, so a stall shows when it happens instead of
+    /// disappearing into the whole run's percentiles.
+    recent: LatencyHistogram,
     first_send: Option<Instant>,
     last_result: Option<Instant>,
     next_send_at: Instant,
@@ -82,6 +89,8 @@ impl<'a> Feeder<'a> {
             drops_logged_at: None,
             outstanding: HashMap::with_capacity(spec.max_outstanding.min(1 << 20)),
             next_index: 0,
+            warmup_outstanding: 0,
+            warmup_latencies: LatencyHistogram::new(),
             results: 0,
             duplicates: 0,
             wrong_outputs: 0,
@@ -95,6 +104,7 @@ impl<'a> Feeder<'a> {
             cpu_used: None,
             by_status: BTreeMap::new(),
             latencies: LatencyHistogram::new(),
+            recent: LatencyHistogram::new(),
             first_send: None,
             last_result: None,
             next_send_at: now,
@@ -123,7 +133,7 @@ impl<'a> Feeder<'a> {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let finished = self.next_index == self.spec.count
+            let finished = self.next_index == self.total()
                 && self.outstanding.len() as u64 <= self.known_lost();
             if finished {
                 break;
@@ -148,6 +158,7 @@ impl<'a> Feeder<'a> {
                 }
                 let line = self.live_line();
                 self.progress.print(&line);
+                self.recent.reset();
             }
         }
         self.log_dropped_results();
@@ -182,12 +193,18 @@ impl<'a> Feeder<'a> {
             .rate_per_sec
             .map(|r| Duration::from_secs_f64(1.0 / r));
         for _ in 0..SEND_BATCH {
-            if self.next_index == self.spec.count
+            if self.next_index == self.total()
                 || self.outstanding.len() >= self.spec.max_outstanding
             {
                 return Ok(false);
             }
             let now = Instant::now();
+            if self.next_index == self.spec.warmup && self.warmup_outstanding > 0 {
+                // The measured requests start once the warm-up is answered, paced from then
+                // on rather than in a burst that makes up for the wait.
+                self.next_send_at = now;
+                return Ok(false);
+            }
             if interval.is_some() && now < self.next_send_at {
                 return Ok(false);
             }
@@ -212,7 +229,11 @@ impl<'a> Feeder<'a> {
             }
             self.outstanding.insert(i, now);
             self.next_index += 1;
-            self.first_send.get_or_insert(now);
+            if i < self.spec.warmup {
+                self.warmup_outstanding += 1;
+            } else {
+                self.first_send.get_or_insert(now);
+            }
             self.last_progress = now;
             if let Some(interval) = interval {
                 // After a stall (pacing, a full queue) start afresh instead of bursting to
@@ -231,7 +252,9 @@ impl<'a> Feeder<'a> {
         };
         for (index, error) in failed {
             if let Some(index) = index {
-                self.outstanding.remove(&index);
+                if self.outstanding.remove(&index).is_some() && index < self.spec.warmup {
+                    self.warmup_outstanding -= 1;
+                }
             }
             if !self.reported_delivery_error {
                 self.reported_delivery_error = true;
@@ -248,7 +271,7 @@ impl<'a> Feeder<'a> {
             return Duration::from_millis(1);
         }
         let room =
-            self.next_index < self.spec.count && self.outstanding.len() < self.spec.max_outstanding;
+            self.next_index < self.total() && self.outstanding.len() < self.spec.max_outstanding;
         if !room {
             return TICK;
         }
@@ -367,7 +390,15 @@ impl<'a> Feeder<'a> {
             }
             return;
         };
-        self.results += 1;
+        let latency = now.saturating_duration_since(sent_at);
+        self.last_progress = now;
+        let warmup = index < self.spec.warmup;
+        if warmup {
+            self.warmup_outstanding -= 1;
+            self.warmup_latencies.record(latency);
+        } else {
+            self.results += 1;
+        }
         if let Some(check) = &mut self.check {
             let got = if self.spec.passthrough {
                 fields.input
@@ -383,10 +414,12 @@ impl<'a> Feeder<'a> {
                 }
             }
         }
-        self.latencies
-            .record(now.saturating_duration_since(sent_at));
+        if warmup {
+            return;
+        }
+        self.latencies.record(latency);
+        self.recent.record(latency);
         self.last_result = Some(now);
-        self.last_progress = now;
         // A passthrough result is the request copied: it has no status of its own.
         let no_status = if self.spec.passthrough {
             "COPIED"
@@ -405,12 +438,14 @@ impl<'a> Feeder<'a> {
 
     fn live_line(&self) -> String {
         let mut line = format!(
-            "sent {}  done {}  {} exec/s  p50 {}  p99 {}",
-            self.next_index,
+            "sent {}  done {}  {} exec/s  p50 {}  p99 {}  (last tick p99 {} max {})",
+            self.next_index.saturating_sub(self.spec.warmup),
             self.results,
             thousands(self.progress.rate.round() as u64),
             format_latency(self.latencies.percentile(0.50)),
             format_latency(self.latencies.percentile(0.99)),
+            format_latency(self.recent.percentile(0.99)),
+            format_latency(self.recent.max()),
         );
         for (status, n) in &self.by_status {
             let _ = write!(line, "  {status} {n}");
@@ -428,6 +463,11 @@ impl<'a> Feeder<'a> {
         })
     }
 
+    /// Requests to send in all: the warm-up, then the measured ones.
+    fn total(&self) -> u64 {
+        self.spec.warmup.saturating_add(self.spec.count)
+    }
+
     pub(super) fn summary(&self) -> FeedSummary {
         let elapsed = match (self.first_send, self.last_result) {
             (Some(first), Some(last)) => last.saturating_duration_since(first),
@@ -440,7 +480,12 @@ impl<'a> Feeder<'a> {
             self.results as f64 / elapsed.as_secs_f64()
         };
         FeedSummary {
-            sent: self.next_index,
+            sent: self.next_index.saturating_sub(self.spec.warmup),
+            warmup: (self.spec.warmup > 0).then(|| WarmupSummary {
+                sent: self.next_index.min(self.spec.warmup),
+                latency_p99: self.warmup_latencies.percentile(0.99),
+                latency_max: self.warmup_latencies.max(),
+            }),
             results: self.results,
             by_status: self.by_status.clone(),
             elapsed,
@@ -448,7 +493,9 @@ impl<'a> Feeder<'a> {
             latency_p50: self.latencies.percentile(0.50),
             latency_p99: self.latencies.percentile(0.99),
             latency_max: self.latencies.max(),
-            missing: self.next_index - self.results,
+            // A warm-up request without a result is missing too.
+            missing: self.next_index.saturating_sub(self.spec.warmup) - self.results
+                + self.warmup_outstanding,
             lost_results: self.lost_results + self.unlogged_lost_results(),
             lost_requests: None,
             duplicates: self.duplicates,
@@ -567,6 +614,50 @@ mod tests {
             BTreeMap::from([("INVALID".to_string(), 1), ("SUCCEEDED".to_string(), 1)])
         );
         assert_eq!(summary.latency_max, Duration::from_millis(2));
+    }
+
+    #[test]
+    fn the_warm_up_is_answered_first_and_kept_out_of_the_figures() {
+        let mut spec = test_spec();
+        (spec.warmup, spec.count, spec.max_outstanding) = (3, 5, 100);
+        // Sending only queues in the producer; nothing needs to answer on that port.
+        let producer = super::super::clients::requests_producer(&spec).expect("a producer");
+        let mut feeder = Feeder::new(&spec, vec![0], vec![0]);
+        let (mut key, mut value) = (String::new(), String::new());
+        let send = |feeder: &mut Feeder, key: &mut String, value: &mut String| {
+            feeder.send(&producer, key, value).expect("queued");
+        };
+        send(&mut feeder, &mut key, &mut value);
+        assert_eq!(
+            feeder.next_index, 3,
+            "measured requests went out before the warm-up's answers"
+        );
+        send(&mut feeder, &mut key, &mut value);
+        assert_eq!(feeder.next_index, 3);
+        let sent = Instant::now();
+        for i in 0..3 {
+            let late = sent + Duration::from_millis(100 + i);
+            feeder.on_result(Some(format!("demo-{i}").as_bytes()), Some(b"{}"), late);
+        }
+        assert_eq!((feeder.results, feeder.warmup_outstanding), (0, 0));
+        send(&mut feeder, &mut key, &mut value);
+        assert_eq!(feeder.next_index, 8);
+        let answered = Instant::now() + Duration::from_millis(1);
+        feeder.on_result(
+            Some(b"demo-3"),
+            Some(br#"{"status":"SUCCEEDED"}"#),
+            answered,
+        );
+        let summary = feeder.summary();
+        assert_eq!((summary.sent, summary.results, summary.missing), (5, 1, 4));
+        assert!(summary.latency_max < Duration::from_millis(100));
+        let warmup = summary.warmup.expect("a warm-up summary");
+        assert_eq!(warmup.sent, 3);
+        assert!(warmup.latency_max >= Duration::from_millis(100));
+        assert_eq!(
+            summary.by_status,
+            BTreeMap::from([("SUCCEEDED".to_string(), 1)])
+        );
     }
 
     #[test]

@@ -42,6 +42,12 @@ impl LatencyHistogram {
     pub(super) fn max(&self) -> Duration {
         self.max
     }
+
+    /// Forgets everything recorded, keeping the memory.
+    pub(super) fn reset(&mut self) {
+        self.histogram.reset();
+        self.max = Duration::ZERO;
+    }
 }
 
 #[cfg(test)]

@@ -97,8 +97,13 @@ pub struct FeedSpec {
     pub state_machine: String,
     /// Execution input of every request.
     pub input: serde_json::Value,
-    /// Number of requests to send.
+    /// Number of requests to send and measure.
     pub count: u64,
+    /// Requests sent before those, whose results are awaited and checked but left out of
+    /// the figures (kept apart in [`FeedSummary::warmup`]): a pipeline's first records wait
+    /// for its group join, first fetches and producer start-up, a one-off cost that would
+    /// otherwise sit in the p99 of any short run.
+    pub warmup: u64,
     /// Requests per second, or `None` to send as fast as pacing allows.
     pub rate_per_sec: Option<f64>,
     /// Pacing: at most this many requests without a result.
@@ -122,8 +127,10 @@ pub struct FeedSpec {
 /// What happened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeedSummary {
-    /// Requests handed to the producer.
+    /// Measured requests handed to the producer (the warm-up not included).
     pub sent: u64,
+    /// The warm-up, when there was one: its requests and their latencies, apart.
+    pub warmup: Option<WarmupSummary>,
     /// Requests with a result (each key counted once).
     pub results: u64,
     /// Results by `status` (`SUCCEEDED`, `FAILED`, `TIMED_OUT`; `INVALID` for a result the
@@ -160,6 +167,17 @@ pub struct FeedSummary {
     pub feeder_cpu: Duration,
     /// CPU time of the whole process meanwhile (with the pipeline when it runs in process).
     pub process_cpu: Duration,
+}
+
+/// The warm-up requests of a run, reported beside its figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmupSummary {
+    /// Warm-up requests sent.
+    pub sent: u64,
+    /// 99th percentile of their latency.
+    pub latency_p99: Duration,
+    /// Longest of their latencies.
+    pub latency_max: Duration,
 }
 
 /// Why the feeder could not run. Each message includes librdkafka's error, which is therefore
@@ -283,7 +301,8 @@ impl FeedSummary {
                 .join("  ")
         };
         format!(
-            "sent        {sent} requests\n\
+            "{warmup}\
+             sent        {sent} requests\n\
              results     {results} (missing {missing}, duplicates {duplicates})\n\
              statuses    {statuses}\n\
              elapsed     {elapsed:.2} s\n\
@@ -309,6 +328,15 @@ impl FeedSummary {
             lost = match self.lost_requests {
                 Some(requests) => format!("{requests} requests, {} results", self.lost_results),
                 None => format!("{} results", self.lost_results),
+            },
+            warmup = match &self.warmup {
+                None => String::new(),
+                Some(w) => format!(
+                    "warm-up     {} requests first, not in the figures below (p99 {}, max {})\n",
+                    w.sent,
+                    format_latency(w.latency_p99),
+                    format_latency(w.latency_max)
+                ),
             },
             sent = self.sent,
             results = self.results,
@@ -338,6 +366,7 @@ pub(crate) fn test_spec() -> FeedSpec {
         state_machine: "say \"hi\"".to_string(),
         input: serde_json::json!({"b": 1, "a": [true]}),
         count: 10,
+        warmup: 0,
         rate_per_sec: None,
         max_outstanding: 4,
         timeout: Duration::from_secs(1),
@@ -377,6 +406,11 @@ mod tests {
     fn report_names_every_figure() {
         let summary = FeedSummary {
             sent: 12_000,
+            warmup: Some(WarmupSummary {
+                sent: 1_000,
+                latency_p99: Duration::from_millis(95),
+                latency_max: Duration::from_millis(110),
+            }),
             results: 11_800,
             by_status: BTreeMap::from([
                 ("FAILED".to_string(), 10),
@@ -411,6 +445,7 @@ mod tests {
             "lost        50 requests, 150 results",
             "every result as bytes",
             "feeder CPU  0.50 s of the process's 2.00 s (25 %)",
+            "warm-up     1000 requests first, not in the figures below (p99 95.0 ms, max 110.0 ms)",
         ] {
             assert!(report.contains(part), "{part:?} not in\n{report}");
         }
