@@ -52,13 +52,24 @@ async fn run_sync(
     input: String,
     max_depth: usize,
 ) -> Result<SyncDone, SyncRefused> {
-    let depth = crate::pipeline::request::max_depth(input.as_bytes());
-    if depth > max_depth {
-        return Err(SyncRefused::BadInput(format!(
-            "it nests {depth} levels deep, over the limit of {max_depth}"
-        )));
-    }
-    let value = crate::value::from_str(&input).map_err(|e| SyncRefused::BadInput(e.to_string()))?;
+    // An input the fast reader finishes within the depth limit needs no depth pre-scan;
+    // anything else is measured first, then read with serde_json's acceptance and errors.
+    let fast = {
+        let mut r = crate::value::Reader::new(&input).nesting_at_most(max_depth);
+        r.value().filter(|_| r.at_end())
+    };
+    let value = match fast {
+        Some(v) => v,
+        None => {
+            let depth = crate::pipeline::request::max_depth(input.as_bytes());
+            if depth > max_depth {
+                return Err(SyncRefused::BadInput(format!(
+                    "it nests {depth} levels deep, over the limit of {max_depth}"
+                )));
+            }
+            crate::value::from_str(&input).map_err(|e| SyncRefused::BadInput(e.to_string()))?
+        }
+    };
     // Read now, not when the connection started: a keep-alive connection may create a
     // machine and run it next.
     let machines = shard.ctx.machines.snapshot();
@@ -182,55 +193,16 @@ pub async fn start_sync(api: &Api, mut f: Fields, shard: &ShardView) -> Result<B
     }
 }
 
-/// Writes `s` as a JSON string. Text without control characters (the common case: an
-/// input or output's own JSON text) goes through [`quoted_text_into`]; anything else through
-/// the value writer's full escaping.
+/// Writes `s` as a JSON string, with serde_json's escapes.
 fn string_into(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20) {
-        out.push(b'"');
-        crate::value::escape_str_into(out, s);
-        out.push(b'"');
-        return;
-    }
-    quoted_text_into(out, s.as_bytes());
-}
-
-/// Writes `text`, which holds no control characters, as a JSON string: only quotes and
-/// backslashes need escaping, found with `memchr`.
-fn quoted_text_into(out: &mut Vec<u8>, text: &[u8]) {
-    out.reserve(text.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
-    let mut plain = 0;
-    for i in memchr::memchr2_iter(b'"', b'\\', text) {
-        out.extend_from_slice(&text[plain..i]);
-        out.push(b'\\');
-        plain = i;
-    }
-    out.extend_from_slice(&text[plain..]);
+    crate::value::escape_str_into(out, s);
     out.push(b'"');
 }
 
 fn number_into(out: &mut Vec<u8>, n: f64) {
     serde_json::to_writer(out, &n).expect("a number always serializes into memory");
-}
-
-/// Writes `v` as a JSON string holding its JSON text: written whole into a reused buffer
-/// first, then escaped as one string.
-fn output_into(out: &mut Vec<u8>, v: &crate::value::Value) {
-    thread_local! {
-        static TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    TEXT.with(|text| {
-        let mut text = text.borrow_mut();
-        text.clear();
-        crate::value::to_writer(&mut text, v);
-        // Compact JSON text holds no raw control characters (the writer escapes them).
-        quoted_text_into(out, &text);
-        // A huge output does not keep its buffer on the thread.
-        if text.capacity() > 1 << 20 {
-            *text = Vec::new();
-        }
-    });
 }
 
 /// StartSyncExecution's answer, written straight into bytes.
@@ -241,7 +213,11 @@ fn sync_answer(
     include_data: bool,
     done: &SyncDone,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(done.input.len() * 2 + 512);
+    // Both texts grow by their escapes: about one in ten bytes of JSON text is a quote.
+    let output_len = done.outcome.output.as_ref().map_or(0, |v| {
+        crate::value::known_len(v).unwrap_or(done.input.len())
+    });
+    let mut out = Vec::with_capacity((done.input.len() + output_len) * 5 / 4 + 512);
     out.extend_from_slice(b"{\"executionArn\":");
     string_into(&mut out, &execution_arn(machine, name, id));
     out.extend_from_slice(b",\"stateMachineArn\":");
@@ -273,7 +249,7 @@ fn sync_answer(
     if let Some(output) = &done.outcome.output {
         if include_data {
             out.extend_from_slice(b",\"output\":");
-            output_into(&mut out, output);
+            crate::value::to_writer_quoted(&mut out, output);
         }
         out.extend_from_slice(b",\"outputDetails\":{\"included\":");
         out.extend_from_slice(if include_data { b"true}" } else { b"false}" });
@@ -338,7 +314,7 @@ mod tests {
         let v =
             json!({"q": "say \"hi\"\n", "path": "C:\\tmp", "n": [1, 2.5, null], "u": "é\u{2028}"});
         let mut out = Vec::new();
-        output_into(&mut out, &crate::value::Value::from(&v));
+        crate::value::to_writer_quoted(&mut out, &crate::value::Value::from(&v));
         let expected = serde_json::to_string(&v.to_string()).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }

@@ -30,7 +30,9 @@ pub(crate) use read::Reader;
 pub use read::{from_slice, from_str};
 pub use serde_json::Number;
 pub use str::Str;
-pub use write::{escape_str_into, to_string, to_string_pretty, to_vec, to_writer};
+pub use write::{
+    escape_str_into, to_string, to_string_pretty, to_vec, to_writer, to_writer_quoted,
+};
 
 /// A node's JSON size, remembered between writes: limits are checked after every state,
 /// and a subtree shared by many states is then measured once. Relaxed atomics suffice:

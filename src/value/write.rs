@@ -64,20 +64,36 @@ pub fn to_vec(v: &Value) -> Vec<u8> {
 
 /// Appends compact JSON to `out`.
 pub fn to_writer(out: &mut Vec<u8>, v: &Value) {
+    write_value::<false>(out, v);
+}
+
+/// Appends the compact JSON text of `v` as one JSON string, quotes included: the bytes
+/// of `serde_json::to_vec(&to_string(v))`, written in one pass (AWS answers carry an
+/// execution's output this way). Strings known to need no escape are copied as they are,
+/// so only the structural quotes change.
+pub fn to_writer_quoted(out: &mut Vec<u8>, v: &Value) {
+    out.push(b'"');
+    write_value::<true>(out, v);
+    out.push(b'"');
+}
+
+/// The writer behind both: `QUOTED` writes every quote of the text as `\"`, and the
+/// inside of a string needing escapes escaped twice.
+fn write_value<const QUOTED: bool>(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
         Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_str(out, s),
+        Value::String(s) => write_str::<QUOTED>(out, s),
         Value::Array(a) => {
             out.push(b'[');
             let mut items = a.iter();
             if let Some(first) = items.next() {
-                to_writer(out, first);
+                write_value::<QUOTED>(out, first);
                 for x in items {
                     out.push(b',');
-                    to_writer(out, x);
+                    write_value::<QUOTED>(out, x);
                 }
             }
             out.push(b']');
@@ -86,14 +102,14 @@ pub fn to_writer(out: &mut Vec<u8>, v: &Value) {
             out.push(b'{');
             let mut entries = m.iter();
             if let Some((k, x)) = entries.next() {
-                write_str(out, k);
+                write_str::<QUOTED>(out, k);
                 out.push(b':');
-                to_writer(out, x);
+                write_value::<QUOTED>(out, x);
                 for (k, x) in entries {
                     out.push(b',');
-                    write_str(out, k);
+                    write_str::<QUOTED>(out, k);
                     out.push(b':');
-                    to_writer(out, x);
+                    write_value::<QUOTED>(out, x);
                 }
             }
             out.push(b'}');
@@ -116,15 +132,22 @@ fn write_number(out: &mut Vec<u8>, n: &super::Number) {
 
 /// A JSON string with serde_json's escapes: `\"`, `\\`, the five short control
 /// escapes, `\u00xx` (lowercase hex) for the other control bytes, everything else as is.
-fn write_str(out: &mut Vec<u8>, s: &Str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
+fn write_str<const QUOTED: bool>(out: &mut Vec<u8>, s: &Str) {
+    let quote: &[u8] = if QUOTED { b"\\\"" } else { b"\"" };
+    out.reserve(s.len() + 2 * quote.len());
+    out.extend_from_slice(quote);
     if s.is_plain() {
         out.extend_from_slice(s.as_bytes());
+    } else if QUOTED {
+        // Rare: escaped once as the text has it, then again as part of a string.
+        let mut once = Vec::with_capacity(s.len() + 8);
+        escape_str_into(&mut once, s);
+        let once = std::str::from_utf8(&once).expect("escaping keeps UTF-8");
+        escape_str_into(out, once);
     } else {
         escape_str_into(out, s);
     }
-    out.push(b'"');
+    out.extend_from_slice(quote);
 }
 
 /// Appends `s` escaped as the inside of a JSON string, with serde_json's exact escapes.
@@ -229,6 +252,13 @@ mod tests {
             assert_eq!(
                 String::from_utf8_lossy(&ours),
                 String::from_utf8_lossy(&theirs)
+            );
+            let mut quoted = Vec::new();
+            to_writer_quoted(&mut quoted, &v);
+            let text = serde_json::to_string(&v).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&quoted),
+                serde_json::to_string(&text).unwrap()
             );
         }
     }
