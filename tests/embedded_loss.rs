@@ -77,6 +77,7 @@ fn requests_dropped_unread_by_the_embedded_broker_are_counted_and_are_the_missin
         state_machine: "trim".into(),
         input: serde_json::json!({"id": 7, "padding": "x".repeat(1000)}),
         count: COUNT,
+        warmup: 0,
         rate_per_sec: None,
         max_outstanding: COUNT as usize,
         // It stops waiting once the drops are all that is missing; this is only a safety net.

@@ -32,7 +32,7 @@ pub struct LoadArgs {
     pub rate: Option<f64>,
     /// Requests sent first and left out of the figures (reported apart), so a short run
     /// measures the running pipeline, not its start-up [default: one second's worth at
-    /// --rate, else 10000; 0 for none].
+    /// --rate, else 10000, at most --count; 0 for none].
     #[arg(long)]
     pub warmup: Option<u64>,
     /// Config file for brokers and client properties (default: built-in defaults + environment).
@@ -252,9 +252,13 @@ fn feed(
         state_machine: w.name.clone(),
         input: w.input.clone(),
         count: args.count,
-        warmup: args.warmup.unwrap_or_else(|| match args.rate {
-            Some(rate) => rate.ceil() as u64,
-            None => DEFAULT_WARMUP,
+        warmup: args.warmup.unwrap_or_else(|| {
+            let warmup = match args.rate {
+                Some(rate) => rate.ceil() as u64,
+                None => DEFAULT_WARMUP,
+            };
+            // A short run is not made ten times longer by its warm-up.
+            warmup.min(args.count)
         }),
         rate_per_sec: args.rate,
         max_outstanding: args.max_outstanding,

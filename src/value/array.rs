@@ -13,13 +13,17 @@ struct Inner {
     items: Vec<Value>,
     // The array's JSON size once measured; every write clears it.
     size: super::SizeCache,
+    // The text it was read from, while unchanged.
+    raw: Option<super::RawText>,
 }
 
 impl Clone for Inner {
+    // Only copy-on-write clones an Inner, and the copy is about to change.
     fn clone(&self) -> Inner {
         Inner {
             items: self.items.clone(),
             size: self.size.clone(),
+            raw: None,
         }
     }
 }
@@ -45,6 +49,7 @@ impl Array {
         Array(Some(Arc::new(Inner {
             items: Vec::with_capacity(n),
             size: Default::default(),
+            raw: None,
         })))
     }
 
@@ -70,6 +75,24 @@ impl Array {
         }
     }
 
+    /// The JSON text this array was read from, if it is unchanged since.
+    #[inline]
+    pub(crate) fn raw_text(&self) -> Option<&[u8]> {
+        self.0
+            .as_deref()?
+            .raw
+            .as_ref()
+            .map(super::RawText::as_bytes)
+    }
+
+    /// Keeps the text the array was read from (see [`super::RawText`]); for the reader, on
+    /// an array no other handle shares yet.
+    pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
+        if let Some(inner) = self.0.as_mut().and_then(Arc::get_mut) {
+            inner.raw = Some(raw);
+        }
+    }
+
     /// Whether `self` and `other` are the same allocation.
     pub fn ptr_eq(&self, other: &Array) -> bool {
         match (&self.0, &other.0) {
@@ -90,7 +113,11 @@ impl Array {
         if let Some(n) = json_size {
             size.set(n);
         }
-        Array(Some(Arc::new(Inner { items, size })))
+        Array(Some(Arc::new(Inner {
+            items,
+            size,
+            raw: None,
+        })))
     }
 }
 
@@ -110,8 +137,9 @@ impl DerefMut for Array {
     fn deref_mut(&mut self) -> &mut Vec<Value> {
         let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
         // Whatever the caller changes, here or in a value under this array, the size
-        // measured before no longer holds.
+        // measured before and the text read no longer hold.
         inner.size.clear();
+        inner.raw = None;
         &mut inner.items
     }
 }
@@ -125,6 +153,7 @@ impl From<Vec<Value>> for Array {
         Array(Some(Arc::new(Inner {
             items: v,
             size: Default::default(),
+            raw: None,
         })))
     }
 }

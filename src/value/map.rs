@@ -23,14 +23,18 @@ struct Inner {
     index: Option<HashMap<Str, usize>>,
     // The object's JSON size once measured; every write clears it.
     size: super::SizeCache,
+    // The text it was read from, while unchanged.
+    raw: Option<super::RawText>,
 }
 
 impl Clone for Inner {
+    // Only copy-on-write clones an Inner, and the copy is about to change.
     fn clone(&self) -> Inner {
         Inner {
             entries: self.entries.clone(),
             index: self.index.clone(),
             size: self.size.clone(),
+            raw: None,
         }
     }
 }
@@ -90,6 +94,7 @@ impl Map {
             entries: Vec::with_capacity(n),
             index: None,
             size: Default::default(),
+            raw: None,
         })))
     }
 
@@ -103,6 +108,7 @@ impl Map {
             entries,
             index: None,
             size: Default::default(),
+            raw: None,
         };
         if inner.entries.len() > INDEX_ABOVE {
             inner.build_index();
@@ -129,9 +135,28 @@ impl Map {
     fn inner_mut(&mut self) -> &mut Inner {
         let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
         // Whatever the caller changes, here or in a value under this map, the size
-        // measured before no longer holds.
+        // measured before and the text read no longer hold.
         inner.size.clear();
+        inner.raw = None;
         inner
+    }
+
+    /// The JSON text this map was read from, if it is unchanged since.
+    #[inline]
+    pub(crate) fn raw_text(&self) -> Option<&[u8]> {
+        self.0
+            .as_deref()?
+            .raw
+            .as_ref()
+            .map(super::RawText::as_bytes)
+    }
+
+    /// Keeps the text the map was read from (see [`super::RawText`]); for the reader, on a
+    /// map no other handle shares yet.
+    pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
+        if let Some(inner) = self.0.as_mut().and_then(Arc::get_mut) {
+            inner.raw = Some(raw);
+        }
     }
 
     /// The JSON size measured before, if nothing was written since.

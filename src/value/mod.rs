@@ -9,7 +9,10 @@
 //! Parsing ([`from_slice`]) and writing ([`to_vec`]) are written by hand but keep
 //! serde_json's behaviour exactly: the reader hands anything it does not finish to
 //! serde_json (so accepted input and error messages are its), and the writer writes its
-//! number formats and escapes. Definitions, config and network task payloads stay `serde_json::Value`
+//! number formats and escapes. An array or object read from a request keeps its text
+//! ([`RawText`]) while unchanged, where that text is byte for byte what the writer would
+//! write, so the parts of a request an execution only passes through are written back as
+//! one copy. Definitions, config and network task payloads stay `serde_json::Value`
 //! and convert at their edge ([`convert`]).
 
 mod array;
@@ -33,6 +36,36 @@ pub use str::Str;
 pub use write::{
     escape_str_into, to_string, to_string_pretty, to_vec, to_writer, to_writer_quoted,
 };
+
+/// An array's or object's JSON text as the reader found it, kept while the node is
+/// unchanged so that writing it is one copy (no walk, no float formatting). The reader
+/// attaches it only where those bytes are exactly what the writer would write: compact
+/// text, strings without escapes, numbers in their shortest form, no duplicate keys. Any
+/// write into the node drops it, as it drops the [`SizeCache`]; it keeps the request's
+/// text alive no longer than the node itself.
+#[derive(Clone)]
+pub(crate) struct RawText {
+    source: std::sync::Arc<str>,
+    start: u32,
+    end: u32,
+}
+
+impl RawText {
+    /// `source[start..end]`, if both fit the offsets kept.
+    pub(crate) fn new(source: std::sync::Arc<str>, start: usize, end: usize) -> Option<RawText> {
+        Some(RawText {
+            start: u32::try_from(start).ok()?,
+            end: u32::try_from(end).ok()?,
+            source,
+        })
+    }
+
+    /// The text's bytes.
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.source.as_bytes()[self.start as usize..self.end as usize]
+    }
+}
 
 /// A node's JSON size, remembered between writes: limits are checked after every state,
 /// and a subtree shared by many states is then measured once. Relaxed atomics suffice:

@@ -87,6 +87,10 @@ fn write_value<const QUOTED: bool>(out: &mut Vec<u8>, v: &Value) {
         Value::Number(n) => write_number(out, n),
         Value::String(s) => write_str::<QUOTED>(out, s),
         Value::Array(a) => {
+            if let Some(raw) = a.raw_text().filter(|_| !QUOTED) {
+                out.extend_from_slice(raw);
+                return;
+            }
             out.push(b'[');
             let mut items = a.iter();
             if let Some(first) = items.next() {
@@ -99,6 +103,10 @@ fn write_value<const QUOTED: bool>(out: &mut Vec<u8>, v: &Value) {
             out.push(b']');
         }
         Value::Object(m) => {
+            if let Some(raw) = m.raw_text().filter(|_| !QUOTED) {
+                out.extend_from_slice(raw);
+                return;
+            }
             out.push(b'{');
             let mut entries = m.iter();
             if let Some((k, x)) = entries.next() {
