@@ -67,7 +67,7 @@ impl Inner {
 /// choice-heavy workload, in path steps); the first byte rejects most of them, and a short key is
 /// compared inline.
 #[inline]
-fn same_key(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_key(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() || a.first() != b.first() {
         return false;
     }

@@ -296,7 +296,9 @@ impl<'a> Reader<'a> {
                         Some(_) => None,
                     };
                 } else if let Some((_, old)) =
-                    self.entries[base..].iter_mut().find(|(k, _)| *k == key)
+                    self.entries[base..]
+                        .iter_mut()
+                        .find(|(k, _)| super::map::same_key(k.as_bytes(), key.as_bytes()))
                 {
                     // A duplicate key: the later value in the first position, as serde_json.
                     *old = v;
