@@ -199,7 +199,7 @@ impl<'a> Feeder<'a> {
                 return Ok(false);
             }
             let now = Instant::now();
-            if self.next_index == self.spec.warmup && self.warmup_outstanding > 0 {
+            if self.holding_for_warmup() {
                 // The measured requests start once the warm-up is answered, paced from then
                 // on rather than in a burst that makes up for the wait.
                 self.next_send_at = now;
@@ -270,8 +270,9 @@ impl<'a> Feeder<'a> {
         if queue_full {
             return Duration::from_millis(1);
         }
-        let room =
-            self.next_index < self.total() && self.outstanding.len() < self.spec.max_outstanding;
+        let room = self.next_index < self.total()
+            && self.outstanding.len() < self.spec.max_outstanding
+            && !self.holding_for_warmup();
         if !room {
             return TICK;
         }
@@ -468,6 +469,11 @@ impl<'a> Feeder<'a> {
         self.spec.warmup.saturating_add(self.spec.count)
     }
 
+    /// Whether the warm-up is sent and not all answered yet: nothing is sent meanwhile.
+    fn holding_for_warmup(&self) -> bool {
+        self.next_index == self.spec.warmup && self.warmup_outstanding > 0
+    }
+
     pub(super) fn summary(&self) -> FeedSummary {
         let elapsed = match (self.first_send, self.last_result) {
             (Some(first), Some(last)) => last.saturating_duration_since(first),
@@ -634,6 +640,8 @@ mod tests {
         );
         send(&mut feeder, &mut key, &mut value);
         assert_eq!(feeder.next_index, 3);
+        // Waiting for the warm-up's answers blocks on the consumer instead of spinning.
+        assert_eq!(feeder.wait_time(false), TICK);
         let sent = Instant::now();
         for i in 0..3 {
             let late = sent + Duration::from_millis(100 + i);

@@ -8,24 +8,11 @@ use super::Value;
 
 static EMPTY: Vec<Value> = Vec::new();
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Inner {
     items: Vec<Value>,
-    // The array's JSON size once measured; every write clears it.
-    size: super::SizeCache,
-    // The text it was read from, while unchanged.
-    raw: Option<super::RawText>,
-}
-
-impl Clone for Inner {
-    // Only copy-on-write clones an Inner, and the copy is about to change.
-    fn clone(&self) -> Inner {
-        Inner {
-            items: self.items.clone(),
-            size: self.size.clone(),
-            raw: None,
-        }
-    }
+    // Its JSON size and text while unchanged; every write forgets them.
+    memo: super::Memo,
 }
 
 /// A JSON array. Reading goes through `Deref<Target = Vec<Value>>`; writing through
@@ -48,8 +35,7 @@ impl Array {
         }
         Array(Some(Arc::new(Inner {
             items: Vec::with_capacity(n),
-            size: Default::default(),
-            raw: None,
+            memo: Default::default(),
         })))
     }
 
@@ -64,32 +50,28 @@ impl Array {
     /// The JSON size measured before, if nothing was written since.
     #[inline]
     pub(crate) fn cached_json_size(&self) -> Option<usize> {
-        self.0.as_deref().and_then(|i| i.size.get())
+        self.0.as_deref()?.memo.size()
     }
 
     /// Remembers the JSON size (kept until the next write).
     #[inline]
     pub(crate) fn cache_json_size(&self, n: usize) {
         if let Some(i) = self.0.as_deref() {
-            i.size.set(n);
+            i.memo.set_size(n);
         }
     }
 
     /// The JSON text this array was read from, if it is unchanged since.
     #[inline]
     pub(crate) fn raw_text(&self) -> Option<&[u8]> {
-        self.0
-            .as_deref()?
-            .raw
-            .as_ref()
-            .map(super::RawText::as_bytes)
+        self.0.as_deref()?.memo.raw()
     }
 
     /// Keeps the text the array was read from (see [`super::RawText`]); for the reader, on
     /// an array no other handle shares yet.
     pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
         if let Some(inner) = self.0.as_mut().and_then(Arc::get_mut) {
-            inner.raw = Some(raw);
+            inner.memo.raw = Some(raw);
         }
     }
 
@@ -109,14 +91,9 @@ impl Array {
         if items.capacity() == 0 {
             return Array(None);
         }
-        let size = super::SizeCache::default();
-        if let Some(n) = json_size {
-            size.set(n);
-        }
         Array(Some(Arc::new(Inner {
             items,
-            size,
-            raw: None,
+            memo: super::Memo::sized(json_size),
         })))
     }
 }
@@ -138,8 +115,7 @@ impl DerefMut for Array {
         let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
         // Whatever the caller changes, here or in a value under this array, the size
         // measured before and the text read no longer hold.
-        inner.size.clear();
-        inner.raw = None;
+        inner.memo.forget();
         &mut inner.items
     }
 }
@@ -152,8 +128,7 @@ impl From<Vec<Value>> for Array {
         }
         Array(Some(Arc::new(Inner {
             items: v,
-            size: Default::default(),
-            raw: None,
+            memo: Default::default(),
         })))
     }
 }

@@ -16,27 +16,13 @@ const INDEX_ABOVE: usize = 16;
 #[derive(Clone, Default)]
 pub struct Map(Option<Arc<Inner>>);
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Inner {
     entries: Vec<(Str, Value)>,
     // Key -> position in `entries`, kept only above INDEX_ABOVE keys.
     index: Option<HashMap<Str, usize>>,
-    // The object's JSON size once measured; every write clears it.
-    size: super::SizeCache,
-    // The text it was read from, while unchanged.
-    raw: Option<super::RawText>,
-}
-
-impl Clone for Inner {
-    // Only copy-on-write clones an Inner, and the copy is about to change.
-    fn clone(&self) -> Inner {
-        Inner {
-            entries: self.entries.clone(),
-            index: self.index.clone(),
-            size: self.size.clone(),
-            raw: None,
-        }
-    }
+    // Its JSON size and text while unchanged; every write forgets them.
+    memo: super::Memo,
 }
 
 impl Inner {
@@ -93,8 +79,7 @@ impl Map {
         Map(Some(Arc::new(Inner {
             entries: Vec::with_capacity(n),
             index: None,
-            size: Default::default(),
-            raw: None,
+            memo: Default::default(),
         })))
     }
 
@@ -107,14 +92,10 @@ impl Map {
         let mut inner = Inner {
             entries,
             index: None,
-            size: Default::default(),
-            raw: None,
+            memo: super::Memo::sized(json_size),
         };
         if inner.entries.len() > INDEX_ABOVE {
             inner.build_index();
-        }
-        if let Some(n) = json_size {
-            inner.size.set(n);
         }
         Map(Some(Arc::new(inner)))
     }
@@ -136,40 +117,35 @@ impl Map {
         let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
         // Whatever the caller changes, here or in a value under this map, the size
         // measured before and the text read no longer hold.
-        inner.size.clear();
-        inner.raw = None;
+        inner.memo.forget();
         inner
     }
 
     /// The JSON text this map was read from, if it is unchanged since.
     #[inline]
     pub(crate) fn raw_text(&self) -> Option<&[u8]> {
-        self.0
-            .as_deref()?
-            .raw
-            .as_ref()
-            .map(super::RawText::as_bytes)
+        self.0.as_deref()?.memo.raw()
     }
 
     /// Keeps the text the map was read from (see [`super::RawText`]); for the reader, on a
     /// map no other handle shares yet.
     pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
         if let Some(inner) = self.0.as_mut().and_then(Arc::get_mut) {
-            inner.raw = Some(raw);
+            inner.memo.raw = Some(raw);
         }
     }
 
     /// The JSON size measured before, if nothing was written since.
     #[inline]
     pub(crate) fn cached_json_size(&self) -> Option<usize> {
-        self.0.as_deref().and_then(|i| i.size.get())
+        self.0.as_deref()?.memo.size()
     }
 
     /// Remembers the JSON size (kept until the next write).
     #[inline]
     pub(crate) fn cache_json_size(&self, n: usize) {
         if let Some(i) = self.0.as_deref() {
-            i.size.set(n);
+            i.memo.set_size(n);
         }
     }
 

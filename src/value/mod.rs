@@ -41,8 +41,8 @@ pub use write::{
 /// unchanged so that writing it is one copy (no walk, no float formatting). The reader
 /// attaches it only where those bytes are exactly what the writer would write: compact
 /// text, strings without escapes, numbers in their shortest form, no duplicate keys. Any
-/// write into the node drops it, as it drops the [`SizeCache`]; it keeps the request's
-/// text alive no longer than the node itself.
+/// write into the node drops it (see [`Memo`]); it keeps the request's text alive no
+/// longer than the node itself.
 #[derive(Clone)]
 pub(crate) struct RawText {
     source: std::sync::Arc<str>,
@@ -67,38 +67,58 @@ impl RawText {
     }
 }
 
-/// A node's JSON size, remembered between writes: limits are checked after every state,
-/// and a subtree shared by many states is then measured once. Relaxed atomics suffice:
-/// a shared node never changes, and a node being written is not shared.
+/// What an array or object remembers of its JSON while it is unchanged: its size once
+/// measured (limits are checked after every state, and a subtree shared by many states is
+/// then measured once) and the text it was read from ([`RawText`]). One call forgets
+/// both, so no write can leave either behind. Relaxed atomics suffice for the size: a
+/// shared node never changes, and a node being written is not shared.
 #[derive(Default)]
-pub(crate) struct SizeCache(std::sync::atomic::AtomicUsize);
-
-impl SizeCache {
+pub(crate) struct Memo {
     // 0 means "not measured": no array or object is 0 bytes of JSON.
+    size: std::sync::atomic::AtomicUsize,
+    raw: Option<RawText>,
+}
+
+impl Memo {
+    /// A memo of a size known already, or of nothing.
+    fn sized(n: Option<usize>) -> Memo {
+        Memo {
+            size: std::sync::atomic::AtomicUsize::new(n.unwrap_or(0)),
+            raw: None,
+        }
+    }
+
     #[inline]
-    fn get(&self) -> Option<usize> {
-        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+    fn size(&self) -> Option<usize> {
+        match self.size.load(std::sync::atomic::Ordering::Relaxed) {
             0 => None,
             n => Some(n),
         }
     }
 
     #[inline]
-    fn set(&self, n: usize) {
-        self.0.store(n, std::sync::atomic::Ordering::Relaxed)
+    fn set_size(&self, n: usize) {
+        self.size.store(n, std::sync::atomic::Ordering::Relaxed)
     }
 
     #[inline]
-    fn clear(&mut self) {
-        *self.0.get_mut() = 0;
+    fn raw(&self) -> Option<&[u8]> {
+        self.raw.as_ref().map(RawText::as_bytes)
+    }
+
+    /// Forgets the size and the text: the node is being written.
+    #[inline]
+    fn forget(&mut self) {
+        *self.size.get_mut() = 0;
+        self.raw = None;
     }
 }
 
-impl Clone for SizeCache {
-    fn clone(&self) -> SizeCache {
-        SizeCache(std::sync::atomic::AtomicUsize::new(
-            self.0.load(std::sync::atomic::Ordering::Relaxed),
-        ))
+/// Only copy-on-write copies an array or object, and the copy is about to be written: it
+/// remembers nothing.
+impl Clone for Memo {
+    fn clone(&self) -> Memo {
+        Memo::default()
     }
 }
 

@@ -295,10 +295,9 @@ impl<'a> Reader<'a> {
                         None => add(size, len, key_len + 2),
                         Some(_) => None,
                     };
-                } else if let Some((_, old)) =
-                    self.entries[base..]
-                        .iter_mut()
-                        .find(|(k, _)| super::map::same_key(k.as_bytes(), key.as_bytes()))
+                } else if let Some((_, old)) = self.entries[base..]
+                    .iter_mut()
+                    .find(|(k, _)| super::map::same_key(k.as_bytes(), key.as_bytes()))
                 {
                     // A duplicate key: the later value in the first position, as serde_json.
                     *old = v;
