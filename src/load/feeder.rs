@@ -35,6 +35,8 @@ pub(super) struct Feeder<'a> {
     next_index: u64,
     /// Warm-up requests (indices below `spec.warmup`) still waiting for their result.
     warmup_outstanding: u64,
+    /// Warm-up requests answered.
+    warmup_results: u64,
     /// Latencies of the warm-up requests, kept apart from the figures.
     warmup_latencies: LatencyHistogram,
     results: u64,
@@ -90,6 +92,7 @@ impl<'a> Feeder<'a> {
             outstanding: HashMap::with_capacity(spec.max_outstanding.min(1 << 20)),
             next_index: 0,
             warmup_outstanding: 0,
+            warmup_results: 0,
             warmup_latencies: LatencyHistogram::new(),
             results: 0,
             duplicates: 0,
@@ -386,7 +389,8 @@ impl<'a> Feeder<'a> {
             }
         }
         let Some(sent_at) = self.outstanding.remove(&index) else {
-            if index < self.next_index {
+            // A warm-up key read again is kept out of the figures like the warm-up.
+            if index < self.next_index && index >= self.spec.warmup {
                 self.duplicates += 1;
             }
             return;
@@ -396,6 +400,7 @@ impl<'a> Feeder<'a> {
         let warmup = index < self.spec.warmup;
         if warmup {
             self.warmup_outstanding -= 1;
+            self.warmup_results += 1;
             self.warmup_latencies.record(latency);
         } else {
             self.results += 1;
@@ -469,9 +474,13 @@ impl<'a> Feeder<'a> {
         self.spec.warmup.saturating_add(self.spec.count)
     }
 
-    /// Whether the warm-up is sent and not all answered yet: nothing is sent meanwhile.
+    /// Whether the warm-up is sent and some of its results may still come: nothing is sent
+    /// meanwhile. Results known lost are not waited for, and a warm-up that stops answering
+    /// is given up on after a while (its missing results count as missing).
     fn holding_for_warmup(&self) -> bool {
-        self.next_index == self.spec.warmup && self.warmup_outstanding > 0
+        self.next_index == self.spec.warmup
+            && self.warmup_outstanding > self.known_lost()
+            && self.last_progress.elapsed() < (self.spec.timeout / 2).min(WARMUP_PATIENCE)
     }
 
     pub(super) fn summary(&self) -> FeedSummary {
@@ -501,7 +510,7 @@ impl<'a> Feeder<'a> {
             latency_max: self.latencies.max(),
             // A warm-up request without a result is missing too.
             missing: self.next_index.saturating_sub(self.spec.warmup) - self.results
-                + self.warmup_outstanding,
+                + (self.next_index.min(self.spec.warmup) - self.warmup_results),
             lost_results: self.lost_results + self.unlogged_lost_results(),
             lost_requests: None,
             duplicates: self.duplicates,
@@ -521,6 +530,9 @@ struct ResultReads {
     /// Results dropped and not logged yet: how many, first and last offset.
     unlogged: Option<(u64, i64, i64)>,
 }
+
+/// Longest wait for the rest of the warm-up's results once none come.
+const WARMUP_PATIENCE: Duration = Duration::from_secs(5);
 
 /// How often dropped results are logged at most.
 const DROPS_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -666,6 +678,37 @@ mod tests {
             summary.by_status,
             BTreeMap::from([("SUCCEEDED".to_string(), 1)])
         );
+        // A warm-up key read again is no duplicate of the figures.
+        feeder.on_result(Some(b"demo-0"), Some(b"{}"), answered);
+        assert_eq!(feeder.summary().duplicates, 0);
+    }
+
+    #[test]
+    fn a_warm_up_result_the_broker_dropped_does_not_hold_the_run() {
+        let mut spec = test_spec();
+        (spec.warmup, spec.count, spec.max_outstanding) = (3, 2, 100);
+        let producer = super::super::clients::requests_producer(&spec).expect("a producer");
+        let mut feeder = Feeder::new(&spec, vec![0], vec![0]);
+        let (mut key, mut value) = (String::new(), String::new());
+        feeder
+            .send(&producer, &mut key, &mut value)
+            .expect("queued");
+        let now = Instant::now();
+        for i in 0..2 {
+            feeder.on_offset(0, i);
+            feeder.on_result(Some(format!("demo-{i}").as_bytes()), Some(b"{}"), now);
+        }
+        assert!(feeder.holding_for_warmup());
+        // The third warm-up result's offset was skipped: the broker dropped it.
+        feeder.on_offset(0, 3);
+        assert!(!feeder.holding_for_warmup());
+        feeder
+            .send(&producer, &mut key, &mut value)
+            .expect("queued");
+        assert_eq!(feeder.next_index, 5);
+        let summary = feeder.summary();
+        // The lost warm-up result and the two measured ones still out.
+        assert_eq!((summary.sent, summary.missing), (2, 3));
     }
 
     #[test]

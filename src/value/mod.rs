@@ -41,8 +41,9 @@ pub use write::{
 /// unchanged so that writing it is one copy (no walk, no float formatting). The reader
 /// attaches it only where those bytes are exactly what the writer would write: compact
 /// text, strings without escapes, numbers in their shortest form, no duplicate keys. Any
-/// write into the node drops it (see [`Memo`]); it keeps the request's text alive no
-/// longer than the node itself.
+/// write into the node drops it (see [`Memo`]). It keeps the whole request text alive as
+/// long as the node lives, so only nodes holding an eighth of the text or more keep it
+/// (the memory a node keeps alive is then at most eight times its own text).
 #[derive(Clone)]
 pub(crate) struct RawText {
     source: std::sync::Arc<str>,

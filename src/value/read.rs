@@ -99,6 +99,12 @@ thread_local! {
 /// 220-byte request was 2 % slower with it, order's 941 bytes 10 % faster).
 const KEEP_TEXT_FROM: usize = 512;
 
+/// A node keeps its text only when that text is at least this fraction (1/n) of the
+/// document, because the text it keeps alive is the whole document's: a small part of a
+/// large request held for long (a parked execution) then keeps at most n times its own
+/// size alive, not the request.
+const KEEP_SHARE: usize = 8;
+
 /// Stacks grown past this many slots by a large document are freed, not kept.
 const KEEP_SLOTS: usize = 1024;
 
@@ -251,8 +257,10 @@ impl<'a> Reader<'a> {
     /// of JSON size `size`: no white space (the size is the length) and nothing rewritten
     /// since `rewritten` was read.
     fn raw_text(&mut self, start: usize, rewritten: u32, size: Option<usize>) -> Option<RawText> {
+        let len = self.i - start;
         if self.text.len() < KEEP_TEXT_FROM
-            || size != Some(self.i - start)
+            || len.saturating_mul(KEEP_SHARE) < self.text.len()
+            || size != Some(len)
             || self.rewritten != rewritten
         {
             return None;
@@ -693,11 +701,16 @@ mod tests {
 
     #[test]
     fn text_is_kept_only_where_the_writer_would_write_the_same_bytes() {
-        let pad = "p".repeat(KEEP_TEXT_FROM);
-        let clean =
-            format!(r#"{{"a":[1,-2,0.5,24.0,"x",true,null,{{}}],"b":{{"c":"d"}},"pad":"{pad}"}}"#);
+        let pad = "p".repeat(KEEP_TEXT_FROM / 2);
+        let clean = format!(
+            r#"{{"a":[1,-2,0.5,24.0,"x",true,null,{{}},"{pad}"],"b":{{"c":"d","p":"{pad}"}},"small":[1]}}"#
+        );
         let v = from_str(&clean).unwrap();
         assert!(kept(&v) && kept(&v["a"]) && kept(&v["b"]));
+        assert!(
+            !kept(&v["small"]),
+            "a node under an eighth of the document keeps no text (it would keep it all alive)"
+        );
         let short = from_str(r#"{"a":[1]}"#).unwrap();
         assert!(
             !kept(&short) && !kept(&short["a"]),
@@ -720,7 +733,7 @@ mod tests {
             r#"{"a":1,"a":2}"#,
             "{\"a\":[1,2\n]}",
         ] {
-            let text = format!(r#"[{dirty},{{"clean":[1]}},"{pad}"]"#);
+            let text = format!(r#"[{dirty},{{"clean":[1,"{pad}{pad}"]}}]"#);
             let v = from_str(&text).unwrap();
             assert!(!kept(&v) && !kept(&v[0]), "{dirty}");
             // Where the fast path gave up (exponents, long numbers) serde_json read it all.
@@ -733,8 +746,8 @@ mod tests {
 
     #[test]
     fn a_write_drops_the_kept_text_of_the_node_and_of_what_holds_it() {
-        let pad = "p".repeat(KEEP_TEXT_FROM);
-        let text = format!(r#"{{"a":{{"b":1}},"c":[1],"pad":"{pad}"}}"#);
+        let pad = "p".repeat(KEEP_TEXT_FROM / 2);
+        let text = format!(r#"{{"a":{{"b":1,"p":"{pad}"}},"c":[1,"{pad}"]}}"#);
         let original = from_str(&text).unwrap();
         let mut v = original.clone();
         v["a"]
@@ -745,7 +758,7 @@ mod tests {
         assert!(!kept(&v) && !kept(&v["a"]) && !kept(&v["c"]));
         assert_eq!(
             super::super::to_string(&v),
-            format!(r#"{{"a":{{"b":1,"n":true}},"c":[1,null],"pad":"{pad}"}}"#)
+            format!(r#"{{"a":{{"b":1,"p":"{pad}","n":true}},"c":[1,"{pad}",null]}}"#)
         );
         // The copy-on-write left the original and its text alone.
         assert!(kept(&original) && kept(&original["a"]));
