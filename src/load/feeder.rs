@@ -565,9 +565,24 @@ mod tests {
     use rdkafka::consumer::Consumer;
     use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-    use super::super::clients::results_consumer;
+    use super::super::clients::{requests_producer, results_consumer};
     use super::super::test_spec;
     use super::*;
+
+    /// A spec with a warm-up of `warmup` requests before `count` measured ones, and a
+    /// producer for it (sending only queues; nothing needs to answer on that port).
+    fn warmup_spec(warmup: u64, count: u64) -> (FeedSpec, BaseProducer<Deliveries>) {
+        let mut spec = test_spec();
+        (spec.warmup, spec.count, spec.max_outstanding) = (warmup, count, 100);
+        let producer = requests_producer(&spec).expect("a producer");
+        (spec, producer)
+    }
+
+    /// Sends what the feeder lets go now.
+    fn send(feeder: &mut Feeder, producer: &BaseProducer<Deliveries>) {
+        let (mut key, mut value) = (String::new(), String::new());
+        feeder.send(producer, &mut key, &mut value).expect("queued");
+    }
 
     #[test]
     fn request_envelope_follows_the_contract() {
@@ -636,21 +651,14 @@ mod tests {
 
     #[test]
     fn the_warm_up_is_answered_first_and_kept_out_of_the_figures() {
-        let mut spec = test_spec();
-        (spec.warmup, spec.count, spec.max_outstanding) = (3, 5, 100);
-        // Sending only queues in the producer; nothing needs to answer on that port.
-        let producer = super::super::clients::requests_producer(&spec).expect("a producer");
+        let (spec, producer) = warmup_spec(3, 5);
         let mut feeder = Feeder::new(&spec, vec![0], vec![0]);
-        let (mut key, mut value) = (String::new(), String::new());
-        let send = |feeder: &mut Feeder, key: &mut String, value: &mut String| {
-            feeder.send(&producer, key, value).expect("queued");
-        };
-        send(&mut feeder, &mut key, &mut value);
+        send(&mut feeder, &producer);
         assert_eq!(
             feeder.next_index, 3,
             "measured requests went out before the warm-up's answers"
         );
-        send(&mut feeder, &mut key, &mut value);
+        send(&mut feeder, &producer);
         assert_eq!(feeder.next_index, 3);
         // Waiting for the warm-up's answers blocks on the consumer instead of spinning.
         assert_eq!(feeder.wait_time(false), TICK);
@@ -660,7 +668,7 @@ mod tests {
             feeder.on_result(Some(format!("demo-{i}").as_bytes()), Some(b"{}"), late);
         }
         assert_eq!((feeder.results, feeder.warmup_outstanding), (0, 0));
-        send(&mut feeder, &mut key, &mut value);
+        send(&mut feeder, &producer);
         assert_eq!(feeder.next_index, 8);
         let answered = Instant::now() + Duration::from_millis(1);
         feeder.on_result(
@@ -685,14 +693,9 @@ mod tests {
 
     #[test]
     fn a_warm_up_result_the_broker_dropped_does_not_hold_the_run() {
-        let mut spec = test_spec();
-        (spec.warmup, spec.count, spec.max_outstanding) = (3, 2, 100);
-        let producer = super::super::clients::requests_producer(&spec).expect("a producer");
+        let (spec, producer) = warmup_spec(3, 2);
         let mut feeder = Feeder::new(&spec, vec![0], vec![0]);
-        let (mut key, mut value) = (String::new(), String::new());
-        feeder
-            .send(&producer, &mut key, &mut value)
-            .expect("queued");
+        send(&mut feeder, &producer);
         let now = Instant::now();
         for i in 0..2 {
             feeder.on_offset(0, i);
@@ -702,9 +705,7 @@ mod tests {
         // The third warm-up result's offset was skipped: the broker dropped it.
         feeder.on_offset(0, 3);
         assert!(!feeder.holding_for_warmup());
-        feeder
-            .send(&producer, &mut key, &mut value)
-            .expect("queued");
+        send(&mut feeder, &producer);
         assert_eq!(feeder.next_index, 5);
         let summary = feeder.summary();
         // The lost warm-up result and the two measured ones still out.

@@ -15,7 +15,6 @@
 //! and move into an exactly sized vector, and a plain decimal's JSON size is its length.
 
 use std::borrow::Cow;
-
 use std::sync::Arc;
 
 use super::len::special;
