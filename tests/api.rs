@@ -47,6 +47,22 @@ fn the_api_runs_a_machine_created_through_it_without_kafka() {
     assert_eq!(run.1["status"], "SUCCEEDED");
     assert_eq!(run.1["output"], "{\"greeting\":\"hello you\"}");
     assert_eq!(run.1["input"], "{\"who\": \"you\"}");
+    // The input is handed back as the body wrote it; escapes serde_json would not choose
+    // (Python's json.dumps writes `\u00e9`, a client may write `\/`) still decode to the
+    // same string.
+    let escaped = format!(
+        r#"{{"stateMachineArn": "{}", "input": "{{\"who\": \"Ren\u00e9e \/ \ud83d\ude00\"}}"}}"#,
+        arn("hello")
+    );
+    let run = raw(
+        &local.addr,
+        "POST",
+        Some("AWSStepFunctions.StartSyncExecution"),
+        escaped.as_bytes(),
+    );
+    assert_eq!(run.1["status"], "SUCCEEDED", "{run:?}");
+    assert_eq!(run.1["input"], "{\"who\": \"Renée / 😀\"}");
+    assert_eq!(run.1["output"], "{\"greeting\":\"hello Renée / 😀\"}");
     assert_eq!(run.1["inputDetails"], json!({"included": true}));
     assert_eq!(run.1["outputDetails"], json!({"included": true}));
     assert!(run.1["startDate"].as_f64().unwrap() > 1.7e9);

@@ -161,6 +161,8 @@ fn read_start(api: &Api, f: &mut Fields) -> Result<Start, ApiError> {
 pub async fn start_sync(api: &Api, mut f: Fields, shard: &ShardView) -> Result<Bytes, ApiError> {
     let s = read_start(api, &mut f)?;
     let include_data = f.optional_string("includedData")?.as_deref() != Some("METADATA_ONLY");
+    // Handed back as the body wrote it: the same string, without escaping it again.
+    let input_text = f.raw_string("input").cloned();
     if shard.in_flight.load(Ordering::Relaxed) >= api.max_in_flight {
         return Err(ApiError::throttled(
             "Rate exceeded: this shard holds its most executions; retry later",
@@ -188,6 +190,7 @@ pub async fn start_sync(api: &Api, mut f: Fields, shard: &ShardView) -> Result<B
             &s.name,
             &id,
             include_data,
+            input_text.as_deref(),
             &done,
         ))),
     }
@@ -211,6 +214,7 @@ fn sync_answer(
     name: &str,
     id: &uuid::Uuid,
     include_data: bool,
+    input_text: Option<&[u8]>,
     done: &SyncDone,
 ) -> Vec<u8> {
     // Both texts grow by their escapes: about one in ten bytes of JSON text is a quote.
@@ -242,7 +246,14 @@ fn sync_answer(
     }
     if include_data {
         out.extend_from_slice(b",\"input\":");
-        string_into(&mut out, &done.input);
+        match input_text {
+            Some(text) => {
+                out.push(b'"');
+                out.extend_from_slice(text);
+                out.push(b'"');
+            }
+            None => string_into(&mut out, &done.input),
+        }
     }
     out.extend_from_slice(b",\"inputDetails\":{\"included\":");
     out.extend_from_slice(if include_data { b"true}" } else { b"false}" });

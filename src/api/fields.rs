@@ -1,20 +1,36 @@
 //! Reading an operation's JSON body, with AWS's validation messages.
 
+use hyper::body::Bytes;
 use serde_json::{Map, Value};
 
 use super::errors::ApiError;
 
 /// An operation's input object.
-pub struct Fields(pub Map<String, Value>);
+pub struct Fields {
+    map: Map<String, Value>,
+    /// The text of top-level string fields as the body wrote them (escapes and all,
+    /// without the quotes), where the fast reader read the body: an answer that hands a
+    /// string back (StartSyncExecution's `input`) copies it rather than escaping it again.
+    raw: Vec<(String, Bytes)>,
+}
 
 impl Fields {
     /// Parses a body: a JSON object (an empty body counts as `{}`, as botocore sends it).
-    pub fn parse(body: &[u8]) -> Result<Fields, ApiError> {
+    pub fn parse(body: &Bytes) -> Result<Fields, ApiError> {
         if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Fields(Map::new()));
+            return Ok(Fields {
+                map: Map::new(),
+                raw: Vec::new(),
+            });
+        }
+        if let Some(f) = Fields::read_fast(body) {
+            return Ok(f);
         }
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(m)) => Ok(Fields(m)),
+            Ok(Value::Object(map)) => Ok(Fields {
+                map,
+                raw: Vec::new(),
+            }),
             Ok(_) => Err(ApiError::serialization(
                 "the request body must be a JSON object",
             )),
@@ -24,9 +40,48 @@ impl Fields {
         }
     }
 
+    /// The body read by the state data's reader, which also tells where each string field's
+    /// text lies; `None` for anything it does not finish (serde_json then reads the body, so
+    /// what is accepted and every error message stay serde_json's).
+    fn read_fast(body: &Bytes) -> Option<Fields> {
+        let text = std::str::from_utf8(body).ok()?;
+        let mut r = crate::value::Reader::new(text);
+        let mut map = Map::new();
+        let mut raw = Vec::new();
+        r.object(|key, r| {
+            let start = r.next_offset()?;
+            let value = match r.str_or_value()? {
+                Ok(s) => {
+                    // Between the quotes: the reader stands just past the closing one.
+                    let span = body.slice(start + 1..r.offset() - 1);
+                    match raw.iter_mut().find(|(k, _)| k == key) {
+                        // A repeated key: the last one counts, as in the map.
+                        Some((_, old)) => *old = span,
+                        None => raw.push((key.to_string(), span)),
+                    }
+                    Value::String(s.into_owned())
+                }
+                Err(v) => {
+                    raw.retain(|(k, _)| k != key);
+                    Value::from(v)
+                }
+            };
+            map.insert(key.to_string(), value);
+            Some(())
+        })?;
+        r.at_end().then_some(Fields { map, raw })
+    }
+
+    /// A string field's text as the body wrote it: valid JSON string content (escapes
+    /// kept), not necessarily the escapes serde_json would choose. `None` when the body was
+    /// not read by the fast reader or the field is not a string.
+    pub fn raw_string(&self, name: &str) -> Option<&Bytes> {
+        self.raw.iter().find(|(k, _)| k == name).map(|(_, b)| b)
+    }
+
     /// A field that may be absent (null counts as absent).
     pub fn optional(&self, name: &str) -> Option<&Value> {
-        self.0.get(name).filter(|v| !v.is_null())
+        self.map.get(name).filter(|v| !v.is_null())
     }
 
     /// A string field that must be there.
@@ -52,7 +107,7 @@ impl Fields {
 
     /// A string field that may be absent, moved out of the input.
     pub fn take_optional_string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
-        match self.0.remove(name) {
+        match self.map.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
             Some(_) => Err(ApiError::serialization(format!(
@@ -84,5 +139,75 @@ pub fn machine_name(arn: &str) -> Result<&str, ApiError> {
             Ok(name)
         }
         _ => Err(ApiError::invalid_arn(arn)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(text: &str) -> Bytes {
+        Bytes::from(text.to_string())
+    }
+
+    #[test]
+    fn the_fast_read_gives_serde_jsons_fields_and_each_strings_own_text() {
+        let bodies = [
+            r#"{"stateMachineArn": "arn:aws:states:us-east-1:1:stateMachine:m", "input": "{\"who\": \"you\"}"}"#,
+            r#"{"input":"{\"w\":\"\u00e9\/\ud83d\ude00\\n\"}","name":"n-1"}"#,
+            r#" { "a" : 1 , "b" : [1, 2.5, {"c": null}], "d": true, "e": null, "a": "again" } "#,
+            r#"{"x": "plain", "x": 3}"#,
+            "{}",
+        ];
+        for text in bodies {
+            let f = Fields::parse(&body(text)).unwrap();
+            let want: Map<String, Value> = serde_json::from_str(text).unwrap();
+            assert_eq!(f.map, want, "{text}");
+            if text.contains("input") {
+                assert!(
+                    f.raw_string("input").is_some(),
+                    "{text}: not read by the fast reader"
+                );
+            }
+            for (key, raw) in &f.raw {
+                let quoted = format!("\"{}\"", std::str::from_utf8(raw).unwrap());
+                let decoded: String = serde_json::from_str(&quoted).unwrap();
+                assert_eq!(
+                    Some(&Value::String(decoded)),
+                    want.get(key),
+                    "{text}: {key}"
+                );
+            }
+        }
+        let f = Fields::parse(&body(r#"{"x": "plain", "x": 3}"#)).unwrap();
+        assert_eq!(
+            f.raw_string("x"),
+            None,
+            "a key whose last value is no string"
+        );
+        let f = Fields::parse(&body(r#"{"input": "a\"b"}"#)).unwrap();
+        assert_eq!(f.raw_string("input").unwrap().as_ref(), br#"a\"b"#);
+    }
+
+    #[test]
+    fn what_the_fast_read_refuses_gets_serde_jsons_answer() {
+        for text in [
+            r#"{"a": 1"#,
+            r#"{"a": 1} x"#,
+            "[1]",
+            r#"{"a": 1e400}"#,
+            "{\"a\": \"\x01\"}",
+        ] {
+            let fast = Fields::parse(&body(text));
+            let slow = serde_json::from_str::<Map<String, Value>>(text);
+            match (fast, slow) {
+                (Ok(f), Ok(m)) => assert_eq!(f.map, m, "{text}"),
+                (Err(e), Err(_)) => assert_eq!(e.status, 400, "{text}"),
+                (Err(_), Ok(_)) if text == "[1]" => {}
+                (f, s) => panic!("{text}: {:?} vs {s:?}", f.map(|f| f.map)),
+            }
+        }
+        let bad = [0xffu8, b'{', b'}'];
+        assert!(Fields::parse(&Bytes::copy_from_slice(&bad)).is_err());
     }
 }

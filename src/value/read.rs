@@ -160,6 +160,16 @@ impl<'a> Reader<'a> {
         (self.peek()? == c).then(|| self.i += 1)
     }
 
+    /// Where the next value starts (white space skipped), if anything is left.
+    pub(crate) fn next_offset(&mut self) -> Option<usize> {
+        self.peek().map(|_| self.i)
+    }
+
+    /// The byte offset read up to.
+    pub(crate) fn offset(&self) -> usize {
+        self.i
+    }
+
     /// Whether only white space is left.
     pub(crate) fn at_end(&mut self) -> bool {
         self.peek().is_none()
