@@ -16,6 +16,10 @@ use stepstream::expr::vars::Vars;
 use stepstream::expr::Env;
 use stepstream::pipeline::request::{self, RequestLimits};
 
+// The stepstream binary's allocator, so the figures are the shipped engine's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn workload(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("benches/workloads")
@@ -187,6 +191,19 @@ fn decode(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The structure alone (simd-json's tape, no values built): the floor of any reader
+    // that builds a tree.
+    group.bench_function("simd_json-tape", |b| {
+        b.iter_batched_ref(
+            || envelope.clone(),
+            |buf| {
+                simd_json::to_tape(buf)
+                    .map(|t| t.0.len())
+                    .expect("valid JSON")
+            },
+            BatchSize::SmallInput,
+        )
+    });
     // Into stepstream's value: through serde's visitor, and by the hand reader the
     // pipeline and the API use (same result, sizes counted on the way).
     group.bench_function("value-serde", |b| {
@@ -209,5 +226,41 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, choice, path, template, intrinsics, decode);
+/// Each workload's request read into state data, against simd-json's structural pass over
+/// the same bytes (a tape, no values built): how far the reader is from the floor of any
+/// reader that looks at every byte, and what that floor leaves of a P1/P2 budget.
+fn read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("read");
+    for name in [
+        "order",
+        "article-choice",
+        "choice-heavy",
+        "map-parallel",
+        "retry-catch",
+    ] {
+        let bytes = stepstream::value::to_vec(&workload(name)["input"]);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(format!("{name}/value"), |b| {
+            b.iter(|| stepstream::value::from_slice(&bytes).expect("valid JSON"))
+        });
+        group.bench_function(format!("{name}/simd_json-tape"), |b| {
+            b.iter_batched_ref(
+                || bytes.clone(),
+                |buf| {
+                    simd_json::to_tape(buf)
+                        .map(|t| t.0.len())
+                        .expect("valid JSON")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        let value = stepstream::value::from_slice(&bytes).expect("valid JSON");
+        group.bench_function(format!("{name}/write"), |b| {
+            b.iter(|| stepstream::value::to_vec(&value))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, choice, path, template, intrinsics, decode, read);
 criterion_main!(benches);

