@@ -299,6 +299,9 @@ impl<'a> Reader<'a> {
         // Past a few keys the map keeps a hash index, so duplicates are found by it
         // rather than by a scan per key.
         let mut big: Option<Map> = None;
+        // One bit per key read so far (see `key_bit`): a key whose bit is clear is new, and
+        // only a key whose bit is set is looked for among the others.
+        let mut seen = 0u64;
         if self.peek()? == b'}' {
             self.i += 1;
         } else {
@@ -307,20 +310,26 @@ impl<'a> Reader<'a> {
                 let (key, key_len) = self.str_sized()?;
                 self.expect(b':')?;
                 let (v, len) = self.sized_value()?;
+                let bit = key_bit(key.as_bytes());
                 if let Some(m) = big.as_mut() {
                     size = match m.insert(key, v) {
                         None => add(size, len, key_len + 2),
                         Some(_) => None,
                     };
-                } else if let Some((_, old)) = self.entries[base..]
-                    .iter_mut()
-                    .find(|(k, _)| super::map::same_key(k.as_bytes(), key.as_bytes()))
+                } else if let Some((_, old)) = (seen & bit != 0)
+                    .then(|| {
+                        self.entries[base..]
+                            .iter_mut()
+                            .find(|(k, _)| super::map::same_key(k.as_bytes(), key.as_bytes()))
+                    })
+                    .flatten()
                 {
                     // A duplicate key: the later value in the first position, as serde_json.
                     *old = v;
                     size = None;
                 } else {
                     size = add(size, len, key_len + 2);
+                    seen |= bit;
                     self.entries.push((key, v));
                     if self.entries.len() - base == Map::SCAN_KEYS {
                         let own = take_from(&mut self.entries, base);
@@ -537,6 +546,16 @@ impl<'a> Reader<'a> {
         });
         Some((Value::Number(n), Some(size)))
     }
+}
+
+/// A bit chosen by a key's length and its first and last bytes: keys with different bits
+/// differ, so the duplicate scan of an object is skipped for most keys.
+#[inline]
+fn key_bit(key: &[u8]) -> u64 {
+    let (first, last) = (key.first().copied(), key.last().copied());
+    let h =
+        key.len() as u32 * 31 + u32::from(first.unwrap_or(0)) * 7 + u32::from(last.unwrap_or(0));
+    1 << (h & 63)
 }
 
 /// Moves `stack[base..]` into a vector of exactly that length, leaving `stack[..base]`:
@@ -789,6 +808,26 @@ mod tests {
         // The copy-on-write left the original and its text alone.
         assert!(kept(&original) && kept(&original["a"]));
         assert_eq!(super::super::to_string(&original), text);
+    }
+
+    #[test]
+    fn a_repeated_key_is_found_whatever_came_between() {
+        // Up to 16 keys, so the object is built by the reader's scan (its one-bit-per-key
+        // filter), not by the map's index; every key repeated at every distance.
+        let keys: Vec<String> = (0..16)
+            .map(|i| format!("k{}", "x".repeat(i % 5) + &i.to_string()))
+            .collect();
+        for n in 1..=keys.len() {
+            for again in 0..n {
+                let mut members: Vec<String> = keys[..n]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| format!("\"{k}\":{i}"))
+                    .collect();
+                members.push(format!("\"{}\":\"again\"", keys[again]));
+                same(&format!("{{{}}}", members.join(",")));
+            }
+        }
     }
 
     #[test]
