@@ -191,19 +191,6 @@ fn decode(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    // The structure alone (simd-json's tape, no values built): the floor of any reader
-    // that builds a tree.
-    group.bench_function("simd_json-tape", |b| {
-        b.iter_batched_ref(
-            || envelope.clone(),
-            |buf| {
-                simd_json::to_tape(buf)
-                    .map(|t| t.0.len())
-                    .expect("valid JSON")
-            },
-            BatchSize::SmallInput,
-        )
-    });
     // Into stepstream's value: through serde's visitor, and by the hand reader the
     // pipeline and the API use (same result, sizes counted on the way).
     group.bench_function("value-serde", |b| {
