@@ -242,8 +242,8 @@ fn start_fixed(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = {
         let addr = addr.clone();
-        // The same shape as the API: one thread accepts, shards (as many as the API has)
-        // serve the connections, each with the fixed-body handler.
+        // The same shape as the API: one thread accepts, `shard_count` shards serve the
+        // connections, each with the fixed-body handler.
         let shard_ctx = Arc::new(stepstream::shard::ShardContext {
             machines: Arc::new(stepstream::machines::Deployed::new(Default::default())),
             max_duration: Duration::from_secs(300),

@@ -162,7 +162,7 @@ pub async fn start_sync(api: &Api, mut f: Fields, shard: &ShardView) -> Result<B
     let s = read_start(api, &mut f)?;
     let include_data = f.optional_string("includedData")?.as_deref() != Some("METADATA_ONLY");
     // Handed back as the body wrote it: the same string, without escaping it again.
-    let input_text = f.raw_string("input").cloned();
+    let input_text = f.input_text().cloned();
     if shard.in_flight.load(Ordering::Relaxed) >= api.max_in_flight {
         return Err(ApiError::throttled(
             "Rate exceeded: this shard holds its most executions; retry later",
