@@ -79,6 +79,7 @@ impl Map {
         Map(Some(Arc::new(Inner {
             entries: Vec::with_capacity(n),
             index: None,
+            // `{}`: inserts keep it measured (see `insert`).
             memo: Default::default(),
         })))
     }
@@ -193,11 +194,28 @@ impl Map {
     /// returned (serde_json's `preserve_order` semantics, so also what a JSON object with a
     /// duplicate key parses to: the later value in the first position).
     pub fn insert(&mut self, key: Str, value: Value) -> Option<Value> {
+        // A task result merged into its input, a ResultPath write: the size known before
+        // plus what this entry adds is the size after, so the size check after the state
+        // does not walk the whole object again.
+        let before = match &self.0 {
+            None => Some(2),
+            Some(i) => i.memo.size(),
+        };
+        let added = before.and_then(|_| super::known_len(&value));
         let inner = self.inner_mut();
         if let Some(i) = inner.find(&key) {
-            return Some(std::mem::replace(&mut inner.entries[i].1, value));
+            let old = std::mem::replace(&mut inner.entries[i].1, value);
+            if let (Some(b), Some(n), Some(o)) = (before, added, super::known_len(&old)) {
+                inner.memo.set_size(b - o + n);
+            }
+            return Some(old);
         }
         let at = inner.entries.len();
+        if let (Some(b), Some(n)) = (before, added) {
+            inner
+                .memo
+                .set_size(b + usize::from(at > 0) + key.json_len() + 1 + n);
+        }
         match &mut inner.index {
             Some(ix) => {
                 ix.insert(key.clone(), at);
@@ -553,6 +571,44 @@ mod tests {
             x
         });
         assert_ne!(m(&["a", "b"]), m(&["a"]));
+    }
+
+    #[test]
+    fn insert_keeps_a_measured_size_equal_to_what_is_written() {
+        let mut map = crate::value::from_str(r#"{"a":1,"b":{"c":[1.5,"x"]}}"#)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .clone();
+        let shared = map.clone();
+        let before = crate::expr::size::json_size(&Value::Object(map.clone()), usize::MAX);
+        assert_eq!(map.cached_json_size(), Some(before));
+        let steps: [(&str, Value); 6] = [
+            ("d", Value::from("new \"quoted\"")),
+            ("a", Value::from(123_456u64)),
+            ("b", Value::Null),
+            ("e", Value::Object(shared.clone())),
+            ("f", Value::from(0.1)),
+            ("e", Value::Bool(false)),
+        ];
+        for (k, v) in steps {
+            map.insert(k.into(), v);
+            let written = crate::value::to_vec(&Value::Object(map.clone())).len();
+            assert_eq!(map.cached_json_size(), Some(written), "after setting {k}");
+        }
+        // The handle it was copied from keeps its own size.
+        assert_eq!(shared.cached_json_size(), Some(before));
+        // A value of unknown size leaves the map unmeasured rather than wrong.
+        let mut unknown = Map::with_capacity(1);
+        unknown.insert("x".into(), Value::Null);
+        // A write through `get_mut` may change anything under the key: size forgotten.
+        unknown.get_mut("x");
+        assert_eq!(unknown.cached_json_size(), None);
+        map.insert("g".into(), Value::Object(unknown));
+        assert_eq!(map.cached_json_size(), None);
+        let mut empty = Map::new();
+        empty.insert("k".into(), Value::Null);
+        assert_eq!(empty.cached_json_size(), Some(r#"{"k":null}"#.len()));
     }
 
     #[test]
