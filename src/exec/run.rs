@@ -512,7 +512,13 @@ async fn step(
             let mut retries = 0u32;
             let mut raw = raw;
             loop {
-                let err = match Box::pin(attempt(ex, node, &raw, frame)).await {
+                // A Pass state never waits: it runs here, without the boxed future (one
+                // allocation per state) the others need.
+                let attempted = match &s.kind {
+                    Kind::Pass { result } => attempt_pass(node, result.as_ref(), &raw, frame),
+                    _ => Box::pin(attempt(ex, node, &raw, frame)).await,
+                };
+                let err = match attempted {
                     Ok(result) => match finish(s, raw, result, frame) {
                         Ok((out, growth)) => return Ok((out, node.next, growth)),
                         Err((e, back)) => {
@@ -594,11 +600,7 @@ async fn attempt(
         // Map/Parallel/Task futures are big; a million Waits must stay small.
         Kind::Map(spec) => Box::pin(map::run(ex, node, spec, &eff, frame, run_machine)).await?,
         kind => {
-            let task_input = match (&s.parameters, &s.arguments) {
-                (Some(t), _) => t.eval(&frame.env(&eff))?,
-                (None, Some(q)) => q.eval(&frame.scope(&eff, None, None), "Arguments")?,
-                (None, None) => eff.clone().into_owned(),
-            };
+            let task_input = state_input(s, &eff, frame)?;
             match kind {
                 Kind::Pass { result } => result.clone().unwrap_or(task_input),
                 Kind::Task {
@@ -620,7 +622,8 @@ async fn attempt(
                         "HeartbeatSeconds",
                         "HeartbeatSecondsPath",
                     )?;
-                    Box::pin(call_task(ex, node, resource, task_input, timeout)).await?
+                    // Not boxed again: this future is boxed by `step` already.
+                    call_task(ex, node, resource, task_input, timeout).await?
                 }
                 Kind::Parallel { .. } => {
                     Box::pin(parallel::run(ex, node, task_input, frame, run_machine)).await?
@@ -629,6 +632,33 @@ async fn attempt(
             }
         }
     };
+    select_result(s, result, frame)
+}
+
+/// [`attempt`] for a Pass state, which has nothing to wait for.
+fn attempt_pass(
+    node: &Node,
+    fixed: Option<&Value>,
+    raw: &Value,
+    frame: &Frame,
+) -> Result<Value, WorkflowError> {
+    let s = &node.state;
+    let eff = io::select(&s.input_path, "InputPath", &frame.env(raw))?;
+    let input = state_input(s, &eff, frame)?;
+    select_result(s, fixed.cloned().unwrap_or(input), frame)
+}
+
+/// The effective input after Parameters (JSONPath) or Arguments (JSONata).
+fn state_input(s: &State, eff: &Value, frame: &Frame) -> Result<Value, WorkflowError> {
+    Ok(match (&s.parameters, &s.arguments) {
+        (Some(t), _) => t.eval(&frame.env(eff))?,
+        (None, Some(q)) => q.eval(&frame.scope(eff, None, None), "Arguments")?,
+        (None, None) => eff.clone(),
+    })
+}
+
+/// ResultSelector applied to a state's result, if it has one.
+fn select_result(s: &State, result: Value, frame: &Frame) -> Result<Value, WorkflowError> {
     match &s.result_selector {
         Some(t) => t.eval(&frame.env(&result)),
         None => Ok(result),
