@@ -89,22 +89,36 @@ impl Template {
         match self {
             // Literals are bounded by the definition's own size.
             Template::Literal(v) => Ok(v.clone()),
-            Template::Path(p) => charge(lookup(p, env, p.text())?, room, p.text()),
-            Template::Intrinsic(f) => charge(f.eval(env)?, room, "an intrinsic function"),
+            Template::Path(p) => Ok(charge(lookup(p, env, p.text())?, room, p.text())?.0),
+            Template::Intrinsic(f) => Ok(charge(f.eval(env)?, room, "an intrinsic function")?.0),
             Template::Array(items) => items
                 .iter()
                 .map(|t| t.eval_within(env, room))
                 .collect::<Result<_, _>>()
                 .map(Value::Array),
             Template::Object(fields) => {
-                let mut out = Map::with_capacity(fields.len());
+                // Measured as it is built, from the sizes charged anyway: the size checks
+                // after the state (and after a task that merges into it) then walk nothing.
+                let mut out = Map::measured(fields.len());
                 for f in fields {
-                    let v = match &f.value {
-                        Template::Path(p) => charge(lookup(p, env, &f.written)?, room, &f.written)?,
-                        Template::Intrinsic(i) => charge(i.eval(env)?, room, &f.written)?,
-                        t => t.eval_within(env, room)?,
+                    let (v, len) = match &f.value {
+                        Template::Path(p) => {
+                            let (v, n) = charge(lookup(p, env, &f.written)?, room, &f.written)?;
+                            (v, Some(n))
+                        }
+                        Template::Intrinsic(i) => {
+                            let (v, n) = charge(i.eval(env)?, room, &f.written)?;
+                            (v, Some(n))
+                        }
+                        t => {
+                            // A literal is measured once (its size stays with it) and a
+                            // nested part mostly of measured pieces.
+                            let v = t.eval_within(env, room)?;
+                            let n = crate::expr::size::json_size(&v, usize::MAX);
+                            (v, Some(n))
+                        }
                     };
-                    out.insert(f.key.clone(), v);
+                    out.insert_sized(f.key.clone(), v, len);
                 }
                 Ok(Value::Object(out))
             }
@@ -112,8 +126,9 @@ impl Template {
     }
 }
 
-/// Takes `v`'s JSON size out of `room`, or fails once the template has built too much.
-fn charge(v: Value, room: &mut usize, field: &str) -> Result<Value, WorkflowError> {
+/// Takes `v`'s JSON size out of `room`, or fails once the template has built too much;
+/// gives the size back with the value.
+fn charge(v: Value, room: &mut usize, field: &str) -> Result<(Value, usize), WorkflowError> {
     let n = crate::expr::size::json_size(&v, *room);
     if n > *room {
         return Err(WorkflowError::new(
@@ -122,7 +137,7 @@ fn charge(v: Value, room: &mut usize, field: &str) -> Result<Value, WorkflowErro
         ));
     }
     *room -= n;
-    Ok(v)
+    Ok((v, n))
 }
 
 fn lookup(p: &Path, env: &Env, field: &str) -> Result<Value, WorkflowError> {
@@ -202,6 +217,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, json!({"a": 1, "b": {"c": "S", "d": [1, {"e": 2}]}}));
+    }
+
+    #[test]
+    fn an_object_built_from_a_template_knows_its_written_size() {
+        let out = run(
+            json!({
+                "a.$": "$.x",
+                "q.$": "$.s",
+                "f.$": "States.Format('{} \"{}\"', $.x, $.s)",
+                "lit": {"n": 0.1, "t": "tab\there"},
+                "b": {"c.$": "$$.State.Name", "d": [1, {"e.$": "$.y"}]},
+                "all.$": "$"
+            }),
+            json!({"x": 1.5, "y": [2, "é"], "s": "quote \" here"}),
+        )
+        .unwrap();
+        let Value::Object(m) = &out else {
+            panic!("an object template builds an object")
+        };
+        assert_eq!(
+            m.cached_json_size(),
+            Some(crate::value::to_vec(&out).len()),
+            "{out}"
+        );
     }
 
     #[test]
