@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
@@ -340,4 +340,29 @@ criterion_group!(
     sharded,
     executions_with_metrics
 );
-criterion_main!(benches);
+/// `STEPSTREAM_BENCH_LOOP=<workload>:<n>` runs that many executions of one workload and
+/// nothing else, for `benches/instructions.sh` (instructions counted under callgrind do
+/// not move with the shared VM's speed, as timings do by ±15-30 %).
+fn run_loop(spec: &str) {
+    let (name, n) = spec
+        .split_once(':')
+        .and_then(|(w, n)| Some((w, n.parse::<u64>().ok()?)))
+        .unwrap_or_else(|| panic!("STEPSTREAM_BENCH_LOOP must be <workload>:<count>, got {spec:?}"));
+    let w = Workload::load(name);
+    let rt = runtime();
+    let opts = options(&w);
+    verify(&rt, &w, &opts);
+    let mut bytes = 0usize;
+    for _ in 0..n {
+        bytes += run_once(&rt, &w, std::hint::black_box(&w.request), &opts).len();
+    }
+    println!("{name}: {n} executions, {bytes} output bytes");
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("STEPSTREAM_BENCH_LOOP") {
+        return run_loop(&spec);
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

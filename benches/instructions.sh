@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Instructions per whole execution (parse, run, write) of each workload, counted by
+# callgrind: a figure that does not move with this shared VM's speed, for comparing two
+# builds of a change whose effect is smaller than the timing noise (±15-30 % here).
+# Instructions are not time (cache misses and stalls are not in them): confirm a gain
+# with the criterion benches before claiming one.
+#
+#   bash benches/instructions.sh [workload ...]     (default: the five P3 workloads)
+#
+# Needs valgrind (`apt-get install valgrind`). Each workload runs 1,000 and 3,000
+# executions; the difference over 2,000 leaves out loading and the first runs' warm-up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+workloads=("$@")
+[ ${#workloads[@]} -gt 0 ] || workloads=(order article-choice choice-heavy map-parallel retry-catch)
+bin=$(cargo bench --bench workloads --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "workloads" and m.get("executable"):
+        print(m["executable"])')
+[ -n "$bin" ] || { echo "could not build the workloads bench" >&2; exit 1; }
+count() {
+  STEPSTREAM_BENCH_LOOP="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" 2>&1 \
+    | awk '/Collected :/ {print $4}'
+}
+printf '%-24s %s\n' workload instructions/execution
+for w in "${workloads[@]}"; do
+  a=$(count "$w" 1000)
+  b=$(count "$w" 3000)
+  printf '%-24s %d\n' "$w" $(( (b - a) / 2000 ))
+done
