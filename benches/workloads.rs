@@ -347,7 +347,9 @@ fn run_loop(spec: &str) {
     let (name, n) = spec
         .split_once(':')
         .and_then(|(w, n)| Some((w, n.parse::<u64>().ok()?)))
-        .unwrap_or_else(|| panic!("STEPSTREAM_BENCH_LOOP must be <workload>:<count>, got {spec:?}"));
+        .unwrap_or_else(|| {
+            panic!("STEPSTREAM_BENCH_LOOP must be <workload>:<count>, got {spec:?}")
+        });
     let w = Workload::load(name);
     let rt = runtime();
     let opts = options(&w);

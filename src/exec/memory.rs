@@ -70,8 +70,13 @@ impl Budget {
 
     /// Charges what `v` takes in memory, as `what` (named in the error past the cap).
     pub fn hold_value(&self, v: &Value, what: &str) -> Result<Held<'_>, WorkflowError> {
-        let room = self.limit.saturating_sub(self.used.get());
-        self.hold(mem_size(v, room), what)
+        self.hold(self.measure(v), what)
+    }
+
+    /// What `v` takes in memory, counted no further than the room left (a figure past
+    /// the room fails any [`Budget::hold`] of it, as the whole figure would).
+    pub fn measure(&self, v: &Value) -> usize {
+        mem_size(v, self.limit.saturating_sub(self.used.get()))
     }
 
     /// Charges `bytes`; fails with `States.DataLimitExceeded` past the cap.
