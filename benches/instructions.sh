@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(order article-choice choice-heavy map-parallel retry-catch)
-bin=$(cargo bench --bench workloads --no-run --message-format=json 2>/dev/null \
+bin=$(cargo bench --bench workloads --no-run --message-format=json \
   | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
