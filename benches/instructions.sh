@@ -22,8 +22,15 @@ for l in sys.stdin:
         print(m["executable"])')
 [ -n "$bin" ] || { echo "could not build the workloads bench" >&2; exit 1; }
 count() {
-  STEPSTREAM_BENCH_LOOP="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" 2>&1 \
-    | awk '/Collected :/ {print $4}'
+  local out n
+  out=$(RUST_BACKTRACE=0 STEPSTREAM_BENCH_LOOP="$1:$2" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" 2>&1) || true
+  n=$(awk '/Collected :/ {print $4}' <<<"$out")
+  if [ -z "$n" ] || ! grep -q "^$1: $2 executions" <<<"$out"; then
+    echo "running $1 under callgrind failed:" >&2
+    grep -v '^==' <<<"$out" | tail -5 >&2
+    exit 1
+  fi
+  echo "$n"
 }
 printf '%-24s %s\n' workload instructions/execution
 for w in "${workloads[@]}"; do
