@@ -584,8 +584,8 @@ fn growth_of(result_path: &PathField, added: usize) -> Growth {
     }
 }
 
-/// One attempt of a Pass, Task, Parallel or Map state up to its (selected) result:
-/// everything Retry may repeat.
+/// One attempt of a Task, Parallel or Map state up to its (selected) result: everything
+/// Retry may repeat (a Pass state's is [`attempt_pass`]).
 async fn attempt(
     ex: &Exec<'_>,
     node: &Node,
@@ -602,7 +602,6 @@ async fn attempt(
         kind => {
             let task_input = state_input(s, &eff, frame)?;
             match kind {
-                Kind::Pass { result } => result.clone().unwrap_or(task_input),
                 Kind::Task {
                     resource,
                     timeout,
@@ -628,7 +627,7 @@ async fn attempt(
                 Kind::Parallel { .. } => {
                     Box::pin(parallel::run(ex, node, task_input, frame, run_machine)).await?
                 }
-                _ => unreachable!("step() only sends Pass, Task, Parallel and Map here"),
+                _ => unreachable!("step() only sends Task, Parallel and Map here"),
             }
         }
     };

@@ -215,16 +215,18 @@ impl Map {
     /// returned (serde_json's `preserve_order` semantics, so also what a JSON object with a
     /// duplicate key parses to: the later value in the first position).
     pub fn insert(&mut self, key: Str, value: Value) -> Option<Value> {
-        let len = self
-            .is_measured()
-            .then(|| super::known_len(&value))
-            .flatten();
+        // The value's length is only worth counting (a float's is a formatting) when the
+        // map's own size is known.
+        let len = self.size_known().and_then(|_| super::known_len(&value));
         self.insert_sized(key, value, len)
     }
 
-    /// Whether the map's JSON size is known (an empty map's always is).
-    fn is_measured(&self) -> bool {
-        self.0.as_deref().is_none_or(|i| i.memo.size().is_some())
+    /// The map's JSON size if known (an empty map's always is).
+    fn size_known(&self) -> Option<usize> {
+        match &self.0 {
+            None => Some(2),
+            Some(i) => i.memo.size(),
+        }
     }
 
     /// An empty map with room for `n` entries whose size [`Map::insert_sized`] keeps
@@ -247,10 +249,7 @@ impl Map {
         // A task result merged into its input, a ResultPath write: the size known before
         // plus what this entry adds is the size after, so the size check after the state
         // does not walk the whole object again.
-        let before = match &self.0 {
-            None => Some(2),
-            Some(i) => i.memo.size(),
-        };
+        let before = self.size_known();
         let added = before.and(len);
         let inner = self.inner_mut();
         if let Some(i) = inner.find(&key) {
