@@ -84,6 +84,13 @@ fn updated_order(def: &Value) -> Value {
     d
 }
 
+/// The start of every boto3 script here: a Step Functions client on the API under test,
+/// with the host prefix turned off in its Config.
+const BOTO3_CLIENT: &str = r#"import json, os, boto3
+from botocore.config import Config
+sfn = boto3.client("stepfunctions", endpoint_url=os.environ["ENDPOINT"], config=Config(inject_host_prefix=False))
+"#;
+
 #[test]
 fn the_aws_cli_and_boto3_drive_stepstream_on_kafka() {
     let kafka = bootstrap();
@@ -323,10 +330,7 @@ fn the_aws_cli_and_boto3_drive_stepstream_on_kafka() {
     // boto3, with the host prefix turned off in its Config
     let script = format!(
         r#"
-import json, os, boto3
-from botocore.config import Config
-sfn = boto3.client("stepfunctions", endpoint_url=os.environ["ENDPOINT"], config=Config(inject_host_prefix=False))
-definition = {definition:?}
+{client}definition = {definition:?}
 arn = sfn.create_state_machine(name="orders-boto", definition=definition, roleArn="{ROLE}", type="EXPRESS")["stateMachineArn"]
 names = [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
 described = sfn.describe_state_machine(stateMachineArn=arn)
@@ -337,6 +341,7 @@ print(json.dumps({{"arn": arn, "names": names, "type": described["type"], "statu
                   "output": json.loads(ran["output"]), "executionArn": started["executionArn"],
                   "result": validated["result"], "diagnostics": len(validated["diagnostics"])}}))
 "#,
+        client = BOTO3_CLIENT,
         definition = order["definition"].to_string(),
         input = order["input"].to_string(),
     );
@@ -362,10 +367,7 @@ print(json.dumps({{"arn": arn, "names": names, "type": described["type"], "statu
         &api,
         &format!(
             r#"
-import json, os, boto3
-from botocore.config import Config
-sfn = boto3.client("stepfunctions", endpoint_url=os.environ["ENDPOINT"], config=Config(inject_host_prefix=False))
-sfn.delete_state_machine(stateMachineArn="{arn}")
+{client}sfn.delete_state_machine(stateMachineArn="{arn}")
 try:
     sfn.describe_state_machine(stateMachineArn="{arn}")
     missing = None
@@ -373,6 +375,7 @@ except sfn.exceptions.StateMachineDoesNotExist as e:
     missing = e.response["Error"]["Code"]
 print(json.dumps({{"missing": missing}}))
 "#,
+            client = BOTO3_CLIENT,
             arn = arn("orders-boto")
         ),
     )
