@@ -252,7 +252,10 @@ impl<'a> Reader<'a> {
     fn str_sized(&mut self) -> Option<(Str, usize)> {
         let start = self.i;
         Some(match self.string_body()? {
-            Text::Borrowed(s) => (Str::plain(s), self.i - start + 1),
+            Text::Borrowed(_) => (
+                Str::plain_within(self.text, start, self.i - 1),
+                self.i - start + 1,
+            ),
             Text::Escaped => {
                 self.rewritten += 1;
                 let s = Str::from(self.scratch.as_str());
@@ -330,7 +333,7 @@ impl<'a> Reader<'a> {
                 } else {
                     size = add(size, len, key_len + 2);
                     seen |= bit;
-                    self.entries.push((key, v));
+                    push(&mut self.entries, (key, v));
                     if self.entries.len() - base == Map::SCAN_KEYS {
                         let own = take_from(&mut self.entries, base);
                         big = Some(Map::from_distinct(own, None));
@@ -380,7 +383,7 @@ impl<'a> Reader<'a> {
             loop {
                 let (v, len) = self.sized_value()?;
                 size = add(size, len, 1);
-                self.items.push(v);
+                push(&mut self.items, v);
                 match self.peek()? {
                     b',' => self.i += 1,
                     b']' => {
@@ -556,6 +559,23 @@ fn key_bit(key: &[u8]) -> u64 {
     let h =
         key.len() as u32 * 31 + u32::from(first.unwrap_or(0)) * 7 + u32::from(last.unwrap_or(0));
     1 << (h & 63)
+}
+
+/// `stack.push(x)` inlined: behind `Vec::push` (an out-of-line `push_mut` here) the
+/// entry was written to the stack by the caller and read back at once by the callee, and
+/// that read waited on the narrower writes still in flight (perf: 80 % of `push_mut`'s
+/// samples on that one load, 11 % of reading order's request).
+#[inline(always)]
+fn push<T>(stack: &mut Vec<T>, x: T) {
+    if stack.len() == stack.capacity() {
+        stack.reserve(1);
+    }
+    // SAFETY: there is room for one more element after `reserve`; it is written before
+    // the length counts it.
+    unsafe {
+        stack.as_mut_ptr().add(stack.len()).write(x);
+        stack.set_len(stack.len() + 1);
+    }
 }
 
 /// Moves `stack[base..]` into a vector of exactly that length, leaving `stack[..base]`:
