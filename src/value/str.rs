@@ -13,6 +13,7 @@ const INLINE: usize = 22;
 /// An immutable UTF-8 string: short ones inline, longer ones shared by reference count,
 /// so cloning never copies more than 24 bytes.
 #[derive(Clone)]
+#[repr(transparent)]
 pub struct Str(Repr);
 
 /// `len`'s top bit, and `plain`: the text is known to need no JSON escape (the reader
@@ -20,10 +21,14 @@ pub struct Str(Repr);
 /// (false) for strings made any other way.
 const PLAIN: u8 = 0x80;
 
+// `repr(u8)`: the tag byte first, then the variant's fields in order, so that
+// `Str::write_plain_within` can write an inline string byte by byte where it lives. The
+// tag's unused values are still a niche (`Value` stays 24 bytes).
 #[derive(Clone)]
+#[repr(u8)]
 enum Repr {
-    Inline { len: u8, buf: [u8; INLINE] },
-    Heap { text: Arc<str>, plain: bool },
+    Inline { len: u8, buf: [u8; INLINE] } = 0,
+    Heap { plain: bool, text: Arc<str> } = 1,
 }
 
 impl Str {
@@ -61,25 +66,64 @@ impl Str {
     }
 
     /// `text[start..end]`, which the caller knows needs no JSON escape, read from a text
-    /// that goes on past it (a document being parsed): a short string is copied as one
-    /// fixed-size window of the text, and `buf`'s bytes past `len` (the text that follows)
-    /// are never read. Copying the exact length went through `memcpy`, whose byte-wise
-    /// writes the first read of the new string then waited on (perf: ~40 % of the string
-    /// reader's samples on that one load).
-    #[inline]
+    /// that goes on past it (a document being parsed); see [`Str::set_plain_within`].
+    #[inline(always)]
     pub(crate) fn plain_within(text: &str, start: usize, end: usize) -> Str {
+        let mut s = Str::new();
+        s.set_plain_within(text, start, end);
+        s
+    }
+
+    /// Writes `text[start..end]` (as [`Str::plain_within`]) to `dst` without reading or
+    /// dropping what is there, for a slot not yet initialized.
+    ///
+    /// # Safety
+    /// `dst` must be valid for writes of a `Str` and properly aligned.
+    #[inline(always)]
+    pub(crate) unsafe fn write_plain_within(dst: *mut Str, text: &str, start: usize, end: usize) {
+        let n = end - start;
+        match text.as_bytes().get(start..start + INLINE) {
+            Some(window) if n <= INLINE => {
+                let p = dst.cast::<u8>();
+                // SAFETY: `Str` is `repr(transparent)` over `Repr`, which is `repr(u8)`:
+                // byte 0 is the tag (0 for `Inline`), byte 1 `len`, bytes 2.. `buf`; every
+                // byte of the 24 is written, each with a valid value for its field.
+                unsafe {
+                    p.write(0);
+                    p.add(1).write(n as u8 | PLAIN);
+                    std::ptr::copy_nonoverlapping(window.as_ptr(), p.add(2), INLINE);
+                }
+            }
+            // SAFETY: as the caller promised.
+            _ => unsafe { dst.write(Str::plain(&text[start..end])) },
+        }
+    }
+
+    /// Makes this string `text[start..end]`, which the caller knows needs no JSON
+    /// escape, read from a text that goes on past it (a document being parsed).
+    ///
+    /// Why this shape: a short string is written where it lives, as one fixed-size window
+    /// of the text (`buf`'s bytes past `len`, the text that follows, are never read).
+    /// Copying the exact length went through `memcpy`, and building the string elsewhere
+    /// and moving it meant reading back narrow writes still in flight: perf put ~40 % of
+    /// reading order's request on such loads.
+    #[inline(always)]
+    pub(crate) fn set_plain_within(&mut self, text: &str, start: usize, end: usize) {
         debug_assert_eq!(
             super::len::special(&text.as_bytes()[start..end], 0),
             end - start
         );
-        let len = end - start;
-        match text.as_bytes().get(start..start + INLINE) {
-            Some(window) if len <= INLINE => Str(Repr::Inline {
-                len: len as u8 | PLAIN,
-                buf: window.try_into().expect("INLINE bytes"),
-            }),
-            _ => Str::plain(&text[start..end]),
+        let n = end - start;
+        if let (Repr::Inline { len, buf }, Some(window)) =
+            (&mut self.0, text.as_bytes().get(start..start + INLINE))
+        {
+            if n <= INLINE {
+                *len = n as u8 | PLAIN;
+                buf.copy_from_slice(window);
+                return;
+            }
         }
+        *self = Str::plain(&text[start..end]);
     }
 
     /// The bytes this string takes as JSON, quotes and escapes included.
@@ -335,6 +379,29 @@ mod tests {
                 assert_eq!(s.heap_bytes() == 0, j - i <= INLINE);
             }
         }
+    }
+
+    #[test]
+    fn a_string_written_into_a_slot_is_the_text_and_keeps_value_small() {
+        let text = "sku: SKU-1001, name: Stainless steel water bottle 750ml";
+        for (start, end) in [(5, 13), (0, 3), (21, 55), (50, 55), (54, 55), (55, 55)] {
+            let mut slot = std::mem::MaybeUninit::<Str>::uninit();
+            // SAFETY: a local slot, valid and aligned for a `Str`.
+            let s = unsafe {
+                Str::write_plain_within(slot.as_mut_ptr(), text, start, end);
+                slot.assume_init()
+            };
+            assert_eq!(s.as_str(), &text[start..end]);
+            assert!(s.is_plain());
+            let mut heap = Str::from("x".repeat(INLINE + 1));
+            heap.set_plain_within(text, start, end);
+            assert_eq!(heap, s);
+        }
+        // `repr(u8)` on `Repr` must leave its tag's spare values to `Value`.
+        assert_eq!(
+            std::mem::size_of::<crate::value::Value>(),
+            std::mem::size_of::<Str>()
+        );
     }
 
     #[test]
