@@ -128,28 +128,45 @@ impl Template {
 
 /// Takes `v`'s JSON size out of `room`, or fails once the template has built too much;
 /// gives the size back with the value.
+///
+/// `charge` and `lookup` are inlined: a value returned from a call came back through
+/// memory and was copied on at once, and that copy waited on the callee's narrower writes
+/// (perf: ~30 % of `eval_within`'s samples on one such load in the order workload).
+#[inline(always)]
 fn charge(v: Value, room: &mut usize, field: &str) -> Result<(Value, usize), WorkflowError> {
     let n = crate::expr::size::json_size(&v, *room);
     if n > *room {
-        return Err(WorkflowError::new(
-            names::DATA_LIMIT_EXCEEDED,
-            format!("The payload built from a template is too large: with the value for '{field}' it exceeds the maximum number of bytes service limit."),
-        ));
+        return Err(too_large(field));
     }
     *room -= n;
     Ok((v, n))
 }
 
+#[cold]
+fn too_large(field: &str) -> WorkflowError {
+    WorkflowError::new(
+        names::DATA_LIMIT_EXCEEDED,
+        format!("The payload built from a template is too large: with the value for '{field}' it exceeds the maximum number of bytes service limit."),
+    )
+}
+
+#[inline(always)]
 fn lookup(p: &Path, env: &Env, field: &str) -> Result<Value, WorkflowError> {
-    let found = p.eval_checked(env).map_err(|e| e.error(p.text(), field))?;
-    found.map(|v| v.into_owned()).ok_or_else(|| {
-        WorkflowError::runtime(format!(
-            "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
-            p.text(),
-            field,
-            env.input
-        ))
-    })
+    match p.eval_checked(env) {
+        Ok(Some(v)) => Ok(v.into_owned()),
+        Ok(None) => Err(not_found(p, env, field)),
+        Err(e) => Err(e.error(p.text(), field)),
+    }
+}
+
+#[cold]
+fn not_found(p: &Path, env: &Env, field: &str) -> WorkflowError {
+    WorkflowError::runtime(format!(
+        "The JSONPath '{}' specified for the field '{}' could not be found in the input '{}'",
+        p.text(),
+        field,
+        env.input
+    ))
 }
 
 fn compile_dynamic(v: &Value, pointer: &str, problems: &mut Vec<Problem>) -> Template {
