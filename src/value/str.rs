@@ -81,6 +81,10 @@ impl Str {
     /// `dst` must be valid for writes of a `Str` and properly aligned.
     #[inline(always)]
     pub(crate) unsafe fn write_plain_within(dst: *mut Str, text: &str, start: usize, end: usize) {
+        debug_assert_eq!(
+            super::len::special(&text.as_bytes()[start..end], 0),
+            end - start
+        );
         let n = end - start;
         match text.as_bytes().get(start..start + INLINE) {
             Some(window) if n <= INLINE => {
