@@ -155,7 +155,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `c` (after white space), or gives up.
-    #[inline]
+    #[inline(always)]
     fn expect(&mut self, c: u8) -> Option<()> {
         (self.peek()? == c).then(|| self.i += 1)
     }
