@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use super::push::push_entry;
 use super::{Str, Value};
 
 /// Objects with more keys than this get a hash index; smaller ones are scanned, which
@@ -534,25 +535,6 @@ impl Eq for Map {}
 impl fmt::Debug for Map {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-/// `entries.push((key, value))` with each half written straight into the new slot. A
-/// tuple built first was assembled on the stack from the two halves and read back at once
-/// in wider loads that waited on those writes (perf: a third of `insert_sized`'s samples
-/// on one such load in the order workload).
-#[inline(always)]
-fn push_entry(entries: &mut Vec<(Str, Value)>, key: Str, value: Value) {
-    if entries.len() == entries.capacity() {
-        entries.reserve(1);
-    }
-    // SAFETY: there is room for one more entry after `reserve`; both its halves are
-    // written before the length counts it.
-    unsafe {
-        let slot = entries.as_mut_ptr().add(entries.len());
-        std::ptr::addr_of_mut!((*slot).0).write(key);
-        std::ptr::addr_of_mut!((*slot).1).write(value);
-        entries.set_len(entries.len() + 1);
     }
 }
 

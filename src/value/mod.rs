@@ -21,6 +21,7 @@ mod index;
 mod len;
 mod map;
 mod parse;
+mod push;
 mod read;
 mod str;
 mod write;

@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::len::special;
+use super::push::{push, push_entry, push_in_place};
 use super::{Array, Map, Number, RawText, Str, Value};
 
 /// Nesting the fast path handles; deeper documents go to serde_json (whose own limit is
@@ -262,21 +263,18 @@ impl<'a> Reader<'a> {
         let end = special(b, start);
         if b.get(end) != Some(&b'"') {
             let (key, len) = self.str_sized()?;
-            push(&mut self.entries, (key, Value::String(Str::new())));
+            push_entry(&mut self.entries, key, Value::String(Str::new()));
             return Some(len);
         }
         self.i = end + 1;
-        let e = &mut self.entries;
-        if e.len() == e.capacity() {
-            e.reserve(1);
-        }
-        // SAFETY: there is room for one more entry; both its fields are written before the
-        // length counts it.
+        let text = self.text;
+        // SAFETY: both halves of the slot are written (`write_plain_within` writes a whole
+        // `Str` to a valid, aligned slot).
         unsafe {
-            let slot = e.as_mut_ptr().add(e.len());
-            std::ptr::addr_of_mut!((*slot).1).write(Value::String(Str::new()));
-            Str::write_plain_within(std::ptr::addr_of_mut!((*slot).0), self.text, start, end);
-            e.set_len(e.len() + 1);
+            push_in_place(&mut self.entries, |slot| {
+                std::ptr::addr_of_mut!((*slot).1).write(Value::String(Str::new()));
+                Str::write_plain_within(std::ptr::addr_of_mut!((*slot).0), text, start, end);
+            })
         }
         Some(end - start + 2)
     }
@@ -625,23 +623,6 @@ fn key_bit(key: &[u8]) -> u64 {
     let h =
         key.len() as u32 * 31 + u32::from(first.unwrap_or(0)) * 7 + u32::from(last.unwrap_or(0));
     1 << (h & 63)
-}
-
-/// `stack.push(x)` inlined: behind `Vec::push` (an out-of-line `push_mut` here) the
-/// entry was written to the stack by the caller and read back at once by the callee, and
-/// that read waited on the narrower writes still in flight (perf: 80 % of `push_mut`'s
-/// samples on that one load, 11 % of reading order's request).
-#[inline(always)]
-fn push<T>(stack: &mut Vec<T>, x: T) {
-    if stack.len() == stack.capacity() {
-        stack.reserve(1);
-    }
-    // SAFETY: there is room for one more element after `reserve`; it is written before
-    // the length counts it.
-    unsafe {
-        stack.as_mut_ptr().add(stack.len()).write(x);
-        stack.set_len(stack.len() + 1);
-    }
 }
 
 /// Moves `stack[base..]` into a vector of exactly that length, leaving `stack[..base]`:
