@@ -102,23 +102,17 @@ impl Template {
                 let mut out = Map::measured(fields.len());
                 for f in fields {
                     let (v, len) = match &f.value {
-                        Template::Path(p) => {
-                            let (v, n) = charge(lookup(p, env, &f.written)?, room, &f.written)?;
-                            (v, Some(n))
-                        }
-                        Template::Intrinsic(i) => {
-                            let (v, n) = charge(i.eval(env)?, room, &f.written)?;
-                            (v, Some(n))
-                        }
+                        Template::Path(p) => charge(lookup(p, env, &f.written)?, room, &f.written)?,
+                        Template::Intrinsic(i) => charge(i.eval(env)?, room, &f.written)?,
                         t => {
                             // A literal is measured once (its size stays with it) and a
                             // nested part mostly of measured pieces.
                             let v = t.eval_within(env, room)?;
                             let n = crate::expr::size::json_size(&v, usize::MAX);
-                            (v, Some(n))
+                            (v, n)
                         }
                     };
-                    out.insert_sized(f.key.clone(), v, len);
+                    out.insert_sized(f.key.clone(), v, Some(len));
                 }
                 Ok(Value::Object(out))
             }
