@@ -13,7 +13,6 @@ const INLINE: usize = 22;
 /// An immutable UTF-8 string: short ones inline, longer ones shared by reference count,
 /// so cloning never copies more than 24 bytes.
 #[derive(Clone)]
-#[repr(transparent)]
 pub struct Str(Repr);
 
 /// `len`'s top bit, and `plain`: the text is known to need no JSON escape (the reader
@@ -21,14 +20,10 @@ pub struct Str(Repr);
 /// (false) for strings made any other way.
 const PLAIN: u8 = 0x80;
 
-// `repr(u8)`: the tag byte first, then the variant's fields in order, so that
-// `Str::write_plain_within` can write an inline string byte by byte where it lives. The
-// tag's unused values are still a niche (`Value` stays 24 bytes).
 #[derive(Clone)]
-#[repr(u8)]
 enum Repr {
-    Inline { len: u8, buf: [u8; INLINE] } = 0,
-    Heap { plain: bool, text: Arc<str> } = 1,
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap { text: Arc<str>, plain: bool },
 }
 
 impl Str {
@@ -81,25 +76,11 @@ impl Str {
     /// `dst` must be valid for writes of a `Str` and properly aligned.
     #[inline(always)]
     pub(crate) unsafe fn write_plain_within(dst: *mut Str, text: &str, start: usize, end: usize) {
-        debug_assert_eq!(
-            super::len::special(&text.as_bytes()[start..end], 0),
-            end - start
-        );
-        let n = end - start;
-        match text.as_bytes().get(start..start + INLINE) {
-            Some(window) if n <= INLINE => {
-                let p = dst.cast::<u8>();
-                // SAFETY: `Str` is `repr(transparent)` over `Repr`, which is `repr(u8)`:
-                // byte 0 is the tag (0 for `Inline`), byte 1 `len`, bytes 2.. `buf`; every
-                // byte of the 24 is written, each with a valid value for its field.
-                unsafe {
-                    p.write(0);
-                    p.add(1).write(n as u8 | PLAIN);
-                    std::ptr::copy_nonoverlapping(window.as_ptr(), p.add(2), INLINE);
-                }
-            }
-            // SAFETY: as the caller promised.
-            _ => unsafe { dst.write(Str::plain(&text[start..end])) },
+        // SAFETY: as the caller promised; the empty string written first is inline, so
+        // `set_plain_within` drops nothing that was not there.
+        unsafe {
+            dst.write(Str::new());
+            (*dst).set_plain_within(text, start, end);
         }
     }
 
@@ -401,7 +382,7 @@ mod tests {
             heap.set_plain_within(text, start, end);
             assert_eq!(heap, s);
         }
-        // `repr(u8)` on `Repr` must leave its tag's spare values to `Value`.
+        // `Value` keeps its variants in `Str`'s spare tag values: 24 bytes, a `Str`'s size.
         assert_eq!(
             std::mem::size_of::<crate::value::Value>(),
             std::mem::size_of::<Str>()
