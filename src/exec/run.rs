@@ -22,7 +22,7 @@ use crate::expr::jsonata::{Limits, Scope};
 use crate::expr::query::{eval_expr, Query};
 use crate::expr::vars::Vars;
 use crate::expr::{timestamp, Env};
-use crate::tasks::{TaskCall, Tasks};
+use crate::tasks::{TaskAnswer, TaskCall, Tasks};
 
 /// Evaluates an Assign block in its language: JSONPath over `path_env`, JSONata over `scope`.
 fn eval_assign(a: &Assign, path_env: &Env, scope: &Scope) -> Result<Value, WorkflowError> {
@@ -512,10 +512,15 @@ async fn step(
             let mut retries = 0u32;
             let mut raw = raw;
             loop {
-                // A Pass state never waits: it runs here, without the boxed future (one
-                // allocation per state) the others need.
+                // A Pass state never waits, nor a Task whose handler answers at once: they
+                // run here, without the boxed future (one allocation per state) the others need.
                 let attempted = match &s.kind {
                     Kind::Pass { result } => attempt_pass(node, result.as_ref(), &raw, frame),
+                    Kind::Task { .. } => match start_task(ex, node, &raw, frame) {
+                        Ok(Started::Answered(result)) => select_result(s, result, frame),
+                        Ok(Started::Waiting(w)) => Box::pin(w.wait(ex, node, frame)).await,
+                        Err(e) => Err(e),
+                    },
                     _ => Box::pin(attempt(ex, node, &raw, frame)).await,
                 };
                 let err = match attempted {
@@ -584,8 +589,8 @@ fn growth_of(result_path: &PathField, added: usize) -> Growth {
     }
 }
 
-/// One attempt of a Task, Parallel or Map state up to its (selected) result: everything
-/// Retry may repeat (a Pass state's is [`attempt_pass`]).
+/// One attempt of a Parallel or Map state up to its (selected) result: everything Retry
+/// may repeat (a Pass state's is [`attempt_pass`], a Task's [`start_task`]).
 async fn attempt(
     ex: &Exec<'_>,
     node: &Node,
@@ -597,39 +602,13 @@ async fn attempt(
     let eff = io::select(&s.input_path, "InputPath", &env)?;
     let result = match &s.kind {
         // Boxed: a parked execution's future is as large as its largest branch, and
-        // Map/Parallel/Task futures are big; a million Waits must stay small.
+        // Map/Parallel futures are big; a million Waits must stay small.
         Kind::Map(spec) => Box::pin(map::run(ex, node, spec, &eff, frame, run_machine)).await?,
-        kind => {
-            let task_input = state_input(s, &eff, frame)?;
-            match kind {
-                Kind::Task {
-                    resource,
-                    timeout,
-                    heartbeat,
-                } => {
-                    let env = frame.env(&eff);
-                    let timeout = task_seconds(
-                        timeout.as_ref(),
-                        &env,
-                        "TimeoutSeconds",
-                        "TimeoutSecondsPath",
-                    )?;
-                    // Tasks here do not heartbeat, but a bad value is still an error, as on AWS.
-                    task_seconds(
-                        heartbeat.as_ref(),
-                        &env,
-                        "HeartbeatSeconds",
-                        "HeartbeatSecondsPath",
-                    )?;
-                    // Not boxed again: this future is boxed by `step` already.
-                    call_task(ex, node, resource, task_input, timeout).await?
-                }
-                Kind::Parallel { .. } => {
-                    Box::pin(parallel::run(ex, node, task_input, frame, run_machine)).await?
-                }
-                _ => unreachable!("step() only sends Task, Parallel and Map here"),
-            }
+        Kind::Parallel { .. } => {
+            let input = state_input(s, &eff, frame)?;
+            Box::pin(parallel::run(ex, node, input, frame, run_machine)).await?
         }
+        _ => unreachable!("step() only sends Parallel and Map here"),
     };
     select_result(s, result, frame)
 }
@@ -729,13 +708,48 @@ fn finish(
     Ok((out, growth))
 }
 
-async fn call_task(
-    ex: &Exec<'_>,
-    node: &Node,
-    resource: &str,
-    input: Value,
-    timeout: Option<u64>,
-) -> Result<Value, WorkflowError> {
+/// A Task state's attempt as far as it goes without waiting.
+enum Started<'a> {
+    /// The handler answered at once (built-in handlers, mocks): the task's result.
+    Answered(Value),
+    /// A call to wait for.
+    Waiting(WaitingTask<'a>),
+}
+
+/// One attempt of a Task state up to its handler's answer: InputPath, Parameters, the
+/// timeouts, the call. Everything Retry may repeat, with [`WaitingTask::wait`] when the
+/// handler does not answer at once.
+fn start_task<'a>(
+    ex: &'a Exec<'_>,
+    node: &'a Node,
+    raw: &Value,
+    frame: &Frame,
+) -> Result<Started<'a>, WorkflowError> {
+    let s = &node.state;
+    let Kind::Task {
+        resource,
+        timeout,
+        heartbeat,
+    } = &s.kind
+    else {
+        unreachable!("step() only starts Task states here")
+    };
+    let eff = io::select(&s.input_path, "InputPath", &frame.env(raw))?;
+    let input = state_input(s, &eff, frame)?;
+    let env = frame.env(&eff);
+    let timeout = task_seconds(
+        timeout.as_ref(),
+        &env,
+        "TimeoutSeconds",
+        "TimeoutSecondsPath",
+    )?;
+    // Tasks here do not heartbeat, but a bad value is still an error, as on AWS.
+    task_seconds(
+        heartbeat.as_ref(),
+        &env,
+        "HeartbeatSeconds",
+        "HeartbeatSecondsPath",
+    )?;
     if let Err(why) = crate::tasks::check_service_parameters(resource, &input) {
         return Err(WorkflowError::runtime(format!(
             "The Parameters '{input}' could not be used to start the Task: [{why}]"
@@ -762,7 +776,99 @@ async fn call_task(
             d
         });
     }
-    let result = call_task_inner(ex, node, resource, input, timeout, metrics).await;
+    let slots = node
+        .call_slots
+        .expect("compile gives every Task state its call counters");
+    let (state_calls, resource_calls) = ex.count_call(slots);
+    let answer = ex.tasks.answer(TaskCall {
+        state: &s.name,
+        resource,
+        input,
+        state_calls,
+        resource_calls,
+        timeout: timeout.map(Duration::from_secs),
+        execution: ex,
+    });
+    match answer {
+        TaskAnswer::Now(r) => {
+            if let Some(m) = metrics {
+                m.answered_at_once(r.is_ok());
+            }
+            task_ended(ex, resource, r).map(Started::Answered)
+        }
+        TaskAnswer::Later(fut) => Ok(Started::Waiting(WaitingTask {
+            fut,
+            resource,
+            timeout,
+            metrics,
+        })),
+    }
+}
+
+/// A task call whose handler did not answer at once.
+struct WaitingTask<'a> {
+    fut: crate::tasks::TaskFuture,
+    resource: &'a str,
+    timeout: Option<u64>,
+    metrics: Option<&'a crate::metrics::TaskMetrics>,
+}
+
+impl WaitingTask<'_> {
+    /// Waits for the answer under the task's and the execution's time limits, then
+    /// applies ResultSelector.
+    async fn wait(self, ex: &Exec<'_>, node: &Node, frame: &Frame) -> Result<Value, WorkflowError> {
+        let WaitingTask {
+            mut fut,
+            resource,
+            timeout,
+            metrics,
+        } = self;
+        // A handler's future may still be ready at once: then no timer (and no clock read).
+        if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
+            if let Some(m) = metrics {
+                m.answered_at_once(r.is_ok());
+            }
+            return select_result(&node.state, task_ended(ex, resource, r)?, frame);
+        }
+        // Counts the call timed out if it is dropped unanswered: by a timeout below, or
+        // with the whole execution (a shutdown).
+        let mut pending = PendingCall {
+            metrics,
+            start: std::time::Instant::now(),
+        };
+        // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
+        let left = ex.remaining();
+        let task_limit = timeout.map(Duration::from_secs);
+        let answer = match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await
+        {
+            Ok(r) => {
+                pending.answered(r.is_ok());
+                r
+            }
+            Err(_) if task_limit.is_some_and(|t| t < left) => Err(WorkflowError::new(
+                names::TIMEOUT,
+                format!(
+                    "Task '{}' timed out after {} seconds",
+                    node.state.name,
+                    timeout.unwrap_or_default()
+                ),
+            )),
+            Err(_) => Err(execution_timeout()),
+        };
+        select_result(&node.state, task_ended(ex, resource, answer)?, frame)
+    }
+}
+
+/// A task's answer as the state sees it: its size checked, its end logged.
+fn task_ended(
+    ex: &Exec<'_>,
+    resource: &str,
+    answer: Result<Value, WorkflowError>,
+) -> Result<Value, WorkflowError> {
+    let result = answer.and_then(|v| {
+        ex.check_size(&v, resource, "the task result")?;
+        Ok(v)
+    });
     if let Some(log) = &ex.log {
         match &result {
             Ok(v) => log.push("TaskSucceeded", Severity::Info, false, |l| {
@@ -786,69 +892,6 @@ async fn call_task(
         }
     }
     result
-}
-
-/// A task call after its checks: the call, its timer and its metrics.
-async fn call_task_inner(
-    ex: &Exec<'_>,
-    node: &Node,
-    resource: &str,
-    input: Value,
-    timeout: Option<u64>,
-    metrics: Option<&crate::metrics::TaskMetrics>,
-) -> Result<Value, WorkflowError> {
-    let s = &node.state;
-    let slots = node
-        .call_slots
-        .expect("compile gives every Task state its call counters");
-    let (state_calls, resource_calls) = ex.count_call(slots);
-    let fut = ex.tasks.call(TaskCall {
-        state: &s.name,
-        resource,
-        input,
-        state_calls,
-        resource_calls,
-        timeout: timeout.map(Duration::from_secs),
-        execution: ex,
-    });
-    // Built-in and mocked tasks answer at once: then no timer (and no clock read) is needed.
-    let mut fut = fut;
-    if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
-        if let Some(m) = metrics {
-            m.answered_at_once(r.is_ok());
-        }
-        let result = r?;
-        ex.check_size(&result, resource, "the task result")?;
-        return Ok(result);
-    }
-    // Counts the call timed out if it is dropped unanswered: by a timeout below, or with
-    // the whole execution (a shutdown).
-    let mut pending = PendingCall {
-        metrics,
-        start: std::time::Instant::now(),
-    };
-    // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
-    let left = ex.remaining();
-    let task_limit = timeout.map(Duration::from_secs);
-    let result = match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await {
-        Ok(r) => {
-            pending.answered(r.is_ok());
-            r?
-        }
-        Err(_) if task_limit.is_some_and(|t| t < left) => {
-            return Err(WorkflowError::new(
-                names::TIMEOUT,
-                format!(
-                    "Task '{}' timed out after {} seconds",
-                    s.name,
-                    timeout.unwrap_or_default()
-                ),
-            ))
-        }
-        Err(_) => return Err(execution_timeout()),
-    };
-    ex.check_size(&result, resource, "the task result")?;
-    Ok(result)
 }
 
 /// A task call waiting for its answer, as its metrics see it.

@@ -10,7 +10,7 @@
 
 use crate::value::{Map, Value};
 
-use super::{TaskCall, TaskFuture, TaskHandler};
+use super::{TaskAnswer, TaskCall, TaskFuture, TaskHandler};
 use crate::error::WorkflowError;
 
 /// A parsed built-in handler.
@@ -130,17 +130,21 @@ impl Builtin {
 
 impl TaskHandler for Builtin {
     fn call(&self, call: TaskCall<'_>) -> TaskFuture {
+        self.answer(call).into_future()
+    }
+
+    fn answer(&self, call: TaskCall<'_>) -> TaskAnswer {
         let delay = self.delay_ms(call.resource_calls);
         let out = self.apply(call.input, call.resource_calls);
         match delay {
             Some(ms) => {
                 let d = std::time::Duration::from_millis(ms);
-                Box::pin(async move {
+                TaskAnswer::Later(Box::pin(async move {
                     tokio::time::sleep(d).await;
                     out
-                })
+                }))
             }
-            _ => Box::pin(async move { out }),
+            None => TaskAnswer::Now(out),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::value::Value;
 
-use super::{TaskCall, TaskFuture, TaskHandler};
+use super::{TaskAnswer, TaskCall, TaskFuture, TaskHandler};
 use crate::error::WorkflowError;
 
 /// One mocked response.
@@ -74,23 +74,28 @@ impl Mocks {
 
 impl TaskHandler for Mocks {
     fn call(&self, call: TaskCall<'_>) -> TaskFuture {
-        let out = match self
-            .by_state
-            .get(call.state)
-            .and_then(|l| l.get(call.state_calls as usize))
-        {
-            Some(MockResponse::Result(v)) => Ok(v.clone()),
-            Some(MockResponse::Error(e)) => Err(e.clone()),
-            None => Err(WorkflowError::new(
-                crate::error::names::TASK_FAILED,
-                format!(
-                    "state {:?} was called {} times but only {} mocked responses exist",
-                    call.state,
-                    call.state_calls + 1,
-                    self.by_state.get(call.state).map_or(0, Vec::len)
-                ),
-            )),
-        };
-        Box::pin(async move { out })
+        self.answer(call).into_future()
+    }
+
+    fn answer(&self, call: TaskCall<'_>) -> TaskAnswer {
+        TaskAnswer::Now(
+            match self
+                .by_state
+                .get(call.state)
+                .and_then(|l| l.get(call.state_calls as usize))
+            {
+                Some(MockResponse::Result(v)) => Ok(v.clone()),
+                Some(MockResponse::Error(e)) => Err(e.clone()),
+                None => Err(WorkflowError::new(
+                    crate::error::names::TASK_FAILED,
+                    format!(
+                        "state {:?} was called {} times but only {} mocked responses exist",
+                        call.state,
+                        call.state_calls + 1,
+                        self.by_state.get(call.state).map_or(0, Vec::len)
+                    ),
+                )),
+            },
+        )
     }
 }
