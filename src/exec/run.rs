@@ -312,7 +312,11 @@ pub(crate) fn run_machine<'a>(
                     d
                 });
             }
-            let stepped = step(ex, node, data, &mut frame).await;
+            let stepped = if never_waits(&node.state) {
+                step_now(node, data, &mut frame)
+            } else {
+                step(ex, node, data, &mut frame).await
+            };
             if let Some(log) = &ex.log {
                 log_step(log, node, &stepped);
             }
@@ -402,13 +406,22 @@ enum Growth {
     Added(usize),
 }
 
-/// Runs one state; returns its output, the next state (`None` ends this machine) and how it grew.
-async fn step(
-    ex: &Exec<'_>,
-    node: &Node,
-    mut raw: Value,
-    frame: &mut Frame,
-) -> Result<(Value, Option<usize>, Growth), WorkflowError> {
+/// What one state did: its output, the next state (`None` ends this machine) and how the
+/// data grew.
+type Stepped = Result<(Value, Option<usize>, Growth), WorkflowError>;
+
+/// Whether [`step_now`] runs this state: it cannot wait (no timer, task call, branches or
+/// retry), so it needs no future of its own.
+fn never_waits(s: &State) -> bool {
+    match s.kind {
+        Kind::Succeed | Kind::Fail { .. } | Kind::Choice { .. } => true,
+        Kind::Pass { .. } => s.retry.is_empty() && s.catch.is_empty(),
+        _ => false,
+    }
+}
+
+/// Runs one state that [`never_waits`].
+fn step_now(node: &Node, mut raw: Value, frame: &mut Frame) -> Stepped {
     let s = &node.state;
     let select_input = |v: &Value, frame: &Frame| {
         io::select(&s.input_path, "InputPath", &frame.env(v)).map(|c| c.into_owned())
@@ -482,6 +495,22 @@ async fn step(
             apply_assigns(&mut frame.vars, state_assign.into_iter().chain(rule_assign));
             Ok((out, Some(next), Growth::Same))
         }
+        Kind::Pass { result } => {
+            let result = attempt_pass(node, result.as_ref(), &raw, frame)?;
+            let (out, growth) = finish(s, raw, result, frame).map_err(|(e, _)| e)?;
+            Ok((out, node.next, growth))
+        }
+        _ => unreachable!("run_machine() steps only states that never wait here"),
+    }
+}
+
+/// Runs one state.
+async fn step(ex: &Exec<'_>, node: &Node, raw: Value, frame: &mut Frame) -> Stepped {
+    let s = &node.state;
+    let select_input = |v: &Value, frame: &Frame| {
+        io::select(&s.input_path, "InputPath", &frame.env(v)).map(|c| c.into_owned())
+    };
+    match &s.kind {
         Kind::Wait { wait } => {
             let mut eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
             let env_eff = frame.env(&eff);
@@ -576,6 +605,7 @@ async fn step(
                 ));
             }
         }
+        _ => step_now(node, raw, frame),
     }
 }
 
