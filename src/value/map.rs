@@ -100,15 +100,27 @@ impl Map {
         if entries.capacity() == 0 {
             return Map(None);
         }
-        let mut inner = Inner {
-            entries,
-            index: None,
-            memo: super::Memo::sized(json_size),
+        // Written straight into the new allocation: `Arc::new` of an `Inner` built on the
+        // stack copied it twice with wide loads of narrow stores still in flight, a
+        // store-forwarding wait that was over half of this function's samples.
+        // (`Arc::get_mut` would check the counts with an atomic compare-exchange first.)
+        let slot = Arc::<Inner>::new_uninit();
+        // SAFETY: `slot` was just made and never cloned, so nothing else can read its value
+        // while it is written; the pointer is to that value, valid and aligned for `Inner`.
+        let mut inner = unsafe {
+            Arc::as_ptr(&slot).cast_mut().cast::<Inner>().write(Inner {
+                entries,
+                index: None,
+                memo: super::Memo::sized(json_size),
+            });
+            slot.assume_init()
         };
         if inner.entries.len() > INDEX_ABOVE {
-            inner.build_index();
+            Arc::get_mut(&mut inner)
+                .expect("a new Arc has no other handle")
+                .build_index();
         }
-        Map(Some(Arc::new(inner)))
+        Map(Some(inner))
     }
 
     /// Objects up to this many keys are built by [`Map::from_distinct`] with a scan for
