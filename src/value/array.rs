@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use super::push::new_arc;
 use super::Value;
 
 static EMPTY: Vec<Value> = Vec::new();
@@ -33,7 +34,7 @@ impl Array {
         if n == 0 {
             return Array(None);
         }
-        Array(Some(Arc::new(Inner {
+        Array(Some(new_arc(Inner {
             items: Vec::with_capacity(n),
             memo: Default::default(),
         })))
@@ -91,7 +92,7 @@ impl Array {
         if items.capacity() == 0 {
             return Array(None);
         }
-        Array(Some(Arc::new(Inner {
+        Array(Some(new_arc(Inner {
             items,
             memo: super::Memo::sized(json_size),
         })))
@@ -126,7 +127,7 @@ impl From<Vec<Value>> for Array {
         if v.capacity() == 0 {
             return Array(None);
         }
-        Array(Some(Arc::new(Inner {
+        Array(Some(new_arc(Inner {
             items: v,
             memo: Default::default(),
         })))

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::push::push_entry;
+use super::push::{new_arc, push_entry};
 use super::{Str, Value};
 
 /// Objects with more keys than this get a hash index; smaller ones are scanned, which
@@ -84,7 +84,7 @@ impl Map {
         if n == 0 {
             return Map(None);
         }
-        Map(Some(Arc::new(Inner {
+        Map(Some(new_arc(Inner {
             entries: Vec::with_capacity(n),
             index: None,
             // Not measured: a map built here is often never measured whole, and an
@@ -100,21 +100,11 @@ impl Map {
         if entries.capacity() == 0 {
             return Map(None);
         }
-        // Written straight into the new allocation: `Arc::new` of an `Inner` built on the
-        // stack copied it twice with wide loads of narrow stores still in flight, a
-        // store-forwarding wait that was over half of this function's samples.
-        // (`Arc::get_mut` would check the counts with an atomic compare-exchange first.)
-        let slot = Arc::<Inner>::new_uninit();
-        // SAFETY: `slot` was just made and never cloned, so nothing else can read its value
-        // while it is written; the pointer is to that value, valid and aligned for `Inner`.
-        let mut inner = unsafe {
-            Arc::as_ptr(&slot).cast_mut().cast::<Inner>().write(Inner {
-                entries,
-                index: None,
-                memo: super::Memo::sized(json_size),
-            });
-            slot.assume_init()
-        };
+        let mut inner = new_arc(Inner {
+            entries,
+            index: None,
+            memo: super::Memo::sized(json_size),
+        });
         if inner.entries.len() > INDEX_ABOVE {
             Arc::get_mut(&mut inner)
                 .expect("a new Arc has no other handle")
