@@ -47,6 +47,24 @@ pub const MAX_NAME_CHARS: usize = 80;
 /// control characters).
 pub const FORBIDDEN_IN_NAMES: &str = "<>{}[]?*\"#%\\^|~`$&,;:/";
 
+/// The bytes a name may hold as ASCII characters: printable, not a space, not forbidden.
+/// Every other byte (non-ASCII ones too) is judged by [`check_name`]'s full rules.
+const ASCII_NAME_BYTE: [bool; 256] = {
+    let mut ok = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        ok[b] = true;
+        b += 1;
+    }
+    let forbidden = FORBIDDEN_IN_NAMES.as_bytes();
+    let mut i = 0;
+    while i < forbidden.len() {
+        ok[forbidden[i] as usize] = false;
+        i += 1;
+    }
+    ok
+};
+
 /// Which of AWS's naming rules a name breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameRule {
@@ -95,6 +113,11 @@ pub fn check_name(s: &str) -> Result<(), NameRule> {
     if s.is_empty() {
         return Err(NameRule::Empty);
     }
+    // Nearly every name is short ASCII: one table lookup per byte, where the loop below
+    // searched the forbidden characters for each one (~2 % of a shard's time per request).
+    if s.len() <= MAX_NAME_CHARS && s.bytes().all(|b| ASCII_NAME_BYTE[usize::from(b)]) {
+        return Ok(());
+    }
     for (at, c) in s.chars().enumerate() {
         // Stops at the limit: a 600 KB name costs 81 characters of work.
         if at >= MAX_NAME_CHARS {
@@ -138,6 +161,15 @@ mod tests {
     #[test]
     fn names_follow_the_aws_rules() {
         assert_eq!(check_name("order-12345_ok.v2"), Ok(()));
+        // The ASCII table agrees with the full rules on every ASCII character, alone and
+        // at the 80-character limit.
+        for b in 0u8..0x80 {
+            let c = char::from(b);
+            let full_rules_ok =
+                !c.is_control() && !c.is_whitespace() && !FORBIDDEN_IN_NAMES.contains(c);
+            assert_eq!(ASCII_NAME_BYTE[usize::from(b)], full_rules_ok, "{b:#x}");
+            assert_eq!(check_name(&c.to_string()).is_ok(), full_rules_ok, "{b:#x}");
+        }
         assert_eq!(check_name(&"n".repeat(80)), Ok(()));
         assert_eq!(check_name("é日本"), Ok(()));
         assert_eq!(check_name(""), Err(NameRule::Empty));
