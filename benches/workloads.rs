@@ -342,7 +342,8 @@ criterion_group!(
 );
 /// `STEPSTREAM_BENCH_LOOP=<workload>:<n>` runs that many executions of one workload and
 /// nothing else, for `benches/instructions.sh` (instructions counted under callgrind do
-/// not move with the shared VM's speed, as timings do by ±15-30 %).
+/// not move with the shared VM's speed, as timings do by ±15-30 %) and
+/// `benches/alternate.sh` (two builds timed in alternation).
 fn run_loop(spec: &str) {
     let (name, n) = spec
         .split_once(':')
@@ -355,10 +356,13 @@ fn run_loop(spec: &str) {
     let opts = options(&w);
     verify(&rt, &w, &opts);
     let mut bytes = 0usize;
+    let start = std::time::Instant::now();
     for _ in 0..n {
         bytes += run_once(&rt, &w, std::hint::black_box(&w.request), &opts).len();
     }
-    println!("{name}: {n} executions, {bytes} output bytes");
+    // Wall time, for `benches/alternate.sh` (meaningless under callgrind).
+    let ns = start.elapsed().as_nanos() / u128::from(n.max(1));
+    println!("{name}: {n} executions, {bytes} output bytes, {ns} ns per execution");
 }
 
 fn main() {
