@@ -83,6 +83,9 @@ pub fn place_result(
 }
 
 /// The effective input: `raw` itself (moved, not copied) when InputPath is the default.
+// Inlined: one instantiation serves every state kind, and a call returned `raw` through
+// memory (+0.4 % instructions on choice-heavy).
+#[inline(always)]
 pub fn effective(
     field: &PathField,
     raw: Value,

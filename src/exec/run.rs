@@ -435,12 +435,17 @@ fn never_waits(s: &State) -> bool {
     }
 }
 
+/// The state's effective input: `raw` itself (moved) without InputPath, else what it selects.
+#[inline(always)]
+fn effective_input(s: &State, raw: Value, frame: &Frame) -> Result<Value, WorkflowError> {
+    io::effective(&s.input_path, raw, |v| {
+        io::select(&s.input_path, "InputPath", &frame.env(v)).map(Cow::into_owned)
+    })
+}
+
 /// Runs one state that [`never_waits`].
 fn step_now(node: &Node, mut raw: Value, frame: &mut Frame) -> Stepped {
     let s = &node.state;
-    let select_input = |v: &Value, frame: &Frame| {
-        io::select(&s.input_path, "InputPath", &frame.env(v)).map(|c| c.into_owned())
-    };
     match &s.kind {
         Kind::Succeed if s.query_language == QueryLanguage::Jsonata => {
             let out = match &s.output {
@@ -453,7 +458,7 @@ fn step_now(node: &Node, mut raw: Value, frame: &mut Frame) -> Stepped {
             Ok((out, None, Growth::Same))
         }
         Kind::Succeed => {
-            let eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
+            let eff = effective_input(s, raw, frame)?;
             let out = io::output(&s.output_path, eff, &frame.env(&EMPTY))?;
             Ok((out, None, Growth::Same))
         }
@@ -465,7 +470,7 @@ fn step_now(node: &Node, mut raw: Value, frame: &mut Frame) -> Stepped {
             })
         }
         Kind::Choice { rules, .. } => {
-            let mut eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
+            let mut eff = effective_input(s, raw, frame)?;
             let env_eff = frame.env(&eff);
             let mut chosen = None;
             for (i, r) in rules.iter().enumerate() {
@@ -522,12 +527,9 @@ fn step_now(node: &Node, mut raw: Value, frame: &mut Frame) -> Stepped {
 /// Runs one state.
 async fn step(ex: &Exec<'_>, node: &Node, raw: Value, frame: &mut Frame) -> Stepped {
     let s = &node.state;
-    let select_input = |v: &Value, frame: &Frame| {
-        io::select(&s.input_path, "InputPath", &frame.env(v)).map(|c| c.into_owned())
-    };
     match &s.kind {
         Kind::Wait { wait } => {
-            let mut eff = io::effective(&s.input_path, raw, |v| select_input(v, frame))?;
+            let mut eff = effective_input(s, raw, frame)?;
             let env_eff = frame.env(&eff);
             let delay = wait_delay(ex, wait, &env_eff)?;
             let scope = frame.scope(&eff, None, None);
@@ -859,36 +861,37 @@ impl WaitingTask<'_> {
             metrics,
         } = self;
         // A handler's future may still be ready at once: then no timer (and no clock read).
-        if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
+        let answer = if let std::task::Poll::Ready(r) = futures::poll!(&mut fut) {
             if let Some(m) = metrics {
                 m.answered_at_once(r.is_ok());
             }
-            return select_result(&node.state, task_ended(ex, resource, r)?, frame);
-        }
-        // Counts the call timed out if it is dropped unanswered: by a timeout below, or
-        // with the whole execution (a shutdown).
-        let mut pending = PendingCall {
-            metrics,
-            start: std::time::Instant::now(),
-        };
-        // The task's own TimeoutSeconds is a catchable States.Timeout; the execution cap is not.
-        let left = ex.remaining();
-        let task_limit = timeout.map(Duration::from_secs);
-        let answer = match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await
-        {
-            Ok(r) => {
-                pending.answered(r.is_ok());
-                r
+            r
+        } else {
+            // Counts the call timed out if it is dropped unanswered: by a timeout below, or
+            // with the whole execution (a shutdown).
+            let mut pending = PendingCall {
+                metrics,
+                start: std::time::Instant::now(),
+            };
+            // The task's own TimeoutSeconds is a catchable States.Timeout; the execution
+            // cap is not.
+            let left = ex.remaining();
+            let task_limit = timeout.map(Duration::from_secs);
+            match tokio::time::timeout(task_limit.map_or(left, |t| t.min(left)), fut).await {
+                Ok(r) => {
+                    pending.answered(r.is_ok());
+                    r
+                }
+                Err(_) if task_limit.is_some_and(|t| t < left) => Err(WorkflowError::new(
+                    names::TIMEOUT,
+                    format!(
+                        "Task '{}' timed out after {} seconds",
+                        node.state.name,
+                        timeout.unwrap_or_default()
+                    ),
+                )),
+                Err(_) => Err(execution_timeout()),
             }
-            Err(_) if task_limit.is_some_and(|t| t < left) => Err(WorkflowError::new(
-                names::TIMEOUT,
-                format!(
-                    "Task '{}' timed out after {} seconds",
-                    node.state.name,
-                    timeout.unwrap_or_default()
-                ),
-            )),
-            Err(_) => Err(execution_timeout()),
         };
         select_result(&node.state, task_ended(ex, resource, answer)?, frame)
     }

@@ -1,9 +1,9 @@
 //! Writing a new element straight into its memory: a vector's next slot, a new `Arc`.
 //!
-//! Why: `Vec::push` (or `Arc::new`) of a value built just before (a tuple assembled from a key and a
-//! value, a string returned from a call) compiled to narrow writes of the value on the
-//! stack followed at once by wider reads of them for the copy into the vector, and those
-//! reads waited for the writes to reach the cache (perf: a third of `Map::insert_sized`'s
+//! Why: `Vec::push` (or `Arc::new`) of a value built just before (a tuple assembled from
+//! a key and a value, a string returned from a call, a map's `Inner`) compiled to narrow
+//! writes of the value on the stack followed at once by wider reads of them for the copy,
+//! and those reads waited for the writes to reach the cache (perf: a third of `Map::insert_sized`'s
 //! samples, 80 % of the reader's `push_mut`). Written in place, nothing is read back.
 
 use std::sync::Arc;
