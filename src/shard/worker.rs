@@ -1,5 +1,6 @@
 //! The shard loop: take work, run it as local tasks; and [`run_one`], one execution.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,6 +14,10 @@ use crate::express::Execution;
 use crate::machines::{Deployed, Machine};
 use crate::metrics::ShardMetrics;
 use crate::tasks::nested::at_depth;
+
+/// Jobs a shard spawns before it lets them start: a resumed execution waits behind at most
+/// this many unstarted ones.
+const START_BATCH: usize = 256;
 
 /// What every shard shares: read-only machines, limits, where history goes.
 pub struct ShardContext {
@@ -71,6 +76,11 @@ fn run(
     // only when the deployed version moved (see `Deployed`).
     let mut version = ctx.machines.version();
     let mut machines = Rc::new(ctx.machines.snapshot());
+    // Jobs spawned whose first poll has not come yet. A LocalSet polls a few dozen tasks
+    // between two polls of this loop, so spawning every queued job at once would put a
+    // resumed execution (a Wait's timer, a Lambda's reply) behind up to
+    // `max_in_flight_per_shard` unstarted ones, late by as long as starting them takes.
+    let unstarted = Rc::new(Cell::new(0usize));
     local.block_on(&rt, async move {
         loop {
             let mut taken = 0;
@@ -89,11 +99,19 @@ fn run(
                             memory: shard_memory.clone(),
                             in_flight: Arc::clone(&in_flight),
                         };
-                        tokio::task::spawn_local(job.run(view));
+                        unstarted.set(unstarted.get() + 1);
+                        let first_poll = Rc::clone(&unstarted);
+                        tokio::task::spawn_local(async move {
+                            first_poll.set(first_poll.get() - 1);
+                            job.run(view).await
+                        });
                         taken += 1;
-                        if taken % 256 == 0 {
-                            // Let started executions make progress between batches.
-                            tokio::task::yield_now().await;
+                        if taken % START_BATCH == 0 {
+                            // This batch starts (and whatever woke meanwhile runs, in
+                            // order) before the next is taken.
+                            while unstarted.get() > 0 {
+                                tokio::task::yield_now().await;
+                            }
                         }
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
@@ -175,4 +193,103 @@ pub async fn run_one(
         logs.write(arn, &log);
     }
     (outcome, start, stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::machines::Machines;
+    use crate::shard::Work;
+
+    /// When each job started or resumed.
+    type Times = Arc<Mutex<Vec<Instant>>>;
+
+    /// Waits `pause`; records when it was due and when it resumed.
+    struct Sleeper {
+        pause: Duration,
+        due_and_resumed: Times,
+    }
+
+    impl Work for Sleeper {
+        fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
+            Box::pin(async move {
+                let due = Instant::now() + self.pause;
+                tokio::time::sleep(self.pause).await;
+                *self.due_and_resumed.lock().unwrap() = vec![due, Instant::now()];
+                shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+            })
+        }
+    }
+
+    /// Takes `cost` of the shard's time when it starts, as starting an execution does.
+    struct Starter {
+        cost: Duration,
+        started: Times,
+    }
+
+    impl Work for Starter {
+        fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
+            let t0 = Instant::now();
+            while t0.elapsed() < self.cost {
+                std::hint::spin_loop();
+            }
+            self.started.lock().unwrap().push(t0);
+            shard.in_flight.fetch_sub(1, Ordering::Relaxed);
+            Box::pin(async {})
+        }
+    }
+
+    /// A flood of new jobs must not hold back an execution that resumes meanwhile: it
+    /// waits behind at most about one batch of unstarted jobs, not behind all of them
+    /// (which made the first executions of a burst of Waits resume seconds late).
+    #[test]
+    fn a_resumed_execution_does_not_wait_for_a_flood_of_new_jobs_to_start() {
+        let ctx = Arc::new(ShardContext {
+            machines: Arc::new(Deployed::new(Machines::new())),
+            max_duration: Duration::from_secs(60),
+            max_memory_bytes: 1 << 20,
+            max_shard_memory_bytes: 1 << 24,
+            history: None,
+        });
+        let flood = 10_000;
+        let shard = spawn(0, flood + 16, ctx).expect("a thread");
+        let (sleeper, started): (Times, Times) = Default::default();
+        shard.submit(Box::new(Sleeper {
+            pause: Duration::from_millis(20),
+            due_and_resumed: Arc::clone(&sleeper),
+        }));
+        // 10,000 starts of 20 µs each keep the shard busy far past the pause.
+        for _ in 0..flood {
+            shard.submit(Box::new(Starter {
+                cost: Duration::from_micros(20),
+                started: Arc::clone(&started),
+            }));
+        }
+        while shard.in_flight() > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (due, resumed) = match sleeper.lock().unwrap()[..] {
+            [due, resumed] => (due, resumed),
+            _ => panic!("the sleeper never resumed"),
+        };
+        let started = started.lock().unwrap();
+        assert!(
+            started.iter().any(|t| *t > resumed),
+            "the flood was over before the sleeper was due: the test shows nothing"
+        );
+        let ahead = started
+            .iter()
+            .filter(|t| **t > due && **t < resumed)
+            .count();
+        assert!(
+            ahead <= 2 * START_BATCH,
+            "{ahead} new jobs started between the sleeper's due time and its resumption"
+        );
+        drop(shard);
+    }
 }
