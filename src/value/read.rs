@@ -985,8 +985,19 @@ mod tests {
                     assert_eq!(special(&b, 0), at, "{len} {at} {c}");
                 }
             }
-            assert_eq!(special(&vec![0xC3; len], 0), len);
-            assert_eq!(special(&vec![b' '; len], 0), len);
+            for plain in [b' ', 0x7f, 0x80, 0xC3, 0xff] {
+                assert_eq!(special(&vec![plain; len], 0), len, "{len} {plain}");
+            }
+            // From every start, past a hit before it.
+            if len == 0 {
+                continue;
+            }
+            let mut b = vec![b'x'; len];
+            b[len / 2] = b'"';
+            for from in 0..=len {
+                let want = if from <= len / 2 { len / 2 } else { len };
+                assert_eq!(special(&b, from), want, "{len} from {from}");
+            }
         }
     }
 }
