@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// Strings up to this many bytes live inside the value itself: most keys and many
 /// strings of a request (`orderId`, `USD`, an ISO date) then cost no allocation at all.
-const INLINE: usize = 22;
+pub(crate) const INLINE: usize = 22;
 
 /// An immutable UTF-8 string: short ones inline, longer ones shared by reference count,
 /// so cloning never copies more than 24 bytes.
@@ -128,6 +128,17 @@ impl Str {
             Str::plain(s)
         } else {
             Str::from(s)
+        }
+    }
+
+    /// A short plain string's whole inline buffer and its length: a writer copies the
+    /// fixed-size buffer (two moves, no `memcpy` call for a variable length) and keeps
+    /// `len` bytes of it.
+    #[inline(always)]
+    pub(crate) fn plain_inline(&self) -> Option<(&[u8; INLINE], usize)> {
+        match &self.0 {
+            Repr::Inline { len, buf } if len & PLAIN != 0 => Some((buf, usize::from(len & !PLAIN))),
+            _ => None,
         }
     }
 

@@ -125,3 +125,22 @@ fn json_macro_builds_the_same_tree() {
     let v = crate::json!({"a": [1, "x", null], "b": {"c": 2.5}});
     assert_eq!(v.to_string(), r#"{"a":[1,"x",null],"b":{"c":2.5}}"#);
 }
+
+/// Short plain strings are written by copying their whole inline buffer and keeping the
+/// length: every length up to and past the inline limit, as key and as value, into an
+/// empty buffer and into one sized for the text exactly.
+#[test]
+fn short_strings_are_written_exactly_at_every_length() {
+    for n in 0..=super::str::INLINE + 2 {
+        let s = "k".repeat(n);
+        let text = format!(r#"{{"{s}":"{s}","x":["{s}",{{"{s}":1}}]}}"#);
+        let v = from_str(&text).unwrap();
+        assert_eq!(to_vec(&v), text.as_bytes(), "{n}");
+        let mut out = Vec::new();
+        to_writer(&mut out, &v);
+        assert_eq!(out, text.as_bytes(), "{n}");
+        let mut sized = Vec::with_capacity(text.len());
+        to_writer(&mut sized, &v);
+        assert_eq!(sized, text.as_bytes(), "{n}");
+    }
+}

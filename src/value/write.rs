@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+use super::str::INLINE;
 use super::{Array, Map, Str, Value};
 
 impl Serialize for Value {
@@ -57,7 +58,9 @@ impl Serialize for Str {
 pub fn to_vec(v: &Value) -> Vec<u8> {
     // State data usually knows its size (the payload check after each state counted it),
     // so the buffer is allocated once instead of doubling its way up.
-    let mut out = Vec::with_capacity(super::len::known_len(v).unwrap_or(128));
+    // The slack: a short string is copied at its buffer's full size (`write_short`), and
+    // one ending the text would otherwise grow an exactly sized buffer.
+    let mut out = Vec::with_capacity(super::len::known_len(v).unwrap_or(128) + INLINE + 3);
     to_writer(&mut out, v);
     out
 }
@@ -110,13 +113,11 @@ fn write_value<const QUOTED: bool>(out: &mut Vec<u8>, v: &Value) {
             out.push(b'{');
             let mut entries = m.iter();
             if let Some((k, x)) = entries.next() {
-                write_str::<QUOTED>(out, k);
-                out.push(b':');
+                write_key::<QUOTED>(out, k);
                 write_value::<QUOTED>(out, x);
                 for (k, x) in entries {
                     out.push(b',');
-                    write_str::<QUOTED>(out, k);
-                    out.push(b':');
+                    write_key::<QUOTED>(out, k);
                     write_value::<QUOTED>(out, x);
                 }
             }
@@ -138,9 +139,44 @@ fn write_number(out: &mut Vec<u8>, n: &super::Number) {
     }
 }
 
+/// An object's key and its colon.
+#[inline(always)]
+fn write_key<const QUOTED: bool>(out: &mut Vec<u8>, k: &Str) {
+    if let (false, Some((buf, n))) = (QUOTED, k.plain_inline()) {
+        write_short(out, buf, n, b':');
+        return;
+    }
+    write_str::<QUOTED>(out, k);
+    out.push(b':');
+}
+
+/// A short plain string in quotes, then `tail` unless it is 0: the whole inline buffer is
+/// copied at a fixed size and the length set after, which beat three variable-length
+/// copies.
+#[inline(always)]
+fn write_short(out: &mut Vec<u8>, buf: &[u8; INLINE], n: usize, tail: u8) {
+    out.reserve(INLINE + 3);
+    let len = out.len();
+    // SAFETY: `reserve` left room for INLINE + 3 bytes past `len`; `n <= INLINE`, so the
+    // bytes kept (quote, n bytes of text, quote, tail) are all written, and `buf` is
+    // initialized memory of INLINE bytes.
+    unsafe {
+        let dst = out.as_mut_ptr().add(len);
+        dst.write(b'"');
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), dst.add(1), INLINE);
+        dst.add(1 + n).write(b'"');
+        dst.add(2 + n).write(tail);
+        out.set_len(len + n + 2 + usize::from(tail != 0));
+    }
+}
+
 /// A JSON string with serde_json's escapes: `\"`, `\\`, the five short control
 /// escapes, `\u00xx` (lowercase hex) for the other control bytes, everything else as is.
 fn write_str<const QUOTED: bool>(out: &mut Vec<u8>, s: &Str) {
+    if let (false, Some((buf, n))) = (QUOTED, s.plain_inline()) {
+        write_short(out, buf, n, 0);
+        return;
+    }
     let quote: &[u8] = if QUOTED { b"\\\"" } else { b"\"" };
     out.reserve(s.len() + 2 * quote.len());
     out.extend_from_slice(quote);
