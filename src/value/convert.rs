@@ -1,7 +1,9 @@
 //! Conversions to and from `serde_json::Value`, for the edges that keep serde_json:
 //! definitions and config (converted once at compile time) and network task payloads.
+//! Strings are scanned for escapes here, once, so that writing a definition's literal (a
+//! Parameters constant written into every output) copies it without a scan.
 
-use super::{Map, Value};
+use super::{Map, Str, Value};
 
 impl From<serde_json::Value> for Value {
     fn from(v: serde_json::Value) -> Value {
@@ -9,11 +11,11 @@ impl From<serde_json::Value> for Value {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(b),
             serde_json::Value::Number(n) => Value::Number(n),
-            serde_json::Value::String(s) => Value::from(s),
+            serde_json::Value::String(s) => Value::String(Str::scanned(&s)),
             serde_json::Value::Array(a) => Value::Array(a.into_iter().map(Value::from).collect()),
             serde_json::Value::Object(o) => Value::Object(
                 o.into_iter()
-                    .map(|(k, v)| (k, Value::from(v)))
+                    .map(|(k, v)| (Str::scanned(&k), Value::from(v)))
                     .collect::<Map>(),
             ),
         }
@@ -26,11 +28,11 @@ impl From<&serde_json::Value> for Value {
             serde_json::Value::Null => Value::Null,
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Number(n.clone()),
-            serde_json::Value::String(s) => Value::from(s.as_str()),
+            serde_json::Value::String(s) => Value::String(Str::scanned(s)),
             serde_json::Value::Array(a) => Value::Array(a.iter().map(Value::from).collect()),
             serde_json::Value::Object(o) => Value::Object(
                 o.iter()
-                    .map(|(k, v)| (k.as_str(), Value::from(v)))
+                    .map(|(k, v)| (Str::scanned(k), Value::from(v)))
                     .collect::<Map>(),
             ),
         }
