@@ -35,6 +35,9 @@ pub struct Field {
     pub written: String,
     /// Its value.
     pub value: Template,
+    /// Whether an earlier field has the same output key (`"a"` and `"a.$"`): only such a
+    /// field looks among the others, and its value replaces the earlier one's in place.
+    pub repeats: bool,
 }
 
 impl Template {
@@ -44,25 +47,27 @@ impl Template {
             return Template::Literal(value.clone());
         }
         match value {
-            Value::Object(map) => Template::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        let p = pointer_join(pointer, k);
-                        match k.strip_suffix(".$") {
-                            Some(key) => Field {
-                                key: crate::value::Str::scanned(key),
-                                written: k.to_string(),
-                                value: compile_dynamic(v, &p, problems),
-                            },
-                            None => Field {
-                                key: k.clone(),
-                                written: k.to_string(),
-                                value: Template::compile(v, &p, problems),
-                            },
-                        }
-                    })
-                    .collect(),
-            ),
+            Value::Object(map) => {
+                let mut fields: Vec<Field> = Vec::with_capacity(map.len());
+                for (k, v) in map.iter() {
+                    let p = pointer_join(pointer, k);
+                    let (key, value) = match k.strip_suffix(".$") {
+                        Some(key) => (
+                            crate::value::Str::scanned(key),
+                            compile_dynamic(v, &p, problems),
+                        ),
+                        None => (k.clone(), Template::compile(v, &p, problems)),
+                    };
+                    let repeats = fields.iter().any(|f| f.key == key);
+                    fields.push(Field {
+                        key,
+                        written: k.to_string(),
+                        value,
+                        repeats,
+                    });
+                }
+                Template::Object(fields)
+            }
             Value::Array(items) => Template::Array(
                 items
                     .iter()
@@ -99,7 +104,10 @@ impl Template {
             Template::Object(fields) => {
                 // Measured as it is built, from the sizes charged anyway: the size checks
                 // after the state (and after a task that merges into it) then walk nothing.
-                let mut out = Map::measured(fields.len());
+                // The keys are known distinct but where `repeats` says otherwise, so the
+                // entries are collected and moved into the map once, with no lookup per key.
+                let mut entries = Vec::with_capacity(fields.len());
+                let mut size = Some(2 + fields.len().saturating_sub(1));
                 for f in fields {
                     let (v, len) = match &f.value {
                         Template::Path(p) => charge(lookup(p, env, &f.written)?, room, &f.written)?,
@@ -112,9 +120,19 @@ impl Template {
                             (v, n)
                         }
                     };
-                    out.insert_sized(f.key.clone(), v, Some(len));
+                    if f.repeats {
+                        if let Some(earlier) = entries.iter_mut().find(|(k, _)| *k == f.key) {
+                            // The later value in the first position, as an insert does; the
+                            // size is then measured when next needed.
+                            earlier.1 = v;
+                            size = None;
+                            continue;
+                        }
+                    }
+                    size = size.map(|n| n + f.key.json_len() + 1 + len);
+                    crate::value::push_entry(&mut entries, f.key.clone(), v);
                 }
-                Ok(Value::Object(out))
+                Ok(Value::Object(Map::from_distinct(entries, size)))
             }
         }
     }
@@ -251,6 +269,25 @@ mod tests {
             m.cached_json_size(),
             Some(crate::value::to_vec(&out).len()),
             "{out}"
+        );
+    }
+
+    /// `"a"` and `"a.$"` both write key `a`: the later value lands in the first one's
+    /// place, as an insert into a map does, and the size is measured right when needed.
+    #[test]
+    fn a_repeated_output_key_keeps_the_later_value_in_the_first_place() {
+        let out = run(
+            json!({"a": "fixed", "z.$": "$.x", "a.$": "$.s"}),
+            json!({"x": 1, "s": "from the path"}),
+        )
+        .unwrap();
+        assert_eq!(
+            crate::value::to_string(&out),
+            r#"{"a":"from the path","z":1}"#
+        );
+        assert_eq!(
+            crate::expr::size::json_size(&out, usize::MAX),
+            crate::value::to_vec(&out).len()
         );
     }
 

@@ -232,16 +232,6 @@ impl Map {
         }
     }
 
-    /// An empty map with room for `n` entries whose size [`Map::insert_sized`] keeps
-    /// measured.
-    pub(crate) fn measured(n: usize) -> Map {
-        let mut m = Map::with_capacity(n);
-        if let Some(i) = m.0.as_mut().and_then(Arc::get_mut) {
-            i.memo = super::Memo::sized(Some(2));
-        }
-        m
-    }
-
     /// [`Map::insert`] of a value whose JSON length the caller knows (or `None`).
     pub(crate) fn insert_sized(
         &mut self,

@@ -31,6 +31,7 @@ pub use index::Index;
 pub(crate) use len::{known_len, number_len, string_len};
 pub(crate) use map::same_key;
 pub use map::{Entry, Map};
+pub(crate) use push::push_entry;
 pub(crate) use read::Reader;
 pub use read::{from_slice, from_str};
 pub use serde_json::Number;

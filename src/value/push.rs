@@ -37,7 +37,7 @@ pub(super) fn push<T>(v: &mut Vec<T>, x: T) {
 
 /// `entries.push((key, value))` with each half written into the slot (no tuple first).
 #[inline(always)]
-pub(super) fn push_entry(entries: &mut Vec<(Str, Value)>, key: Str, value: Value) {
+pub(crate) fn push_entry(entries: &mut Vec<(Str, Value)>, key: Str, value: Value) {
     // SAFETY: both halves of the slot are written.
     unsafe {
         push_in_place(entries, |slot| {
