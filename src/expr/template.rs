@@ -35,9 +35,10 @@ pub struct Field {
     pub written: String,
     /// Its value.
     pub value: Template,
-    /// Whether an earlier field has the same output key (`"a"` and `"a.$"`): only such a
-    /// field looks among the others, and its value replaces the earlier one's in place.
-    pub repeats: bool,
+    /// Where an earlier field with the same output key (`"a"` and `"a.$"`) put its entry,
+    /// found when compiled: this field's value replaces that one in place. `None` for
+    /// every other field, whose key is then known new.
+    pub replaces: Option<usize>,
 }
 
 impl Template {
@@ -49,6 +50,8 @@ impl Template {
         match value {
             Value::Object(map) => {
                 let mut fields: Vec<Field> = Vec::with_capacity(map.len());
+                // Each output key's entry: its position among the fields that add one.
+                let mut slots = std::collections::HashMap::with_capacity(map.len());
                 for (k, v) in map.iter() {
                     let p = pointer_join(pointer, k);
                     let (key, value) = match k.strip_suffix(".$") {
@@ -58,12 +61,15 @@ impl Template {
                         ),
                         None => (k.clone(), Template::compile(v, &p, problems)),
                     };
-                    let repeats = fields.iter().any(|f| f.key == key);
+                    let replaces = slots.get(&key).copied();
+                    if replaces.is_none() {
+                        slots.insert(key.clone(), slots.len());
+                    }
                     fields.push(Field {
                         key,
                         written: k.to_string(),
                         value,
-                        repeats,
+                        replaces,
                     });
                 }
                 Template::Object(fields)
@@ -104,9 +110,9 @@ impl Template {
             Template::Object(fields) => {
                 // Measured as it is built, from the sizes charged anyway: the size checks
                 // after the state (and after a task that merges into it) then walk nothing.
-                // The keys are known distinct but where `repeats` says otherwise, so the
+                // The keys are known distinct but where `replaces` says otherwise, so the
                 // entries are collected and moved into the map once, with no lookup per key.
-                let mut entries = Vec::with_capacity(fields.len());
+                let mut entries: Vec<(crate::value::Str, Value)> = Vec::with_capacity(fields.len());
                 let mut size = Some(2 + fields.len().saturating_sub(1));
                 for f in fields {
                     let (v, len) = match &f.value {
@@ -120,14 +126,14 @@ impl Template {
                             (v, n)
                         }
                     };
-                    if f.repeats {
-                        if let Some(earlier) = entries.iter_mut().find(|(k, _)| *k == f.key) {
-                            // The later value in the first position, as an insert does; the
-                            // size is then measured when next needed.
-                            earlier.1 = v;
-                            size = None;
-                            continue;
-                        }
+                    // Every field before it that adds an entry has added it, so the slot is
+                    // there.
+                    if let Some(earlier) = f.replaces.and_then(|at| entries.get_mut(at)) {
+                        // The later value in the first position, as an insert does; the
+                        // size is then measured when next needed.
+                        earlier.1 = v;
+                        size = None;
+                        continue;
                     }
                     size = size.map(|n| n + f.key.json_len() + 1 + len);
                     crate::value::push_entry(&mut entries, f.key.clone(), v);
@@ -289,6 +295,13 @@ mod tests {
             crate::expr::size::json_size(&out, usize::MAX),
             crate::value::to_vec(&out).len()
         );
+        // Two repeated keys, each replacing its own earlier entry.
+        let out = run(
+            json!({"a": 1, "b.$": "$.x", "b": 2, "a.$": "$.s", "c": 3}),
+            json!({"x": 1, "s": "s"}),
+        )
+        .unwrap();
+        assert_eq!(crate::value::to_string(&out), r#"{"a":"s","b":2,"c":3}"#);
     }
 
     #[test]
