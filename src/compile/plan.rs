@@ -44,6 +44,30 @@ pub struct Node {
     /// execution's counters: mocks and built-in tasks answer by the n-th call, and
     /// counting by index costs no hashing or key copy per call.
     pub call_slots: Option<CallSlots>,
+    /// A Task state whose handler is given the state's raw input itself, not a copy (see
+    /// [`hands_over_input`]).
+    pub hands_over_input: bool,
+}
+
+/// Whether a Task state's handler may own the state's raw input: the handler's input is
+/// that input unchanged (JSONPath, no InputPath, no Parameters) and nothing reads it after
+/// the call (no retrier calls again, no catcher places an error into it, the result
+/// replaces it). A handler that builds its result from its input (a built-in merge, a
+/// nested execution) then changes it in place instead of copying an object the state
+/// still shares.
+pub fn hands_over_input(s: &State) -> bool {
+    use crate::asl::model::{PathField, QueryLanguage};
+    matches!(s.kind, Kind::Task { .. })
+        && s.query_language == QueryLanguage::JsonPath
+        && matches!(s.input_path, PathField::Default)
+        && s.parameters.is_none()
+        && s.retry.is_empty()
+        && s.catch.is_empty()
+        && match &s.result_path {
+            PathField::Default => true,
+            PathField::Path(p) => p.is_root_only(),
+            PathField::Null => false,
+        }
 }
 
 /// Where a Task state's two call counters are kept.
@@ -154,6 +178,7 @@ impl Plan {
                     branches,
                     processor,
                     call_slots: slots.for_state(s),
+                    hands_over_input: hands_over_input(s),
                 }
             })
             .collect();
@@ -165,5 +190,56 @@ impl Plan {
             // Set by `from_model` once the whole tree is numbered.
             call_counters: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_task_hands_over_its_input_only_when_nothing_reads_it_after_the_call() {
+        let cases = [
+            ("Plain", json!({}), true),
+            ("RootResult", json!({"ResultPath": "$"}), true),
+            ("Merged", json!({"ResultPath": "$.r"}), false),
+            ("Discarded", json!({"ResultPath": null}), false),
+            ("Params", json!({"Parameters": {"a.$": "$.a"}}), false),
+            ("Narrowed", json!({"InputPath": "$.a"}), false),
+            (
+                "Retried",
+                json!({"Retry": [{"ErrorEquals": ["States.ALL"]}]}),
+                false,
+            ),
+            (
+                "Caught",
+                json!({"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Pass"}]}),
+                false,
+            ),
+            ("Jsonata", json!({"QueryLanguage": "JSONata"}), false),
+        ];
+        // One chain through every case, ending in a Pass state (never handed anything).
+        let mut states = serde_json::Map::new();
+        for (i, (name, extra, _)) in cases.iter().enumerate() {
+            let next = cases.get(i + 1).map_or("Pass", |c| c.0);
+            let mut s = json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:F", "Next": next});
+            for (k, v) in extra.as_object().expect("an object") {
+                s[k.as_str()] = v.clone();
+            }
+            states.insert(name.to_string(), s);
+        }
+        states.insert("Pass".into(), json!({"Type": "Pass", "End": true}));
+        let def = json!({"StartAt": "Plain", "States": states});
+        let plan = Plan::load(&def).expect("a valid definition");
+        let hands: HashMap<&str, bool> = plan
+            .nodes
+            .iter()
+            .map(|n| (n.state.name.as_str(), n.hands_over_input))
+            .collect();
+        for (name, _, expected) in &cases {
+            assert_eq!(hands[name], *expected, "{name}");
+        }
+        assert!(!hands["Pass"]);
     }
 }

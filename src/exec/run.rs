@@ -558,7 +558,12 @@ async fn step(ex: &Exec<'_>, node: &Node, raw: Value, frame: &mut Frame) -> Step
                 // run here, without the boxed future (one allocation per state) the others need.
                 let attempted = match &s.kind {
                     Kind::Pass { result } => attempt_pass(node, result.as_ref(), &raw, frame),
-                    Kind::Task { .. } => match start_task(ex, node, &raw, frame) {
+                    Kind::Task { .. } => match if node.hands_over_input {
+                        // Nothing reads `raw` after the call: the handler owns it.
+                        start_task_owned(ex, node, std::mem::take(&mut raw), frame)
+                    } else {
+                        start_task(ex, node, &raw, frame)
+                    } {
                         Ok(Started::Answered(result)) => select_result(s, result, frame),
                         Ok(Started::Waiting(w)) => Box::pin(w.wait(ex, node, frame)).await,
                         Err(e) => Err(e),
@@ -763,30 +768,64 @@ fn start_task<'a>(
     frame: &Frame,
 ) -> Result<Started<'a>, WorkflowError> {
     let s = &node.state;
+    let eff = io::select(&s.input_path, "InputPath", &frame.env(raw))?;
+    let input = state_input(s, &eff, frame)?;
+    let timeout = task_timeouts(node, &frame.env(&eff))?;
+    call_task(ex, node, input, timeout)
+}
+
+/// [`start_task`] for a state that hands its raw input to the handler (see
+/// [`Node::hands_over_input`]): that input is the handler's input, moved rather than
+/// shared, so a handler that changes it does not copy it first.
+fn start_task_owned<'a>(
+    ex: &'a Exec<'_>,
+    node: &'a Node,
+    raw: Value,
+    frame: &Frame,
+) -> Result<Started<'a>, WorkflowError> {
+    debug_assert!(node.hands_over_input);
+    let timeout = task_timeouts(node, &frame.env(&raw))?;
+    call_task(ex, node, raw, timeout)
+}
+
+/// TimeoutSeconds (or its path) and HeartbeatSeconds, checked against the effective input.
+#[inline(always)]
+fn task_timeouts(node: &Node, env: &Env) -> Result<Option<u64>, WorkflowError> {
     let Kind::Task {
-        resource,
-        timeout,
-        heartbeat,
-    } = &s.kind
+        timeout, heartbeat, ..
+    } = &node.state.kind
     else {
         unreachable!("step() only starts Task states here")
     };
-    let eff = io::select(&s.input_path, "InputPath", &frame.env(raw))?;
-    let input = state_input(s, &eff, frame)?;
-    let env = frame.env(&eff);
     let timeout = task_seconds(
         timeout.as_ref(),
-        &env,
+        env,
         "TimeoutSeconds",
         "TimeoutSecondsPath",
     )?;
     // Tasks here do not heartbeat, but a bad value is still an error, as on AWS.
     task_seconds(
         heartbeat.as_ref(),
-        &env,
+        env,
         "HeartbeatSeconds",
         "HeartbeatSecondsPath",
     )?;
+    Ok(timeout)
+}
+
+/// Calls a Task state's handler with its input: a result now, or a call to wait for.
+// Inlined into both starts: the input passed through memory cost ~40 instructions a task.
+#[inline(always)]
+fn call_task<'a>(
+    ex: &'a Exec<'_>,
+    node: &'a Node,
+    input: Value,
+    timeout: Option<u64>,
+) -> Result<Started<'a>, WorkflowError> {
+    let s = &node.state;
+    let Kind::Task { resource, .. } = &s.kind else {
+        unreachable!("step() only starts Task states here")
+    };
     if let Err(why) = crate::tasks::check_service_parameters(resource, &input) {
         return Err(WorkflowError::runtime(format!(
             "The Parameters '{input}' could not be used to start the Task: [{why}]"
