@@ -94,6 +94,12 @@ impl Map {
         })))
     }
 
+    /// How many entries fit without reallocating.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.as_deref().map_or(0, |i| i.entries.capacity())
+    }
+
     /// A map of entries whose keys are known to be distinct, and whose JSON size may be
     /// known too (the parser builds these without a copy-on-write check per key).
     pub(crate) fn from_distinct(entries: Vec<(Str, Value)>, json_size: Option<usize>) -> Map {

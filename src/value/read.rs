@@ -399,7 +399,7 @@ impl<'a> Reader<'a> {
                     size = add(size, len, key_len + 2);
                     seen |= bit;
                     if self.entries.len() - base == Map::SCAN_KEYS {
-                        let own = take_from(&mut self.entries, base);
+                        let own = take_from(&mut self.entries, base, 0);
                         big = Some(Map::from_distinct(own, None));
                     }
                 }
@@ -424,7 +424,13 @@ impl<'a> Reader<'a> {
             None if self.entries.len() == base => {
                 return Some((Value::Object(Map::new()), Some(2)))
             }
-            None => Map::from_distinct(take_from(&mut self.entries, base), size),
+            // The document's own object gets room for a few more keys: ResultPath writes
+            // its results there (`$.validation`, `$.charge`), and an exact fit was copied
+            // into a new vector at the first of them.
+            None if self.depth == 0 => {
+                Map::from_distinct(take_from(&mut self.entries, base, ROOT_SPARE_KEYS), size)
+            }
+            None => Map::from_distinct(take_from(&mut self.entries, base, 0), size),
         };
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             m.set_raw_text(raw);
@@ -462,7 +468,7 @@ impl<'a> Reader<'a> {
         if self.items.len() == base {
             return Some((Value::Array(Array::new()), Some(2)));
         }
-        let mut a = Array::from_sized(take_from(&mut self.items, base), size);
+        let mut a = Array::from_sized(take_from(&mut self.items, base, 0), size);
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             a.set_raw_text(raw);
         }
@@ -625,13 +631,16 @@ fn key_bit(key: &[u8]) -> u64 {
     1 << (h & 63)
 }
 
-/// Moves `stack[base..]` into a vector of exactly that length, leaving `stack[..base]`:
-/// one allocation and one copy, where `drain(base..).collect()` moved element by element
-/// (10.8 % of reading the order request) and `split_off(0)` would hand over the stack's
-/// whole buffer.
-fn take_from<T>(stack: &mut Vec<T>, base: usize) -> Vec<T> {
+/// Entries of spare capacity in the document's own object (see `object_value`).
+const ROOT_SPARE_KEYS: usize = 4;
+
+/// Moves `stack[base..]` into a vector of that length and room for `spare` more, leaving
+/// `stack[..base]`: one allocation and one copy, where `drain(base..).collect()` moved
+/// element by element (10.8 % of reading the order request) and `split_off(0)` would
+/// hand over the stack's whole buffer.
+fn take_from<T>(stack: &mut Vec<T>, base: usize, spare: usize) -> Vec<T> {
     let n = stack.len() - base;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n + spare);
     // SAFETY: the `n` elements from `base` are valid and `out` has room for them; after
     // the bitwise copy `stack` forgets them (its length drops to `base`) and `out` owns
     // them (its length rises to `n`), so each is dropped exactly once.
@@ -692,6 +701,15 @@ fn hex4(h: &[u8]) -> Option<u32> {
 mod tests {
     use super::super::known_len;
     use super::*;
+
+    #[test]
+    fn the_document_object_has_room_for_result_paths_and_nested_ones_fit_exactly() {
+        let v = from_str(r#"{"a":1,"b":{"c":2,"d":3},"e":[{"f":4}]}"#).expect("JSON");
+        let root = v.as_object().expect("an object");
+        assert_eq!(root.capacity(), 3 + ROOT_SPARE_KEYS);
+        assert_eq!(root["b"].as_object().expect("an object").capacity(), 2);
+        assert_eq!(root["e"][0].as_object().expect("an object").capacity(), 1);
+    }
 
     fn same(text: &str) {
         let ours = from_str(text);
