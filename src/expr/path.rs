@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::value::Value;
+use crate::value::{Str, Value};
 
 use super::Env;
 use crate::expr::context::Context;
@@ -113,6 +113,10 @@ pub struct Path {
     root: Root,
     segs: Vec<Seg>,
     definite: bool,
+    // Each name step's key as a `Str` marked plain where it is (empty for other steps):
+    // ResultPath inserts it (a 24-byte copy, not a new string, and no escape scan when
+    // written). Lookups keep the `String` in `Seg::Name`, whose bytes are one load away.
+    keys: Vec<Str>,
 }
 
 /// An indefinite path matched more data than one value may hold.
@@ -184,11 +188,19 @@ impl Path {
         let definite = segs
             .iter()
             .all(|s| matches!(s, Seg::Name(..) | Seg::Index(_) | Seg::Length));
+        let keys = segs
+            .iter()
+            .map(|s| match s {
+                Seg::Name(n, _) => Str::scanned(n),
+                _ => Str::new(),
+            })
+            .collect();
         Ok(Path {
             text: text.to_string(),
             root,
             segs,
             definite,
+            keys,
         })
     }
 
@@ -329,7 +341,7 @@ impl Path {
             return Ok(());
         }
         let mut cur = target;
-        for (i, s) in self.segs.iter().enumerate() {
+        for (i, (s, key)) in self.segs.iter().zip(&self.keys).enumerate() {
             let last = i + 1 == self.segs.len();
             cur = match s {
                 Seg::Name(n, _) => {
@@ -339,10 +351,10 @@ impl Path {
                         ));
                     };
                     if last {
-                        map.insert(n.as_str().into(), value);
+                        map.insert(key.clone(), value);
                         return Ok(());
                     }
-                    map.entry(n.clone())
+                    map.entry(key.clone())
                         .or_insert_with(|| Value::Object(Default::default()))
                 }
                 Seg::Index(idx) => {
@@ -995,6 +1007,12 @@ mod tests {
         Path::parse("$.b.c").unwrap().set(&mut v, json!(2)).unwrap();
         assert_eq!(v, json!({"a": 1, "b": {"c": 2}}));
         assert!(Path::parse("$.a.c").unwrap().set(&mut v, json!(3)).is_err());
+        // Keys written by ResultPath are escaped when the output is written.
+        let mut v = json!({});
+        let p = Path::parse("$['say \"hi\"'].x").unwrap();
+        p.set(&mut v, json!(1)).unwrap();
+        assert_eq!(v, json!({"say \"hi\"": {"x": 1}}));
+        assert_eq!(crate::value::to_string(&v), r#"{"say \"hi\"":{"x":1}}"#);
     }
 
     #[test]
