@@ -65,14 +65,16 @@ impl Array {
     /// The JSON text this array was read from, if it is unchanged since.
     #[inline]
     pub(crate) fn raw_text(&self) -> Option<&[u8]> {
-        self.0.as_deref()?.memo.raw()
+        let inner = self.0.as_deref()?;
+        inner.memo.raw(inner.items.len())
     }
 
     /// Keeps the text the array was read from (see [`super::RawText`]); for the reader, on
     /// an array no other handle shares yet.
     pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
         if let Some(inner) = self.0.as_mut().and_then(Arc::get_mut) {
-            inner.memo.raw = Some(raw);
+            let n = inner.items.len();
+            inner.memo.set_raw(raw, n);
         }
     }
 

@@ -140,17 +140,26 @@ impl Map {
         inner
     }
 
-    /// The JSON text this map was read from, if it is unchanged since.
-    #[inline]
+    /// The JSON text this map was read from, if it holds the whole map unchanged.
+    #[cfg(test)]
     pub(crate) fn raw_text(&self) -> Option<&[u8]> {
-        self.0.as_deref()?.memo.raw()
+        let inner = self.0.as_deref()?;
+        inner.memo.raw(inner.entries.len())
+    }
+
+    /// The JSON text this map was read from and how many of its leading entries that text
+    /// holds (entries appended since follow them), if those are unchanged since.
+    #[inline]
+    pub(crate) fn raw_prefix(&self) -> Option<(&[u8], usize)> {
+        self.0.as_deref()?.memo.raw_prefix()
     }
 
     /// Keeps the text the map was read from (see [`super::RawText`]); for the reader, on a
     /// map no other handle shares yet.
     pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
         if let Some(inner) = self.0.as_mut().and_then(Arc::get_mut) {
-            inner.memo.raw = Some(raw);
+            let n = inner.entries.len();
+            inner.memo.set_raw(raw, n);
         }
     }
 
@@ -250,8 +259,14 @@ impl Map {
         // does not walk the whole object again.
         let before = self.size_known();
         let added = before.and(len);
-        let inner = self.inner_mut();
+        let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
+        // The size is set again below where it can be. The text read stays for an entry
+        // appended, or written past those it holds: the writer adds such entries after it.
+        inner.memo.forget_size();
         if let Some(i) = inner.find(&key) {
+            if i < inner.memo.covers() {
+                inner.memo.forget();
+            }
             let old = std::mem::replace(&mut inner.entries[i].1, value);
             if let (Some(b), Some(n), Some(o)) = (before, added, super::known_len(&old)) {
                 inner.memo.set_size(b - o + n);

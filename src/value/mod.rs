@@ -76,10 +76,17 @@ impl RawText {
 /// then measured once) and the text it was read from ([`RawText`]). One call forgets
 /// both, so no write can leave either behind. Relaxed atomics suffice for the size: a
 /// shared node never changes, and a node being written is not shared.
+///
+/// The text stays through one kind of write: entries appended to an object (what
+/// ResultPath does to a state's input), which the writer adds after the text's first
+/// `covers` entries; a write to any of those forgets it.
 #[derive(Default)]
 pub(crate) struct Memo {
-    // 0 means "not measured": no array or object is 0 bytes of JSON.
-    size: std::sync::atomic::AtomicUsize,
+    // 0 means "not measured": no array or object is 0 bytes of JSON. A size past
+    // u32::MAX is not remembered (4 bytes here keep the memo at 32).
+    size: std::sync::atomic::AtomicU32,
+    // How many leading entries (or items) `raw` holds.
+    covers: u32,
     raw: Option<RawText>,
 }
 
@@ -87,27 +94,70 @@ impl Memo {
     /// A memo of a size known already, or of nothing.
     fn sized(n: Option<usize>) -> Memo {
         Memo {
-            size: std::sync::atomic::AtomicUsize::new(n.unwrap_or(0)),
+            size: std::sync::atomic::AtomicU32::new(Memo::stored(n)),
+            covers: 0,
             raw: None,
         }
+    }
+
+    #[inline]
+    fn stored(n: Option<usize>) -> u32 {
+        n.and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
     }
 
     #[inline]
     fn size(&self) -> Option<usize> {
         match self.size.load(std::sync::atomic::Ordering::Relaxed) {
             0 => None,
-            n => Some(n),
+            n => Some(n as usize),
         }
     }
 
     #[inline]
     fn set_size(&self, n: usize) {
-        self.size.store(n, std::sync::atomic::Ordering::Relaxed)
+        self.size
+            .store(Memo::stored(Some(n)), std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The text, when it holds the whole node (`len` entries or items).
     #[inline]
-    fn raw(&self) -> Option<&[u8]> {
-        self.raw.as_ref().map(RawText::as_bytes)
+    fn raw(&self, len: usize) -> Option<&[u8]> {
+        self.raw
+            .as_ref()
+            .filter(|_| self.covers as usize == len)
+            .map(RawText::as_bytes)
+    }
+
+    /// The text and how many leading entries it holds.
+    #[inline]
+    fn raw_prefix(&self) -> Option<(&[u8], usize)> {
+        self.raw
+            .as_ref()
+            .map(|r| (r.as_bytes(), self.covers as usize))
+    }
+
+    /// Keeps `raw`, the text of the node's first `covers` entries or items (all of them).
+    fn set_raw(&mut self, raw: RawText, covers: usize) {
+        if let Ok(covers) = u32::try_from(covers) {
+            self.covers = covers;
+            self.raw = Some(raw);
+        }
+    }
+
+    /// How many leading entries the text holds (0 without one).
+    #[inline]
+    fn covers(&self) -> usize {
+        if self.raw.is_some() {
+            self.covers as usize
+        } else {
+            0
+        }
+    }
+
+    /// Forgets the size only: an entry is being appended.
+    #[inline]
+    fn forget_size(&mut self) {
+        *self.size.get_mut() = 0;
     }
 
     /// Forgets the size and the text: the node is being written.

@@ -836,6 +836,53 @@ mod tests {
     }
 
     #[test]
+    fn an_object_appended_to_writes_its_text_then_the_new_entries() {
+        let pad = "p".repeat(KEEP_TEXT_FROM);
+        let text = format!(r#"{{"a":{{"b":1}},"pad":"{pad}","n":2.5}}"#);
+        let theirs = |v: &Value| {
+            let mut t: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let ours: serde_json::Value =
+                serde_json::from_str(&super::super::to_string(v)).unwrap();
+            (t.as_object_mut().unwrap().clone(), ours)
+        };
+        let read = || from_str(&text).unwrap();
+        // Appended, then the appended entry replaced: the text still holds the first three.
+        let mut v = read();
+        let m = v.as_object_mut().unwrap();
+        m.insert("r".into(), crate::json!({"x": [1, "y"]}));
+        m.insert("s".into(), Value::from(3));
+        m.insert("r".into(), Value::from("z"));
+        assert!(m.raw_prefix().is_some_and(|(_, n)| n == 3));
+        let written = super::super::to_string(&v);
+        assert_eq!(
+            written,
+            format!(r#"{},"r":"z","s":3}}"#, &text[..text.len() - 1])
+        );
+        let (mut t, ours) = theirs(&v);
+        t.insert("r".into(), "z".into());
+        t.insert("s".into(), 3.into());
+        assert_eq!(ours, serde_json::Value::Object(t));
+        // A read entry replaced, or one changed in place: the text is not used.
+        let mut v = read();
+        let m = v.as_object_mut().unwrap();
+        m.insert("r".into(), Value::from(1));
+        m.insert("n".into(), Value::from(7));
+        assert!(m.raw_prefix().is_none());
+        assert_eq!(
+            super::super::to_string(&v),
+            format!(r#"{{"a":{{"b":1}},"pad":"{pad}","n":7,"r":1}}"#)
+        );
+        let mut v = read();
+        let m = v.as_object_mut().unwrap();
+        m.insert("r".into(), Value::from(1));
+        *m.get_mut("a").unwrap() = Value::from(false);
+        assert_eq!(
+            super::super::to_string(&v),
+            format!(r#"{{"a":false,"pad":"{pad}","n":2.5,"r":1}}"#)
+        );
+    }
+
+    #[test]
     fn text_is_kept_only_where_the_writer_would_write_the_same_bytes() {
         let pad = "p".repeat(KEEP_TEXT_FROM / 2);
         let clean = format!(

@@ -106,8 +106,20 @@ fn write_value<const QUOTED: bool>(out: &mut Vec<u8>, v: &Value) {
             out.push(b']');
         }
         Value::Object(m) => {
-            if let Some(raw) = m.raw_text().filter(|_| !QUOTED) {
-                out.extend_from_slice(raw);
+            if let Some((raw, covers)) = m.raw_prefix().filter(|&(_, n)| !QUOTED && n > 0) {
+                if covers == m.len() {
+                    out.extend_from_slice(raw);
+                    return;
+                }
+                // Entries appended since it was read (ResultPath's results) follow the
+                // text, which ends with the object's closing brace.
+                out.extend_from_slice(&raw[..raw.len() - 1]);
+                for (k, x) in m.iter().skip(covers) {
+                    out.push(b',');
+                    write_key::<QUOTED>(out, k);
+                    write_value::<QUOTED>(out, x);
+                }
+                out.push(b'}');
                 return;
             }
             out.push(b'{');
