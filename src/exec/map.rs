@@ -2,10 +2,9 @@
 //! failing once more items failed than ToleratedFailureCount/Percentage allow.
 
 use std::sync::Arc;
-
-use crate::value::Value;
 use std::task::Poll;
 
+use crate::value::Value;
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
