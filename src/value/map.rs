@@ -22,7 +22,8 @@ struct Inner {
     entries: Vec<(Str, Value)>,
     // Key -> position in `entries`, kept only above INDEX_ABOVE keys.
     index: Option<HashMap<Str, usize>>,
-    // Its JSON size and text while unchanged; every write forgets them.
+    // Its JSON size and text while unchanged; every write forgets them, but an appended
+    // entry keeps the text (see `insert_sized`).
     memo: super::Memo,
 }
 

@@ -10,9 +10,9 @@
 //! serde_json's behaviour exactly: the reader hands anything it does not finish to
 //! serde_json (so accepted input and error messages are its), and the writer writes its
 //! number formats and escapes. An array or object read from a request keeps its text
-//! ([`RawText`]) while unchanged, where that text is byte for byte what the writer would
-//! write, so the parts of a request an execution only passes through are written back as
-//! one copy. Definitions, config and network task payloads stay `serde_json::Value`
+//! ([`RawText`]) while unchanged (an object also through entries appended to it), where
+//! that text is byte for byte what the writer would write, so the parts of a request an
+//! execution only passes through are written back as one copy. Definitions, config and network task payloads stay `serde_json::Value`
 //! and convert at their edge ([`convert`]).
 
 mod array;
@@ -44,7 +44,7 @@ pub use write::{
 /// unchanged so that writing it is one copy (no walk, no float formatting). The reader
 /// attaches it only where those bytes are exactly what the writer would write: compact
 /// text, strings without escapes, numbers in their shortest form, no duplicate keys. Any
-/// write into the node drops it (see [`Memo`]). It keeps the whole request text alive as
+/// write into the node drops it, except entries appended to an object (see [`Memo`]). It keeps the whole request text alive as
 /// long as the node lives, so only nodes holding an eighth of the text or more keep it
 /// (the memory a node keeps alive is then at most eight times its own text).
 #[derive(Clone)]
@@ -73,9 +73,11 @@ impl RawText {
 
 /// What an array or object remembers of its JSON while it is unchanged: its size once
 /// measured (limits are checked after every state, and a subtree shared by many states is
-/// then measured once) and the text it was read from ([`RawText`]). One call forgets
-/// both, so no write can leave either behind. Relaxed atomics suffice for the size: a
-/// shared node never changes, and a node being written is not shared.
+/// then measured once) and the text it was read from ([`RawText`]). Every write path
+/// forgets both in one call ([`Memo::forget`]) but `Map::insert_sized`, which keeps the
+/// size up to date itself and keeps the text for an appended entry (below). Relaxed atomics
+/// suffice for the size: a shared node never changes, and a node being written is not
+/// shared.
 ///
 /// The text stays through one kind of write: entries appended to an object (what
 /// ResultPath does to a state's input), which the writer adds after the text's first
