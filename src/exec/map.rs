@@ -151,7 +151,9 @@ pub(crate) async fn run(
     let mut out = vec![Value::Null; total];
     let mut held = ex.budget.hold(0, &what_out)?;
     let mut failed = 0usize;
-    // Takes iteration `i`'s outcome.
+    // Takes iteration `i`'s outcome, in the order iterations finish: the first failure past
+    // the tolerance fails the Map then, as on AWS, not after every earlier item is done.
+    // The output slots are one per item, as many as the items already in memory.
     let mut take = |i: usize, r: Result<Value, WorkflowError>| -> Result<(), WorkflowError> {
         let v = match r {
             Ok(v) => v,
