@@ -247,26 +247,20 @@ mod tests {
 
     #[test]
     fn iterations_that_wait_run_side_by_side_and_outputs_keep_item_order() {
+        use crate::exec::Status::{Succeeded, TimedOut};
         // Three 10 s waits side by side end in 10 s; one after another would be 30.
         let out = waiting_map(0, 10, 15);
-        assert_eq!(
-            out.status,
-            crate::exec::Status::Succeeded,
-            "{:?}",
-            out.cause
-        );
         let expected: Vec<Value> = (0..6).map(|n| crate::json!({"item": n})).collect();
-        assert_eq!(out.output, Some(Value::from(expected)));
-        // Two at a time: the three waits take two rounds (20 s) at the least.
-        let out = waiting_map(2, 10, 15);
-        assert_eq!(out.status, crate::exec::Status::TimedOut);
-        let out = waiting_map(2, 10, 25);
         assert_eq!(
-            out.status,
-            crate::exec::Status::Succeeded,
-            "{:?}",
-            out.cause
+            (out.status, out.output),
+            (Succeeded, Some(Value::from(expected)))
         );
+        // Two at a time: the three waits take two rounds (20 s), not three (30 s: a finished
+        // iteration must not hold its slot until the ones before it finish).
+        for (cap, status) in [(15, TimedOut), (25, Succeeded)] {
+            let out = waiting_map(2, 10, cap);
+            assert_eq!(out.status, status, "cap {cap} s: {:?}", out.cause);
+        }
     }
 
     #[test]
