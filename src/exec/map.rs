@@ -222,16 +222,16 @@ fn whole_amount(v: Option<f64>, field: &str, why: &str) -> Result<Option<u64>, W
 mod tests {
     use super::*;
 
-    /// Runs a Map over items 0..6 whose odd items wait `wait` seconds, under a cap of
-    /// `cap` seconds on the virtual clock.
-    fn waiting_map(max_concurrency: u32, wait: u32, cap: u64) -> crate::exec::Outcome {
+    /// Runs a Map over items 0..6 whose odd items wait 10 seconds, under a cap of `cap`
+    /// seconds on the virtual clock.
+    fn waiting_map(max_concurrency: u32, cap: u64) -> crate::exec::Outcome {
         use crate::exec::{execute_blocking, ClockMode, ExecOptions};
         let def = serde_json::json!({"StartAt": "M", "States": {"M": {
             "Type": "Map", "MaxConcurrency": max_concurrency, "End": true,
             "ItemProcessor": {"StartAt": "Odd?", "States": {
                 "Odd?": {"Type": "Choice", "Default": "Done",
                          "Choices": [{"Variable": "$.n", "NumericEqualsPath": "$.odd", "Next": "Sleep"}]},
-                "Sleep": {"Type": "Wait", "Seconds": wait, "Next": "Done"},
+                "Sleep": {"Type": "Wait", "Seconds": 10, "Next": "Done"},
                 "Done": {"Type": "Pass", "Parameters": {"item.$": "$.n"}, "End": true}}}}}});
         let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
         let items: Vec<Value> = (0..6)
@@ -249,7 +249,7 @@ mod tests {
     fn iterations_that_wait_run_side_by_side_and_outputs_keep_item_order() {
         use crate::exec::Status::{Succeeded, TimedOut};
         // Three 10 s waits side by side end in 10 s; one after another would be 30.
-        let out = waiting_map(0, 10, 15);
+        let out = waiting_map(0, 15);
         let expected: Vec<Value> = (0..6).map(|n| crate::json!({"item": n})).collect();
         assert_eq!(
             (out.status, out.output),
@@ -258,7 +258,7 @@ mod tests {
         // Two at a time: the three waits take two rounds (20 s), not three (30 s: a finished
         // iteration must not hold its slot until the ones before it finish).
         for (cap, status) in [(15, TimedOut), (25, Succeeded)] {
-            let out = waiting_map(2, 10, cap);
+            let out = waiting_map(2, cap);
             assert_eq!(out.status, status, "cap {cap} s: {:?}", out.cause);
         }
     }

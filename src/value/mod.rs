@@ -12,8 +12,8 @@
 //! number formats and escapes. An array or object read from a request keeps its text
 //! ([`RawText`]) while unchanged (an object also through entries appended to it), where
 //! that text is byte for byte what the writer would write, so the parts of a request an
-//! execution only passes through are written back as one copy. Definitions, config and network task payloads stay `serde_json::Value`
-//! and convert at their edge ([`convert`]).
+//! execution only passes through are written back as one copy. Definitions, config and
+//! network task payloads stay `serde_json::Value` and convert at their edge ([`convert`]).
 
 mod array;
 pub mod convert;
@@ -44,9 +44,10 @@ pub use write::{
 /// unchanged so that writing it is one copy (no walk, no float formatting). The reader
 /// attaches it only where those bytes are exactly what the writer would write: compact
 /// text, strings without escapes, numbers in their shortest form, no duplicate keys. Any
-/// write into the node drops it, except entries appended to an object (see [`Memo`]). It keeps the whole request text alive as
-/// long as the node lives, so only nodes holding an eighth of the text or more keep it
-/// (the memory a node keeps alive is then at most eight times its own text).
+/// write into the node drops it, except entries appended to an object (see [`Memo`]). It
+/// keeps the whole request text alive as long as the node lives, so only nodes holding an
+/// eighth of the text or more keep it (the memory a node keeps alive is then at most eight
+/// times its own text).
 #[derive(Clone)]
 pub(crate) struct RawText {
     source: std::sync::Arc<str>,
@@ -124,10 +125,9 @@ impl Memo {
     /// The text, when it holds the whole node (`len` entries or items).
     #[inline]
     fn raw(&self, len: usize) -> Option<&[u8]> {
-        self.raw
-            .as_ref()
-            .filter(|_| self.covers as usize == len)
-            .map(RawText::as_bytes)
+        self.raw_prefix()
+            .filter(|&(_, covers)| covers == len)
+            .map(|(text, _)| text)
     }
 
     /// The text and how many leading entries it holds.
