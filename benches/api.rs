@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // The stepstream binary's allocator: the figures are about the shipped process.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stepstream::alloc::Mimalloc = stepstream::alloc::Mimalloc;
 
 struct Options {
     seconds: f64,

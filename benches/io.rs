@@ -26,7 +26,7 @@ use stepstream::tasks::{Tasks, TasksConfig};
 
 // The stepstream binary's allocator: the figures are about the shipped process.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stepstream::alloc::Mimalloc = stepstream::alloc::Mimalloc;
 
 /// Requests the server holds now, and the most it held at once.
 static HELD: AtomicUsize = AtomicUsize::new(0);

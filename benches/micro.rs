@@ -18,7 +18,7 @@ use stepstream::pipeline::request::{self, RequestLimits};
 
 // The stepstream binary's allocator, so the figures are the shipped engine's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stepstream::alloc::Mimalloc = stepstream::alloc::Mimalloc;
 
 fn workload(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

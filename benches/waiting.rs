@@ -15,7 +15,7 @@ use stepstream::tasks::Tasks;
 
 // The stepstream binary's allocator: P5 is about the shipped process's memory.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stepstream::alloc::Mimalloc = stepstream::alloc::Mimalloc;
 
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -20,7 +20,7 @@ use stepstream::tasks::Tasks;
 
 // The same allocator as the stepstream binary, so the figures are the shipped engine's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stepstream::alloc::Mimalloc = stepstream::alloc::Mimalloc;
 
 const WORKLOADS: [&str; 7] = [
     "order",

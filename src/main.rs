@@ -13,8 +13,8 @@ use stepstream::exec::ClockMode;
 // took ~30% of a pipeline run under perf, mimalloc a fraction of that.
 // Watched: a JSONata evaluation arms a memory budget on its thread (stepstream::alloc).
 #[global_allocator]
-static GLOBAL: stepstream::alloc::Watched<mimalloc::MiMalloc> =
-    stepstream::alloc::Watched(mimalloc::MiMalloc);
+static GLOBAL: stepstream::alloc::Watched<stepstream::alloc::Mimalloc> =
+    stepstream::alloc::Watched(stepstream::alloc::Mimalloc);
 
 #[derive(Parser)]
 #[command(
