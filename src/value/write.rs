@@ -147,7 +147,33 @@ fn write_number(out: &mut Vec<u8>, n: &super::Number) {
         let f = n
             .as_f64()
             .expect("a Number is an integer or a finite float");
-        out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
+        match super::len::short_decimal(f) {
+            Some((n, d)) => write_decimal(out, f < 0.0, n, d),
+            None => out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes()),
+        }
+    }
+}
+
+/// A float that is `n / 10^d` (see `short_decimal`) as its shortest form: `n`'s digits
+/// with a point `d` from the end ("0." and zeros first below one, ".0" after an integer).
+fn write_decimal(out: &mut Vec<u8>, negative: bool, n: u64, d: usize) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n).as_bytes();
+    if negative {
+        out.push(b'-');
+    }
+    if d == 0 {
+        out.extend_from_slice(digits);
+        out.extend_from_slice(b".0");
+    } else if digits.len() > d {
+        let (whole, frac) = digits.split_at(digits.len() - d);
+        out.extend_from_slice(whole);
+        out.push(b'.');
+        out.extend_from_slice(frac);
+    } else {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + d - digits.len(), b'0');
+        out.extend_from_slice(digits);
     }
 }
 
