@@ -101,19 +101,21 @@ fn float_len(f: f64) -> usize {
 #[inline]
 pub(crate) fn short_decimal(f: f64) -> Option<(u64, usize)> {
     const POW10: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
-    // 2^53: integers below it are exact.
-    const EXACT: f64 = 9_007_199_254_740_992.0;
+    // 2^52: below it, adding one half is exact and truncating rounds to the nearest
+    // integer (`f64::round` is a libm call without SSE4.1, 1.3 % of map-parallel).
+    const HALF_EXACT: f64 = 4_503_599_627_370_496.0;
     let a = f.abs();
     if !(1e-4..1e15).contains(&a) {
         return None;
     }
     for (d, &p) in POW10.iter().enumerate() {
-        let n = (a * p).round();
-        if n >= EXACT {
+        let x = a * p;
+        if x >= HALF_EXACT {
             return None;
         }
-        if n / p == a {
-            return Some((n as u64, d));
+        let n = (x + 0.5) as u64;
+        if n as f64 / p == a {
+            return Some((n, d));
         }
     }
     None
