@@ -250,7 +250,18 @@ impl Path {
     /// Like [`Path::eval`], but an indefinite path whose matches add up to more than the
     /// Context's `max_value_bytes` of JSON is an error instead of a copy of them all
     /// (`$..*` over a deep input copies each subtree once per ancestor).
+    #[inline]
     pub fn eval_checked<'v>(&self, env: &Env<'v>) -> Result<Option<Cow<'v, Value>>, TooLarge> {
+        // The common case, inlined where templates and Choice rules read their fields: a
+        // definite path on the input (two calls and their returned wrappers were ~40 % of
+        // a one-step lookup).
+        if self.definite && self.root == Root::Input {
+            return Ok(lookup_definite(env.input, &self.segs));
+        }
+        self.eval_checked_rest(env)
+    }
+
+    fn eval_checked_rest<'v>(&self, env: &Env<'v>) -> Result<Option<Cow<'v, Value>>, TooLarge> {
         let cap = env.context.max_value_bytes();
         if self.root == Root::Context {
             return self.eval_context(env.context, cap);
