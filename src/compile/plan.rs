@@ -47,6 +47,16 @@ pub struct Node {
     /// A Task state whose handler is given the state's raw input itself, not a copy (see
     /// [`hands_over_input`]).
     pub hands_over_input: bool,
+    /// Whether running the state may set variables (its Assign, a catcher's or a Choice
+    /// rule's): decided once, not per transition.
+    pub may_assign: bool,
+}
+
+/// Whether running `s` may set variables.
+fn may_assign(s: &State) -> bool {
+    s.assign.is_some()
+        || s.catch.iter().any(|c| c.assign.is_some())
+        || matches!(&s.kind, Kind::Choice { rules, .. } if rules.iter().any(|r| r.assign.is_some()))
 }
 
 /// Whether a Task state's handler may own the state's raw input: the handler's input is
@@ -179,6 +189,7 @@ impl Plan {
                     processor,
                     call_slots: slots.for_state(s),
                     hands_over_input: hands_over_input(s),
+                    may_assign: may_assign(s),
                 }
             })
             .collect();

@@ -346,7 +346,7 @@ pub(crate) fn run_machine<'a>(
                     .map_err(|e| locate(e, &node.state))?;
                 bound = json_size(&out, limit);
             }
-            if may_assign(&node.state) {
+            if node.may_assign {
                 vars_bound = frame.vars.local_size(ex.opts.max_memory_bytes);
             }
             held.resize(bound.saturating_add(vars_bound), FRAME_DATA)
@@ -386,13 +386,6 @@ fn log_step(
         }
         Err(_) => {}
     }
-}
-
-/// Whether running `s` may set variables.
-fn may_assign(s: &State) -> bool {
-    s.assign.is_some()
-        || s.catch.iter().any(|c| c.assign.is_some())
-        || matches!(&s.kind, Kind::Choice { rules, .. } if rules.iter().any(|r| r.assign.is_some()))
 }
 
 /// AWS prefixes runtime errors with the state they happened in.
