@@ -112,8 +112,7 @@ impl Template {
                 // after the state (and after a task that merges into it) then walk nothing.
                 // The keys are known distinct but where `replaces` says otherwise, so the
                 // entries are collected and moved into the map once, with no lookup per key.
-                let mut entries: Vec<(crate::value::Str, Value)> =
-                    Vec::with_capacity(fields.len() + SPARE_KEYS);
+                let mut entries: Vec<(crate::value::Str, Value)> = Vec::with_capacity(fields.len());
                 let mut size = Some(2 + fields.len().saturating_sub(1));
                 for f in fields {
                     let (v, len) = match &f.value {
@@ -149,13 +148,6 @@ impl Template {
         }
     }
 }
-
-/// Entries of spare capacity in an object a template builds. What a template builds is
-/// often written to next: a Pass state's Parameters, or a Map's ItemSelector, then a Task
-/// whose ResultPath adds its result (`$.price`) to that object; an exact fit was copied into
-/// a new vector at the first such write (~240 instructions). Two entries cost 96 bytes
-/// while the object lives.
-const SPARE_KEYS: usize = 2;
 
 /// Takes `v`'s JSON size out of `room`, or fails once the template has built too much;
 /// gives the size back with the value.
@@ -290,15 +282,6 @@ mod tests {
             Some(crate::value::to_vec(&out).len()),
             "{out}"
         );
-    }
-
-    #[test]
-    fn an_object_built_from_a_template_has_room_for_what_a_result_path_adds() {
-        let out = run(json!({"a.$": "$.x", "b": 1}), json!({"x": 1})).unwrap();
-        let m = out
-            .as_object()
-            .expect("an object template builds an object");
-        assert_eq!(m.capacity(), 2 + SPARE_KEYS);
     }
 
     /// `"a"` and `"a.$"` both write key `a`: the later value lands in the first one's
