@@ -79,6 +79,12 @@ impl Budget {
         mem_size(v, self.limit.saturating_sub(self.used.get()))
     }
 
+    /// `v`'s JSON size, counted no further than the room left: what a frame charges for
+    /// its data, remembered on the value once measured.
+    pub fn measure_json(&self, v: &Value) -> usize {
+        crate::expr::size::json_size(v, self.limit.saturating_sub(self.used.get()))
+    }
+
     /// Charges `bytes`; fails with `States.DataLimitExceeded` past the cap.
     pub fn hold(&self, bytes: usize, what: &str) -> Result<Held<'_>, WorkflowError> {
         let used = self.used.get().saturating_add(bytes);
