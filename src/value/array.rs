@@ -62,6 +62,20 @@ impl Array {
         }
     }
 
+    /// The memory counted before (`expr::size::mem_size`), if nothing was written since.
+    #[inline]
+    pub(crate) fn cached_mem_size(&self) -> Option<usize> {
+        self.0.as_deref()?.memo.mem()
+    }
+
+    /// Remembers the memory counted (kept until the next write).
+    #[inline]
+    pub(crate) fn cache_mem_size(&self, n: usize) {
+        if let Some(i) = self.0.as_deref() {
+            i.memo.set_mem(n);
+        }
+    }
+
     /// The JSON text this array was read from, if it is unchanged since.
     #[inline]
     pub(crate) fn raw_text(&self) -> Option<&[u8]> {

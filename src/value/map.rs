@@ -178,6 +178,20 @@ impl Map {
         }
     }
 
+    /// The memory counted before (`expr::size::mem_size`), if nothing was written since.
+    #[inline]
+    pub(crate) fn cached_mem_size(&self) -> Option<usize> {
+        self.0.as_deref()?.memo.mem()
+    }
+
+    /// Remembers the memory counted (kept until the next write).
+    #[inline]
+    pub(crate) fn cache_mem_size(&self, n: usize) {
+        if let Some(i) = self.0.as_deref() {
+            i.memo.set_mem(n);
+        }
+    }
+
     /// Number of entries.
     #[inline]
     pub fn len(&self) -> usize {

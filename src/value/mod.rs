@@ -74,7 +74,9 @@ impl RawText {
 
 /// What an array or object remembers of its JSON while it is unchanged: its size once
 /// measured (limits are checked after every state, and a subtree shared by many states is
-/// then measured once) and the text it was read from ([`RawText`]). Every write path
+/// then measured once), the memory it was last counted to hold (a Map's outputs are
+/// counted as each iteration finishes and again in a Parallel branch's output) and the
+/// text it was read from ([`RawText`]). Every write path
 /// forgets both in one call ([`Memo::forget`]) but `Map::insert_sized`, which keeps the
 /// size up to date itself and keeps the text for an appended entry (below). Relaxed atomics
 /// suffice for the size: a shared node never changes, and a node being written is not
@@ -86,8 +88,10 @@ impl RawText {
 #[derive(Default)]
 pub(crate) struct Memo {
     // 0 means "not measured": no array or object is 0 bytes of JSON. A size past
-    // u32::MAX is not remembered (4 bytes here keep the memo at 32).
+    // u32::MAX is not remembered (4 bytes each keep the memo at 40).
     size: std::sync::atomic::AtomicU32,
+    // `expr::size::mem_size`'s figure, kept the same way (0: not counted).
+    mem: std::sync::atomic::AtomicU32,
     // How many leading entries (or items) `raw` holds.
     covers: u32,
     raw: Option<RawText>,
@@ -98,6 +102,7 @@ impl Memo {
     fn sized(n: Option<usize>) -> Memo {
         Memo {
             size: std::sync::atomic::AtomicU32::new(Memo::stored(n)),
+            mem: std::sync::atomic::AtomicU32::new(0),
             covers: 0,
             raw: None,
         }
@@ -119,6 +124,20 @@ impl Memo {
     #[inline]
     fn set_size(&self, n: usize) {
         self.size
+            .store(Memo::stored(Some(n)), std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn mem(&self) -> Option<usize> {
+        match self.mem.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            n => Some(n as usize),
+        }
+    }
+
+    #[inline]
+    fn set_mem(&self, n: usize) {
+        self.mem
             .store(Memo::stored(Some(n)), std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -156,16 +175,17 @@ impl Memo {
         }
     }
 
-    /// Forgets the size only: an entry is being appended.
+    /// Forgets the sizes only: an entry is being appended.
     #[inline]
     fn forget_size(&mut self) {
         *self.size.get_mut() = 0;
+        *self.mem.get_mut() = 0;
     }
 
-    /// Forgets the size and the text: the node is being written.
+    /// Forgets the sizes and the text: the node is being written.
     #[inline]
     fn forget(&mut self) {
-        *self.size.get_mut() = 0;
+        self.forget_size();
         self.raw = None;
     }
 }
