@@ -175,13 +175,7 @@ mod tests {
             1e14 + 0.5,
         ];
         // Short decimals of every magnitude and decimal count the fast path tries.
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::value::tests::xorshift();
         for _ in 0..200_000 {
             let d = (next() % 12) as i32;
             let digits = next() % 10u64.pow((next() % 17) as u32 + 1);

@@ -979,14 +979,7 @@ mod tests {
 
     #[test]
     fn agrees_with_serde_json_on_generated_numbers_and_strings() {
-        // A small deterministic generator: no dependency, same cases every run.
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::value::tests::xorshift();
         let alphabet = b"0123456789.-eE+";
         for _ in 0..20_000 {
             let n = 1 + (next() % 12) as usize;

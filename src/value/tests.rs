@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// A small deterministic generator for generated test cases (xorshift64): no dependency,
+/// the same cases every run.
+pub(super) fn xorshift() -> impl FnMut() -> u64 {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 const SAMPLES: &[&str] = &[
     r#"{"b":1,"a":[1,-2,3.5,61.5,1e21,1e-7,0.1,18446744073709551615,-9223372036854775808],"c":{"x":null,"y":true,"z":false}}"#,
     r#""esc \" \\ \n \t \r \b \f \u0001 \u001f é 日本 🎉 \ud83c\udf89""#,
