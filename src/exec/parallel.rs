@@ -23,8 +23,8 @@ pub(crate) async fn run(
     let mut runs = Vec::with_capacity(node.branches.len());
     // Every branch is handed the same input: a clone is a pointer, so what a branch adds
     // is a handle on a tree the execution holds already. It is charged as the branch's own
-    // frame charges its data once it starts, by JSON size, which the input remembers (the
-    // memory walk here was ~2 % of map-parallel, for a figure no branch then used).
+    // frame charges its data once it starts: by JSON size, which the input remembers (a
+    // memory walk of the whole input here was ~2 % of map-parallel).
     let input_bytes = ex.budget.measure_json(&input);
     for b in &node.branches {
         // Each branch's copy of the input is made here, before any branch runs: count it

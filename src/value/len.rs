@@ -148,8 +148,8 @@ mod tests {
     use super::*;
     use crate::json;
 
-    /// A float's counted length and written form are the formatted ones, for short decimals, floats on
-    /// either side of the range counted without formatting, and random bit patterns.
+    /// A float's counted length and written form are the formatted ones: short decimals,
+    /// floats on either side of the range handled without formatting, random bit patterns.
     #[test]
     fn float_lengths_match_the_written_form() {
         let mut floats = vec![

@@ -76,11 +76,10 @@ impl RawText {
 /// measured (limits are checked after every state, and a subtree shared by many states is
 /// then measured once), the memory it was last counted to hold (a Map's outputs are
 /// counted as each iteration finishes and again in a Parallel branch's output) and the
-/// text it was read from ([`RawText`]). Every write path
-/// forgets both in one call ([`Memo::forget`]) but `Map::insert_sized`, which keeps the
-/// size up to date itself and keeps the text for an appended entry (below). Relaxed atomics
-/// suffice for the size: a shared node never changes, and a node being written is not
-/// shared.
+/// text it was read from ([`RawText`]). Every write path forgets them in one call
+/// ([`Memo::forget`]) but `Map::insert_sized`, which keeps the JSON size up to date itself
+/// and keeps the text for an appended entry (below). Relaxed atomics suffice for the
+/// sizes: a shared node never changes, and a node being written is not shared.
 ///
 /// The text stays through one kind of write: entries appended to an object (what
 /// ResultPath does to a state's input), which the writer adds after the text's first
