@@ -1,7 +1,7 @@
 //! How big a value is: its size as compact JSON (what the 256 KiB payload limit counts) and
 //! an estimate of the memory it holds.
 
-use crate::value::{known_len, Value};
+use crate::value::{known_len, Remembers, Value};
 
 pub use crate::express::MAX_PAYLOAD_BYTES;
 

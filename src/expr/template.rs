@@ -236,6 +236,7 @@ mod tests {
     use super::*;
     use crate::expr::vars::Vars;
     use crate::json;
+    use crate::value::Remembers;
 
     fn run(t: Value, input: Value) -> Result<Value, WorkflowError> {
         let mut problems = vec![];

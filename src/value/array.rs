@@ -48,34 +48,6 @@ impl Array {
         }
     }
 
-    /// The JSON size measured before, if nothing was written since.
-    #[inline]
-    pub(crate) fn cached_json_size(&self) -> Option<usize> {
-        self.0.as_deref()?.memo.size()
-    }
-
-    /// Remembers the JSON size (kept until the next write).
-    #[inline]
-    pub(crate) fn cache_json_size(&self, n: usize) {
-        if let Some(i) = self.0.as_deref() {
-            i.memo.set_size(n);
-        }
-    }
-
-    /// The memory counted before (`expr::size::mem_size`), if nothing was written since.
-    #[inline]
-    pub(crate) fn cached_mem_size(&self) -> Option<usize> {
-        self.0.as_deref()?.memo.mem()
-    }
-
-    /// Remembers the memory counted (kept until the next write).
-    #[inline]
-    pub(crate) fn cache_mem_size(&self, n: usize) {
-        if let Some(i) = self.0.as_deref() {
-            i.memo.set_mem(n);
-        }
-    }
-
     /// The JSON text this array was read from, if it is unchanged since.
     #[inline]
     pub(crate) fn raw_text(&self) -> Option<&[u8]> {
@@ -201,5 +173,12 @@ impl PartialEq<Vec<Value>> for Array {
 impl fmt::Debug for Array {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl super::Remembers for Array {
+    #[inline]
+    fn memo(&self) -> Option<&super::Memo> {
+        self.0.as_deref().map(|i| &i.memo)
     }
 }

@@ -1,7 +1,7 @@
 //! The length of a value as compact JSON, counted without writing it: what the 256 KiB
 //! payload limit counts, kept equal to what [`super::to_vec`] writes.
 
-use super::{Number, Value};
+use super::{Number, Remembers, Value};
 
 /// The bytes `s` takes as a JSON string, quotes and escapes included.
 #[inline]

@@ -164,34 +164,6 @@ impl Map {
         }
     }
 
-    /// The JSON size measured before, if nothing was written since.
-    #[inline]
-    pub(crate) fn cached_json_size(&self) -> Option<usize> {
-        self.0.as_deref()?.memo.size()
-    }
-
-    /// Remembers the JSON size (kept until the next write).
-    #[inline]
-    pub(crate) fn cache_json_size(&self, n: usize) {
-        if let Some(i) = self.0.as_deref() {
-            i.memo.set_size(n);
-        }
-    }
-
-    /// The memory counted before (`expr::size::mem_size`), if nothing was written since.
-    #[inline]
-    pub(crate) fn cached_mem_size(&self) -> Option<usize> {
-        self.0.as_deref()?.memo.mem()
-    }
-
-    /// Remembers the memory counted (kept until the next write).
-    #[inline]
-    pub(crate) fn cache_mem_size(&self, n: usize) {
-        if let Some(i) = self.0.as_deref() {
-            i.memo.set_mem(n);
-        }
-    }
-
     /// Number of entries.
     #[inline]
     pub fn len(&self) -> usize {
@@ -566,9 +538,17 @@ impl fmt::Debug for Map {
     }
 }
 
+impl super::Remembers for Map {
+    #[inline]
+    fn memo(&self) -> Option<&super::Memo> {
+        self.0.as_deref().map(|i| &i.memo)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Remembers;
 
     fn m(keys: &[&str]) -> Map {
         keys.iter()

@@ -189,6 +189,41 @@ impl Memo {
     }
 }
 
+/// An array or object, read through its [`Memo`]: what it remembers of its sizes while
+/// unchanged, in one place for both kinds of node.
+pub(crate) trait Remembers {
+    /// The node's memo (`None` for an empty node that has none).
+    fn memo(&self) -> Option<&Memo>;
+
+    /// The JSON size measured before, if nothing was written since.
+    #[inline]
+    fn cached_json_size(&self) -> Option<usize> {
+        self.memo()?.size()
+    }
+
+    /// Remembers the JSON size (kept until the next write).
+    #[inline]
+    fn cache_json_size(&self, n: usize) {
+        if let Some(m) = self.memo() {
+            m.set_size(n);
+        }
+    }
+
+    /// The memory counted before (`expr::size::mem_size`), if nothing was written since.
+    #[inline]
+    fn cached_mem_size(&self) -> Option<usize> {
+        self.memo()?.mem()
+    }
+
+    /// Remembers the memory counted (kept until the next write).
+    #[inline]
+    fn cache_mem_size(&self, n: usize) {
+        if let Some(m) = self.memo() {
+            m.set_mem(n);
+        }
+    }
+}
+
 /// Only copy-on-write copies an array or object, and the copy is about to be written: it
 /// remembers nothing.
 impl Clone for Memo {

@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{known_len, Array, Map, Number, Str, Value};
+use super::{known_len, Array, Map, Number, Remembers, Str, Value};
 
 struct ValueVisitor;
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::len::special;
 use super::push::{push, push_entry, push_in_place};
-use super::{Array, Map, Number, RawText, Str, Value};
+use super::{Array, Map, Number, RawText, Remembers, Str, Value};
 
 /// Nesting the fast path handles; deeper documents go to serde_json (whose own limit is
 /// 128), so its recursion error stays the one reported.
