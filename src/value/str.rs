@@ -107,8 +107,23 @@ impl Str {
                 buf.copy_from_slice(window);
                 return;
             }
+            // SAFETY: an inline string owns nothing, so overwriting it without its drop
+            // leaks nothing. Written in place for the reason above: `*self =` built the
+            // string beside the slot, and its copy waited on those writes.
+            unsafe { std::ptr::write(self, Str::heap_plain(&text[start..end])) };
+            return;
         }
         *self = Str::plain(&text[start..end]);
+    }
+
+    /// A string of more than [`INLINE`] bytes that needs no JSON escape, built as its
+    /// final representation (no flag set afterwards through memory).
+    #[inline(always)]
+    fn heap_plain(s: &str) -> Str {
+        Str(Repr::Heap {
+            text: Arc::from(s),
+            plain: true,
+        })
     }
 
     /// The bytes this string takes as JSON, quotes and escapes included.
