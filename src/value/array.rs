@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use super::push::new_arc;
+use super::push::{get_mut, make_mut, new_arc};
 use super::Value;
 
 static EMPTY: Vec<Value> = Vec::new();
@@ -58,7 +58,7 @@ impl Array {
     /// Keeps the text the array was read from (see [`super::RawText`]); for the reader, on
     /// an array no other handle shares yet.
     pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
-        if let Some(inner) = self.0.as_mut().and_then(Arc::get_mut) {
+        if let Some(inner) = self.0.as_mut().and_then(get_mut) {
             let n = inner.items.len();
             inner.memo.set_raw(raw, n);
         }
@@ -101,7 +101,7 @@ impl Deref for Array {
 impl DerefMut for Array {
     #[inline]
     fn deref_mut(&mut self) -> &mut Vec<Value> {
-        let inner = Arc::make_mut(self.0.get_or_insert_with(Default::default));
+        let inner = make_mut(self.0.get_or_insert_with(Default::default));
         // Whatever the caller changes, here or in a value under this array, the size
         // measured before and the text read no longer hold.
         inner.memo.forget();

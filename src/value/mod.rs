@@ -233,7 +233,7 @@ impl Clone for Memo {
 }
 
 /// A JSON value of state data.
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub enum Value {
     /// `null`.
     #[default]
@@ -248,6 +248,42 @@ pub enum Value {
     Array(Array),
     /// An object.
     Object(Map),
+}
+
+// A number owns nothing (serde_json's `arbitrary_precision`, which makes it a `String`,
+// would fail this), so `Value::clone` may copy its bytes.
+const _: () = assert!(!std::mem::needs_drop::<Number>());
+
+impl Clone for Value {
+    /// A copy of all 24 bytes at once, a shared part's count raised first. The derived
+    /// clone rebuilt the value field by field, and whoever moved the clone on at once (a
+    /// template placing a value it looked up) waited on those narrow writes.
+    #[inline]
+    fn clone(&self) -> Value {
+        match self {
+            Value::String(s) => std::mem::forget(s.clone()),
+            Value::Array(a) => std::mem::forget(a.clone()),
+            Value::Object(m) => std::mem::forget(m.clone()),
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+        // SAFETY: the copy owns what the original owns: one count of a shared string,
+        // array or object (taken above), or nothing (a scalar; see the assertion above).
+        unsafe { copy_words(self) }
+    }
+}
+
+/// A bitwise copy of a 24-byte value as three words. `ptr::read` of an enum let the
+/// compiler split the copy by field (a byte, then 4, 2, 1 and 8 bytes), the very narrow
+/// writes a wide copy after it waits on.
+///
+/// # Safety
+/// As `ptr::read`: the caller owns what the copy owns.
+#[inline(always)]
+pub(crate) unsafe fn copy_words<T>(v: &T) -> T {
+    const { assert!(std::mem::size_of::<T>() == 24 && std::mem::align_of::<T>() == 8) };
+    // SAFETY: `T` is 24 bytes aligned to 8 (checked above), so it is readable as three
+    // words, and three words read from a `T` are a `T` (as the caller promised of it).
+    unsafe { std::mem::transmute_copy::<[u64; 3], T>(&*(v as *const T).cast::<[u64; 3]>()) }
 }
 
 /// Builds a [`Value`] with `serde_json::json!` syntax (through a serde_json value, so

@@ -61,3 +61,39 @@ pub(super) fn new_arc<T>(value: T) -> Arc<T> {
         slot.assume_init()
     }
 }
+
+/// `Arc::make_mut` for arrays' and objects' nodes. No `Weak` of them is ever made (their
+/// types are private to this module and nothing here downgrades), so one strong count
+/// means the caller's handle is the only one: a plain load decides it, where
+/// `Arc::make_mut` locks the count with an atomic compare-exchange (a full barrier, on
+/// every ResultPath write and every task result merged into its input).
+#[inline]
+pub(super) fn make_mut<T: Clone>(arc: &mut Arc<T>) -> &mut T {
+    if !is_unique(arc) {
+        *arc = new_arc(T::clone(arc));
+    }
+    // SAFETY: the handle is the only one (checked, or just made), and it is borrowed
+    // mutably for the reference's lifetime.
+    unsafe { &mut *Arc::as_ptr(arc).cast_mut() }
+}
+
+/// `Arc::get_mut` for the same nodes, by the same reasoning as [`make_mut`].
+#[inline]
+pub(super) fn get_mut<T>(arc: &mut Arc<T>) -> Option<&mut T> {
+    // SAFETY: as in `make_mut`, when the handle is the only one.
+    is_unique(arc).then(|| unsafe { &mut *Arc::as_ptr(arc).cast_mut() })
+}
+
+#[inline]
+fn is_unique<T>(arc: &Arc<T>) -> bool {
+    debug_assert_eq!(
+        Arc::weak_count(arc),
+        0,
+        "a node of state data was downgraded"
+    );
+    let unique = Arc::strong_count(arc) == 1;
+    // Pairs with the release decrement of a handle dropped on another thread, so its
+    // reads of the node happen before the caller's writes (as `Arc::get_mut`'s acquire).
+    std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+    unique
+}

@@ -156,3 +156,31 @@ fn short_strings_are_written_exactly_at_every_length() {
         assert_eq!(sized, text.as_bytes(), "{n}");
     }
 }
+
+#[test]
+fn a_clone_is_equal_and_outlives_its_original() {
+    // `Value::clone` and `Str::clone` copy bytes and raise counts by hand: every kind of
+    // part (inline and shared strings, arrays, objects, scalars) must come out equal and
+    // stay readable once the original and many other clones are gone.
+    let long = "a string longer than the twenty-two inline bytes";
+    for text in SAMPLES.iter().copied().chain([
+        "\"short\"",
+        "\"a string longer than the twenty-two inline bytes\"",
+        "-3",
+        "null",
+    ]) {
+        let Ok(original) = from_str(text) else {
+            continue;
+        };
+        let written = to_string(&original);
+        let copy = original.clone();
+        let others: Vec<Value> = (0..100).map(|_| copy.clone()).collect();
+        drop(original);
+        drop(others);
+        assert_eq!(to_string(&copy), written, "{text}");
+    }
+    let key = Str::from(long);
+    let keys: Vec<Str> = (0..100).map(|_| key.clone()).collect();
+    drop(key);
+    assert!(keys.iter().all(|k| k.as_str() == long));
+}
