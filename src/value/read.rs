@@ -84,6 +84,8 @@ pub(crate) struct Reader<'a> {
     // Strings with escapes and numbers not in their shortest form read so far: text
     // holding one is not what the writer writes, so its node keeps no `RawText`.
     rewritten: u32,
+    // The JSON size of the object or array just read (`None`: not known).
+    node_size: Option<usize>,
 }
 
 /// A reader's scratch stacks, kept per thread between documents so that reading one
@@ -126,6 +128,7 @@ impl<'a> Reader<'a> {
             scratch,
             source: None,
             rewritten: 0,
+            node_size: None,
         }
     }
 
@@ -238,8 +241,14 @@ impl<'a> Reader<'a> {
                 let (s, len) = self.str_sized()?;
                 Some((Value::String(s), Some(len)))
             }
-            b'{' => self.object_value(),
-            b'[' => self.array_value(),
+            b'{' => {
+                let m = self.object_node()?;
+                Some((Value::Object(m), self.node_size))
+            }
+            b'[' => {
+                let a = self.array_node()?;
+                Some((Value::Array(a), self.node_size))
+            }
             b't' => self.literal(b"true", Value::Bool(true)),
             b'f' => self.literal(b"false", Value::Bool(false)),
             b'n' => self.literal(b"null", Value::Null),
@@ -292,14 +301,20 @@ impl<'a> Reader<'a> {
             // (perf: a third of this function's samples on that one load in order).
             c @ (b'-' | b'0'..=b'9') => {
                 let (n, len) = self.number_parts(c == b'-')?;
-                let dst = &mut self.entries[slot].1;
-                debug_assert!(matches!(dst, Value::String(s) if s.is_empty()));
-                // SAFETY: `dst` is valid and aligned; what it held, the empty inline string
-                // `push_key` put there, owns nothing, so skipping its drop leaks nothing.
-                // Without the drop between them the number is built in the slot, not
-                // built beside it and copied over.
-                unsafe { std::ptr::write(dst, Value::Number(n)) };
+                self.place(slot, Value::Number(n));
                 return Some(Some(len));
+            }
+            // Objects and arrays come back in registers (their size beside, in
+            // `node_size`) and are placed in the slot, for the same reason.
+            b'{' => {
+                let m = self.object_node()?;
+                self.place(slot, Value::Object(m));
+                return Some(self.node_size);
+            }
+            b'[' => {
+                let a = self.array_node()?;
+                self.place(slot, Value::Array(a));
+                return Some(self.node_size);
             }
             _ => {
                 let (v, len) = self.sized_value()?;
@@ -323,6 +338,18 @@ impl<'a> Reader<'a> {
             v => *v = Value::String(Str::plain_within(text, start, end)),
         }
         Some(Some(end - start + 2))
+    }
+
+    /// Writes `v` into the value of the entry at `slot`, which still holds the empty
+    /// string [`Self::push_key`] put there.
+    #[inline(always)]
+    fn place(&mut self, slot: usize, v: Value) {
+        let dst = &mut self.entries[slot].1;
+        debug_assert!(matches!(dst, Value::String(s) if s.is_empty()));
+        // SAFETY: `dst` is valid and aligned; what it held, an empty inline string, owns
+        // nothing, so skipping its drop leaks nothing. Without the drop between them the
+        // value is built in the slot, not built beside it and copied over.
+        unsafe { std::ptr::write(dst, v) };
     }
 
     /// A string as a [`Str`] and its JSON length, the opening quote already consumed.
@@ -368,7 +395,9 @@ impl<'a> Reader<'a> {
         })
     }
 
-    fn object_value(&mut self) -> Option<(Value, Option<usize>)> {
+    /// Reads an object; its JSON size is left in `node_size`. (A map and a size returned
+    /// together went back through memory; a map alone fits in registers.)
+    fn object_node(&mut self) -> Option<Map> {
         let (start, rewritten) = (self.i, self.rewritten);
         self.i += 1;
         self.depth += 1;
@@ -439,7 +468,8 @@ impl<'a> Reader<'a> {
                 m
             }
             None if self.entries.len() == base => {
-                return Some((Value::Object(Map::new()), Some(2)))
+                self.node_size = Some(2);
+                return Some(Map::new());
             }
             // The document's own object gets room for a few more keys: ResultPath writes
             // its results there (`$.validation`, `$.charge`), and an exact fit was copied
@@ -452,10 +482,12 @@ impl<'a> Reader<'a> {
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             m.set_raw_text(raw);
         }
-        Some((Value::Object(m), size))
+        self.node_size = size;
+        Some(m)
     }
 
-    fn array_value(&mut self) -> Option<(Value, Option<usize>)> {
+    /// Reads an array; its JSON size is left in `node_size` (as [`Self::object_node`]).
+    fn array_node(&mut self) -> Option<Array> {
         let (start, rewritten) = (self.i, self.rewritten);
         self.i += 1;
         self.depth += 1;
@@ -468,9 +500,17 @@ impl<'a> Reader<'a> {
             self.i += 1;
         } else {
             loop {
-                let (v, len) = self.sized_value()?;
+                // Objects (the usual element of a long array) are placed as entries are.
+                let len = if self.peek()? == b'{' {
+                    let m = self.object_node()?;
+                    push(&mut self.items, Value::Object(m));
+                    self.node_size
+                } else {
+                    let (v, len) = self.sized_value()?;
+                    push(&mut self.items, v);
+                    len
+                };
                 size = add(size, len, 1);
-                push(&mut self.items, v);
                 match self.peek()? {
                     b',' => self.i += 1,
                     b']' => {
@@ -483,13 +523,15 @@ impl<'a> Reader<'a> {
         }
         self.depth -= 1;
         if self.items.len() == base {
-            return Some((Value::Array(Array::new()), Some(2)));
+            self.node_size = Some(2);
+            return Some(Array::new());
         }
         let mut a = Array::from_sized(take_from(&mut self.items, base, 0), size);
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             a.set_raw_text(raw);
         }
-        Some((Value::Array(a), size))
+        self.node_size = size;
+        Some(a)
     }
 
     /// A string's text, the opening quote already consumed; the closing one is consumed
@@ -656,7 +698,7 @@ fn key_bit(key: &[u8]) -> u64 {
     1 << (h & 63)
 }
 
-/// Entries of spare capacity in the document's own object (see `object_value`).
+/// Entries of spare capacity in the document's own object (see `object_node`).
 const ROOT_SPARE_KEYS: usize = 4;
 
 /// Moves `stack[base..]` into a vector of that length and room for `spare` more, leaving
