@@ -335,7 +335,10 @@ pub(crate) fn run_machine<'a>(
             if let Some(log) = &ex.log {
                 log_step(log, node, &stepped);
             }
-            let (out, next, growth) = stepped.map_err(|e| locate(e, &node.state))?;
+            let (out, next, growth) = match stepped {
+                Ok(ok) => ok,
+                Err(e) => return Err(locate(e, &node.state)),
+            };
             bound = match growth {
                 Growth::Same => bound,
                 Growth::Replaced(n) => n,
