@@ -113,9 +113,12 @@ pub(crate) fn short_decimal(f: f64) -> Option<(u64, usize)> {
         if x >= HALF_EXACT {
             return None;
         }
-        let n = (x + 0.5) as u64;
+        // SAFETY: 0 <= x + 0.5 <= 2^52 (`a` is positive, `x` below 2^52): finite, and
+        // within i64. Unchecked and signed, the conversions are one instruction each; `as
+        // u64` both ways compiled to ~12 (saturation and the unsigned fix-ups).
+        let n = unsafe { (x + 0.5).to_int_unchecked::<i64>() };
         if n as f64 / p == a {
-            return Some((n, d));
+            return Some((n as u64, d));
         }
     }
     None
