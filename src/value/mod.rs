@@ -280,10 +280,15 @@ impl Clone for Value {
 /// As `ptr::read`: the caller owns what the copy owns.
 #[inline(always)]
 pub(crate) unsafe fn copy_words<T>(v: &T) -> T {
+    use std::mem::MaybeUninit;
     const { assert!(std::mem::size_of::<T>() == 24 && std::mem::align_of::<T>() == 8) };
     // SAFETY: `T` is 24 bytes aligned to 8 (checked above), so it is readable as three
-    // words, and three words read from a `T` are a `T` (as the caller promised of it).
-    unsafe { std::mem::transmute_copy::<[u64; 3], T>(&*(v as *const T).cast::<[u64; 3]>()) }
+    // words; as `MaybeUninit` words its padding bytes are copied without being read as
+    // integers, and the words copied from a `T` are that `T` (the caller owns the copy).
+    unsafe {
+        let words = std::ptr::read((v as *const T).cast::<MaybeUninit<[u64; 3]>>());
+        std::mem::transmute_copy::<MaybeUninit<[u64; 3]>, T>(&words)
+    }
 }
 
 /// Builds a [`Value`] with `serde_json::json!` syntax (through a serde_json value, so
