@@ -86,25 +86,23 @@ impl RawText {
 /// `covers` entries; a write to any of those forgets it.
 #[derive(Default)]
 pub(crate) struct Memo {
-    // 0 means "not measured": no array or object is 0 bytes of JSON. A size past
-    // u32::MAX is not remembered (4 bytes each keep the memo at 40).
-    size: std::sync::atomic::AtomicU32,
-    // `expr::size::mem_size`'s figure, kept the same way (0: not counted).
-    mem: std::sync::atomic::AtomicU32,
+    // The JSON size, and `expr::size::mem_size`'s figure (4 bytes each keep the memo at 40).
+    size: Count,
+    mem: Count,
     // How many leading entries (or items) `raw` holds.
     covers: u32,
     raw: Option<RawText>,
 }
 
-impl Memo {
-    /// A memo of a size known already, or of nothing.
-    fn sized(n: Option<usize>) -> Memo {
-        Memo {
-            size: std::sync::atomic::AtomicU32::new(Memo::stored(n)),
-            mem: std::sync::atomic::AtomicU32::new(0),
-            covers: 0,
-            raw: None,
-        }
+/// A figure a node remembers. 0 means "not counted": no array or object is 0 bytes of
+/// JSON or of memory. A figure past u32::MAX is not remembered.
+#[derive(Default)]
+struct Count(std::sync::atomic::AtomicU32);
+
+impl Count {
+    #[inline]
+    fn new(n: Option<usize>) -> Count {
+        Count(std::sync::atomic::AtomicU32::new(Count::stored(n)))
     }
 
     #[inline]
@@ -113,31 +111,44 @@ impl Memo {
     }
 
     #[inline]
-    fn size(&self) -> Option<usize> {
-        match self.size.load(std::sync::atomic::Ordering::Relaxed) {
+    fn get(&self) -> Option<usize> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
             0 => None,
             n => Some(n as usize),
         }
+    }
+
+    #[inline]
+    fn set(&self, n: usize) {
+        self.0
+            .store(Count::stored(Some(n)), std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        *self.0.get_mut() = 0;
+    }
+}
+
+impl Memo {
+    /// A memo of a size known already, or of nothing.
+    fn sized(n: Option<usize>) -> Memo {
+        Memo {
+            size: Count::new(n),
+            mem: Count::default(),
+            covers: 0,
+            raw: None,
+        }
+    }
+
+    #[inline]
+    fn size(&self) -> Option<usize> {
+        self.size.get()
     }
 
     #[inline]
     fn set_size(&self, n: usize) {
-        self.size
-            .store(Memo::stored(Some(n)), std::sync::atomic::Ordering::Relaxed)
-    }
-
-    #[inline]
-    fn mem(&self) -> Option<usize> {
-        match self.mem.load(std::sync::atomic::Ordering::Relaxed) {
-            0 => None,
-            n => Some(n as usize),
-        }
-    }
-
-    #[inline]
-    fn set_mem(&self, n: usize) {
-        self.mem
-            .store(Memo::stored(Some(n)), std::sync::atomic::Ordering::Relaxed)
+        self.size.set(n)
     }
 
     /// The text, when it holds the whole node (`len` entries or items).
@@ -177,8 +188,8 @@ impl Memo {
     /// Forgets the sizes only: an entry is being appended.
     #[inline]
     fn forget_size(&mut self) {
-        *self.size.get_mut() = 0;
-        *self.mem.get_mut() = 0;
+        self.size.clear();
+        self.mem.clear();
     }
 
     /// Forgets the sizes and the text: the node is being written.
@@ -212,14 +223,14 @@ pub(crate) trait Remembers {
     /// The memory counted before (`expr::size::mem_size`), if nothing was written since.
     #[inline]
     fn cached_mem_size(&self) -> Option<usize> {
-        self.memo()?.mem()
+        self.memo()?.mem.get()
     }
 
     /// Remembers the memory counted (kept until the next write).
     #[inline]
     fn cache_mem_size(&self, n: usize) {
         if let Some(m) = self.memo() {
-            m.set_mem(n);
+            m.mem.set(n);
         }
     }
 }
