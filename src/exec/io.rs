@@ -132,19 +132,20 @@ fn output_path(field: &PathField, value: Value, env: &Env) -> Result<Value, Work
 // that was ~1,600 instructions a catch on retry-catch, half of them growing the map, and
 // the catcher then measured it again.
 pub fn error_output(e: &WorkflowError) -> Value {
-    let mut entries = Vec::with_capacity(2);
+    let mut out = Map::with_capacity(2);
     // `{`, then each `"Key":value` with the `,` or `}` after it.
     let mut size = 1;
     if let Some(err) = &e.error {
         let v = Str::scanned(err);
         size += "\"Error\":".len() + v.json_len() + 1;
-        entries.push((Str::plain("Error"), Value::String(v)));
+        out.push_distinct(Str::plain("Error"), Value::String(v));
     }
     // AWS always passes a Cause to a catcher, empty when the error had none.
     let cause = Str::scanned(e.cause.as_deref().unwrap_or_default());
     size += "\"Cause\":".len() + cause.json_len() + 1;
-    entries.push((Str::plain("Cause"), Value::String(cause)));
-    Value::Object(Map::from_distinct(entries, Some(size)))
+    out.push_distinct(Str::plain("Cause"), Value::String(cause));
+    out.finish_distinct(Some(size));
+    Value::Object(out)
 }
 
 #[cfg(test)]

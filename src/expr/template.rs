@@ -111,8 +111,8 @@ impl Template {
                 // Measured as it is built, from the sizes charged anyway: the size checks
                 // after the state (and after a task that merges into it) then walk nothing.
                 // The keys are known distinct but where `replaces` says otherwise, so the
-                // entries are collected and moved into the map once, with no lookup per key.
-                let mut entries: Vec<(crate::value::Str, Value)> = Vec::with_capacity(fields.len());
+                // entries go straight into the map, with no lookup per key.
+                let mut entries = Map::with_capacity(fields.len());
                 let mut size = Some(2 + fields.len().saturating_sub(1));
                 for f in fields {
                     let (v, len) = match &f.value {
@@ -133,17 +133,18 @@ impl Template {
                     };
                     // Every field before it that adds an entry has added it, so the slot is
                     // there.
-                    if let Some(earlier) = f.replaces.and_then(|at| entries.get_mut(at)) {
+                    if let Some(earlier) = f.replaces.and_then(|at| entries.value_at_mut(at)) {
                         // The later value in the first position, as an insert does; the
                         // size is then measured when next needed.
-                        earlier.1 = v;
+                        *earlier = v;
                         size = None;
                         continue;
                     }
                     size = size.map(|n| n + f.key.json_len() + 1 + len);
-                    crate::value::push_entry(&mut entries, f.key.clone(), v);
+                    entries.push_distinct(f.key.clone(), v);
                 }
-                Ok(Value::Object(Map::from_distinct(entries, size)))
+                entries.finish_distinct(size);
+                Ok(Value::Object(entries))
             }
         }
     }

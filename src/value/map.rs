@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
-use super::push::{get_mut, make_mut, new_arc, push_entry};
+use super::node::{Node, NodeMut};
 use super::{Str, Value};
 
 /// Objects with more keys than this get a hash index; smaller ones are scanned, which
@@ -13,40 +12,56 @@ const INDEX_ABOVE: usize = 16;
 
 /// A JSON object in insertion order. Cloning bumps a reference count; the first write to
 /// a shared map copies its entries (not the values under them, which are shared too).
-/// An empty map allocates nothing.
+/// An empty map allocates nothing; any other is one allocation (see [`Node`]).
 #[derive(Clone, Default)]
-pub struct Map(Option<Arc<Inner>>);
+pub struct Map(Option<Node<Head, (Str, Value)>>);
 
+/// What a map keeps beside its entries.
 #[derive(Clone, Default)]
-struct Inner {
-    entries: Vec<(Str, Value)>,
-    // Key -> position in `entries`, kept only above INDEX_ABOVE keys.
-    index: Option<HashMap<Str, usize>>,
+struct Head {
+    // Key -> position in the entries, kept only above INDEX_ABOVE keys. Boxed: every
+    // object's allocation starts with this header, and an index is rare (8 bytes, not 48).
+    #[allow(clippy::box_collection)]
+    index: Option<Box<HashMap<Str, usize>>>,
     // Its JSON size and text while unchanged; every write forgets them, but an appended
     // entry keeps the text (see `insert_sized`).
     memo: super::Memo,
 }
 
-impl Inner {
-    #[inline]
-    fn find(&self, key: &str) -> Option<usize> {
-        match &self.index {
-            Some(ix) => ix.get(key).copied(),
-            None => {
-                let key = key.as_bytes();
-                self.entries
-                    .iter()
-                    .position(|(k, _)| same_key(k.as_bytes(), key))
-            }
+type Entries = Node<Head, (Str, Value)>;
+
+#[inline]
+fn find(node: &Entries, key: &str) -> Option<usize> {
+    match &node.header().index {
+        Some(ix) => ix.get(key).copied(),
+        None => {
+            let key = key.as_bytes();
+            node.items()
+                .iter()
+                .position(|(k, _)| same_key(k.as_bytes(), key))
         }
     }
+}
 
-    fn build_index(&mut self) {
-        let mut ix = HashMap::with_capacity(self.entries.len() * 2);
-        for (i, (k, _)) in self.entries.iter().enumerate() {
-            ix.insert(k.clone(), i);
-        }
-        self.index = Some(ix);
+fn build_index(w: &mut NodeMut<'_, Head, (Str, Value)>) {
+    let (head, entries) = w.parts();
+    let mut ix = HashMap::with_capacity(entries.len() * 2);
+    for (i, (k, _)) in entries.iter().enumerate() {
+        ix.insert(k.clone(), i);
+    }
+    head.index = Some(Box::new(ix));
+}
+
+/// Appends an entry with each half written into its slot (no tuple built first: see
+/// `push::push_entry`).
+#[inline(always)]
+fn push_entry(w: &mut NodeMut<'_, Head, (Str, Value)>, key: Str, value: Value) {
+    // SAFETY: both halves of the slot are written.
+    unsafe {
+        w.push_in_place(|slot| {
+            std::ptr::addr_of_mut!((*slot).0).write(key);
+            std::ptr::addr_of_mut!((*slot).1).write(value);
+        })
     }
 }
 
@@ -81,97 +96,139 @@ impl Map {
     }
 
     /// An empty map with room for `n` entries.
+    #[inline]
     pub fn with_capacity(n: usize) -> Map {
         if n == 0 {
             return Map(None);
         }
-        Map(Some(new_arc(Inner {
-            entries: Vec::with_capacity(n),
-            index: None,
-            // Not measured: a map built here is often never measured whole, and an
-            // insert into a measured map pays for its value's length (a float's is a
-            // formatting); with it, callgrind counted order -0.6 % and retry-catch +1.3 %.
-            memo: Default::default(),
-        })))
+        // Not measured: a map built here is often never measured whole, and an insert
+        // into a measured map pays for its value's length (a float's is a formatting);
+        // with it, callgrind counted order -0.6 % and retry-catch +1.3 %.
+        Map(Some(Node::with_capacity(Head::default(), n)))
     }
 
     /// How many entries fit without reallocating.
     #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
-        self.0.as_deref().map_or(0, |i| i.entries.capacity())
+        self.0.as_ref().map_or(0, Node::capacity)
     }
 
     /// A map of entries whose keys are known to be distinct, and whose JSON size may be
     /// known too (the parser builds these without a copy-on-write check per key).
     pub(crate) fn from_distinct(entries: Vec<(Str, Value)>, json_size: Option<usize>) -> Map {
-        if entries.capacity() == 0 {
-            return Map(None);
+        let mut m = Map::with_capacity(entries.len());
+        for (k, v) in entries {
+            m.push_distinct(k, v);
         }
-        let big = entries.len() > INDEX_ABOVE;
-        // The fields are written into the new allocation one by one (as `new_arc` writes
-        // a whole value): built whole first, the node went through the stack, and the
-        // copy into the allocation waited on the narrow writes that built it (perf: ~2/3
-        // of this function's samples on two such loads).
-        let slot = Arc::<Inner>::new_uninit();
-        let p = Arc::as_ptr(&slot).cast_mut().cast::<Inner>();
-        // SAFETY: `slot` was just made and never cloned, so nothing else can read it while
-        // it is written; `p` is valid and aligned for an `Inner`; every field is written
-        // before `assume_init`.
-        let mut inner = unsafe {
-            std::ptr::addr_of_mut!((*p).entries).write(entries);
-            std::ptr::addr_of_mut!((*p).index).write(None);
-            std::ptr::addr_of_mut!((*p).memo).write(super::Memo::sized(json_size));
-            slot.assume_init()
-        };
-        if big {
-            get_mut(&mut inner)
-                .expect("a new Arc has no other handle")
-                .build_index();
-        }
-        Map(Some(inner))
+        m.finish_distinct(json_size);
+        m
     }
 
-    /// Objects up to this many keys are built by [`Map::from_distinct`] with a scan for
+    /// A map of `stack[base..]`, whose keys are known to be distinct, with room for
+    /// `spare` more entries; leaves `stack[..base]`. For the reader, whose entries of
+    /// open objects wait on one stack: one allocation and one copy.
+    pub(crate) fn from_stack(
+        stack: &mut Vec<(Str, Value)>,
+        base: usize,
+        spare: usize,
+        json_size: Option<usize>,
+    ) -> Map {
+        let n = stack.len() - base;
+        let mut m = Map::with_capacity(n + spare);
+        if let Some(node) = m.0.as_mut() {
+            let mut w = node.get_mut().expect("a new node has no other handle");
+            // SAFETY: the `n` entries from `base` are valid and move into the node; the
+            // stack's length then drops to `base`, so each is owned and dropped once.
+            unsafe {
+                w.append_moved(stack.as_ptr().add(base), n);
+                stack.set_len(base);
+            }
+        }
+        m.finish_distinct(json_size);
+        m
+    }
+
+    /// Appends an entry whose key is known to be new, to a map being built that no other
+    /// handle shares yet (so nothing it remembers needs forgetting).
+    #[inline(always)]
+    pub(crate) fn push_distinct(&mut self, key: Str, value: Value) {
+        match self.0.as_mut().and_then(Node::get_mut) {
+            Some(mut w) => push_entry(&mut w, key, value),
+            // Built without room (or shared after all): an insert does the same.
+            None => {
+                self.insert(key, value);
+            }
+        }
+    }
+
+    /// The value of entry `i`, for a map being built (as [`Map::push_distinct`]).
+    #[inline]
+    pub(crate) fn value_at_mut(&mut self, i: usize) -> Option<&mut Value> {
+        let w = self.0.as_mut()?.make_mut();
+        let (_, entries) = w_parts(w);
+        entries.get_mut(i).map(|(_, v)| v)
+    }
+
+    /// Ends building a map of distinct keys: its JSON size if known, and an index if it
+    /// is large.
+    #[inline]
+    pub(crate) fn finish_distinct(&mut self, json_size: Option<usize>) {
+        let Some(node) = self.0.as_mut() else {
+            return;
+        };
+        let mut w = node.make_mut();
+        let big = w.node().items().len() > INDEX_ABOVE;
+        w.header().memo = super::Memo::sized(json_size);
+        if big {
+            build_index(&mut w);
+        }
+    }
+
+    /// Objects up to this many keys are built by [`Map::from_stack`] with a scan for
     /// duplicates; larger ones by [`Map::insert`], which keeps an index.
     pub(crate) const SCAN_KEYS: usize = INDEX_ABOVE;
 
     #[inline]
     fn entries(&self) -> &[(Str, Value)] {
         match &self.0 {
-            Some(i) => &i.entries,
+            Some(n) => n.items(),
             None => &[],
         }
     }
 
+    /// Write access to the header and entries, after copying them if they are shared.
     #[inline]
-    fn inner_mut(&mut self) -> &mut Inner {
-        let inner = make_mut(self.0.get_or_insert_with(Default::default));
+    fn node_mut(&mut self) -> NodeMut<'_, Head, (Str, Value)> {
+        let mut w = self
+            .0
+            .get_or_insert_with(|| Node::with_capacity(Head::default(), 4))
+            .make_mut();
         // Whatever the caller changes, here or in a value under this map, the size
         // measured before and the text read no longer hold.
-        inner.memo.forget();
-        inner
+        w.header().memo.forget();
+        w
     }
 
     /// The JSON text this map was read from, if it holds the whole map unchanged.
     #[cfg(test)]
     pub(crate) fn raw_text(&self) -> Option<&[u8]> {
-        let inner = self.0.as_deref()?;
-        inner.memo.raw(inner.entries.len())
+        let node = self.0.as_ref()?;
+        node.header().memo.raw(node.items().len())
     }
 
     /// The JSON text this map was read from and how many of its leading entries that text
     /// holds (entries appended since follow them), if those are unchanged since.
     #[inline]
     pub(crate) fn raw_prefix(&self) -> Option<(&[u8], usize)> {
-        self.0.as_deref()?.memo.raw_prefix()
+        self.0.as_ref()?.header().memo.raw_prefix()
     }
 
     /// Keeps the text the map was read from (see [`super::RawText`]); for the reader, on a
     /// map no other handle shares yet.
     pub(crate) fn set_raw_text(&mut self, raw: super::RawText) {
-        if let Some(inner) = self.0.as_mut().and_then(get_mut) {
-            let n = inner.entries.len();
-            inner.memo.set_raw(raw, n);
+        if let Some(mut w) = self.0.as_mut().and_then(Node::get_mut) {
+            let n = w.node().items().len();
+            w.header().memo.set_raw(raw, n);
         }
     }
 
@@ -190,8 +247,8 @@ impl Map {
     /// The value under `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&Value> {
-        let inner = self.0.as_deref()?;
-        inner.find(key).map(|i| &inner.entries[i].1)
+        let node = self.0.as_ref()?;
+        find(node, key).map(|i| &node.items()[i].1)
     }
 
     /// The entry at position `i` in insertion order.
@@ -203,22 +260,22 @@ impl Map {
     /// The position of `key` in insertion order.
     #[inline]
     pub(crate) fn position(&self, key: &str) -> Option<usize> {
-        self.0.as_deref()?.find(key)
+        find(self.0.as_ref()?, key)
     }
 
     /// The entry under `key`, key included.
     pub fn get_key_value(&self, key: &str) -> Option<(&Str, &Value)> {
-        let inner = self.0.as_deref()?;
-        inner.find(key).map(|i| {
-            let (k, v) = &inner.entries[i];
+        let node = self.0.as_ref()?;
+        find(node, key).map(|i| {
+            let (k, v) = &node.items()[i];
             (k, v)
         })
     }
 
     /// The value under `key`, for writing (copies the map first if it is shared).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        let i = self.0.as_deref()?.find(key)?;
-        Some(&mut self.inner_mut().entries[i].1)
+        let i = find(self.0.as_ref()?, key)?;
+        Some(&mut w_parts(self.node_mut()).1[i].1)
     }
 
     /// Whether `key` is present.
@@ -241,7 +298,7 @@ impl Map {
     fn size_known(&self) -> Option<usize> {
         match &self.0 {
             None => Some(2),
-            Some(i) => i.memo.size(),
+            Some(n) => n.header().memo.size(),
         }
     }
 
@@ -257,38 +314,42 @@ impl Map {
         // does not walk the whole object again.
         let before = self.size_known();
         let added = before.and(len);
-        let inner = make_mut(self.0.get_or_insert_with(Default::default));
+        let mut w = self
+            .0
+            .get_or_insert_with(|| Node::with_capacity(Head::default(), 4))
+            .make_mut();
         // The size is set again below where it can be. The text read stays for an entry
         // appended, or written past those it holds: the writer adds such entries after it.
-        inner.memo.forget_size();
-        if let Some(i) = inner.find(&key) {
-            if i < inner.memo.covers() {
-                inner.memo.forget();
+        w.header().memo.forget_size();
+        if let Some(i) = find(w.node(), &key) {
+            let (head, entries) = w.parts();
+            if i < head.memo.covers() {
+                head.memo.forget();
             }
-            let old = std::mem::replace(&mut inner.entries[i].1, value);
+            let old = std::mem::replace(&mut entries[i].1, value);
             if let (Some(b), Some(n), Some(o)) = (before, added, super::known_len(&old)) {
-                inner.memo.set_size(b - o + n);
+                head.memo.set_size(b - o + n);
             }
             return Some(old);
         }
-        let at = inner.entries.len();
+        let at = w.node().items().len();
+        let head = w.header();
         if let (Some(b), Some(n)) = (before, added) {
-            inner
-                .memo
+            head.memo
                 .set_size(b + usize::from(at > 0) + key.json_len() + 1 + n);
         }
-        match &mut inner.index {
+        match &mut head.index {
             Some(ix) => {
                 ix.insert(key.clone(), at);
             }
             None if at >= INDEX_ABOVE => {
-                push_entry(&mut inner.entries, key, value);
-                inner.build_index();
+                push_entry(&mut w, key, value);
+                build_index(&mut w);
                 return None;
             }
             None => {}
         }
-        push_entry(&mut inner.entries, key, value);
+        push_entry(&mut w, key, value);
         None
     }
 
@@ -300,12 +361,13 @@ impl Map {
 
     /// Removes `key`, moving the last entry into its place.
     pub fn swap_remove(&mut self, key: &str) -> Option<Value> {
-        let i = self.0.as_deref()?.find(key)?;
-        let inner = self.inner_mut();
-        let (k, v) = inner.entries.swap_remove(i);
-        if let Some(ix) = &mut inner.index {
+        let i = find(self.0.as_ref()?, key)?;
+        let mut w = self.node_mut();
+        let (k, v) = w.swap_remove(i);
+        let (head, entries) = w.parts();
+        if let Some(ix) = &mut head.index {
             ix.remove(k.as_str());
-            if let Some((moved, _)) = inner.entries.get(i) {
+            if let Some((moved, _)) = entries.get(i) {
                 ix.insert(moved.clone(), i);
             }
         }
@@ -314,11 +376,11 @@ impl Map {
 
     /// Removes `key`, keeping the order of the rest.
     pub fn shift_remove(&mut self, key: &str) -> Option<Value> {
-        let i = self.0.as_deref()?.find(key)?;
-        let inner = self.inner_mut();
-        let (_, v) = inner.entries.remove(i);
-        if inner.index.is_some() {
-            inner.build_index();
+        let i = find(self.0.as_ref()?, key)?;
+        let mut w = self.node_mut();
+        let (_, v) = w.remove(i);
+        if w.header().index.is_some() {
+            build_index(&mut w);
         }
         Some(v)
     }
@@ -328,10 +390,10 @@ impl Map {
         if self.is_empty() {
             return;
         }
-        let inner = self.inner_mut();
-        inner.entries.retain_mut(|(k, v)| keep(k, v));
-        if inner.index.is_some() {
-            inner.build_index();
+        let mut w = self.node_mut();
+        w.retain(|(k, v)| keep(k, v));
+        if w.header().index.is_some() {
+            build_index(&mut w);
         }
     }
 
@@ -354,7 +416,7 @@ impl Map {
         if self.is_empty() {
             return IterMut([].iter_mut());
         }
-        IterMut(self.inner_mut().entries.iter_mut())
+        IterMut(w_parts(self.node_mut()).1.iter_mut())
     }
 
     /// Keys in order.
@@ -375,7 +437,7 @@ impl Map {
     /// Whether `self` and `other` are the same allocation (so surely equal).
     pub fn ptr_eq(&self, other: &Map) -> bool {
         match (&self.0, &other.0) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (Some(a), Some(b)) => a.ptr_eq(b),
             (None, None) => true,
             _ => false,
         }
@@ -383,8 +445,15 @@ impl Map {
 
     /// Whether other handles share this map's entries.
     pub fn is_shared(&self) -> bool {
-        self.0.as_ref().is_some_and(|a| Arc::strong_count(a) > 1)
+        self.0.as_ref().is_some_and(|n| n.count() > 1)
     }
+}
+
+/// The header and entries of a write access, for as long as the map it came from is
+/// borrowed.
+#[inline]
+fn w_parts<'a>(w: NodeMut<'a, Head, (Str, Value)>) -> (&'a mut Head, &'a mut [(Str, Value)]) {
+    w.into_parts()
 }
 
 /// A place in a [`Map`], from [`Map::entry`].
@@ -401,14 +470,14 @@ impl<'a> Entry<'a> {
 
     /// The value under the key, `f()` put there first if there was none.
     pub fn or_insert_with(self, f: impl FnOnce() -> Value) -> &'a mut Value {
-        let i = match self.map.0.as_deref().and_then(|i| i.find(&self.key)) {
+        let i = match self.map.0.as_ref().and_then(|n| find(n, &self.key)) {
             Some(i) => i,
             None => {
                 self.map.insert(self.key, f());
                 self.map.len() - 1
             }
         };
-        &mut self.map.inner_mut().entries[i].1
+        &mut w_parts(self.map.node_mut()).1[i].1
     }
 }
 
@@ -477,10 +546,7 @@ impl IntoIterator for Map {
     type Item = (Str, Value);
     type IntoIter = IntoIter;
     fn into_iter(self) -> IntoIter {
-        let entries = match self.0 {
-            None => Vec::new(),
-            Some(a) => Arc::try_unwrap(a).map_or_else(|a| a.entries.clone(), |i| i.entries),
-        };
+        let entries = self.0.map_or_else(Vec::new, Node::into_vec);
         IntoIter(entries.into_iter())
     }
 }
@@ -552,7 +618,7 @@ impl fmt::Debug for Map {
 impl super::Remembers for Map {
     #[inline]
     fn memo(&self) -> Option<&super::Memo> {
-        self.0.as_deref().map(|i| &i.memo)
+        self.0.as_ref().map(|n| &n.header().memo)
     }
 }
 

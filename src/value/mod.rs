@@ -3,8 +3,9 @@
 //! [`Value`] mirrors `serde_json::Value`'s variants and methods so that code reads the
 //! same, but a clone is a pointer bump (or a 24-byte copy for a short string), objects are
 //! insertion-ordered vectors scanned linearly (hash-indexed only when large), and a write
-//! into a shared array or object copies only that node's slots (`Arc::make_mut`), so a
-//! ResultPath write copies the spine it changes and nothing under it.
+//! into a shared array or object copies only that node's slots (copy on write), so a
+//! ResultPath write copies the spine it changes and nothing under it. An object's header
+//! and entries are one allocation ([`node`]).
 //!
 //! Parsing ([`from_slice`]) and writing ([`to_vec`]) are written by hand but keep
 //! serde_json's behaviour exactly: the reader hands anything it does not finish to
@@ -20,6 +21,7 @@ pub mod convert;
 mod index;
 mod len;
 mod map;
+mod node;
 mod parse;
 mod push;
 mod read;
@@ -31,7 +33,6 @@ pub use index::Index;
 pub(crate) use len::{known_len, number_len, string_len};
 pub(crate) use map::same_key;
 pub use map::{Entry, Map};
-pub(crate) use push::push_entry;
 pub(crate) use read::Reader;
 pub use read::{from_slice, from_str};
 pub use serde_json::Number;

@@ -1,7 +1,7 @@
 //! Writing a new element straight into its memory: a vector's next slot, a new `Arc`.
 //!
 //! Why: `Vec::push` (or `Arc::new`) of a value built just before (a tuple assembled from
-//! a key and a value, a string returned from a call, a map's `Inner`) compiled to narrow
+//! a key and a value, a string returned from a call, an array's node) compiled to narrow
 //! writes of the value on the stack followed at once by wider reads of them for the copy,
 //! and those reads waited for the writes to reach the cache (perf: a third of `Map::insert_sized`'s
 //! samples, 80 % of the reader's `push_mut`). Written in place, nothing is read back.
@@ -37,7 +37,7 @@ pub(super) fn push<T>(v: &mut Vec<T>, x: T) {
 
 /// `entries.push((key, value))` with each half written into the slot (no tuple first).
 #[inline(always)]
-pub(crate) fn push_entry(entries: &mut Vec<(Str, Value)>, key: Str, value: Value) {
+pub(super) fn push_entry(entries: &mut Vec<(Str, Value)>, key: Str, value: Value) {
     // SAFETY: both halves of the slot are written.
     unsafe {
         push_in_place(entries, |slot| {
@@ -49,7 +49,7 @@ pub(crate) fn push_entry(entries: &mut Vec<(Str, Value)>, key: Str, value: Value
 
 /// `Arc::new(value)` with the value written straight into the new allocation. `Arc::new`
 /// of a struct built on the stack copied it twice with wide loads of narrow stores still
-/// in flight (over half of `Map::from_distinct`'s samples); `Arc::get_mut` would check the
+/// in flight (over half of building a map's node, when maps were `Arc`s); `Arc::get_mut` would check the
 /// counts with an atomic compare-exchange first.
 #[inline(always)]
 pub(super) fn new_arc<T>(value: T) -> Arc<T> {

@@ -445,8 +445,7 @@ impl<'a> Reader<'a> {
                     size = add(size, len, key_len + 2);
                     seen |= bit;
                     if self.entries.len() - base == Map::SCAN_KEYS {
-                        let own = take_from(&mut self.entries, base, 0);
-                        big = Some(Map::from_distinct(own, None));
+                        big = Some(Map::from_stack(&mut self.entries, base, 0, None));
                     }
                 }
                 match self.peek()? {
@@ -475,9 +474,9 @@ impl<'a> Reader<'a> {
             // its results there (`$.validation`, `$.charge`), and an exact fit was copied
             // into a new vector at the first of them.
             None if self.depth == 0 => {
-                Map::from_distinct(take_from(&mut self.entries, base, ROOT_SPARE_KEYS), size)
+                Map::from_stack(&mut self.entries, base, ROOT_SPARE_KEYS, size)
             }
-            None => Map::from_distinct(take_from(&mut self.entries, base, 0), size),
+            None => Map::from_stack(&mut self.entries, base, 0, size),
         };
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             m.set_raw_text(raw);
