@@ -318,7 +318,7 @@ impl<'a, H, T> NodeMut<'a, H, T> {
     #[inline(never)]
     fn grow(&mut self, need: usize) {
         let cap = self.0.head().cap;
-        let new_cap = need.max(cap * 2).max(4);
+        let new_cap = need.max(cap.saturating_mul(2)).max(4);
         let (old, new) = (Node::<H, T>::layout(cap), Node::<H, T>::layout(new_cap));
         // SAFETY: the memory was allocated with `old` (same alignment as `new`); the node
         // is not shared, so nothing points into it while it moves; its contents are moved
