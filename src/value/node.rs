@@ -465,8 +465,9 @@ mod tests {
     #[test]
     fn items_moved_in_from_a_stack_are_owned_once() {
         let (mut x, shared) = node(2);
-        let mut stack: Vec<(String, Arc<u32>)> =
-            (0..9).map(|i| (format!("s{i}"), Arc::clone(&shared))).collect();
+        let mut stack: Vec<(String, Arc<u32>)> = (0..9)
+            .map(|i| (format!("s{i}"), Arc::clone(&shared)))
+            .collect();
         let mut w = x.get_mut().unwrap();
         // SAFETY: the last 7 items are valid and forgotten by the stack right after.
         unsafe {
