@@ -333,31 +333,27 @@ impl<'a, H, T> NodeMut<'a, H, T> {
 
     /// Removes and returns item `i`, moving the last item into its place.
     pub(super) fn swap_remove(&mut self, i: usize) -> T {
-        let len = self.0.head().len;
-        assert!(i < len, "index {i} out of {len} items");
-        let p = self.0.items_ptr();
-        // SAFETY: `i` and `len - 1` are initialized items; `i` is read out and the last
-        // moved into its slot before the length forgets the last slot.
-        unsafe {
-            let x = p.add(i).read();
-            if i != len - 1 {
-                ptr::copy_nonoverlapping(p.add(len - 1), p.add(i), 1);
-            }
-            self.head_mut().len = len - 1;
-            x
-        }
+        self.take(i, false)
     }
 
     /// Removes and returns item `i`, shifting the later ones down.
     pub(super) fn remove(&mut self, i: usize) -> T {
+        self.take(i, true)
+    }
+
+    fn take(&mut self, i: usize, in_order: bool) -> T {
         let len = self.0.head().len;
         assert!(i < len, "index {i} out of {len} items");
         let p = self.0.items_ptr();
-        // SAFETY: item `i` is read out, the `len - i - 1` after it move down one slot, and
-        // the length then forgets the last slot.
+        // SAFETY: item `i` is read out; then either the `len - i - 1` after it move down
+        // one slot, or the last moves into slot `i`; the length then forgets the last slot.
         unsafe {
             let x = p.add(i).read();
-            ptr::copy(p.add(i + 1), p.add(i), len - i - 1);
+            if in_order {
+                ptr::copy(p.add(i + 1), p.add(i), len - i - 1);
+            } else if i != len - 1 {
+                ptr::copy_nonoverlapping(p.add(len - 1), p.add(i), 1);
+            }
             self.head_mut().len = len - 1;
             x
         }
