@@ -165,7 +165,7 @@ impl Map {
     #[inline]
     pub(crate) fn value_at_mut(&mut self, i: usize) -> Option<&mut Value> {
         let w = self.0.as_mut()?.make_mut();
-        let (_, entries) = w_parts(w);
+        let (_, entries) = w.into_parts();
         entries.get_mut(i).map(|(_, v)| v)
     }
 
@@ -275,7 +275,7 @@ impl Map {
     /// The value under `key`, for writing (copies the map first if it is shared).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let i = find(self.0.as_ref()?, key)?;
-        Some(&mut w_parts(self.node_mut()).1[i].1)
+        Some(&mut self.node_mut().into_parts().1[i].1)
     }
 
     /// Whether `key` is present.
@@ -416,7 +416,7 @@ impl Map {
         if self.is_empty() {
             return IterMut([].iter_mut());
         }
-        IterMut(w_parts(self.node_mut()).1.iter_mut())
+        IterMut(self.node_mut().into_parts().1.iter_mut())
     }
 
     /// Keys in order.
@@ -449,13 +449,6 @@ impl Map {
     }
 }
 
-/// The header and entries of a write access, for as long as the map it came from is
-/// borrowed.
-#[inline]
-fn w_parts<'a>(w: NodeMut<'a, Head, (Str, Value)>) -> (&'a mut Head, &'a mut [(Str, Value)]) {
-    w.into_parts()
-}
-
 /// A place in a [`Map`], from [`Map::entry`].
 pub struct Entry<'a> {
     map: &'a mut Map,
@@ -477,7 +470,7 @@ impl<'a> Entry<'a> {
                 self.map.len() - 1
             }
         };
-        &mut w_parts(self.map.node_mut()).1[i].1
+        &mut self.map.node_mut().into_parts().1[i].1
     }
 }
 
