@@ -161,11 +161,11 @@ impl Map {
         }
     }
 
-    /// The value of entry `i`, for a map being built (as [`Map::push_distinct`]).
+    /// The value of entry `i`, for writing (copies the map first if it is shared).
     #[inline]
     pub(crate) fn value_at_mut(&mut self, i: usize) -> Option<&mut Value> {
-        let w = self.0.as_mut()?.make_mut();
-        let (_, entries) = w.into_parts();
+        self.0.as_ref()?;
+        let (_, entries) = self.node_mut().into_parts();
         entries.get_mut(i).map(|(_, v)| v)
     }
 
