@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use super::node::{Node, NodeMut};
+use super::push::write_entry;
 use super::{Str, Value};
 
 /// Objects with more keys than this get a hash index; smaller ones are scanned, which
@@ -53,16 +54,11 @@ fn build_index(w: &mut NodeMut<'_, Head, (Str, Value)>) {
 }
 
 /// Appends an entry with each half written into its slot (no tuple built first: see
-/// `push::push_entry`).
+/// `push::write_entry`).
 #[inline(always)]
 fn push_entry(w: &mut NodeMut<'_, Head, (Str, Value)>, key: Str, value: Value) {
-    // SAFETY: both halves of the slot are written.
-    unsafe {
-        w.push_in_place(|slot| {
-            std::ptr::addr_of_mut!((*slot).0).write(key);
-            std::ptr::addr_of_mut!((*slot).1).write(value);
-        })
-    }
+    // SAFETY: `write_entry` writes both halves of the slot.
+    unsafe { w.push_in_place(|slot| write_entry(slot, key, value)) }
 }
 
 /// Key equality for the scan of a small map. Keys of one object often share a length
@@ -196,13 +192,19 @@ impl Map {
         }
     }
 
+    /// Write access to the header and entries (a node made if there is none, copied if
+    /// shared), with what the map remembers left to the caller.
+    #[inline]
+    fn writable(&mut self) -> NodeMut<'_, Head, (Str, Value)> {
+        self.0
+            .get_or_insert_with(|| Node::with_capacity(Head::default(), 4))
+            .make_mut()
+    }
+
     /// Write access to the header and entries, after copying them if they are shared.
     #[inline]
     fn node_mut(&mut self) -> NodeMut<'_, Head, (Str, Value)> {
-        let mut w = self
-            .0
-            .get_or_insert_with(|| Node::with_capacity(Head::default(), 4))
-            .make_mut();
+        let mut w = self.writable();
         // Whatever the caller changes, here or in a value under this map, the size
         // measured before and the text read no longer hold.
         w.header().memo.forget();
@@ -314,10 +316,7 @@ impl Map {
         // does not walk the whole object again.
         let before = self.size_known();
         let added = before.and(len);
-        let mut w = self
-            .0
-            .get_or_insert_with(|| Node::with_capacity(Head::default(), 4))
-            .make_mut();
+        let mut w = self.writable();
         // The size is set again below where it can be. The text read stays for an entry
         // appended, or written past those it holds: the writer adds such entries after it.
         w.header().memo.forget_size();

@@ -122,11 +122,7 @@ impl<H, T> Node<H, T> {
 
     #[inline]
     fn is_unique(&self) -> bool {
-        let unique = self.head().count.load(Ordering::Relaxed) == 1;
-        // Pairs with the release decrement of a handle dropped on another thread, so its
-        // reads happen before the caller's writes (as `Arc::get_mut`'s acquire).
-        atomic::fence(Ordering::Acquire);
-        unique
+        super::push::only_handle(self.head().count.load(Ordering::Relaxed))
     }
 
     /// Write access, if no other handle shares the node.

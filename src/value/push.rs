@@ -38,12 +38,20 @@ pub(super) fn push<T>(v: &mut Vec<T>, x: T) {
 /// `entries.push((key, value))` with each half written into the slot (no tuple first).
 #[inline(always)]
 pub(super) fn push_entry(entries: &mut Vec<(Str, Value)>, key: Str, value: Value) {
-    // SAFETY: both halves of the slot are written.
+    // SAFETY: `write_entry` writes both halves of the slot.
+    unsafe { push_in_place(entries, |slot| write_entry(slot, key, value)) }
+}
+
+/// Writes an entry's key and value straight into `slot`, half by half.
+///
+/// # Safety
+/// `slot` must be valid for writes and aligned; what it held is overwritten, not dropped.
+#[inline(always)]
+pub(super) unsafe fn write_entry(slot: *mut (Str, Value), key: Str, value: Value) {
+    // SAFETY: the caller's slot is valid for writes, and so are both its halves.
     unsafe {
-        push_in_place(entries, |slot| {
-            std::ptr::addr_of_mut!((*slot).0).write(key);
-            std::ptr::addr_of_mut!((*slot).1).write(value);
-        })
+        std::ptr::addr_of_mut!((*slot).0).write(key);
+        std::ptr::addr_of_mut!((*slot).1).write(value);
     }
 }
 
@@ -91,9 +99,15 @@ fn is_unique<T>(arc: &Arc<T>) -> bool {
         0,
         "a node of state data was downgraded"
     );
-    let unique = Arc::strong_count(arc) == 1;
+    only_handle(Arc::strong_count(arc))
+}
+
+/// Whether a node whose count was just read as `count` has the caller's handle as its
+/// only one, ready for the caller to write (for `Arc`ed arrays and `value::node`).
+#[inline]
+pub(super) fn only_handle(count: usize) -> bool {
     // Pairs with the release decrement of a handle dropped on another thread, so its
     // reads of the node happen before the caller's writes (as `Arc::get_mut`'s acquire).
     std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-    unique
+    count == 1
 }
