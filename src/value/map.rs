@@ -100,7 +100,7 @@ impl Map {
         // Not measured: a map built here is often never measured whole, and an insert
         // into a measured map pays for its value's length (a float's is a formatting);
         // with it, callgrind counted order -0.6 % and retry-catch +1.3 %.
-        Map(Some(Node::with_capacity(Head::default(), n)))
+        Map(Some(Node::with_default(n)))
     }
 
     /// How many entries fit without reallocating.
@@ -197,7 +197,7 @@ impl Map {
     #[inline]
     fn writable(&mut self) -> NodeMut<'_, Head, (Str, Value)> {
         self.0
-            .get_or_insert_with(|| Node::with_capacity(Head::default(), 4))
+            .get_or_insert_with(|| Node::with_default(4))
             .make_mut()
     }
 
