@@ -31,7 +31,10 @@ impl Vars {
     /// A new inner scope over a shared outer one (a Parallel branch, a Map iteration).
     pub fn inner(outer: &Arc<Vars>) -> Vars {
         Vars {
-            outer: Some(Arc::clone(outer)),
+            // An empty outer scope (no variable anywhere, the usual JSONPath machine) is
+            // not linked: lookups find nothing in it anyway, it never changes, and the
+            // link cost a locked count increment and decrement per Map iteration.
+            outer: (!outer.is_empty()).then(|| Arc::clone(outer)),
             local: Map::new(),
         }
     }
@@ -57,5 +60,27 @@ impl Vars {
     /// True when no variable is set in any scope.
     pub fn is_empty(&self) -> bool {
         self.local.is_empty() && self.outer.as_deref().is_none_or(Vars::is_empty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inner_scope_sees_every_outer_variable_and_links_no_empty_scope() {
+        let empty = Arc::new(Vars::default());
+        let inner = Vars::inner(&empty);
+        assert!(inner.outer.is_none() && inner.is_empty());
+
+        let mut top = Vars::default();
+        top.set("a".into(), Value::from(1));
+        let middle = Arc::new(Vars::inner(&Arc::new(top)));
+        // `middle` sets nothing itself but reaches `a`: it is linked, not skipped.
+        let mut inner = Vars::inner(&middle);
+        assert_eq!(inner.get("a"), Some(&Value::from(1)));
+        inner.set("b".into(), Value::from(2));
+        assert_eq!(inner.get("b"), Some(&Value::from(2)));
+        assert_eq!(middle.get("b"), None);
     }
 }
