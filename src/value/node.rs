@@ -234,9 +234,8 @@ impl<H, T> Drop for Node<H, T> {
     #[inline]
     fn drop(&mut self) {
         // The only handle sees a count of 1 that nothing can raise (a clone needs a handle,
-        // and there are no weak ones), so it frees without a locked instruction; the
-        // acquire pairs with the release of the handles dropped before it.
-        if self.head().count.load(Ordering::Acquire) == 1 {
+        // and there are no weak ones), so it frees without a locked instruction.
+        if self.is_unique() {
             self.drop_slow();
             return;
         }
