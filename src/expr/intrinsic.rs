@@ -204,8 +204,20 @@ impl Arg {
 }
 
 impl Call {
+    // Inlined, with constants and values found by reference borrowed here: the `Cow` that
+    // `Arg::eval` returns came back through memory and its first read stalled (perf:
+    // about half of `int_arg`'s time in choice-heavy's `States.MathAdd`).
+    #[inline(always)]
     fn arg<'a>(&'a self, n: usize, env: &Env<'a>) -> Result<Cow<'a, Value>, WorkflowError> {
-        self.args[n].eval(self.func, env)
+        let direct = match &self.args[n] {
+            Arg::Literal(v) => Some(v),
+            Arg::Path(p) => p.get(env),
+            _ => None,
+        };
+        match direct {
+            Some(v) => Ok(Cow::Borrowed(v)),
+            None => self.args[n].eval(self.func, env),
+        }
     }
 
     fn fail(&self, cause: impl std::fmt::Display) -> WorkflowError {
@@ -248,18 +260,7 @@ impl Call {
     /// `Math.round` does (AWS rounds 2.5 to 3 and -2.5 to -2), and the result must fit
     /// the 32-bit integers the service computes with.
     fn int_arg(&self, n: usize, env: &Env) -> Result<i64, WorkflowError> {
-        // A constant or a value found by reference is read where it lies: the `Cow` that
-        // `arg` returns came back through memory and its first read stalled (perf: ~half
-        // of this function's time in choice-heavy's `States.MathAdd`).
-        let direct = match &self.args[n] {
-            Arg::Literal(v) => Some(v),
-            Arg::Path(p) => p.get(env),
-            _ => None,
-        };
-        let v = match direct {
-            Some(v) => Cow::Borrowed(v),
-            None => self.arg(n, env)?,
-        };
+        let v = self.arg(n, env)?;
         let Value::Number(num) = &*v else {
             return Err(self.wrong_type(n, "an integer", &v));
         };
