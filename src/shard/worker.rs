@@ -1,6 +1,6 @@
-//! The shard loop: take work, run it as local tasks; and [`run_one`], one execution.
+//! The shard loop: take work, start it in place and keep what waits as local tasks; and
+//! [`run_one`], one execution.
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use crate::machines::{Deployed, Machine};
 use crate::metrics::ShardMetrics;
 use crate::tasks::nested::at_depth;
 
-/// Jobs a shard spawns before it lets them start: a resumed execution waits behind at most
-/// this many unstarted ones.
+/// Jobs a shard starts before it lets its waiting tasks run: a resumed execution waits
+/// behind at most this many new ones.
 const START_BATCH: usize = 256;
 
 /// What every shard shares: read-only machines, limits, where history goes.
@@ -76,11 +76,6 @@ fn run(
     // only when the deployed version moved (see `Deployed`).
     let mut version = ctx.machines.version();
     let mut machines = Rc::new(ctx.machines.snapshot());
-    // Jobs spawned whose first poll has not come yet. A LocalSet polls a few dozen tasks
-    // between two polls of this loop, so spawning every queued job at once would put a
-    // resumed execution (a Wait's timer, a Lambda's reply) behind up to
-    // `max_in_flight_per_shard` unstarted ones, late by as long as starting them takes.
-    let unstarted = Rc::new(Cell::new(0usize));
     local.block_on(&rt, async move {
         loop {
             let mut taken = 0;
@@ -99,19 +94,16 @@ fn run(
                             memory: shard_memory.clone(),
                             in_flight: Arc::clone(&in_flight),
                         };
-                        unstarted.set(unstarted.get() + 1);
-                        let first_poll = Rc::clone(&unstarted);
-                        tokio::task::spawn_local(async move {
-                            first_poll.set(first_poll.get() - 1);
-                            job.run(view).await
-                        });
+                        start(job.run(view)).await;
                         taken += 1;
                         if taken % START_BATCH == 0 {
-                            // This batch starts (and whatever woke meanwhile runs, in
-                            // order) before the next is taken.
-                            while unstarted.get() > 0 {
-                                tokio::task::yield_now().await;
-                            }
+                            // Whatever is due meanwhile (a Wait's timer, a Lambda's reply)
+                            // runs before the next batch starts. The first yield lets the
+                            // runtime poll its timers and sockets, which wakes those tasks;
+                            // the second lets the LocalSet run them (it polls this loop
+                            // before its tasks, so one yield would run another batch first).
+                            tokio::task::yield_now().await;
+                            tokio::task::yield_now().await;
                         }
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
@@ -136,6 +128,31 @@ fn run(
             }
         }
     });
+}
+
+/// Polls a job once, here in the shard loop, and spawns it as a local task only if it
+/// waits: most executions never do, and spawning one costs more than the order
+/// workload's four Task states (a task allocated, scheduled, its waker and count handled).
+/// A job that waits was polled with the loop's waker, so it may wake the loop once for
+/// nothing; the spawned task registers its own at its first poll, which comes at once.
+///
+/// A panic in that first poll is caught as tokio catches one in a task: the job is dropped
+/// (its slot is never released, as with a task that panics), and the shard goes on.
+async fn start(mut job: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Poll;
+    let first = std::future::poll_fn(|cx| {
+        Poll::Ready(catch_unwind(AssertUnwindSafe(|| job.as_mut().poll(cx))))
+    })
+    .await;
+    match first {
+        Ok(Poll::Ready(())) => {}
+        Ok(Poll::Pending) => {
+            tokio::task::spawn_local(job);
+        }
+        // Dropping a future that panicked may panic again; tokio catches that too.
+        Err(_) => drop(catch_unwind(AssertUnwindSafe(move || drop(job)))),
+    }
 }
 
 /// Runs one execution of `m` to its end, counted and logged as the config says.
@@ -289,6 +306,55 @@ mod tests {
         assert!(
             ahead <= 2 * START_BATCH,
             "{ahead} new jobs started between the sleeper's due time and its resumption"
+        );
+        drop(shard);
+    }
+
+    /// Panics when polled.
+    struct Panicker;
+
+    impl Work for Panicker {
+        fn run(self: Box<Self>, _: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
+            Box::pin(async { panic!("a job that panics (expected by this test)") })
+        }
+    }
+
+    /// A job is polled first in the shard loop itself (see `start`): a panic there must
+    /// cost that job only, as it did when every job was a task of its own.
+    #[test]
+    fn a_job_that_panics_costs_only_itself() {
+        let ctx = Arc::new(ShardContext {
+            machines: Arc::new(Deployed::new(Machines::new())),
+            max_duration: Duration::from_secs(60),
+            max_memory_bytes: 1 << 20,
+            max_shard_memory_bytes: 1 << 24,
+            history: None,
+        });
+        let shard = spawn(0, 16, ctx).expect("a thread");
+        shard.submit(Box::new(Panicker));
+        let (sleeper, started): (Times, Times) = Default::default();
+        shard.submit(Box::new(Starter {
+            cost: Duration::ZERO,
+            started: Arc::clone(&started),
+        }));
+        shard.submit(Box::new(Sleeper {
+            pause: Duration::from_millis(5),
+            due_and_resumed: Arc::clone(&sleeper),
+        }));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The panicking job never releases its slot.
+        while shard.in_flight() > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            started.lock().unwrap().len(),
+            1,
+            "the job after it never ran"
+        );
+        assert_eq!(
+            sleeper.lock().unwrap().len(),
+            2,
+            "the waiting job never resumed"
         );
         drop(shard);
     }
