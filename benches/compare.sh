@@ -13,8 +13,8 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 fakecloud_dir="${STEPSTREAM_FAKECLOUD_DIR:-../shared/peers/fakecloud}"
 
-echo "stepstream: cargo bench --bench workloads (executions/*)" >&2
-cargo bench --quiet --bench workloads -- 'executions/' --warm-up-time 1 --measurement-time 3 \
+echo "stepstream: cargo bench --bench workloads (executions/*, floor/*)" >&2
+cargo bench --quiet --bench workloads -- '^(executions|floor)/' --warm-up-time 1 --measurement-time 3 \
   --output-format bencher >"$out/ours.txt" 2>/dev/null
 
 echo "peer 1: benches/peers/run.sh --seconds $seconds" >&2
@@ -36,11 +36,15 @@ fi
 
 python3 - "$out/ours.txt" "$out/node.txt" "$out/fakecloud.txt" <<'PY'
 import json, re, sys
-ours = {}
+ours, floor = {}, {}
 for line in open(sys.argv[1]):
-    m = re.match(r"test executions/(\S+)\s+\.\.\. bench:\s+([\d,]+) ns/iter", line)
+    m = re.match(r"test (executions|floor)/(\S+)\s+\.\.\. bench:\s+([\d,]+) ns/iter", line)
     if m:
-        ours[m.group(1)] = 1e9 / int(m.group(2).replace(",", ""))
+        ns = int(m.group(3).replace(",", ""))
+        if m.group(1) == "executions":
+            ours[m.group(2)] = 1e9 / ns
+        else:
+            floor[m.group(2)] = ns
 node = {}
 for line in open(sys.argv[2]):
     if line.startswith("PEER_JSON "):
@@ -55,10 +59,17 @@ for line in open(sys.argv[3]):
     if r.get("failures") == 0 and r.get("mismatches_ignoring_lambda_cause_encoding") == 0:
         fake[r["workload"]] = r["exec_per_s"]
 fmt = lambda v: f"{v:,.0f}" if v else "n/a"
-print(f"{'workload':<24}{'stepstream':>12}{'node peer':>12}{'fakecloud':>12}{'vs fastest':>12}")
+# The last three columns, in ns per execution: ours, P3's budget (a hundredth of the
+# fastest peer's time) and the floor (reading the request and writing it back, no state
+# run; `floor/*` in benches/workloads.rs).
+print(f"{'workload':<24}{'stepstream':>12}{'node peer':>12}{'fakecloud':>12}{'vs fastest':>12}"
+      f"{'ns/exec':>10}{'100x budget':>13}{'floor':>8}")
 for name in sorted(ours):
     o, n, f = ours[name], node.get(name), fake.get(name)
     fastest = max([p for p in (n, f) if p], default=None)
     ratio = f"{o / fastest:.1f}x" if fastest else "n/a"
-    print(f"{name:<24}{fmt(o):>12}{fmt(n):>12}{fmt(f):>12}{ratio:>12}")
+    budget = f"{1e9 / (100 * fastest):,.0f}" if fastest else "n/a"
+    fl = f"{floor[name]:,}" if name in floor else "n/a"
+    print(f"{name:<24}{fmt(o):>12}{fmt(n):>12}{fmt(f):>12}{ratio:>12}"
+          f"{1e9 / o:>10,.0f}{budget:>13}{fl:>8}")
 PY

@@ -90,17 +90,36 @@ fn runtime() -> Runtime {
 /// One P1 execution: request bytes in, output bytes out.
 fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> Vec<u8> {
     let input = stepstream::value::from_slice(request).expect("the workload input is JSON");
-    let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
+    let outcome = drive(rt, execute(&w.plan, input, &w.tasks, opts));
     match &outcome.output {
         Some(v) => stepstream::value::to_vec(v),
         None => b"null".to_vec(),
     }
 }
 
+/// Runs an execution as a shard starts one (`shard::worker::start`): polled once in place,
+/// and handed to the runtime only if it waits (retry-catch's Retry). A `block_on` per
+/// execution, which no shard does, cost order ~5 % and article-choice ~15 % of their
+/// time in tokio's entering and leaving (perf).
+fn drive<T>(rt: &Runtime, fut: impl std::future::Future<Output = T>) -> T {
+    use std::task::{Context, Poll, Waker};
+    let mut fut = std::pin::pin!(fut);
+    let first = {
+        // Timers and the clock need the runtime's handle, as in the shard.
+        let _in = rt.enter();
+        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    };
+    match first {
+        Poll::Ready(v) => v,
+        // The noop waker is never woken: block_on polls the future again at once.
+        Poll::Pending => rt.block_on(fut),
+    }
+}
+
 /// Panics unless one execution succeeds with the expected output.
 fn verify(rt: &Runtime, w: &Workload, opts: &ExecOptions) {
     let input = stepstream::value::from_slice(&w.request).expect("the workload input is JSON");
-    let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, opts));
+    let outcome = drive(rt, execute(&w.plan, input, &w.tasks, opts));
     assert!(
         outcome.status == Status::Succeeded,
         "workload {}: expected SUCCEEDED, got {} (error {:?}, cause {:?})",
@@ -147,6 +166,26 @@ fn executions(c: &mut Criterion) {
             } else {
                 b.iter(|| run_once(&rt, &w, &w.request, &opts))
             }
+        });
+    }
+    group.finish();
+}
+
+/// What no execution of a workload can go below in this design: reading its request into
+/// a tree and writing that tree back (an unchanged tree is written as one copy of its
+/// text), with no state run. Set against P3's budget (a hundredth of the fastest peer's
+/// time per execution) in `benches/compare.sh`, it shows how much of that budget is left
+/// for running the states.
+fn floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("floor");
+    group.throughput(Throughput::Elements(1));
+    for name in WORKLOADS {
+        let w = Workload::load(name);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let v = stepstream::value::from_slice(&w.request).expect("the input is JSON");
+                stepstream::value::to_vec(&v)
+            })
         });
     }
     group.finish();
@@ -281,7 +320,7 @@ fn executions_with_metrics(c: &mut Criterion) {
             let running = machine.started();
             let input: stepstream::value::Value =
                 serde_json::from_slice(&w.request).expect("the workload input is JSON");
-            let outcome = rt.block_on(execute(&w.plan, input, &w.tasks, &opts));
+            let outcome = drive(&rt, execute(&w.plan, input, &w.tasks, &opts));
             // A shard passes the duration from the two wall-clock reads it makes for the
             // result record anyway (not part of this bench, with or without metrics): the
             // metrics add the sample, not the reads, so a fixed duration is recorded here.
@@ -336,6 +375,7 @@ fn executions_with_metrics(c: &mut Criterion) {
 criterion_group!(
     benches,
     executions,
+    floor,
     transitions,
     sharded,
     executions_with_metrics
