@@ -96,21 +96,21 @@ impl crate::tasks::ExecutionIds for Exec<'_> {
 impl Exec<'_> {
     /// Now, on the execution's clock (virtual time advances only through waits).
     pub fn now(&self) -> DateTime<Utc> {
-        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+        let elapsed = self.elapsed();
         self.start_wall() + chrono::Duration::from_std(elapsed).unwrap_or_default()
     }
 
     /// When the execution started, on the wall clock.
     fn start_wall(&self) -> DateTime<Utc> {
         *self.start_wall.get_or_init(|| {
-            let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+            let elapsed = self.elapsed();
             Utc::now() - chrono::Duration::from_std(elapsed).unwrap_or_default()
         })
     }
 
     /// Time left before the execution time cap, on the execution's clock.
     fn remaining(&self) -> Duration {
-        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.start_clock);
+        let elapsed = self.elapsed();
         self.max_duration.saturating_sub(elapsed)
     }
 
