@@ -40,8 +40,10 @@ pub(crate) struct Exec<'a> {
     pub uses_context: bool,
     /// What the execution holds beyond its current data, against its memory cap.
     pub budget: Budget,
-    /// Task calls so far, by the counter slots the plan gave each state name and resource.
-    pub(super) calls: RefCell<Vec<u32>>,
+    /// Task calls so far, by the counter slots the plan gave each state name and resource;
+    /// inline for up to 8 Task states with their own resources, so that most executions
+    /// allocate nothing for them.
+    pub(super) calls: RefCell<smallvec::SmallVec<[u32; 16]>>,
     pub(super) call_counters: usize,
     /// Wall-clock start, read only if something asks for the time (it costs a clock read).
     pub(super) start_wall: std::cell::OnceCell<DateTime<Utc>>,

@@ -226,7 +226,7 @@ pub(crate) async fn execute(
     };
     // No timer wraps the whole execution (a million parked executions would each hold one):
     // every sleep, task call and transition checks the cap itself.
-    let out = match run_machine(&ex, plan, input, frame, Some(input_size)).await {
+    let out = match run_states(&ex, plan, input, frame, Some(input_size)).await {
         Ok(output) => Outcome {
             status: Status::Succeeded,
             output: Some(output),
@@ -274,95 +274,107 @@ fn execution_arn(opts: &ExecOptions) -> String {
     })
 }
 
-/// Runs a machine (or branch, or iteration) from its start state to its end.
+/// Runs a machine (or branch, or iteration) from its start state to its end, boxed: a
+/// Parallel branch or Map iteration runs a machine within a state of one (a future cannot
+/// hold itself).
 pub(crate) fn run_machine<'a>(
+    ex: &'a Exec<'a>,
+    plan: &'a Plan,
+    input: Value,
+    frame: Frame,
+    input_size: Option<usize>,
+) -> LocalBoxFuture<'a, Result<Value, WorkflowError>> {
+    Box::pin(run_states(ex, plan, input, frame, input_size))
+}
+
+/// [`run_machine`] unboxed, which the top level runs inside its own future (one
+/// allocation less per execution).
+async fn run_states<'a>(
     ex: &'a Exec<'a>,
     plan: &'a Plan,
     input: Value,
     mut frame: Frame,
     input_size: Option<usize>,
-) -> LocalBoxFuture<'a, Result<Value, WorkflowError>> {
-    Box::pin(async move {
-        let mut cur = plan.start;
-        let limit = ex.opts.max_payload_bytes;
-        // An upper bound on the current data's size, so it is measured only when it may be too big.
-        let mut bound = input_size.unwrap_or_else(|| json_size(&input, limit.saturating_add(1)));
-        // The data this frame holds counts against the execution's memory cap, so nested
-        // Maps and Parallels waiting on many branches at once stay bounded too. It is
-        // charged by its JSON size bound, which is known here without another walk.
-        let mut held = ex.budget.hold(bound, FRAME_DATA)?;
-        // Variables this frame set, counted the same way.
-        let mut vars_bound = 0;
-        let mut data = input;
-        loop {
-            let n = ex.transitions.get() + 1;
-            ex.transitions.set(n);
-            // Reading two clocks per transition is measurable; every 16th bounds a busy loop
-            // just as well (waits and task calls check the cap themselves).
-            if n % 16 == 0 {
-                ex.check_deadline()?;
-            }
-            if n % 1024 == 0 {
-                // Let sibling branches and timers run during long loops.
-                tokio::task::yield_now().await;
-            }
-            let node = &plan.nodes[cur];
-            if let Some(m) = &ex.opts.metrics {
-                m.transition(&node.state.kind);
-            }
-            if ex.uses_context {
-                let now = ex.now();
-                let with_retry = matches!(
-                    node.state.kind,
-                    Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
-                );
-                frame.ctx.enter_state(&node.state.name, now, with_retry);
-            }
-            if let Some(log) = &ex.log {
-                let t = node.state.type_name();
-                log.push(&format!("{t}StateEntered"), Severity::Info, false, |l| {
-                    let mut d = crate::value::Map::new();
-                    d.insert("name".into(), Value::from(node.state.name.clone()));
-                    l.data(&mut d, "input", &data);
-                    d
-                });
-            }
-            let stepped = if never_waits(&node.state) {
-                step_now(node, data, &mut frame)
-            } else {
-                step(ex, node, data, &mut frame).await
-            };
-            if let Some(log) = &ex.log {
-                log_step(log, node, &stepped);
-            }
-            let (out, next, growth) = match stepped {
-                Ok(ok) => ok,
-                Err(e) => return Err(locate(e, &node.state)),
-            };
-            bound = match growth {
-                Growth::Same => bound,
-                Growth::Replaced(n) => n,
-                Growth::Added(n) => bound.saturating_add(n),
-            };
-            if bound > limit {
-                ex.check_size(&out, &node.state.name, "the state output")
-                    .map_err(|e| locate(e, &node.state))?;
-                bound = json_size(&out, limit);
-            }
-            if node.may_assign {
-                vars_bound = frame.vars.local_size(ex.opts.max_memory_bytes);
-            }
-            held.resize(bound.saturating_add(vars_bound), FRAME_DATA)
-                .map_err(|e| locate(e, &node.state))?;
-            match next {
-                Some(n) => {
-                    cur = n;
-                    data = out;
-                }
-                None => return Ok(out),
-            }
+) -> Result<Value, WorkflowError> {
+    let mut cur = plan.start;
+    let limit = ex.opts.max_payload_bytes;
+    // An upper bound on the current data's size, so it is measured only when it may be too big.
+    let mut bound = input_size.unwrap_or_else(|| json_size(&input, limit.saturating_add(1)));
+    // The data this frame holds counts against the execution's memory cap, so nested
+    // Maps and Parallels waiting on many branches at once stay bounded too. It is
+    // charged by its JSON size bound, which is known here without another walk.
+    let mut held = ex.budget.hold(bound, FRAME_DATA)?;
+    // Variables this frame set, counted the same way.
+    let mut vars_bound = 0;
+    let mut data = input;
+    loop {
+        let n = ex.transitions.get() + 1;
+        ex.transitions.set(n);
+        // Reading two clocks per transition is measurable; every 16th bounds a busy loop
+        // just as well (waits and task calls check the cap themselves).
+        if n % 16 == 0 {
+            ex.check_deadline()?;
         }
-    })
+        if n % 1024 == 0 {
+            // Let sibling branches and timers run during long loops.
+            tokio::task::yield_now().await;
+        }
+        let node = &plan.nodes[cur];
+        if let Some(m) = &ex.opts.metrics {
+            m.transition(&node.state.kind);
+        }
+        if ex.uses_context {
+            let now = ex.now();
+            let with_retry = matches!(
+                node.state.kind,
+                Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
+            );
+            frame.ctx.enter_state(&node.state.name, now, with_retry);
+        }
+        if let Some(log) = &ex.log {
+            let t = node.state.type_name();
+            log.push(&format!("{t}StateEntered"), Severity::Info, false, |l| {
+                let mut d = crate::value::Map::new();
+                d.insert("name".into(), Value::from(node.state.name.clone()));
+                l.data(&mut d, "input", &data);
+                d
+            });
+        }
+        let stepped = if never_waits(&node.state) {
+            step_now(node, data, &mut frame)
+        } else {
+            step(ex, node, data, &mut frame).await
+        };
+        if let Some(log) = &ex.log {
+            log_step(log, node, &stepped);
+        }
+        let (out, next, growth) = match stepped {
+            Ok(ok) => ok,
+            Err(e) => return Err(locate(e, &node.state)),
+        };
+        bound = match growth {
+            Growth::Same => bound,
+            Growth::Replaced(n) => n,
+            Growth::Added(n) => bound.saturating_add(n),
+        };
+        if bound > limit {
+            ex.check_size(&out, &node.state.name, "the state output")
+                .map_err(|e| locate(e, &node.state))?;
+            bound = json_size(&out, limit);
+        }
+        if node.may_assign {
+            vars_bound = frame.vars.local_size(ex.opts.max_memory_bytes);
+        }
+        held.resize(bound.saturating_add(vars_bound), FRAME_DATA)
+            .map_err(|e| locate(e, &node.state))?;
+        match next {
+            Some(n) => {
+                cur = n;
+                data = out;
+            }
+            None => return Ok(out),
+        }
+    }
 }
 
 const FRAME_DATA: &str = "the data and variables of its running states";
