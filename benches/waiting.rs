@@ -62,26 +62,21 @@ fn main() {
     let last_done = Rc::new(std::cell::Cell::new(Instant::now()));
     // Lateness of each execution past its own due time, in milliseconds.
     let late = Rc::new(std::cell::RefCell::new(Vec::with_capacity(count)));
-    // Executions whose first poll has not come yet. A LocalSet polls at most a few dozen
-    // tasks between two polls of the spawning future, so spawning all at once would start
-    // them over many seconds while the first ones' timers fire behind a queue of
-    // unstarted tasks (that measured the harness, not the engine: the first ~5,000 came out
-    // seconds late). Like a shard, the loop lets each batch start before spawning the next.
-    let unstarted = Rc::new(std::cell::Cell::new(0usize));
+    // Each execution starts as a shard starts it (`shard::worker::start`): polled once in
+    // the loop, and kept as a local task once it waits (here at once, in its Wait). As in
+    // a shard, the loop lets whatever is due run between batches, so the first timers do
+    // not fire behind a million starts.
     local.block_on(&rt, async {
         for i in 0..count {
-            let (plan, tasks, opts, done, last, late, unstarted_) = (
+            let (plan, tasks, opts, done, last, late) = (
                 plan.clone(),
                 Rc::clone(&tasks),
                 Rc::clone(&opts),
                 Rc::clone(&done),
                 Rc::clone(&last_done),
                 Rc::clone(&late),
-                Rc::clone(&unstarted),
             );
-            unstarted.set(unstarted.get() + 1);
-            tokio::task::spawn_local(async move {
-                unstarted_.set(unstarted_.get() - 1);
+            stepstream::shard::worker::start(Box::pin(async move {
                 let t0 = Instant::now();
                 let out = execute(&plan, json!({"orderId": format!("ORD-{i:08}")}), &tasks, &opts).await;
                 assert_eq!(out.status, Status::Succeeded);
@@ -90,16 +85,12 @@ fn main() {
                 late.borrow_mut().push(now.saturating_duration_since(due).as_secs_f64() * 1000.0);
                 done.set(done.get() + 1);
                 last.set(now);
-            });
+            }))
+            .await;
             if i % 256 == 255 {
-                while unstarted.get() > 0 {
-                    tokio::task::yield_now().await;
-                }
+                tokio::task::yield_now().await;
+                tokio::task::yield_now().await;
             }
-        }
-        // An execution of this machine reaches its Wait in its first poll.
-        while unstarted.get() > 0 {
-            tokio::task::yield_now().await;
         }
         let parked = started.elapsed();
         let rss = rss_mib();

@@ -138,7 +138,7 @@ fn run(
 ///
 /// A panic in that first poll is caught as tokio catches one in a task: the job is dropped
 /// (its slot is never released, as with a task that panics), and the shard goes on.
-async fn start(mut job: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
+pub async fn start(mut job: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>) {
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::task::Poll;
     let first = std::future::poll_fn(|cx| {
