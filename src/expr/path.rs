@@ -343,8 +343,14 @@ impl Path {
                 return Err(TooLarge { limit: cap });
             }
         }
+        // The array remembers that size (one comma fewer than counted), so the template
+        // that places it does not walk it again.
+        let size = if out.is_empty() { 2 } else { total - 1 };
         Ok(Some(Cow::Owned(Value::Array(
-            out.into_iter().map(Cow::into_owned).collect(),
+            crate::value::Array::from_sized(
+                out.into_iter().map(Cow::into_owned).collect(),
+                Some(size),
+            ),
         ))))
     }
 
@@ -979,6 +985,40 @@ mod tests {
     use super::*;
     use crate::expr::vars::Vars;
     use crate::json;
+
+    /// An indefinite path's array of matches remembers its JSON size (templates place it
+    /// without walking it): that size must be what the writer writes.
+    #[test]
+    fn the_size_an_array_of_matches_remembers_is_its_written_length() {
+        let doc = json!({
+            "items": [{"sku": "A-1", "n": 1.5}, {"sku": "B \"quoted\"", "n": -2}, {"n": 3}],
+            "deep": {"a": {"n": [1, 2, {"n": null}]}, "s": "\u{e9}t\u{e9} \\ \n"}
+        });
+        let vars = Vars::default();
+        let ctx = crate::expr::context::Context::from_value(json!({}));
+        let env = Env {
+            input: &doc,
+            context: &ctx,
+            vars: &vars,
+        };
+        for path in [
+            "$.items[*].sku",
+            "$.items[*].n",
+            "$.items[?(@.n > 0)]",
+            "$..n",
+            "$.items[*].missing",
+            "$.deep.*",
+            "$.items[0:2]",
+        ] {
+            let v = Path::parse(path).unwrap().eval(&env).unwrap().into_owned();
+            assert!(v.is_array(), "{path} gives an array");
+            assert_eq!(
+                crate::value::known_len(&v),
+                Some(crate::value::to_vec(&v).len()),
+                "{path} gives {v}"
+            );
+        }
+    }
 
     #[test]
     fn one_path_reads_objects_of_any_key_order_whatever_it_found_before() {
