@@ -994,13 +994,6 @@ mod tests {
             "items": [{"sku": "A-1", "n": 1.5}, {"sku": "B \"quoted\"", "n": -2}, {"n": 3}],
             "deep": {"a": {"n": [1, 2, {"n": null}]}, "s": "\u{e9}t\u{e9} \\ \n"}
         });
-        let vars = Vars::default();
-        let ctx = crate::expr::context::Context::from_value(json!({}));
-        let env = Env {
-            input: &doc,
-            context: &ctx,
-            vars: &vars,
-        };
         for path in [
             "$.items[*].sku",
             "$.items[*].n",
@@ -1010,7 +1003,7 @@ mod tests {
             "$.deep.*",
             "$.items[0:2]",
         ] {
-            let v = Path::parse(path).unwrap().eval(&env).unwrap().into_owned();
+            let v = eval(path, &doc).unwrap();
             assert!(v.is_array(), "{path} gives an array");
             assert_eq!(
                 crate::value::known_len(&v),

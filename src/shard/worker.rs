@@ -261,18 +261,23 @@ mod tests {
         }
     }
 
-    /// A flood of new jobs must not hold back an execution that resumes meanwhile: it
-    /// waits behind at most about one batch of unstarted jobs, not behind all of them
-    /// (which made the first executions of a burst of Waits resume seconds late).
-    #[test]
-    fn a_resumed_execution_does_not_wait_for_a_flood_of_new_jobs_to_start() {
-        let ctx = Arc::new(ShardContext {
+    /// A shard context with no machines deployed, for jobs that need none.
+    fn no_machines() -> Arc<ShardContext> {
+        Arc::new(ShardContext {
             machines: Arc::new(Deployed::new(Machines::new())),
             max_duration: Duration::from_secs(60),
             max_memory_bytes: 1 << 20,
             max_shard_memory_bytes: 1 << 24,
             history: None,
-        });
+        })
+    }
+
+    /// A flood of new jobs must not hold back an execution that resumes meanwhile: it
+    /// waits behind at most about one batch of unstarted jobs, not behind all of them
+    /// (which made the first executions of a burst of Waits resume seconds late).
+    #[test]
+    fn a_resumed_execution_does_not_wait_for_a_flood_of_new_jobs_to_start() {
+        let ctx = no_machines();
         let flood = 10_000;
         let shard = spawn(0, flood + 16, ctx).expect("a thread");
         let (sleeper, started): (Times, Times) = Default::default();
@@ -323,13 +328,7 @@ mod tests {
     /// cost that job only, as it did when every job was a task of its own.
     #[test]
     fn a_job_that_panics_costs_only_itself() {
-        let ctx = Arc::new(ShardContext {
-            machines: Arc::new(Deployed::new(Machines::new())),
-            max_duration: Duration::from_secs(60),
-            max_memory_bytes: 1 << 20,
-            max_shard_memory_bytes: 1 << 24,
-            history: None,
-        });
+        let ctx = no_machines();
         let shard = spawn(0, 16, ctx).expect("a thread");
         shard.submit(Box::new(Panicker));
         let (sleeper, started): (Times, Times) = Default::default();
