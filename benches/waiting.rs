@@ -88,8 +88,7 @@ fn main() {
             }))
             .await;
             if i % 256 == 255 {
-                tokio::task::yield_now().await;
-                tokio::task::yield_now().await;
+                stepstream::shard::worker::let_due_tasks_run().await;
             }
         }
         let parked = started.elapsed();

@@ -41,7 +41,7 @@ pub(crate) struct Exec<'a> {
     /// What the execution holds beyond its current data, against its memory cap.
     pub budget: Budget,
     /// Task calls so far, by the counter slots the plan gave each state name and resource;
-    /// inline for up to 8 Task states with their own resources, so that most executions
+    /// inline up to 16 slots (8 Task states with a resource each), so that most executions
     /// allocate nothing for them.
     pub(super) calls: RefCell<smallvec::SmallVec<[u32; 16]>>,
     pub(super) call_counters: usize,

@@ -97,13 +97,7 @@ fn run(
                         start(job.run(view)).await;
                         taken += 1;
                         if taken % START_BATCH == 0 {
-                            // Whatever is due meanwhile (a Wait's timer, a Lambda's reply)
-                            // runs before the next batch starts. The first yield lets the
-                            // runtime poll its timers and sockets, which wakes those tasks;
-                            // the second lets the LocalSet run them (it polls this loop
-                            // before its tasks, so one yield would run another batch first).
-                            tokio::task::yield_now().await;
-                            tokio::task::yield_now().await;
+                            let_due_tasks_run().await;
                         }
                     }
                     Err(crossbeam_channel::TryRecvError::Empty) => break,
@@ -130,10 +124,18 @@ fn run(
     });
 }
 
+/// Lets whatever is due (a Wait's timer, a Lambda's reply) run before a loop on the
+/// LocalSet starts more jobs. The first yield lets the runtime poll its timers and sockets,
+/// which wakes those tasks; the second lets the LocalSet run them (it polls the loop before
+/// its tasks, so after one yield another batch would start first).
+pub async fn let_due_tasks_run() {
+    tokio::task::yield_now().await;
+    tokio::task::yield_now().await;
+}
+
 /// Polls a job once, here in the shard loop, and spawns it as a local task only if it
-/// waits: most executions never do, and spawning one costs more than the order
-/// workload's four Task states (a task allocated, scheduled, its waker and count handled).
-/// A job that waits was polled with the loop's waker, so it may wake the loop once for
+/// waits. Most executions never do, and a spawned task costs an allocation, a pass
+/// through the LocalSet's queue, and its waker and count. A job that waits was polled with the loop's waker, so it may wake the loop once for
 /// nothing; the spawned task registers its own at its first poll, which comes at once.
 ///
 /// A panic in that first poll is caught as tokio catches one in a task: the job is dropped
