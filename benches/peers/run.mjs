@@ -1,7 +1,11 @@
 // Peer comparison: runs stepstream's bench workloads (benches/workloads/*.json) on the npm
 // package aws-local-stepfunctions and prints executions/s and transitions/s per workload.
 //
-//   node benches/peers/run.mjs [--seconds 5] [--workload NAME]
+//   node benches/peers/run.mjs [--seconds 5] [--workload NAME] [--json-io]
+//
+// --json-io times what stepstream's P1 iteration does: the request as JSON text in
+// (JSON.parse), the output as JSON text out (JSON.stringify). Without it the library is
+// handed the parsed input and returns an object, as P3 is defined.
 //
 // See README.md beside this file for what is measured and why it is a fair comparison.
 import { readFileSync, readdirSync } from 'node:fs';
@@ -25,12 +29,13 @@ const WORKLOADS_DIR = new URL('../workloads/', import.meta.url);
 const WARMUP_MS = 1000;
 
 function parseArgs(argv) {
-  const args = { seconds: 5, workload: null };
+  const args = { seconds: 5, workload: null, jsonIo: false };
   for (let i = 0; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--seconds' && Number(value) > 0) { args.seconds = Number(value); i++; }
     else if (flag === '--workload' && value) { args.workload = value; i++; }
-    else throw new Error(`usage: node run.mjs [--seconds N] [--workload NAME] (bad argument ${flag})`);
+    else if (flag === '--json-io') args.jsonIo = true;
+    else throw new Error(`usage: node run.mjs [--seconds N] [--workload NAME] [--json-io] (bad argument ${flag})`);
   }
   return args;
 }
@@ -81,7 +86,7 @@ function collectStates(states, out = []) {
   return out;
 }
 
-function prepare(workload) {
+function prepare(workload, jsonIo) {
   const states = collectStates(workload.definition.States);
   const taskStates = []; // [stateName, resource, fn]
   const retryIntervalOverrides = {};
@@ -118,6 +123,10 @@ function prepare(workload) {
     }
     return { overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides, waitTimeOverrides } };
   };
+  if (jsonIo) {
+    const request = JSON.stringify(workload.input);
+    return async () => JSON.stringify(await machine.run(JSON.parse(request), runOptions()).result);
+  }
   return () => machine.run(workload.input, runOptions()).result;
 }
 
@@ -130,10 +139,11 @@ function jsonEqual(a, b) {
   return ka.length === kb.length && ka.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]));
 }
 
-async function check(workload, execute, when) {
+async function check(workload, execute, when, jsonIo) {
   let output;
   try {
     output = await execute();
+    if (jsonIo) output = JSON.parse(output);
   } catch (e) {
     const cause = e.cause ?? e; // ExecutionError wraps the state's error in .cause
     throw new Error(`${when} execution failed: ${cause.name}: ${cause.message}`);
@@ -170,16 +180,16 @@ async function main() {
     const workload = JSON.parse(readFileSync(new URL(file, WORKLOADS_DIR), 'utf8'));
     const name = workload.name;
     try {
-      const execute = prepare(workload);
-      await check(workload, execute, 'first');
+      const execute = prepare(workload, args.jsonIo);
+      await check(workload, execute, 'first', args.jsonIo);
       await runFor(execute, WARMUP_MS);
       const { n, elapsed } = await runFor(execute, args.seconds * 1000);
       // Checked again after the timed runs: catches state leaking from one execution to the next.
-      await check(workload, execute, 'last');
+      await check(workload, execute, 'last', args.jsonIo);
       const execPerSec = (n * 1000) / elapsed;
       const transPerSec = execPerSec * workload.state_transitions;
       summary[name] = Math.round(execPerSec * 10) / 10;
-      console.log(`peer ${PEER} ${PEER_VERSION} ${name} ${execPerSec.toFixed(1)} exec/s ${Math.round(transPerSec)} transitions/s (${n} executions)`);
+      console.log(`peer ${PEER} ${PEER_VERSION}${args.jsonIo ? ' (JSON in/out)' : ''} ${name} ${execPerSec.toFixed(1)} exec/s ${Math.round(transPerSec)} transitions/s (${n} executions)`);
     } catch (e) {
       failed = true;
       summary[name] = null;
