@@ -33,11 +33,12 @@
 //! the only per-request state is the send time of the requests still outstanding.
 //!
 //! The checker must not compete with what it measures (on 2 cores it shares the CPU with the
-//! pipeline): a result's top level is read with serde, skipping what it does not need, and
-//! the checked field (`output`, or in passthrough the copied `input`) is compared as bytes
-//! with the expected JSON text; only a result whose bytes differ is parsed (see [`result`]).
-//! Both modes do the same work per result, and the summary gives the feeder thread's CPU
-//! time beside the process's.
+//! pipeline): the checked field (`output`, or in passthrough the copied `input`) is first
+//! compared as bytes, where it starts, with the JSON texts known to equal the expected
+//! value, and the rest of the result's top level is read with serde without that field;
+//! only a result whose bytes differ is read whole and parsed (see [`result`]). So neither
+//! mode pays for skipping its checked field's text, whatever its size, and the summary
+//! gives the feeder thread's CPU time beside the process's.
 
 mod clients;
 mod cpu;
