@@ -660,7 +660,7 @@ fn fail_text(o: &mut Obj, key: &str, ql: QueryLanguage) -> Option<FailText> {
         let at = o.at(&path_key);
         // ErrorPath/CausePath accept a path or an intrinsic; compile them as a one-field template.
         let t = Template::compile(&crate::json!({ "v.$": text }), &at, o.problems);
-        let Template::Object(mut fields) = t else {
+        let Template::Object { mut fields, .. } = t else {
             return FailText::Fixed(String::new());
         };
         FailText::Dynamic(fields.pop().expect("one field").value)

@@ -144,7 +144,8 @@ pub fn error_output(e: &WorkflowError) -> Value {
     let cause = Str::scanned(e.cause.as_deref().unwrap_or_default());
     size += "\"Cause\":".len() + cause.json_len() + 1;
     out.push_distinct(Str::plain("Cause"), Value::String(cause));
-    out.finish_distinct(Some(size));
+    const KEYS: u64 = crate::value::key_bit(b"Error") | crate::value::key_bit(b"Cause");
+    out.finish_distinct(Some(size), KEYS);
     Value::Object(out)
 }
 

@@ -21,7 +21,12 @@ pub enum Template {
     /// An intrinsic function's value.
     Intrinsic(Box<Intrinsic>),
     /// An object whose fields are templates (keys already stripped of `.$`).
-    Object(Vec<Field>),
+    Object {
+        /// Its fields, in order.
+        fields: Vec<Field>,
+        /// The [`crate::value::key_bit`]s of their keys, which the object built remembers.
+        keys: u64,
+    },
     /// An array whose items are templates.
     Array(Vec<Template>),
 }
@@ -72,7 +77,10 @@ impl Template {
                         replaces,
                     });
                 }
-                Template::Object(fields)
+                let keys = fields
+                    .iter()
+                    .fold(0, |bits, f| bits | crate::value::key_bit(f.key.as_bytes()));
+                Template::Object { fields, keys }
             }
             Value::Array(items) => Template::Array(
                 items
@@ -107,7 +115,7 @@ impl Template {
                 .map(|t| t.eval_within(env, room))
                 .collect::<Result<_, _>>()
                 .map(Value::Array),
-            Template::Object(fields) => {
+            Template::Object { fields, keys } => {
                 // Measured as it is built, from the sizes charged anyway: the size checks
                 // after the state (and after a task that merges into it) then walk nothing.
                 // The keys are known distinct but where `replaces` says otherwise, so the
@@ -143,7 +151,7 @@ impl Template {
                     size = size.map(|n| n + f.key.json_len() + 1 + len);
                     entries.push_distinct(f.key.clone(), v);
                 }
-                entries.finish_distinct(size);
+                entries.finish_distinct(size, *keys);
                 Ok(Value::Object(entries))
             }
         }

@@ -27,6 +27,10 @@ struct Head {
     // Its JSON size and text while unchanged; every write forgets them, but an appended
     // entry keeps the text (see `insert_sized`).
     memo: super::Memo,
+    // The `key_bit`s of every key the map holds (and of keys since removed): an insert of
+    // a key whose bit is clear appends without scanning. Set by `insert_sized`,
+    // `from_stack` and `finish_distinct`, the only ways an entry comes in.
+    keys: u64,
 }
 
 type Entries = Node<Head, (Str, Value)>;
@@ -59,6 +63,19 @@ fn build_index(w: &mut NodeMut<'_, Head, (Str, Value)>) {
 fn push_entry(w: &mut NodeMut<'_, Head, (Str, Value)>, key: Str, value: Value) {
     // SAFETY: `write_entry` writes both halves of the slot.
     unsafe { w.push_in_place(|slot| write_entry(slot, key, value)) }
+}
+
+/// A bit chosen by a key's length and its first and last bytes: keys with different bits
+/// differ, so a key whose bit a map (or an object being read) has not set is not in it.
+#[inline]
+pub(crate) const fn key_bit(key: &[u8]) -> u64 {
+    let (first, last) = match key {
+        [] => (0, 0),
+        [first, .., last] => (*first as u32, *last as u32),
+        [only] => (*only as u32, *only as u32),
+    };
+    let h = key.len() as u32 * 31 + first * 7 + last;
+    1 << (h & 63)
 }
 
 /// Key equality for the scan of a small map. Keys of one object often share a length
@@ -113,21 +130,25 @@ impl Map {
     /// known too (the parser builds these without a copy-on-write check per key).
     pub(crate) fn from_distinct(entries: Vec<(Str, Value)>, json_size: Option<usize>) -> Map {
         let mut m = Map::with_capacity(entries.len());
+        let mut keys = 0;
         for (k, v) in entries {
+            keys |= key_bit(k.as_bytes());
             m.push_distinct(k, v);
         }
-        m.finish_distinct(json_size);
+        m.finish_distinct(json_size, keys);
         m
     }
 
-    /// A map of `stack[base..]`, whose keys are known to be distinct, with room for
-    /// `spare` more entries; leaves `stack[..base]`. For the reader, whose entries of
-    /// open objects wait on one stack: one allocation and one copy.
+    /// A map of `stack[base..]`, whose keys are known to be distinct and whose
+    /// [`key_bit`]s are `keys` (or more), with room for `spare` more entries; leaves
+    /// `stack[..base]`. For the reader, whose entries of open objects wait on one stack:
+    /// one allocation and one copy.
     pub(crate) fn from_stack(
         stack: &mut Vec<(Str, Value)>,
         base: usize,
         spare: usize,
         json_size: Option<usize>,
+        keys: u64,
     ) -> Map {
         let n = stack.len() - base;
         let mut m = Map::with_capacity(n + spare);
@@ -140,12 +161,13 @@ impl Map {
                 stack.set_len(base);
             }
         }
-        m.finish_distinct(json_size);
+        m.finish_distinct(json_size, keys);
         m
     }
 
     /// Appends an entry whose key is known to be new, to a map being built that no other
-    /// handle shares yet (so nothing it remembers needs forgetting).
+    /// handle shares yet (so nothing it remembers needs forgetting); its key's
+    /// [`key_bit`] must then be among those [`Map::finish_distinct`] is given.
     #[inline(always)]
     pub(crate) fn push_distinct(&mut self, key: Str, value: Value) {
         match self.0.as_mut().and_then(Node::get_mut) {
@@ -165,16 +187,23 @@ impl Map {
         entries.get_mut(i).map(|(_, v)| v)
     }
 
-    /// Ends building a map of distinct keys: its JSON size if known, and an index if it
-    /// is large.
+    /// Ends building a map of distinct keys: its JSON size if known, the [`key_bit`]s of
+    /// the keys pushed (or more: a template's are known when it is compiled), and an index
+    /// if it is large.
     #[inline]
-    pub(crate) fn finish_distinct(&mut self, json_size: Option<usize>) {
+    pub(crate) fn finish_distinct(&mut self, json_size: Option<usize>, keys: u64) {
         let Some(node) = self.0.as_mut() else {
             return;
         };
         let mut w = node.make_mut();
+        debug_assert!(w
+            .node()
+            .items()
+            .iter()
+            .all(|(k, _)| keys & key_bit(k.as_bytes()) != 0));
         let big = w.node().items().len() > INDEX_ABOVE;
         w.header().memo = super::Memo::sized(json_size);
+        w.header().keys |= keys;
         if big {
             build_index(&mut w);
         }
@@ -320,7 +349,11 @@ impl Map {
         // The size is set again below where it can be. The text read stays for an entry
         // appended, or written past those it holds: the writer adds such entries after it.
         w.header().memo.forget_size();
-        if let Some(i) = find(w.node(), &key) {
+        // A new key (a ResultPath write, a merge) is told apart by its bit, without a scan.
+        let bit = key_bit(key.as_bytes());
+        let maybe_there = w.header().keys & bit != 0;
+        w.header().keys |= bit;
+        if let Some(i) = maybe_there.then(|| find(w.node(), &key)).flatten() {
             let (head, entries) = w.parts();
             if i < head.memo.covers() {
                 head.memo.forget();
@@ -624,6 +657,47 @@ mod tests {
             .enumerate()
             .map(|(i, k)| (*k, Value::from(i as u64)))
             .collect()
+    }
+
+    #[test]
+    fn an_insert_finds_every_key_however_the_map_was_built() {
+        // A key found replaces its value in place; one missed would be a duplicate key.
+        let replaced_all = |m: &mut Map, keys: &[String]| {
+            let n = m.len();
+            for k in keys {
+                assert!(m.insert(k.as_str().into(), Value::Null).is_some(), "{k:?}");
+            }
+            assert_eq!(m.len(), n);
+        };
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        // Read: below, at and past the scan limit (past it, the rest are inserted).
+        for n in [1, 3, 16, 17, 40] {
+            let text = keys[..n]
+                .iter()
+                .map(|k| format!("\"{k}\":1"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut v = crate::value::from_str(&format!("{{{text}}}")).expect("valid JSON");
+            replaced_all(v.as_object_mut().expect("an object"), &keys[..n]);
+        }
+        // Read with escaped keys and a duplicate key.
+        let mut v = crate::value::from_str(r#"{"a\u0062":1,"\"q":2,"a\u0062":3,"":4}"#)
+            .expect("valid JSON");
+        let read = v.as_object_mut().expect("an object");
+        replaced_all(read, &["ab".into(), "\"q".into(), String::new()]);
+        // Built by a template's pushes, and a copy of it written on.
+        let mut built = Map::with_capacity(2);
+        built.push_distinct("x".into(), Value::Null);
+        built.push_distinct("y".into(), Value::Null);
+        built.finish_distinct(None, key_bit(b"x") | key_bit(b"y"));
+        let mut copy = built.clone();
+        replaced_all(&mut copy, &["x".into(), "y".into()]);
+        replaced_all(&mut built, &["x".into(), "y".into()]);
+        // Built by inserts, then after a removal.
+        let mut inserted = m(&["a", "b", "c"]);
+        inserted.remove("b");
+        replaced_all(&mut inserted, &["a".into(), "c".into()]);
+        assert!(inserted.insert("b".into(), Value::Null).is_none());
     }
 
     #[test]

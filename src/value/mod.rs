@@ -31,6 +31,7 @@ mod write;
 pub use array::Array;
 pub use index::Index;
 pub(crate) use len::{known_len, number_len, string_len};
+pub(crate) use map::key_bit;
 pub(crate) use map::same_key;
 pub use map::{Entry, Map};
 pub(crate) use read::Reader;

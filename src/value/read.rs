@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::len::special;
+use super::map::key_bit;
 use super::push::{push, push_entry, push_in_place};
 use super::{Array, Map, Number, RawText, Remembers, Str, Value};
 
@@ -452,7 +453,7 @@ impl<'a> Reader<'a> {
                     size = add(size, len, key_len + 2);
                     seen |= bit;
                     if self.entries.len() - base == Map::SCAN_KEYS {
-                        big = Some(Map::from_stack(&mut self.entries, base, 0, None));
+                        big = Some(Map::from_stack(&mut self.entries, base, 0, None, seen));
                     }
                 }
                 match self.peek()? {
@@ -481,9 +482,9 @@ impl<'a> Reader<'a> {
             // its results there (`$.validation`, `$.charge`), and an exact fit was copied
             // into a new vector at the first of them.
             None if self.depth == 0 => {
-                Map::from_stack(&mut self.entries, base, ROOT_SPARE_KEYS, size)
+                Map::from_stack(&mut self.entries, base, ROOT_SPARE_KEYS, size, seen)
             }
-            None => Map::from_stack(&mut self.entries, base, 0, size),
+            None => Map::from_stack(&mut self.entries, base, 0, size, seen),
         };
         if let Some(raw) = self.raw_text(start, rewritten, size) {
             m.set_raw_text(raw);
@@ -692,16 +693,6 @@ impl<'a> Reader<'a> {
         });
         Some((n, size))
     }
-}
-
-/// A bit chosen by a key's length and its first and last bytes: keys with different bits
-/// differ, so the duplicate scan of an object is skipped for most keys.
-#[inline]
-fn key_bit(key: &[u8]) -> u64 {
-    let (first, last) = (key.first().copied(), key.last().copied());
-    let h =
-        key.len() as u32 * 31 + u32::from(first.unwrap_or(0)) * 7 + u32::from(last.unwrap_or(0));
-    1 << (h & 63)
 }
 
 /// Entries of spare capacity in the document's own object (see `object_node`).
