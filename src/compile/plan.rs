@@ -23,6 +23,10 @@ pub struct Plan {
     pub call_counters: usize,
 }
 
+/// A Task state's handler as resolved by whoever runs the plan, with that resolver's
+/// identity: the plan does not know the task handlers, only keeps what they decided.
+pub type TaskRoute = std::sync::OnceLock<(u64, Arc<dyn std::any::Any + Send + Sync>)>;
+
 /// One state and its resolved transitions.
 #[derive(Debug)]
 pub struct Node {
@@ -47,6 +51,9 @@ pub struct Node {
     /// A Task state whose handler is given the state's raw input itself, not a copy (see
     /// [`hands_over_input`]).
     pub hands_over_input: bool,
+    /// Which handler answers a Task state's calls, as the task handlers resolved it the
+    /// first time (see `crate::tasks::Tasks::answer_at`).
+    pub task_route: TaskRoute,
     /// Whether running the state may set variables (its Assign, a catcher's or a Choice
     /// rule's): decided once, not per transition.
     pub may_assign: bool,
@@ -189,6 +196,7 @@ impl Plan {
                     processor,
                     call_slots: slots.for_state(s),
                     hands_over_input: hands_over_input(s),
+                    task_route: TaskRoute::new(),
                     may_assign: may_assign(s),
                 }
             })

@@ -886,15 +886,18 @@ fn call_task<'a>(
         .call_slots
         .expect("compile gives every Task state its call counters");
     let (state_calls, resource_calls) = ex.count_call(slots);
-    let answer = ex.tasks.answer(TaskCall {
-        state: &s.name,
-        resource,
-        input,
-        state_calls,
-        resource_calls,
-        timeout: timeout.map(Duration::from_secs),
-        execution: ex,
-    });
+    let answer = ex.tasks.answer_at(
+        &node.task_route,
+        TaskCall {
+            state: &s.name,
+            resource,
+            input,
+            state_calls,
+            resource_calls,
+            timeout: timeout.map(Duration::from_secs),
+            execution: ex,
+        },
+    );
     match answer {
         TaskAnswer::Now(r) => {
             if let Some(m) = metrics {

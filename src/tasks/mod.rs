@@ -134,6 +134,9 @@ pub trait TaskHandler: Send + Sync {
 /// The handlers available to executions, chosen by state name (mocks) or resource.
 #[derive(Clone, Default)]
 pub struct Tasks {
+    /// Changes with every change of the handlers (0: none at all), so a route resolved by
+    /// one set of handlers is never taken by another (see [`Tasks::answer_at`]).
+    id: u64,
     mocks: Option<Arc<mock::Mocks>>,
     // Looked up once per call (SipHash was ~3 % of a small execution); keys come from
     // the operator's task specs and registrations, never from a request.
@@ -164,6 +167,31 @@ where
     }
 }
 
+/// Where a Task state's calls go, resolved once per state (see [`Tasks::answer_at`]).
+enum Route {
+    Mock,
+    Handler(Arc<dyn TaskHandler>),
+    Real(RealKind),
+    Missing,
+}
+
+/// Which of [`RealTasks`] answers.
+#[derive(Clone, Copy)]
+enum RealKind {
+    Lambda,
+    Http,
+    Kafka,
+    Aws,
+    KafkaInvoke,
+    StartExecution,
+}
+
+/// A fresh [`Tasks::id`].
+fn next_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Tasks {
     /// No handlers: every Task fails with a clear error.
     pub fn new() -> Self {
@@ -173,12 +201,14 @@ impl Tasks {
     /// Answers Task states by name from these mocks first.
     pub fn with_mocks(mut self, mocks: mock::Mocks) -> Self {
         self.mocks = Some(Arc::new(mocks));
+        self.id = next_id();
         self
     }
 
     /// Registers a handler for one resource ARN.
     pub fn register(&mut self, resource: impl Into<String>, handler: Arc<dyn TaskHandler>) {
         self.by_resource.insert(resource.into(), handler);
+        self.id = next_id();
     }
 
     /// Binds a resource to an async function of the task input, e.g.
@@ -215,6 +245,7 @@ impl Tasks {
                 Arc::clone(p),
             ),
         }));
+        self.id = next_id();
         Ok(self)
     }
 
@@ -253,44 +284,93 @@ impl Tasks {
 
     /// Runs a call with the handler that answers it, at once where that handler can.
     pub fn answer(&self, call: TaskCall<'_>) -> TaskAnswer {
-        if let Some(m) = &self.mocks {
-            if m.has(call.state) {
-                return m.answer(call);
-            }
-        }
-        if let Some(h) = self.by_resource.get(call.resource) {
-            return h.answer(call);
-        }
-        let real = self
-            .real
-            .as_deref()
-            .and_then(|r| -> Option<&dyn TaskHandler> {
-                if call.resource == lambda::INVOKE || lambda::is_function_arn(call.resource) {
-                    Some(&r.lambda)
-                } else if call.resource == http::INVOKE {
-                    Some(&r.http)
-                } else if call.resource == kafka::PRODUCE {
-                    Some(&r.kafka)
-                } else if aws::handles(call.resource) {
-                    Some(&r.aws)
-                } else if call.resource == kafka_invoke::INVOKE {
-                    Some(&r.kafka_invoke)
-                } else if call.resource == nested::START_EXECUTION {
-                    Some(&r.start_execution)
-                } else {
-                    None
+        let route = self.resolve(call.state, call.resource);
+        self.answer_by(&route, call)
+    }
+
+    /// [`Tasks::answer`] for a state whose route `cell` remembers: resolved on the first
+    /// call and kept with these handlers' id, so later calls skip the mocks' lookup by state
+    /// name and the hash of the resource ARN (~150 instructions a call). A cell another
+    /// set of handlers filled is left alone, and the call resolved as by `answer`.
+    pub fn answer_at(
+        &self,
+        cell: &crate::compile::plan::TaskRoute,
+        call: TaskCall<'_>,
+    ) -> TaskAnswer {
+        if let Some((id, route)) = cell.get() {
+            if *id == self.id {
+                if let Some(route) = route.downcast_ref::<Route>() {
+                    return self.answer_by(route, call);
                 }
-            });
-        match real {
-            Some(h) => h.answer(call),
-            None => TaskAnswer::Now(Err(WorkflowError::new(
-                crate::error::names::TASK_FAILED,
-                format!(
-                    "no task handler is configured for resource {:?} (state {:?})",
-                    call.resource, call.state
-                ),
-            ))),
+            }
+            return self.answer(call);
         }
+        let route: Arc<dyn std::any::Any + Send + Sync> =
+            Arc::new(self.resolve(call.state, call.resource));
+        // Another shard may have filled it meanwhile, with the same route.
+        let _ = cell.set((self.id, Arc::clone(&route)));
+        let route = route
+            .downcast_ref::<Route>()
+            .expect("the route was made just above");
+        self.answer_by(route, call)
+    }
+
+    /// Which handler answers a state's calls: its mock, then the handler registered for
+    /// its resource, then a real service's.
+    fn resolve(&self, state: &str, resource: &str) -> Route {
+        if self.mocks.as_ref().is_some_and(|m| m.has(state)) {
+            return Route::Mock;
+        }
+        if let Some(h) = self.by_resource.get(resource) {
+            return Route::Handler(Arc::clone(h));
+        }
+        if self.real.is_none() {
+            return Route::Missing;
+        }
+        let kind = if resource == lambda::INVOKE || lambda::is_function_arn(resource) {
+            RealKind::Lambda
+        } else if resource == http::INVOKE {
+            RealKind::Http
+        } else if resource == kafka::PRODUCE {
+            RealKind::Kafka
+        } else if aws::handles(resource) {
+            RealKind::Aws
+        } else if resource == kafka_invoke::INVOKE {
+            RealKind::KafkaInvoke
+        } else if resource == nested::START_EXECUTION {
+            RealKind::StartExecution
+        } else {
+            return Route::Missing;
+        };
+        Route::Real(kind)
+    }
+
+    fn answer_by(&self, route: &Route, call: TaskCall<'_>) -> TaskAnswer {
+        let handler: &dyn TaskHandler = match (route, self.real.as_deref()) {
+            (Route::Mock, _) => match &self.mocks {
+                Some(m) => return m.answer(call),
+                None => unreachable!("a mock route is resolved only where there are mocks"),
+            },
+            (Route::Handler(h), _) => &**h,
+            (Route::Real(kind), Some(r)) => match kind {
+                RealKind::Lambda => &r.lambda,
+                RealKind::Http => &r.http,
+                RealKind::Kafka => &r.kafka,
+                RealKind::Aws => &r.aws,
+                RealKind::KafkaInvoke => &r.kafka_invoke,
+                RealKind::StartExecution => &r.start_execution,
+            },
+            (Route::Real(_) | Route::Missing, _) => {
+                return TaskAnswer::Now(Err(WorkflowError::new(
+                    crate::error::names::TASK_FAILED,
+                    format!(
+                        "no task handler is configured for resource {:?} (state {:?})",
+                        call.resource, call.state
+                    ),
+                )))
+            }
+        };
+        handler.answer(call)
     }
 }
 
@@ -323,6 +403,51 @@ mod tests {
     use super::*;
     use crate::compile::plan::Plan;
     use crate::exec::{execute_blocking, ClockMode, ExecOptions, Status};
+
+    #[test]
+    fn a_remembered_route_is_taken_only_by_the_handlers_that_resolved_it() {
+        let cell = crate::compile::plan::TaskRoute::new();
+        let ids = FixedIds::default();
+        let answer = |tasks: &Tasks| {
+            let call = TaskCall {
+                state: "S",
+                resource: "arn:r",
+                input: json!({}),
+                state_calls: 0,
+                resource_calls: 0,
+                timeout: None,
+                execution: &ids,
+            };
+            let r = match tasks.answer_at(&cell, call) {
+                TaskAnswer::Now(r) => r,
+                TaskAnswer::Later(f) => {
+                    futures::FutureExt::now_or_never(f).expect("these handlers never wait")
+                }
+            };
+            r.map_err(|e| e.error.unwrap_or_default())
+        };
+        let handlers = |by: &str| {
+            let mut t = Tasks::new();
+            t.register_specs(
+                &serde_json::json!({ "arn:r": format!("merge {{\"by\": \"{by}\"}}") }),
+            )
+            .expect("valid specs");
+            t
+        };
+        let a = handlers("a");
+        assert_eq!(answer(&a), Ok(json!({"by": "a"})));
+        // Remembered for `a` (and its copies), never taken by other handlers.
+        assert_eq!(answer(&handlers("b")), Ok(json!({"by": "b"})));
+        assert_eq!(answer(&a.clone()), Ok(json!({"by": "a"})));
+        let mut changed = a.clone();
+        changed.register_fn("arn:r", |_| async { Ok(json!({"by": "changed"})) });
+        assert_eq!(answer(&changed), Ok(json!({"by": "changed"})));
+        assert_eq!(
+            answer(&Tasks::new()),
+            Err(crate::error::names::TASK_FAILED.to_string())
+        );
+        assert_eq!(answer(&a), Ok(json!({"by": "a"})));
+    }
 
     #[test]
     fn async_closures_answer_task_states_and_their_errors_are_caught() {
