@@ -29,7 +29,8 @@ struct Head {
     memo: super::Memo,
     // The `key_bit`s of every key the map holds (and of keys since removed): an insert of
     // a key whose bit is clear appends without scanning. Set by `insert_sized`,
-    // `from_stack` and `finish_distinct`, the only ways an entry comes in.
+    // `from_stack` and `finish_distinct`, the only ways an entry comes in (`push_distinct`
+    // adds entries whose bits the `finish_distinct` that must follow it sets).
     keys: u64,
 }
 
@@ -74,7 +75,11 @@ pub(crate) const fn key_bit(key: &[u8]) -> u64 {
         [first, .., last] => (*first as u32, *last as u32),
         [only] => (*only as u32, *only as u32),
     };
-    let h = key.len() as u32 * 31 + first * 7 + last;
+    // Wrapping: only the low bits matter, whatever the key's length.
+    let h = (key.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(first * 7)
+        .wrapping_add(last);
     1 << (h & 63)
 }
 
