@@ -135,8 +135,9 @@ pub async fn let_due_tasks_run() {
 
 /// Polls a job once, here in the shard loop, and spawns it as a local task only if it
 /// waits. Most executions never do, and a spawned task costs an allocation, a pass
-/// through the LocalSet's queue, and its waker and count. A job that waits was polled with the loop's waker, so it may wake the loop once for
-/// nothing; the spawned task registers its own at its first poll, which comes at once.
+/// through the LocalSet's queue, and its waker and count. A job that waits was polled
+/// with the loop's waker, so it may wake the loop once for nothing; the spawned task
+/// registers its own at its first poll, which comes at once.
 ///
 /// A panic in that first poll is caught as tokio catches one in a task: the job is dropped
 /// (its slot is never released, as with a task that panics), and the shard goes on.
