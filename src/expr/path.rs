@@ -279,6 +279,13 @@ impl Path {
         self.eval_checked(env).ok().flatten()
     }
 
+    /// For a path of plain names and indexes on the input, what it finds there (the
+    /// inner `None`: nothing); `None` for any other path.
+    #[inline(always)]
+    pub(crate) fn on_input<'v>(&self, env: &Env<'v>) -> Option<Option<&'v Value>> {
+        self.plain_input.then(|| walk(env.input, &self.steps))
+    }
+
     /// Like [`Path::eval`], but an indefinite path whose matches add up to more than the
     /// Context's `max_value_bytes` of JSON is an error instead of a copy of them all
     /// (`$..*` over a deep input copies each subtree once per ancestor).

@@ -123,6 +123,22 @@ impl Template {
                 let mut entries = Map::with_capacity(fields.len());
                 let mut size = Some(2 + fields.len().saturating_sub(1));
                 for f in fields {
+                    // A plain path on the input, the usual field: its value is copied
+                    // straight into the new entry.
+                    if let (Template::Path(p), None) = (&f.value, f.replaces) {
+                        if let Some(found) = p.on_input(env) {
+                            let v = found.ok_or_else(|| not_found(p, env, &f.written))?;
+                            let len = crate::value::known_len(v)
+                                .unwrap_or_else(|| crate::expr::size::json_size(v, *room));
+                            if len > *room {
+                                return Err(too_large(&f.written));
+                            }
+                            *room -= len;
+                            size = size.map(|n| n + f.key.json_len() + 1 + len);
+                            entries.push_distinct_cloned(&f.key, v);
+                            continue;
+                        }
+                    }
                     let (v, len) = match &f.value {
                         Template::Path(p) => charge(lookup(p, env, &f.written)?, room, &f.written)?,
                         Template::Intrinsic(i) => charge(i.eval(env)?, room, &f.written)?,
