@@ -21,6 +21,7 @@ pub mod convert;
 mod index;
 mod len;
 mod map;
+mod marks;
 mod node;
 mod parse;
 mod push;

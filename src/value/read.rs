@@ -17,7 +17,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::len::special;
+use super::marks::{self, Marks};
 use super::map::key_bit;
 use super::push::{push, push_entry, push_in_place};
 use super::{Array, Map, Number, RawText, Remembers, Str, Value};
@@ -55,11 +55,13 @@ impl Drop for Reader<'_> {
             .max(self.items.capacity())
             .max(self.scratch.capacity())
             <= KEEP_SLOTS
+            && self.marks.capacity() <= marks::KEEP_WORDS
         {
             let stacks = (
                 std::mem::take(&mut self.entries),
                 std::mem::take(&mut self.items),
                 std::mem::take(&mut self.scratch),
+                std::mem::take(&mut self.marks),
             );
             // During thread exit the slot may be gone; the stacks are then just freed.
             let _ = SPARE.try_with(|s| s.set(Some(stacks)));
@@ -79,6 +81,8 @@ pub(crate) struct Reader<'a> {
     items: Vec<Value>,
     // An escaped string being decoded.
     scratch: String,
+    // Where each string's plain run ends.
+    marks: Marks,
     // The text, shared by the arrays and objects that keep theirs (see `RawText`); made
     // on the first one.
     source: Option<Arc<str>>,
@@ -91,7 +95,7 @@ pub(crate) struct Reader<'a> {
 
 /// A reader's scratch stacks, kept per thread between documents so that reading one
 /// allocates only the vectors and strings it returns.
-type Stacks = (Vec<(Str, Value)>, Vec<Value>, String);
+type Stacks = (Vec<(Str, Value)>, Vec<Value>, String, Marks);
 
 thread_local! {
     static SPARE: std::cell::Cell<Option<Stacks>> = const { std::cell::Cell::new(None) };
@@ -114,11 +118,12 @@ const KEEP_SLOTS: usize = 1024;
 impl<'a> Reader<'a> {
     /// A reader at the start of `text`.
     pub(crate) fn new(text: &'a str) -> Reader<'a> {
-        let (entries, items, scratch) = SPARE
+        let (entries, items, scratch, mut marks) = SPARE
             .try_with(|s| s.take())
             .ok()
             .flatten()
             .unwrap_or_default();
+        marks.mark(text.as_bytes());
         Reader {
             text,
             i: 0,
@@ -127,6 +132,7 @@ impl<'a> Reader<'a> {
             entries,
             items,
             scratch,
+            marks,
             source: None,
             rewritten: 0,
             node_size: None,
@@ -139,6 +145,12 @@ impl<'a> Reader<'a> {
     pub(crate) fn nesting_at_most(mut self, n: usize) -> Reader<'a> {
         self.max_depth = u32::try_from(n).unwrap_or(u32::MAX).min(MAX_DEPTH);
         self
+    }
+
+    /// The first `"`, `\` or control byte at or after `from` (or the text's end).
+    #[inline(always)]
+    fn special(&self, from: usize) -> usize {
+        self.marks.next(from, self.text.len())
     }
 
     #[inline]
@@ -270,7 +282,7 @@ impl<'a> Reader<'a> {
     fn push_key(&mut self) -> Option<usize> {
         let b = self.bytes();
         let start = self.i;
-        let end = special(b, start);
+        let end = self.special(start);
         if b.get(end) != Some(&b'"') {
             let (key, len) = self.str_sized()?;
             push_entry(&mut self.entries, key, Value::String(Str::new()));
@@ -326,7 +338,7 @@ impl<'a> Reader<'a> {
         self.i += 1;
         let b = self.bytes();
         let start = self.i;
-        let end = special(b, start);
+        let end = self.special(start);
         if b.get(end) != Some(&b'"') {
             let (s, len) = self.str_sized()?;
             self.entries[slot].1 = Value::String(s);
@@ -547,7 +559,7 @@ impl<'a> Reader<'a> {
     fn string_body(&mut self) -> Option<Text<'a>> {
         let b = self.bytes();
         let start = self.i;
-        let end = special(b, start);
+        let end = self.special(start);
         match b.get(end)? {
             b'"' => {
                 self.i = end + 1;
@@ -614,7 +626,7 @@ impl<'a> Reader<'a> {
                 }
                 c if c < 0x20 => return None,
                 _ => {
-                    let end = special(b, self.i);
+                    let end = self.special(self.i);
                     self.scratch.push_str(self.text.get(self.i..end)?);
                     self.i = end;
                 }
@@ -764,6 +776,7 @@ fn hex4(h: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::super::known_len;
+    use crate::value::len::special;
     use super::*;
 
     #[test]
