@@ -312,10 +312,10 @@ async fn run_states<'a>(
         ex.transitions.set(n);
         // Reading two clocks per transition is measurable; every 16th bounds a busy loop
         // just as well (waits and task calls check the cap themselves).
-        if n % 16 == 0 {
+        if n.is_multiple_of(16) {
             ex.check_deadline()?;
         }
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             // Let sibling branches and timers run during long loops.
             tokio::task::yield_now().await;
         }

@@ -82,7 +82,7 @@ mod tests {
         let mut values: Vec<u64> = (0..100_000)
             .map(|_| {
                 let r = xorshift(&mut state);
-                if r % 100 == 0 {
+                if r.is_multiple_of(100) {
                     1_000_000 + r % 2_000_000_000
                 } else {
                     500_000 + r % 1_000_000

@@ -110,8 +110,8 @@ impl Marks {
 #[inline]
 fn word(c: &[u8; 64]) -> u64 {
     use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8,
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
     };
     // SAFETY: SSE2 is part of x86_64; each load reads 16 of the 64 bytes `c` holds.
     unsafe {

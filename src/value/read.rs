@@ -17,8 +17,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::marks::{self, Marks};
 use super::map::key_bit;
+use super::marks::{self, Marks};
 use super::push::{push, push_entry, push_in_place};
 use super::{Array, Map, Number, RawText, Remembers, Str, Value};
 
@@ -776,8 +776,8 @@ fn hex4(h: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::super::known_len;
-    use crate::value::len::special;
     use super::*;
+    use crate::value::len::special;
 
     #[test]
     fn the_document_object_has_room_for_result_paths_and_nested_ones_fit_exactly() {
