@@ -62,8 +62,9 @@ fn build_index(w: &mut NodeMut<'_, Head, (Str, Value)>) {
 /// `push::write_entry`).
 #[inline(always)]
 fn push_entry(w: &mut NodeMut<'_, Head, (Str, Value)>, key: Str, value: Value) {
-    // SAFETY: `write_entry` writes both halves of the slot.
-    unsafe { w.push_in_place(|slot| write_entry(slot, key, value)) }
+    w.reserve_one();
+    // SAFETY: there is room, and `write_entry` writes both halves of the slot.
+    unsafe { w.push_reserved(|slot| write_entry(slot, key, value)) }
 }
 
 /// A bit chosen by a key's length and its first and last bytes: keys with different bits
