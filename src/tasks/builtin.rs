@@ -107,7 +107,7 @@ impl Builtin {
             Builtin::Merge(m) => match input {
                 Value::Object(mut obj) => {
                     for (k, v) in m {
-                        obj.insert(k.clone(), v.clone());
+                        obj.insert_cloned(k, v.clone());
                     }
                     Ok(Value::Object(obj))
                 }
