@@ -29,19 +29,25 @@ impl Marks {
         self.mark_portable(b);
     }
 
-    /// [`Marks::mark`] sixteen bytes at a time (byte by byte off x86_64).
-    fn mark_portable(&mut self, b: &[u8]) {
+    /// Pushes the marks of each 64 bytes of `b`, the last ones padded with spaces (which
+    /// are not special, so the padding marks nothing).
+    #[inline(always)]
+    fn fill(&mut self, b: &[u8], word: impl Fn(&[u8; 64]) -> u64) {
         let mut chunks = b.chunks_exact(64);
         for c in &mut chunks {
             self.0.push(word(c.try_into().expect("64 bytes")));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            // Spaces are not special, so the padding marks nothing.
             let mut pad = [b' '; 64];
             pad[..rest.len()].copy_from_slice(rest);
             self.0.push(word(&pad));
         }
+    }
+
+    /// [`Marks::mark`] sixteen bytes at a time (byte by byte off x86_64).
+    fn mark_portable(&mut self, b: &[u8]) {
+        self.fill(b, word);
     }
 
     /// [`Marks::mark`] 64 bytes per instruction: the whole pass was ~3 % of an order
@@ -59,23 +65,13 @@ impl Marks {
         let quote = _mm512_set1_epi8(b'"' as i8);
         let slash = _mm512_set1_epi8(b'\\' as i8);
         let below = _mm512_set1_epi8(0x1f);
-        let word = |c: &[u8; 64]| {
+        self.fill(b, |c| {
             // SAFETY: `c` holds the 64 bytes loaded.
             let x = unsafe { _mm512_loadu_si512(c.as_ptr().cast::<__m512i>()) };
             _mm512_cmpeq_epi8_mask(x, quote)
                 | _mm512_cmpeq_epi8_mask(x, slash)
                 | _mm512_cmple_epu8_mask(x, below)
-        };
-        let mut chunks = b.chunks_exact(64);
-        for c in &mut chunks {
-            self.0.push(word(c.try_into().expect("64 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut pad = [b' '; 64];
-            pad[..rest.len()].copy_from_slice(rest);
-            self.0.push(word(&pad));
-        }
+        });
     }
 
     /// The position of the first special byte at or after `from` in the text marked
