@@ -150,7 +150,14 @@ impl<'a> Reader<'a> {
     /// The first `"`, `\` or control byte at or after `from` (or the text's end).
     #[inline(always)]
     fn special(&self, from: usize) -> usize {
-        self.marks.next(from, self.text.len())
+        let end = self.marks.next(from, self.text.len());
+        // A wrong mark inside a multi-byte character would cut a `&str` there: checked in
+        // every debug build and test run.
+        debug_assert!(
+            end == self.text.len() || matches!(self.bytes()[end], b'"' | b'\\' | 0..=0x1f),
+            "a mark at {end} on a plain byte"
+        );
+        end
     }
 
     #[inline]
