@@ -151,11 +151,12 @@ impl<'a> Reader<'a> {
     #[inline(always)]
     fn special(&self, from: usize) -> usize {
         let end = self.marks.next(from, self.text.len());
-        // A wrong mark inside a multi-byte character would cut a `&str` there: checked in
-        // every debug build and test run.
-        debug_assert!(
-            end == self.text.len() || matches!(self.bytes()[end], b'"' | b'\\' | 0..=0x1f),
-            "a mark at {end} on a plain byte"
+        // A wrong mark inside a multi-byte character would cut a `&str` there: every
+        // debug build and test run checks the marks against the plain scan.
+        debug_assert_eq!(
+            end,
+            super::len::special(self.bytes(), from),
+            "marks at {from}"
         );
         end
     }
