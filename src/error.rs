@@ -60,11 +60,16 @@ impl WorkflowError {
 
     /// Whether this error matches one `ErrorEquals` entry.
     pub fn matches(&self, pattern: &str) -> bool {
+        // AWS: States.Runtime always ends the execution. No retrier or catcher sees it, not
+        // even one that names it (recorded: a Catch on "States.Runtime" around a failing
+        // OutputPath leaves the execution FAILED).
+        if self.name() == names::RUNTIME {
+            return false;
+        }
         match pattern {
-            // AWS: a retrier or catcher on States.ALL never sees States.Runtime.
-            names::ALL => self.name() != names::RUNTIME,
-            // AWS: States.TaskFailed matches any error except States.Timeout (and Runtime).
-            names::TASK_FAILED => self.name() != names::TIMEOUT && self.name() != names::RUNTIME,
+            names::ALL => true,
+            // AWS: States.TaskFailed matches any error except States.Timeout.
+            names::TASK_FAILED => self.name() != names::TIMEOUT,
             _ => self.name() == pattern,
         }
     }

@@ -252,6 +252,47 @@ fn mocks_answer_task_states_in_call_order() {
     );
 }
 
+/// AWS: States.Runtime ends the execution even where a Catch or a Retry names it (the
+/// Catch half is recorded from AWS; the Retry half follows the same rule).
+#[test]
+fn a_runtime_error_is_neither_caught_nor_retried_even_by_name() {
+    let dir = Scratch::new("runtime-uncaught");
+    for (i, handler) in [
+        json!({"Catch": [{"ErrorEquals": ["States.Runtime"], "Next": "Caught"}]}),
+        // The Catch on another error keeps "Caught" reachable (validation asks for it).
+        json!({"Retry": [{"ErrorEquals": ["States.Runtime"], "IntervalSeconds": 1}],
+               "Catch": [{"ErrorEquals": ["Other"], "Next": "Caught"}]}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut task = json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f",
+            "OutputPath": "$.no.such", "End": true});
+        task.as_object_mut()
+            .unwrap()
+            .extend(handler.as_object().unwrap().clone());
+        let def = dir.write(
+            &format!("def{i}.json"),
+            json!({"StartAt": "T", "States": {"T": task, "Caught": {"Type": "Pass", "End": true}}})
+                .to_string(),
+        );
+        let mocks = dir.write(
+            &format!("mocks{i}.json"),
+            json!({"T": [{"result": {}}, {"result": {"no": {"such": 1}}}]}).to_string(),
+        );
+        let out = exec(&[
+            "--definition",
+            path(&def),
+            "--mocks",
+            path(&mocks),
+            "--clock",
+            "virtual",
+        ]);
+        assert_eq!(out["status"], "FAILED", "{out}");
+        assert_eq!(out["error"], "States.Runtime", "{out}");
+    }
+}
+
 #[test]
 fn a_billion_element_range_is_an_intrinsic_failure() {
     let dir = Scratch::new("huge-range");
