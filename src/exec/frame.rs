@@ -164,11 +164,34 @@ pub(crate) fn is_execution_timeout(e: &WorkflowError) -> bool {
     e.name() == names::TIMEOUT && e.cause.as_deref() == Some(EXECUTION_TIMEOUT_CAUSE)
 }
 
+/// Which strings a `...Path` field reads as its number.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum FromText {
+    /// Only a JSON number will do.
+    Never,
+    /// A whole number written as a string (`"3"`) too, as AWS does for the Map's
+    /// MaxConcurrencyPath and ToleratedFailureCountPath (recorded with a variable `"1"`).
+    Integer,
+    /// Any finite number written as a string too (ToleratedFailurePercentagePath).
+    Float,
+}
+
+impl FromText {
+    fn parse(self, s: &str) -> Option<f64> {
+        match self {
+            FromText::Never => None,
+            FromText::Integer => s.parse::<i64>().ok().map(|n| n as f64),
+            FromText::Float => s.parse::<f64>().ok().filter(|f| f.is_finite()),
+        }
+    }
+}
+
 /// Resolves a number that may come from a path; `None` when the field is absent.
 pub(crate) fn amount(
     a: Option<&Amount>,
     env: &Env,
     field: &str,
+    text: FromText,
 ) -> Result<Option<f64>, WorkflowError> {
     match a {
         None => Ok(None),
@@ -185,6 +208,19 @@ pub(crate) fn amount(
         }
         Some(Amount::Path(p)) => match p.eval(env).as_deref() {
             Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(Value::String(s)) if text.parse(s).is_some() => Ok(text.parse(s)),
+            // AWS's wording: the string as it is, anything else as JSON.
+            Some(other) if text != FromText::Never => {
+                let shown = match other {
+                    Value::String(s) => s.to_string(),
+                    v => v.to_string(),
+                };
+                let kind = if text == FromText::Float { "float" } else { "integer" };
+                Err(WorkflowError::runtime(format!(
+                    "The {field} field refers to value \"{shown}\" which is not a valid {kind}: {}",
+                    p.text()
+                )))
+            }
             Some(other) => Err(WorkflowError::runtime(format!(
                 "The {field} field refers to value '{other}', which is not a valid number"
             ))),

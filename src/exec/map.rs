@@ -8,7 +8,7 @@ use crate::value::Value;
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::frame::{amount, is_execution_timeout, show_number, Exec, Frame, RunMachine};
+use super::frame::{amount, is_execution_timeout, show_number, Exec, Frame, FromText, RunMachine};
 use crate::asl::model::{MapSpec, PathField, QueryLanguage};
 use crate::compile::plan::Node;
 use crate::error::{names, WorkflowError};
@@ -60,7 +60,12 @@ pub(crate) async fn run(
     };
 
     let concurrency = whole_amount(
-        amount(spec.max_concurrency.as_ref(), &env, "MaxConcurrencyPath")?,
+        amount(
+            spec.max_concurrency.as_ref(),
+            &env,
+            "MaxConcurrencyPath",
+            FromText::Integer,
+        )?,
         "MaxConcurrency",
         "MaxConcurrency must be a non-negative integer",
     )?;
@@ -69,6 +74,7 @@ pub(crate) async fn run(
             spec.tolerated_failure_count.as_ref(),
             &env,
             "ToleratedFailureCountPath",
+            FromText::Integer,
         )?,
         "ToleratedFailureCount",
         "ToleratedFailureCount cannot be negative.",
@@ -77,6 +83,7 @@ pub(crate) async fn run(
         spec.tolerated_failure_percentage.as_ref(),
         &env,
         "ToleratedFailurePercentagePath",
+        FromText::Float,
     )?;
     if tolerated_pct.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
         return Err(WorkflowError::runtime(
@@ -280,5 +287,56 @@ mod tests {
             assert!(e.cause.unwrap_or_default().contains("MaxConcurrency"));
         }
         assert_eq!(whole_amount(None, "x", "y").ok(), Some(None));
+    }
+
+    /// A Map whose `field` reads `$.v` (JSONPath) and `$v` (a variable set by Assign).
+    fn map_reading(field: &str, v: serde_json::Value) -> Vec<crate::exec::Outcome> {
+        use crate::exec::{execute_blocking, ClockMode, ExecOptions};
+        ["$.v", "$v"]
+            .into_iter()
+            .map(|path| {
+                let def = serde_json::json!({"StartAt": "S", "States": {
+                    "S": {"Type": "Pass", "Assign": {"v.$": "$.v"}, "Next": "M"},
+                    "M": {"Type": "Map", "ItemsPath": "$.items", field: path, "End": true,
+                          "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}});
+                let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+                let input = Value::from(serde_json::json!({"items": [1, 2, 3], "v": v}));
+                let tasks = crate::tasks::Tasks::new();
+                execute_blocking(&plan, input, &tasks, &ExecOptions::default(), ClockMode::Virtual)
+            })
+            .collect()
+    }
+
+    /// AWS reads a number written as a string in these fields (recorded for
+    /// MaxConcurrencyPath and both ToleratedFailure paths, from a variable `"1"`), and names
+    /// the value, the kind and the path when the string holds none.
+    #[test]
+    fn map_count_paths_take_numbers_written_as_strings() {
+        use crate::exec::Status::{Failed, Succeeded};
+        for (field, good, kind) in [
+            ("MaxConcurrencyPath", "1", "integer"),
+            ("ToleratedFailureCountPath", "1", "integer"),
+            ("ToleratedFailurePercentagePath", "12.5", "float"),
+        ] {
+            for out in map_reading(field, serde_json::json!(good)) {
+                assert_eq!(out.status, Succeeded, "{field} = {good:?}: {:?}", out.cause);
+                assert_eq!(out.output, Some(crate::json!([1, 2, 3])));
+            }
+            for (out, path) in map_reading(field, serde_json::json!("NoNumber"))
+                .iter()
+                .zip(["$.v", "$v"])
+            {
+                assert_eq!(out.status, Failed);
+                let cause = out.cause.as_deref().unwrap_or_default();
+                let want = format!(
+                    "The {field} field refers to value \"NoNumber\" which is not a valid {kind}: {path}"
+                );
+                assert!(cause.contains(&want), "{cause}");
+            }
+        }
+        // A string holding a fraction is not a whole count.
+        for out in map_reading("MaxConcurrencyPath", serde_json::json!("1.5")) {
+            assert_eq!(out.status, Failed, "{:?}", out.output);
+        }
     }
 }

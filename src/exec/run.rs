@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use futures::future::LocalBoxFuture;
 
 use super::frame::{
-    amount, execution_timeout, is_execution_timeout, show_number, Exec, Frame, EMPTY,
+    amount, execution_timeout, is_execution_timeout, show_number, Exec, Frame, FromText, EMPTY,
 };
 use super::log::{error_details, EventLog, Severity};
 use super::{io, json_size, map, parallel, retry, ExecOptions, Outcome, Status};
@@ -1086,7 +1086,7 @@ fn task_seconds(
     field: &str,
     path_field: &str,
 ) -> Result<Option<u64>, WorkflowError> {
-    let Some(f) = amount(a, env, path_field)? else {
+    let Some(f) = amount(a, env, path_field, FromText::Never)? else {
         return Ok(None);
     };
     if f >= 1.0 && f.fract() == 0.0 && f <= MAX_TASK_SECONDS as f64 {
