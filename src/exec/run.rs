@@ -1106,14 +1106,19 @@ fn task_seconds(
 }
 
 fn wait_delay(ex: &Exec<'_>, wait: &WaitFor, env: &Env) -> Result<Duration, WorkflowError> {
+    // AWS counts a Wait's delay in 32-bit seconds: a timestamp 2^31 s or more ahead fails
+    // the state (recorded: 24,855 days ahead waits, 24,856 days fails).
     let until = |t: timestamp::Timestamp| {
         let dt = t.to_utc() - ex.now();
-        dt.to_std().unwrap_or(Duration::ZERO)
+        if dt.num_seconds() >= 1 << 31 {
+            return Err(WorkflowError::runtime("Wait state delay is too long."));
+        }
+        Ok(dt.to_std().unwrap_or(Duration::ZERO))
     };
     match wait {
         // Validation keeps this a non-negative number; a huge one just waits past the cap.
         WaitFor::Seconds(s) => Ok(Duration::try_from_secs_f64(*s).unwrap_or(Duration::MAX)),
-        WaitFor::Timestamp(t) => Ok(until(*t)),
+        WaitFor::Timestamp(t) => until(*t),
         WaitFor::SecondsQuery(e) => match eval_expr(e, &env.scope(), "Seconds", &Limits::default())? {
             Value::Number(n) if n.as_u64().is_some() => Ok(Duration::from_secs(n.as_u64().unwrap_or(0))),
             other => Err(WorkflowError::new(
@@ -1124,7 +1129,7 @@ fn wait_delay(ex: &Exec<'_>, wait: &WaitFor, env: &Env) -> Result<Duration, Work
         WaitFor::TimestampQuery(e) => {
             let v = eval_expr(e, &env.scope(), "Timestamp", &Limits::default())?;
             match v.as_str().and_then(timestamp::parse) {
-                Some(t) => Ok(until(t)),
+                Some(t) => until(t),
                 None => Err(WorkflowError::new(
                     names::QUERY_EVALUATION_ERROR,
                     format!(
@@ -1150,7 +1155,7 @@ fn wait_delay(ex: &Exec<'_>, wait: &WaitFor, env: &Env) -> Result<Duration, Work
                 .eval(env)
                 .ok_or_else(|| path_missing(p.text(), "TimestampPath", env.input))?;
             match v.as_ref().as_str().and_then(timestamp::parse) {
-                Some(t) => Ok(until(t)),
+                Some(t) => until(t),
                 None => Err(WorkflowError::runtime(format!(
                     "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
                     p.text(),
@@ -1280,5 +1285,36 @@ mod tests {
             cause.contains("'1e+300'"),
             "shown as JSON, not 301 digits: {cause}"
         );
+    }
+
+    /// AWS: a Wait until a timestamp 2^31 seconds or more ahead fails at once; one just
+    /// under that waits (here: past a 5 s cap on the virtual clock).
+    #[test]
+    fn a_wait_2_31_seconds_or_more_ahead_is_a_runtime_error() {
+        use crate::exec::{execute_blocking, ClockMode, ExecOptions, Status};
+        let def = serde_json::json!({"StartAt": "W", "States": {
+            "W": {"Type": "Wait", "TimestampPath": "$.at", "End": true}}});
+        let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+        let opts = ExecOptions {
+            max_duration: std::time::Duration::from_secs(5),
+            ..ExecOptions::default()
+        };
+        for (days, status) in [(24_855, Status::TimedOut), (24_856, Status::Failed)] {
+            let at = chrono::Utc::now() + chrono::Duration::days(days);
+            let at = at.format("%Y-%m-%dT%H:%M:%S.000Z").to_string();
+            let out = execute_blocking(
+                &plan,
+                json!({ "at": at }),
+                &crate::tasks::Tasks::new(),
+                &opts,
+                ClockMode::Virtual,
+            );
+            assert_eq!(out.status, status, "{days} days: {:?}", out.cause);
+            if status == Status::Failed {
+                assert_eq!(out.error.as_deref(), Some(names::RUNTIME));
+                let cause = out.cause.unwrap_or_default();
+                assert!(cause.ends_with("Wait state delay is too long."), "{cause}");
+            }
+        }
     }
 }
