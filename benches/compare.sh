@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # P3 in one run: stepstream's criterion workload benches and both peers on every workload
-# in benches/workloads/, same machine, back to back; prints exec/s for each and the ratio
+# in benches/workloads/ (or in the folder STEPSTREAM_WORKLOADS_DIR names: all three read
+# it), same machine, back to back; prints exec/s for each and the ratio
 # to the fastest peer that ran the workload correctly; beside it, each workload's floor, P3's
 # budget, and the ratio to the Node peer timed with JSON text in and out as ours is.
 #   bash benches/compare.sh [PEER_SECONDS]
@@ -13,6 +14,11 @@ seconds="${1:-5}"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 fakecloud_dir="${STEPSTREAM_FAKECLOUD_DIR:-../shared/peers/fakecloud}"
+workloads_dir="${STEPSTREAM_WORKLOADS_DIR:-benches/workloads}"
+[ -d "$workloads_dir" ] || { echo "no workload folder $workloads_dir" >&2; exit 2; }
+# An absolute path: the bench runs from the package root, the Node harness from anywhere.
+STEPSTREAM_WORKLOADS_DIR="$(cd "$workloads_dir" && pwd)"
+export STEPSTREAM_WORKLOADS_DIR
 
 echo "stepstream: cargo bench --bench workloads (executions/*, floor/*)" >&2
 cargo bench --quiet --bench workloads -- '^(executions|floor)/' --warm-up-time 1 --measurement-time 3 \
@@ -31,7 +37,7 @@ if [ -f "$fakecloud_dir/Cargo.toml" ]; then
   echo "peer 2: fakecloud-bench (building $fakecloud_dir into target/peers)" >&2
   CARGO_TARGET_DIR=target/peers cargo build --quiet --release --locked \
     --manifest-path "$fakecloud_dir/Cargo.toml" >&2
-  for w in benches/workloads/*.json; do
+  for w in "$STEPSTREAM_WORKLOADS_DIR"/*.json; do
     target/peers/release/fakecloud-bench --seconds "$seconds" "$w" >>"$out/fakecloud.txt" \
       2>>"$out/fakecloud.err" || echo "peer 2: $(basename "$w") failed" >&2
   done

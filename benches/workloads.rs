@@ -1,4 +1,5 @@
-//! Whole executions of the five workloads in `benches/workloads/` (DESIGN.md P1–P3).
+//! Whole executions of every workload in `benches/workloads/` (DESIGN.md P1–P3: the five
+//! shared ones and their JSONata forms), or in the folder `STEPSTREAM_WORKLOADS_DIR` names.
 //!
 //! One iteration is what P1 calls an in-process execution: parse the request bytes,
 //! run the execution with the workload's built-in task handlers, serialize the output.
@@ -22,17 +23,31 @@ use stepstream::tasks::Tasks;
 #[global_allocator]
 static GLOBAL: stepstream::alloc::Mimalloc = stepstream::alloc::Mimalloc;
 
-const WORKLOADS: [&str; 7] = [
-    "order",
-    "article-choice",
-    "choice-heavy",
-    "map-parallel",
-    "retry-catch",
-    // The same work as `order` and `article-choice`, written in JSONata, for comparison
-    // with their JSONPath forms in the same run.
-    "order-jsonata",
-    "article-choice-jsonata",
-];
+/// The folder whose `*.json` workload files `executions/*` and `floor/*` run: every file
+/// in it, so a workload added there (or kept elsewhere and named by
+/// `STEPSTREAM_WORKLOADS_DIR`, as `compare.sh` and the Node peer's harness also read) is
+/// measured the same way as the five of DESIGN.md P1-P3 and their JSONata forms.
+fn workloads_dir() -> PathBuf {
+    std::env::var_os("STEPSTREAM_WORKLOADS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/workloads"))
+}
+
+/// The names of every workload file in [`workloads_dir`], sorted.
+fn workload_names() -> Vec<String> {
+    let dir = workloads_dir();
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list workloads in {}: {e}", dir.display()));
+    let mut names: Vec<String> = entries
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "json").then(|| path.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no workload files in {}", dir.display());
+    names
+}
 
 /// Executions each thread runs per iteration of the sharded benchmark: enough that
 /// spawning and joining the threads is noise next to the work.
@@ -50,10 +65,16 @@ struct Workload {
 }
 
 impl Workload {
+    /// Loads a workload by name: from [`workloads_dir`], or from `benches/workloads/` for
+    /// the fixed ones P2 and the scaling bench use when that folder lacks them.
     fn load(name: &str) -> Workload {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("benches/workloads")
-            .join(format!("{name}.json"));
+        let file = format!("{name}.json");
+        let mut path = workloads_dir().join(&file);
+        if !path.exists() {
+            path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("benches/workloads")
+                .join(&file);
+        }
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let w: Value = serde_json::from_str(&text)
@@ -150,8 +171,8 @@ fn executions(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("executions");
     group.throughput(Throughput::Elements(1));
-    for name in WORKLOADS {
-        let w = Workload::load(name);
+    for name in workload_names() {
+        let w = Workload::load(&name);
         let opts = options(&w);
         verify(&rt, &w, &opts);
         group.bench_function(name, |b| {
@@ -179,9 +200,9 @@ fn executions(c: &mut Criterion) {
 fn floor(c: &mut Criterion) {
     let mut group = c.benchmark_group("floor");
     group.throughput(Throughput::Elements(1));
-    for name in WORKLOADS {
-        let w = Workload::load(name);
-        group.bench_function(name, |b| {
+    for name in workload_names() {
+        let w = Workload::load(&name);
+        group.bench_function(&name, |b| {
             b.iter(|| {
                 let v = stepstream::value::from_slice(&w.request).expect("the input is JSON");
                 stepstream::value::to_vec(&v)

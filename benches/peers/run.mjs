@@ -3,12 +3,16 @@
 //
 //   node benches/peers/run.mjs [--seconds 5] [--workload NAME] [--json-io]
 //
+// STEPSTREAM_WORKLOADS_DIR names another folder of workload files (the same variable as
+// stepstream's own bench and compare.sh), so workloads kept elsewhere run the same way.
+//
 // --json-io times what stepstream's P1 iteration does: the request as JSON text in
 // (JSON.parse), the output as JSON text out (JSON.stringify). Without it the library is
 // handed the parsed input and returns an object, as P3 is defined.
 //
 // See README.md beside this file for what is measured and why it is a fair comparison.
 import { readFileSync, readdirSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { StateMachine } from 'aws-local-stepfunctions';
 
@@ -25,7 +29,9 @@ const PEER = 'aws-local-stepfunctions';
 const PEER_VERSION = JSON.parse(
   readFileSync(new URL(`./node_modules/${PEER}/package.json`, import.meta.url), 'utf8'),
 ).version;
-const WORKLOADS_DIR = new URL('../workloads/', import.meta.url);
+const WORKLOADS_DIR = process.env.STEPSTREAM_WORKLOADS_DIR
+  ? pathToFileURL(`${process.env.STEPSTREAM_WORKLOADS_DIR.replace(/\/+$/, '')}/`)
+  : new URL('../workloads/', import.meta.url);
 const WARMUP_MS = 1000;
 
 function parseArgs(argv) {
