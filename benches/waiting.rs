@@ -67,6 +67,8 @@ fn main() {
     // a shard, the loop lets whatever is due run between batches, so the first timers do
     // not fire behind a million starts.
     local.block_on(&rt, async {
+        // The shard's timers for the Wait (`exec::timer`), driven as a shard drives them.
+        stepstream::exec::timer::start();
         for i in 0..count {
             let (plan, tasks, opts, done, last, late) = (
                 plan.clone(),

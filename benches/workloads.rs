@@ -119,22 +119,30 @@ fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> V
 }
 
 /// Runs an execution as a shard starts one (`shard::worker::start`): polled once in place,
-/// and handed to the runtime only if it waits (retry-catch's Retry). A `block_on` per
-/// execution, which no shard does, cost order ~5 % and article-choice ~15 % of their
-/// time in tokio's entering and leaving (perf).
+/// and handed to the runtime only if it waits on something other than a delay. A
+/// `block_on` per execution, which no shard does, cost order ~5 % and article-choice ~15 %
+/// of their time in tokio's entering and leaving (perf).
+///
+/// Wait and Retry delays go to this thread's timers (`exec::timer`, as in a shard), fired
+/// here in order as soon as the execution waits on them: a virtual clock, as the peers
+/// skip their delays (the Node peer's overrides, fakecloud's paused clock).
 fn drive<T>(rt: &Runtime, fut: impl std::future::Future<Output = T>) -> T {
     use std::task::{Context, Poll, Waker};
+    let timers = stepstream::exec::timer::install();
     let mut fut = std::pin::pin!(fut);
-    let first = {
+    {
         // Timers and the clock need the runtime's handle, as in the shard.
         let _in = rt.enter();
-        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-    };
-    match first {
-        Poll::Ready(v) => v,
-        // The noop waker is never woken: block_on polls the future again at once.
-        Poll::Pending => rt.block_on(fut),
+        loop {
+            match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(v) => return v,
+                Poll::Pending if timers.fire_next() => {}
+                Poll::Pending => break,
+            }
+        }
     }
+    // Not a delay: the noop waker is never woken, so block_on polls again at once.
+    rt.block_on(fut)
 }
 
 /// Panics unless one execution succeeds with the expected output.

@@ -299,12 +299,23 @@ fn bad_wait_seconds_and_timestamps_from_the_data_fail_cleanly() {
         );
         assert_runtime_error(&out, "TimestampPath", &format!("TimestampPath = {n}"));
     }
-    // Far in the future is not an error: the Express time cap ends the execution.
+    // A timestamp 2^31 s or more ahead fails the state at once, as on AWS (recorded: 24,856
+    // days ahead); one nearer waits until the Express time cap ends the execution.
     let far = json!({"n": "9999-12-31T23:59:59Z"});
     let out = run(
         &dir,
         &wait("TimestampPath"),
         &far,
+        "identity",
+        &["--clock", "virtual"],
+    );
+    assert_eq!(out["status"], "FAILED", "{out}");
+    assert_eq!(out["error"], "States.Runtime", "{out}");
+    let near = json!({"n": "2090-01-01T00:00:00Z"});
+    let out = run(
+        &dir,
+        &wait("TimestampPath"),
+        &near,
         "identity",
         &["--clock", "virtual"],
     );

@@ -13,6 +13,7 @@ mod memory;
 mod parallel;
 mod retry;
 mod run;
+pub mod timer;
 
 use std::time::Duration;
 

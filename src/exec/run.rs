@@ -118,11 +118,11 @@ impl Exec<'_> {
     async fn sleep(&self, d: Duration) -> Result<(), WorkflowError> {
         let left = self.remaining();
         if d >= left {
-            tokio::time::sleep(left).await;
+            super::timer::sleep(left).await;
             return Err(execution_timeout());
         }
         if !d.is_zero() {
-            tokio::time::sleep(d).await;
+            super::timer::sleep(d).await;
         }
         Ok(())
     }

@@ -77,6 +77,8 @@ fn run(
     let mut version = ctx.machines.version();
     let mut machines = Rc::new(ctx.machines.snapshot());
     local.block_on(&rt, async move {
+        // Wait and Retry delays of this shard's executions (see `exec::timer`).
+        exec::timer::start();
         loop {
             let mut taken = 0;
             loop {
@@ -125,10 +127,12 @@ fn run(
 }
 
 /// Lets whatever is due (a Wait's timer, a Lambda's reply) run before a loop on the
-/// LocalSet starts more jobs. The first yield lets the runtime poll its timers and sockets,
+/// LocalSet starts more jobs. Due delays on the thread's timers fire first (without waiting
+/// for their driver's turn); the first yield lets the runtime poll its timers and sockets,
 /// which wakes those tasks; the second lets the LocalSet run them (it polls the loop before
 /// its tasks, so after one yield another batch would start first).
 pub async fn let_due_tasks_run() {
+    exec::timer::fire_due_now();
     tokio::task::yield_now().await;
     tokio::task::yield_now().await;
 }
@@ -229,7 +233,8 @@ mod tests {
     /// When each job started or resumed.
     type Times = Arc<Mutex<Vec<Instant>>>;
 
-    /// Waits `pause`; records when it was due and when it resumed.
+    /// Waits `pause` as a Wait state does (on the shard's timers); records when it was due
+    /// and when it resumed.
     struct Sleeper {
         pause: Duration,
         due_and_resumed: Times,
@@ -239,7 +244,7 @@ mod tests {
         fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
             Box::pin(async move {
                 let due = Instant::now() + self.pause;
-                tokio::time::sleep(self.pause).await;
+                crate::exec::timer::sleep(self.pause).await;
                 *self.due_and_resumed.lock().unwrap() = vec![due, Instant::now()];
                 shard.in_flight.fetch_sub(1, Ordering::Relaxed);
             })
