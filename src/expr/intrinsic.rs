@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::value::{Map, Value};
 use base64::Engine as _;
@@ -579,7 +579,8 @@ fn string_to_json(text: &str) -> Result<Value, serde_json::Error> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
     }
-    let mut v: Value = serde_json::from_str(text)?;
+    // The request reader: serde_json's acceptance and error messages, without its visitor.
+    let mut v = crate::value::from_str(text)?;
     // serde_json reads the integer `-0` as the float -0.0; AWS returns the integer 0.
     if text.contains("-0") {
         integer_zero(&mut v);
@@ -618,10 +619,14 @@ fn partition(items: Cow<'_, [Value]>, size: usize) -> Vec<Value> {
 /// The items without repeats (deep equality), first occurrences kept in order. Values are
 /// bucketed by a structural hash so a large array does not cost a comparison per pair.
 fn unique(items: Cow<'_, [Value]>) -> Vec<Value> {
-    let mut buckets: HashMap<u64, Vec<usize>> = HashMap::with_capacity(items.len());
+    // foldhash, seeded at random per process: SipHash's cost without its use here, and no
+    // fixed seed for which a request could line up colliding items.
+    let seed = foldhash::fast::RandomState::default();
+    let mut buckets: HashMap<u64, Vec<usize>, _> =
+        HashMap::with_capacity_and_hasher(items.len(), seed.clone());
     let mut keep = vec![false; items.len()];
     for (i, item) in items.iter().enumerate() {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = seed.build_hasher();
         hash_value(item, &mut h);
         let bucket = buckets.entry(h.finish()).or_default();
         if !bucket.iter().any(|&j| items[j] == *item) {
