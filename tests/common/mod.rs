@@ -35,10 +35,16 @@ impl Drop for Scratch {
 
 /// Runs the `stepstream` binary.
 pub fn stepstream(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_stepstream"))
-        .args(args)
-        .output()
-        .expect("the stepstream binary runs")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stepstream"));
+    // The binary runs with what the test gives it: a `STEPSTREAM_KAFKA_BROKERS` left in the
+    // developer's shell would override a test's unreachable broker, and that test then
+    // waited on a running pipeline instead of checking that start-up gives up.
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(|k| k.starts_with("STEPSTREAM_")) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.args(args).output().expect("the stepstream binary runs")
 }
 
 /// Runs `stepstream exec` and parses the one JSON object it prints.
