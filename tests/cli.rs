@@ -224,6 +224,18 @@ fn virtual_clock_runs_waits_instantly_and_in_order() {
     );
 }
 
+/// `stepstream exec` of a definition with mocked Task answers, on the virtual clock.
+fn exec_mocked(def: &std::path::Path, mocks: &std::path::Path) -> serde_json::Value {
+    exec(&[
+        "--definition",
+        path(def),
+        "--mocks",
+        path(mocks),
+        "--clock",
+        "virtual",
+    ])
+}
+
 #[test]
 fn mocks_answer_task_states_in_call_order() {
     let dir = Scratch::new("mocks");
@@ -238,14 +250,7 @@ fn mocks_answer_task_states_in_call_order() {
         json!({"T": [{"error": "Flaky", "cause": "try again"}, {"result": {"ok": true}}]})
             .to_string(),
     );
-    let out = exec(&[
-        "--definition",
-        path(&def),
-        "--mocks",
-        path(&mocks),
-        "--clock",
-        "virtual",
-    ]);
+    let out = exec_mocked(&def, &mocks);
     assert_eq!(
         out,
         json!({"status": "SUCCEEDED", "output": {"ok": true}, "error": null, "cause": null})
@@ -280,14 +285,7 @@ fn a_runtime_error_is_neither_caught_nor_retried_even_by_name() {
             &format!("mocks{i}.json"),
             json!({"T": [{"result": {}}, {"result": {"no": {"such": 1}}}]}).to_string(),
         );
-        let out = exec(&[
-            "--definition",
-            path(&def),
-            "--mocks",
-            path(&mocks),
-            "--clock",
-            "virtual",
-        ]);
+        let out = exec_mocked(&def, &mocks);
         assert_eq!(out["status"], "FAILED", "{out}");
         assert_eq!(out["error"], "States.Runtime", "{out}");
     }
