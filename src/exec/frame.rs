@@ -206,30 +206,46 @@ pub(crate) fn amount(
                 )),
             }
         }
-        Some(Amount::Path(p)) => match p.eval(env).as_deref() {
-            Some(Value::Number(n)) => Ok(n.as_f64()),
-            Some(Value::String(s)) if text.parse(s).is_some() => Ok(text.parse(s)),
-            // AWS's wording: the string as it is, anything else as JSON.
-            Some(other) if text != FromText::Never => {
-                let shown = match other {
-                    Value::String(s) => s.to_string(),
-                    v => v.to_string(),
-                };
-                let kind = if text == FromText::Float { "float" } else { "integer" };
-                Err(WorkflowError::runtime(format!(
-                    "The {field} field refers to value \"{shown}\" which is not a valid {kind}: {}",
-                    p.text()
-                )))
+        Some(Amount::Path(p)) => {
+            let Some(v) = p.eval(env) else {
+                return Err(WorkflowError::runtime(format!(
+                    "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
+                    p.text(),
+                    env.input
+                )));
+            };
+            let read = match v.as_ref() {
+                Value::Number(n) => return Ok(n.as_f64()),
+                Value::String(s) => text.parse(s),
+                _ => None,
+            };
+            if read.is_some() {
+                return Ok(read);
             }
-            Some(other) => Err(WorkflowError::runtime(format!(
-                "The {field} field refers to value '{other}', which is not a valid number"
-            ))),
-            None => Err(WorkflowError::runtime(format!(
-                "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
-                p.text(),
-                env.input
-            ))),
-        },
+            Err(WorkflowError::runtime(match (text, v.as_ref()) {
+                (FromText::Never, other) => {
+                    format!(
+                        "The {field} field refers to value '{other}', which is not a valid number"
+                    )
+                }
+                // AWS's wording: the string as it is, anything else as JSON.
+                (_, other) => {
+                    let shown = match other {
+                        Value::String(s) => s.to_string(),
+                        v => v.to_string(),
+                    };
+                    let kind = if text == FromText::Float {
+                        "float"
+                    } else {
+                        "integer"
+                    };
+                    format!(
+                        "The {field} field refers to value \"{shown}\" which is not a valid {kind}: {}",
+                        p.text()
+                    )
+                }
+            }))
+        }
     }
 }
 
