@@ -127,22 +127,17 @@ fn run_once(rt: &Runtime, w: &Workload, request: &[u8], opts: &ExecOptions) -> V
 /// here in order as soon as the execution waits on them: a virtual clock, as the peers
 /// skip their delays (the Node peer's overrides, fakecloud's paused clock).
 fn drive<T>(rt: &Runtime, fut: impl std::future::Future<Output = T>) -> T {
-    use std::task::{Context, Poll, Waker};
-    let timers = stepstream::exec::timer::install();
     let mut fut = std::pin::pin!(fut);
-    {
+    let first = {
         // Timers and the clock need the runtime's handle, as in the shard.
         let _in = rt.enter();
-        loop {
-            match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(v) => return v,
-                Poll::Pending if timers.fire_next() => {}
-                Poll::Pending => break,
-            }
-        }
+        stepstream::exec::timer::poll_virtual(fut.as_mut())
+    };
+    match first {
+        std::task::Poll::Ready(v) => v,
+        // Not a delay: the noop waker is never woken, so block_on polls again at once.
+        std::task::Poll::Pending => rt.block_on(fut),
     }
-    // Not a delay: the noop waker is never woken, so block_on polls again at once.
-    rt.block_on(fut)
 }
 
 /// Panics unless one execution succeeds with the expected output.

@@ -297,15 +297,10 @@ const EXECUTION_ALLOCATION_CEILINGS: [(&str, u64); 5] = [
 /// Runs an execution as a shard does: delays on the thread's timers (fired here at once, in
 /// order), not on tokio's.
 fn run_as_shard<T>(rt: &tokio::runtime::Runtime, fut: impl std::future::Future<Output = T>) -> T {
-    use std::task::{Context, Poll, Waker};
-    let timers = stepstream::exec::timer::install();
     let _in = rt.enter();
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => assert!(timers.fire_next(), "an execution waits on a delay only"),
-        }
+    match stepstream::exec::timer::poll_virtual(std::pin::pin!(fut)) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("an execution waits on a delay only"),
     }
 }
 

@@ -90,6 +90,21 @@ pub fn fire_due_now() {
     }
 }
 
+/// Polls `fut` in place with a waker that is never woken, firing this thread's timers in
+/// order each time it waits on them (a virtual clock: delays pass at once); `Pending` once
+/// it waits on anything else. For benches and tests that run an execution as a shard
+/// would, without a driver task.
+pub fn poll_virtual<F: Future + ?Sized>(mut fut: Pin<&mut F>) -> Poll<F::Output> {
+    let timers = install();
+    loop {
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => return Poll::Ready(v),
+            Poll::Pending if timers.fire_next() => {}
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
 /// Sleeps for `d`: on this thread's timers when it has them, else on tokio's.
 pub(crate) fn sleep(d: Duration) -> Sleep {
     match CURRENT.with(|c| c.borrow().clone()) {
