@@ -195,6 +195,9 @@ fn definition_timeout_seconds_times_out_a_long_wait() {
     );
     let out = exec(&["--definition", path(&def), "--clock", "virtual"]);
     assert_eq!(out["status"], "TIMED_OUT", "{out}");
+    // As AWS reports it: the error name, no cause.
+    assert_eq!(out["error"], "States.Timeout");
+    assert_eq!(out["cause"], Value::Null, "{out}");
 }
 
 #[test]
@@ -234,6 +237,47 @@ fn exec_mocked(def: &std::path::Path, mocks: &std::path::Path) -> serde_json::Va
         "--clock",
         "virtual",
     ])
+}
+
+/// InputPath, OutputPath and TimeoutSecondsPath that find nothing: AWS's cause quotes its
+/// JSONPath library (`Invalid path ... : No results for path: ...`), and a missing name
+/// midway is named by the path up to it. A Wait's paths have their own wording, and show
+/// a string value without quotes.
+#[test]
+fn paths_that_find_nothing_or_bad_values_are_worded_as_aws_words_them() {
+    let dir = Scratch::new("path-miss");
+    let wait = |field: &str| json!({"Type": "Wait", field: "$.n", "End": true});
+    for (state, n, cause) in [
+        (json!({"Type": "Pass", "InputPath": "$.NoSuchInputPath", "End": true}), json!(0),
+         "Invalid path '$.NoSuchInputPath' : No results for path: $['NoSuchInputPath']"),
+        (json!({"Type": "Pass", "OutputPath": "$.no.such.path", "End": true}), json!(0),
+         "Invalid path '$.no.such.path' : Missing property in path $['no']"),
+        (json!({"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:1:function:f",
+                "TimeoutSecondsPath": "$.t", "End": true}), json!(0),
+         "Invalid path '$.t' : No results for path: $['t']"),
+        (json!({"Type": "Wait", "SecondsPath": "$.t", "End": true}), json!(0),
+         "The SecondsPath parameter does not reference an input value: $.t"),
+        (wait("SecondsPath"), json!(-1),
+         "The SecondsPath parameter references a negative value: $.n == -1"),
+        (wait("SecondsPath"), json!(1.5),
+         "The SecondsPath parameter cannot be parsed as a long value: $.n == 1.5"),
+        (wait("SecondsPath"), json!("ten"),
+         "The SecondsPath parameter cannot be parsed as a long value: $.n == ten"),
+        (wait("TimestampPath"), json!("2016-12-05T21:29:29"),
+         "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: $.n == 2016-12-05T21:29:29"),
+    ] {
+        let def = dir.write(
+            "def.json",
+            json!({"StartAt": "S", "States": {"S": state}}).to_string(),
+        );
+        let input = dir.write("input.json", json!({ "n": n }).to_string());
+        let out = exec(&["--definition", path(&def), "--input", path(&input)]);
+        assert_eq!(out["error"], "States.Runtime", "{out}");
+        assert_eq!(
+            out["cause"],
+            format!("An error occurred while executing the state 'S'. {cause}")
+        );
+    }
 }
 
 #[test]

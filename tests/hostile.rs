@@ -279,7 +279,14 @@ fn a_slow_task_past_its_timeout_from_the_data_times_out() {
 fn bad_wait_seconds_and_timestamps_from_the_data_fail_cleanly() {
     let dir = Scratch::new("hostile-wait");
     let wait = |field: &str| json!({"StartAt": "W", "States": {"W": {"Type": "Wait", field: "$.n", "End": true}}});
-    for n in [json!(-5), json!(0.5), json!(1e300), json!("ten")] {
+    // AWS reads SecondsPath as a Java long, so 2^64 - 1 is refused as 0.5 is.
+    for n in [
+        json!(-5),
+        json!(0.5),
+        json!(1e300),
+        json!("ten"),
+        json!(18_446_744_073_709_551_615u64),
+    ] {
         let out = run(
             &dir,
             &wait("SecondsPath"),
@@ -320,7 +327,7 @@ fn bad_wait_seconds_and_timestamps_from_the_data_fail_cleanly() {
         &["--clock", "virtual"],
     );
     assert_eq!(out["status"], "TIMED_OUT", "{out}");
-    let huge = json!({"n": 18_446_744_073_709_551_615u64});
+    let huge = json!({"n": i64::MAX});
     let out = run(
         &dir,
         &wait("SecondsPath"),

@@ -121,6 +121,31 @@ fn map_items_selector_and_numbers_from_expressions() {
     assert_eq!(out["output"], json!([10, 20, 30]));
 }
 
+/// AWS's wording when Items is not an array: the expression, the type and the value; a
+/// function result is an unsupported type, not an evaluation error.
+#[test]
+fn map_items_of_another_type_name_the_expression_and_the_type() {
+    for (expr, cause) in [
+        ("{% $states.input.xs %}", "The JSONata expression '$states.input.xs' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was 'object' for value: {\"foo\":\"bar\"}"),
+        ("{% null %}", "The JSONata expression 'null' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was 'null' for value: null"),
+        ("{% $fn := function($x){$x} %}", "The JSONata expression '$fn := function($x){$x}' specified for the field 'Items' returned an unsupported result type."),
+    ] {
+        let out = run(
+            "map-items-type",
+            json!({"QueryLanguage": "JSONata", "StartAt": "M", "States": {
+                "M": {"Type": "Map", "Items": expr,
+                      "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
+                      "End": true}}}),
+            json!({"xs": {"foo": "bar"}}),
+        );
+        assert_eq!(out["error"], "States.QueryEvaluationError", "{out}");
+        assert_eq!(
+            out["cause"],
+            format!("An error occurred while executing the state 'M'. {cause}"),
+        );
+    }
+}
+
 #[test]
 fn a_catcher_sees_the_error_output_and_sets_variables() {
     let out = run(

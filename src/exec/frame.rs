@@ -208,6 +208,9 @@ pub(crate) fn amount(
         }
         Some(Amount::Path(p)) => {
             let Some(v) = p.eval(env) else {
+                if matches!(field, "TimeoutSecondsPath" | "HeartbeatSecondsPath") {
+                    return Err(super::io::invalid_path(p, env.input));
+                }
                 return Err(WorkflowError::runtime(format!(
                     "The JSONPath '{}' specified for the field '{field}' could not be found in the input '{}'",
                     p.text(),

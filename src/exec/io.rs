@@ -9,11 +9,17 @@ use crate::value::{Map, Str, Value};
 
 use crate::asl::model::PathField;
 use crate::error::{names, WorkflowError};
+use crate::expr::path::Path;
 use crate::expr::Env;
 
-fn not_found(path: &str, field: &str, input: &Value) -> WorkflowError {
+/// InputPath, OutputPath and the `...SecondsPath` fields finding nothing: AWS words this
+/// as its JSONPath library does (`Invalid path '$.a' : No results for path: $['a']`), not
+/// as the "could not be found in the input" of template fields.
+pub(crate) fn invalid_path(path: &Path, root: &Value) -> WorkflowError {
     WorkflowError::runtime(format!(
-        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'"
+        "Invalid path '{}' : {}",
+        path.text(),
+        path.miss_cause(root)
     ))
 }
 
@@ -44,7 +50,7 @@ fn select_path<'v>(
         PathField::Path(p) => p
             .eval_checked(env)
             .map_err(|e| e.error(p.text(), name))?
-            .ok_or_else(|| not_found(p.text(), name, env.input)),
+            .ok_or_else(|| invalid_path(p, env.input)),
     }
 }
 
@@ -121,7 +127,7 @@ fn output_path(field: &PathField, value: Value, env: &Env) -> Result<Value, Work
                 .map_err(|e| e.error(p.text(), "OutputPath"))?
             {
                 Some(v) => Ok(v.into_owned()),
-                None => Err(not_found(p.text(), "OutputPath", &value)),
+                None => Err(invalid_path(p, &value)),
             }
         }
     }

@@ -44,6 +44,17 @@ pub(crate) async fn run(
         _ => std::borrow::Cow::Borrowed(eff),
     };
     let Value::Array(items) = items.as_ref() else {
+        if let Some(e) = spec.items.as_ref().and_then(|q| q.as_expr()) {
+            return Err(WorkflowError::new(
+                names::QUERY_EVALUATION_ERROR,
+                format!(
+                    "The JSONata expression '{}' specified for the field 'Items' returned an unexpected result type. Expected 'array', but was '{}' for value: {}",
+                    e.text(),
+                    items.json_type(),
+                    items.as_ref()
+                ),
+            ));
+        }
         if jsonata {
             return Err(WorkflowError::new(
                 names::QUERY_EVALUATION_ERROR,

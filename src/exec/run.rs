@@ -145,12 +145,14 @@ impl Exec<'_> {
         (bump(slots.state), bump(slots.resource))
     }
 
-    fn check_size(&self, v: &Value, state: &str, what: &str) -> Result<(), WorkflowError> {
+    /// AWS's `States.DataLimitExceeded` when `v` is over the payload limit (its exact
+    /// wording: the limit is not named).
+    fn check_size(&self, v: &Value, state: &str) -> Result<(), WorkflowError> {
         let limit = self.opts.max_payload_bytes;
         if json_size(v, limit) > limit {
             return Err(WorkflowError::new(
                 names::DATA_LIMIT_EXCEEDED,
-                format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit ({what} is over {limit} bytes)."),
+                format!("The state/task '{state}' returned a result with a size exceeding the maximum number of bytes service limit."),
             ));
         }
         Ok(())
@@ -186,7 +188,7 @@ pub(crate) async fn execute(
     let input_size = json_size(&input, opts.max_payload_bytes.saturating_add(1));
     if input_size > opts.max_payload_bytes {
         let e = ex
-            .check_size(&input, "input", "the execution input")
+            .check_size(&input, "input")
             .expect_err("the input was just measured over the limit");
         let out = fail(Status::Failed, e);
         return ended(ex, out);
@@ -233,7 +235,10 @@ pub(crate) async fn execute(
             error: None,
             cause: None,
         },
-        Err(e) if is_execution_timeout(&e) => fail(Status::TimedOut, e),
+        // AWS reports an execution timeout with its error name alone, no cause.
+        Err(e) if is_execution_timeout(&e) => {
+            fail(Status::TimedOut, WorkflowError { cause: None, ..e })
+        }
         Err(e) => fail(Status::Failed, e),
     };
     ended(ex, out)
@@ -358,7 +363,7 @@ async fn run_states<'a>(
             Growth::Added(n) => bound.saturating_add(n),
         };
         if bound > limit {
-            ex.check_size(&out, &node.state.name, "the state output")
+            ex.check_size(&out, &node.state.name)
                 .map_err(|e| locate(e, &node.state))?;
             bound = json_size(&out, limit);
         }
@@ -976,7 +981,7 @@ fn task_ended(
     answer: Result<Value, WorkflowError>,
 ) -> Result<Value, WorkflowError> {
     let result = answer.and_then(|v| {
-        ex.check_size(&v, resource, "the task result")?;
+        ex.check_size(&v, resource)?;
         Ok(v)
     });
     if let Some(log) = &ex.log {
@@ -1142,34 +1147,57 @@ fn wait_delay(ex: &Exec<'_>, wait: &WaitFor, env: &Env) -> Result<Duration, Work
         WaitFor::SecondsPath(p) => {
             let v = p
                 .eval(env)
-                .ok_or_else(|| path_missing(p.text(), "SecondsPath", env.input))?;
+                .ok_or_else(|| no_input_value(p.text(), "SecondsPath"))?;
+            // AWS reads the value as a Java long: a whole number up to 2^63 - 1.
             match v.as_ref() {
-                Value::Number(n) if n.as_u64().is_some() => Ok(Duration::from_secs(n.as_u64().unwrap_or(0))),
-                other => Err(WorkflowError::runtime(format!(
-                    "The SecondsPath parameter refers to value '{other}', which is not a valid non-negative integer"
-                ))),
+                Value::Number(n) => match n.as_i64() {
+                    Some(s) if s >= 0 => Ok(Duration::from_secs(s.unsigned_abs())),
+                    Some(_) => Err(WorkflowError::runtime(format!(
+                        "The SecondsPath parameter references a negative value: {} == {n}",
+                        p.text()
+                    ))),
+                    None => Err(not_a_long(p.text(), &v)),
+                },
+                other => Err(not_a_long(p.text(), other)),
             }
         }
         WaitFor::TimestampPath(p) => {
             let v: Cow<Value> = p
                 .eval(env)
-                .ok_or_else(|| path_missing(p.text(), "TimestampPath", env.input))?;
+                .ok_or_else(|| no_input_value(p.text(), "TimestampPath"))?;
             match v.as_ref().as_str().and_then(timestamp::parse) {
                 Some(t) => until(t),
                 None => Err(WorkflowError::runtime(format!(
                     "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
                     p.text(),
-                    v
+                    as_text(&v)
                 ))),
             }
         }
     }
 }
 
-fn path_missing(path: &str, field: &str, input: &Value) -> WorkflowError {
+/// A Wait's `...Path` that finds nothing, in AWS's words.
+fn no_input_value(path: &str, field: &str) -> WorkflowError {
     WorkflowError::runtime(format!(
-        "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{input}'"
+        "The {field} parameter does not reference an input value: {path}"
     ))
+}
+
+fn not_a_long(path: &str, v: &Value) -> WorkflowError {
+    WorkflowError::runtime(format!(
+        "The SecondsPath parameter cannot be parsed as a long value: {path} == {}",
+        as_text(v)
+    ))
+}
+
+/// A value as AWS shows it after `==` in a Wait's causes: a string's own text, anything
+/// else as JSON.
+fn as_text(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(other.to_string()),
+    }
 }
 
 /// TestState: the start state of `plan` alone, as [`execute`] would run it first, over
@@ -1227,9 +1255,7 @@ pub(crate) async fn run_start_state(
             .enter_state(&node.state.name, ex.now(), with_retry);
     }
     let result = match step(&ex, node, input, &mut frame).await {
-        Ok((out, next, _)) => ex
-            .check_size(&out, &node.state.name, "the state output")
-            .map(|()| (out, next)),
+        Ok((out, next, _)) => ex.check_size(&out, &node.state.name).map(|()| (out, next)),
         Err(e) => Err(e),
     }
     .map_err(|e| locate(e, &node.state));

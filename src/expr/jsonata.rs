@@ -29,6 +29,9 @@ pub struct JsonataError {
     pub code: Option<String>,
     /// The engine's message, code included, as AWS quotes it in causes.
     pub message: String,
+    /// The expression ran but returned a function, which JSON cannot hold (AWS words
+    /// this as an unsupported result type, not as an evaluation error).
+    pub returned_function: bool,
 }
 
 impl JsonataError {
@@ -38,9 +41,16 @@ impl JsonataError {
         if message.starts_with("Unclosed comment") {
             message = format!("S0106: {message}");
         }
+        // The engine names the function it could not find; JSONata's own message (which
+        // AWS quotes, recorded for `$randomSeeded(...)`) does not.
+        const T1006: &str = "T1006: Attempted to invoke a non-function";
+        if message.starts_with(T1006) {
+            message.truncate(T1006.len());
+        }
         JsonataError {
             code: code_of(&message),
             message,
+            returned_function: false,
         }
     }
 }
@@ -452,7 +462,11 @@ fn evaluate(
     }
     match run {
         Ok(Ok(v)) => {
-            let out = to_json(&v, limits.max_result_bytes).map_err(JsonataError::new);
+            let returned_function = matches!(v, JValue::Lambda(_) | JValue::Builtin { .. });
+            let out = to_json(&v, limits.max_result_bytes).map_err(|m| JsonataError {
+                returned_function,
+                ..JsonataError::new(m)
+            });
             drop_flat(v);
             out
         }

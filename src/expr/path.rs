@@ -361,6 +361,40 @@ impl Path {
         ))))
     }
 
+    /// Why this path finds nothing in `root`, worded as the JSONPath library behind AWS
+    /// words it for InputPath, OutputPath and the `...SecondsPath` fields: a name missing
+    /// midway is `Missing property in path $['a']` (the path up to that name), anything
+    /// else `No results for path: $['a']['b'][0]` (the whole path).
+    pub fn miss_cause(&self, root: &Value) -> String {
+        if self.root != Root::Input {
+            return format!("No results for path: {}", self.text);
+        }
+        let mut shown = String::from("$");
+        let mut at = Some(root);
+        for (i, seg) in self.segs.iter().enumerate() {
+            match seg {
+                Seg::Name(name, _) => {
+                    shown.push_str(&format!("['{name}']"));
+                    if let Some(Value::Object(m)) = at {
+                        at = m.get(name.as_str());
+                        if at.is_none() && i + 1 < self.segs.len() {
+                            return format!("Missing property in path {shown}");
+                        }
+                    } else {
+                        at = None;
+                    }
+                }
+                Seg::Index(n) => {
+                    shown.push_str(&format!("[{n}]"));
+                    at = at.and_then(|v| step(v, seg));
+                }
+                // Wildcards, filters, ...: such a path is shown as written.
+                _ => return format!("No results for path: {}", self.text),
+            }
+        }
+        format!("No results for path: {shown}")
+    }
+
     /// Like [`Path::eval`] but starting from `root` whatever the path's root is.
     pub fn eval_in<'v>(&self, root: &'v Value) -> Option<Cow<'v, Value>> {
         if self.definite {
@@ -1171,6 +1205,24 @@ mod tests {
     fn malformed_paths_are_rejected() {
         for bad in ["", "a.b", "$.", "$[", "$.a[?(@.x ==)]", "$.a]", "$.a[1"] {
             assert!(Path::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    /// The JSONPath library behind AWS names a name missing midway by the path up to it,
+    /// and anything else by the whole path.
+    #[test]
+    fn a_miss_is_worded_as_aws_words_it() {
+        let input = crate::json!({"a": {"b": [1, 2]}, "s": "x"});
+        for (path, cause) in [
+            ("$.missing", "No results for path: $['missing']"),
+            ("$.no.such.path", "Missing property in path $['no']"),
+            ("$.a.c", "No results for path: $['a']['c']"),
+            ("$.a.c.d", "Missing property in path $['a']['c']"),
+            ("$.a.b[5]", "No results for path: $['a']['b'][5]"),
+            ("$.s.t.u", "No results for path: $['s']['t']['u']"),
+        ] {
+            let p = Path::parse(path).expect("a valid path");
+            assert_eq!(p.miss_cause(&input), cause, "{path}");
         }
     }
 

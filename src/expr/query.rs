@@ -368,6 +368,13 @@ pub fn eval_expr(
                 e.text()
             ),
         )),
+        Err(err) if err.returned_function => Err(WorkflowError::new(
+            names::QUERY_EVALUATION_ERROR,
+            format!(
+                "The JSONata expression '{}' specified for the field '{field}' returned an unsupported result type.",
+                e.text()
+            ),
+        )),
         Err(err) => Err(WorkflowError::new(
             names::QUERY_EVALUATION_ERROR,
             format!(

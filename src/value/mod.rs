@@ -315,6 +315,18 @@ macro_rules! json {
 }
 
 impl Value {
+    /// The JSON type's name, as error messages name it (`object`, `number`, ...).
+    pub fn json_type(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
     /// `v[i]` or `v["key"]` without panicking: `None` when absent or of the wrong kind.
     #[inline]
     pub fn get<I: Index>(&self, index: I) -> Option<&Value> {
