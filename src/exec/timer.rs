@@ -105,13 +105,14 @@ pub fn poll_virtual<F: Future + ?Sized>(mut fut: Pin<&mut F>) -> Poll<F::Output>
     }
 }
 
-/// Sleeps for `d`: on this thread's timers when it has them, else on tokio's.
-pub(crate) fn sleep(d: Duration) -> Sleep {
+/// Sleeps until `due` (on tokio's clock): on this thread's timers when it has them, else
+/// on tokio's.
+pub(crate) fn sleep_until(due: Instant) -> Sleep {
     match CURRENT.with(|c| c.borrow().clone()) {
-        Some(t) => Sleep::Heap(t.add(Instant::now() + d)),
+        Some(t) => Sleep::Heap(t.add(due)),
         // Boxed: the tokio timer is large, and an execution's future is sized by its
         // largest state; most executions run where the heap is.
-        None => Sleep::Tokio(Box::pin(tokio::time::sleep(d))),
+        None => Sleep::Tokio(Box::pin(tokio::time::sleep_until(due))),
     }
 }
 
@@ -317,7 +318,7 @@ mod tests {
             let spawn = |ms: u64| {
                 let ends = Rc::clone(&ends);
                 tokio::task::spawn_local(async move {
-                    sleep(Duration::from_millis(ms)).await;
+                    sleep_until(Instant::now() + Duration::from_millis(ms)).await;
                     ends.borrow_mut().push((ms, Instant::now() - t0));
                 })
             };

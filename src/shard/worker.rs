@@ -244,7 +244,7 @@ mod tests {
         fn run(self: Box<Self>, shard: ShardView) -> Pin<Box<dyn Future<Output = ()>>> {
             Box::pin(async move {
                 let due = Instant::now() + self.pause;
-                crate::exec::timer::sleep(self.pause).await;
+                crate::exec::timer::sleep_until(due.into()).await;
                 *self.due_and_resumed.lock().unwrap() = vec![due, Instant::now()];
                 shard.in_flight.fetch_sub(1, Ordering::Relaxed);
             })
