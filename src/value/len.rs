@@ -151,6 +151,32 @@ mod tests {
     use super::*;
     use crate::json;
 
+    /// A string's counted length is serde_json's written one, whatever its escapes and
+    /// wherever they fall.
+    #[test]
+    fn string_lengths_match_the_written_form() {
+        let pieces = [
+            "a", "\"", "\\", "\n", "\u{1}", "\u{1f}", "é", "€", "𝄞", "/", " ", "\t", "\u{7f}",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for len in 0..200 {
+            for _ in 0..8 {
+                let s: String = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain text, as real strings are.
+                        let k = (seed % 40) as usize;
+                        pieces.get(k).copied().unwrap_or("x")
+                    })
+                    .collect();
+                let written = serde_json::to_string(&s).expect("a string serializes");
+                assert_eq!(string_len(&s), written.len(), "{written}");
+            }
+        }
+    }
+
     /// A float's counted length and written form are the formatted ones: short decimals,
     /// floats on either side of the range handled without formatting, random bit patterns.
     #[test]
