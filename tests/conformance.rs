@@ -102,6 +102,8 @@ struct Verdict {
 /// error name: counted and listed, never failed on).
 #[derive(Clone)]
 enum CauseMatch {
+    /// A success, or an execution that already fails the case: no cause to weigh.
+    NotCompared,
     Same,
     /// Equal once AWS's ` (entered at the event id #N)` is taken out: stepstream keeps no
     /// event history, so it has no event ids to name.
@@ -171,7 +173,7 @@ fn run_case(path: &Path, scratch: &Path) -> Verdict {
                 stdout.trim(),
                 String::from_utf8_lossy(&out.stderr).trim()
             )),
-            CauseMatch::Same,
+            CauseMatch::NotCompared,
         );
     };
     let expected = &case["expected"];
@@ -183,13 +185,13 @@ fn run_case(path: &Path, scratch: &Path) -> Verdict {
                 "status {got} (expected {want}); error {} cause {}",
                 actual["error"], actual["cause"]
             )),
-            CauseMatch::Same,
+            CauseMatch::NotCompared,
         );
     }
     if want == "SUCCEEDED" {
         return verdict(
             diff(&expected["output"], &actual["output"], &placeholders, ""),
-            CauseMatch::Same,
+            CauseMatch::NotCompared,
         );
     }
     let e_err = expected.get("error").cloned().unwrap_or(Value::Null);
@@ -199,7 +201,7 @@ fn run_case(path: &Path, scratch: &Path) -> Verdict {
                 "error {} (expected {e_err}); cause {}",
                 actual["error"], actual["cause"]
             )),
-            CauseMatch::Same,
+            CauseMatch::NotCompared,
         );
     }
     // The cause is AWS's wording: a softer check, counted but not failed on.

@@ -308,33 +308,21 @@ fn bad_wait_seconds_and_timestamps_from_the_data_fail_cleanly() {
     }
     // A timestamp 2^31 s or more ahead fails the state at once, as on AWS (recorded: 24,856
     // days ahead); one nearer waits until the Express time cap ends the execution.
-    let far = json!({"n": "9999-12-31T23:59:59Z"});
-    let out = run(
-        &dir,
-        &wait("TimestampPath"),
-        &far,
-        "identity",
-        &["--clock", "virtual"],
-    );
+    let on_virtual_clock = |field: &str, n: Value| {
+        run(
+            &dir,
+            &wait(field),
+            &json!({ "n": n }),
+            "identity",
+            &["--clock", "virtual"],
+        )
+    };
+    let out = on_virtual_clock("TimestampPath", json!("9999-12-31T23:59:59Z"));
     assert_eq!(out["status"], "FAILED", "{out}");
     assert_eq!(out["error"], "States.Runtime", "{out}");
-    let near = json!({"n": "2090-01-01T00:00:00Z"});
-    let out = run(
-        &dir,
-        &wait("TimestampPath"),
-        &near,
-        "identity",
-        &["--clock", "virtual"],
-    );
+    let out = on_virtual_clock("TimestampPath", json!("2090-01-01T00:00:00Z"));
     assert_eq!(out["status"], "TIMED_OUT", "{out}");
-    let huge = json!({"n": i64::MAX});
-    let out = run(
-        &dir,
-        &wait("SecondsPath"),
-        &huge,
-        "identity",
-        &["--clock", "virtual"],
-    );
+    let out = on_virtual_clock("SecondsPath", json!(i64::MAX));
     assert_eq!(out["status"], "TIMED_OUT", "{out}");
 }
 

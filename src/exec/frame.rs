@@ -135,7 +135,11 @@ impl Frame {
 impl Exec<'_> {
     /// Time on the execution's clock since it was first read (see `start_clock`).
     pub(super) fn elapsed(&self) -> Duration {
-        let now = tokio::time::Instant::now();
+        self.elapsed_at(tokio::time::Instant::now())
+    }
+
+    /// [`Exec::elapsed`] at `now`, for a caller that needs the reading itself too.
+    pub(super) fn elapsed_at(&self, now: tokio::time::Instant) -> Duration {
         now.saturating_duration_since(*self.start_clock.get_or_init(|| now))
     }
 

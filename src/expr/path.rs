@@ -366,6 +366,7 @@ impl Path {
     /// midway is `Missing property in path $['a']` (the path up to that name), anything
     /// else `No results for path: $['a']['b'][0]` (the whole path).
     pub fn miss_cause(&self, root: &Value) -> String {
+        use std::fmt::Write;
         if self.root != Root::Input {
             return format!("No results for path: {}", self.text);
         }
@@ -374,7 +375,7 @@ impl Path {
         for (i, seg) in self.segs.iter().enumerate() {
             match seg {
                 Seg::Name(name, _) => {
-                    shown.push_str(&format!("['{name}']"));
+                    let _ = write!(shown, "['{name}']");
                     if let Some(Value::Object(m)) = at {
                         at = m.get(name.as_str());
                         if at.is_none() && i + 1 < self.segs.len() {
@@ -385,7 +386,7 @@ impl Path {
                     }
                 }
                 Seg::Index(n) => {
-                    shown.push_str(&format!("[{n}]"));
+                    let _ = write!(shown, "[{n}]");
                     at = at.and_then(|v| step(v, seg));
                 }
                 // Wildcards, filters, ...: such a path is shown as written.
