@@ -139,7 +139,7 @@ fn hash(args: &[JValue]) -> Result<JValue, EvaluatorError> {
     };
     let algorithm = args.get(1).and_then(JValue::as_str).unwrap_or("SHA-256");
     match super::intrinsic::hex_digest(algorithm, text.as_bytes()) {
-        Some(out) => Ok(JValue::from(out)),
+        Some(out) => Ok(JValue::from(out.as_str())),
         None => Err(err(format!(
             "D3050: {algorithm:?} is not a hash algorithm (MD5, SHA-1, SHA-256, SHA-384, SHA-512)"
         ))),
