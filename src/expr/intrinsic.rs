@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, Hash, Hasher};
 
-use crate::value::{Map, Value};
+use crate::value::{Map, Str, Value};
 use base64::Engine as _;
 
 use super::path::Path;
@@ -339,9 +339,10 @@ impl Call {
             Func::Base64Encode => {
                 let text = self.str_arg(0, env)?;
                 self.check_input_len(&text)?;
-                Ok(Value::from(
-                    base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
-                ))
+                // Base64's alphabet needs no JSON escape: marked plain, the text is not
+                // scanned again each time a state measures or writes it.
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+                Ok(Value::String(Str::plain(&encoded)))
             }
             Func::Base64Decode => {
                 let text = self.str_arg(0, env)?;
@@ -371,7 +372,11 @@ impl Call {
                 };
                 Ok(Value::Array(parts))
             }
-            Func::Uuid => Ok(Value::from(uuid::Uuid::new_v4().to_string())),
+            Func::Uuid => Ok(Value::String(Str::plain(
+                uuid::Uuid::new_v4()
+                    .hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
+            ))),
         }
     }
 
@@ -416,7 +421,9 @@ impl Call {
                 render(&mut out, &*arg.eval(self.func, env)?);
             }
         }
-        Ok(Value::from(out))
+        // Scanned once here, so the states after this one measure and write it unscanned
+        // when it needs no escape (string_len was 5.9 % of etl-intrinsics).
+        Ok(Value::String(Str::scanned(&out)))
     }
 
     fn array_range(&self, env: &Env) -> Result<Value, WorkflowError> {
@@ -485,7 +492,7 @@ impl Call {
         let algorithm = self.str_arg(1, env)?;
         self.check_input_len(&data)?;
         match hex_digest(&algorithm, data.as_bytes()) {
-            Some(digest) => Ok(Value::from(digest.as_str())),
+            Some(digest) => Ok(Value::String(Str::plain(digest.as_str()))),
             None => Err(self.fail(format_args!(
                 "unknown hash algorithm {algorithm:?}; use MD5, SHA-1, SHA-256, SHA-384 or SHA-512"
             ))),
@@ -1457,6 +1464,30 @@ mod tests {
             }
             assert_eq!(unique(Cow::Borrowed(&items)), want, "{len}");
             assert_eq!(unique(Cow::Owned(items)), want, "{len}");
+        }
+    }
+
+    /// Strings an intrinsic marks as needing no escape (hex digests, Base64, UUIDs, Format
+    /// text without a quote or control byte) are measured and written as the scan would.
+    #[test]
+    fn strings_marked_plain_are_written_as_scanned() {
+        let input = json!({"q": "say \"hi\"\n", "p": "plain"});
+        for text in [
+            "States.Hash($.q, 'SHA-512')",
+            "States.Hash($.q, 'MD5')",
+            "States.Base64Encode($.q)",
+            "States.UUID()",
+            "States.Format('{} and {}', $.p, $.p)",
+            "States.Format('{} and a much longer tail than inline text', $.q)",
+            "States.Format('{} \\{\\}', $.q)",
+        ] {
+            let v = eval(text, input.clone());
+            let Value::String(s) = &v else {
+                panic!("{text} gave {v}")
+            };
+            let written = serde_json::to_string(s.as_str()).expect("writable");
+            assert_eq!(s.json_len(), written.len(), "{text}");
+            assert_eq!(crate::value::to_string(&v), written, "{text}");
         }
     }
 
