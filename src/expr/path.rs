@@ -1077,6 +1077,11 @@ mod tests {
             "$.items[*].missing",
             "$.deep.*",
             "$.items[0:2]",
+            "$.items[*].sku.length()",
+            "$.deep..n.length()",
+            "$.items[::2].n",
+            "$.items[-2:].sku",
+            "$.items[5:1]",
         ] {
             let v = eval(path, &doc).unwrap();
             assert!(v.is_array(), "{path} gives an array");
@@ -1249,6 +1254,31 @@ mod tests {
             let path = format!("$.xs[?({filter})].id");
             assert_eq!(eval(&path, &input), Some(ids), "{filter}");
         }
+    }
+
+    /// Slices count from the end when negative, clamp to the array, and step forward.
+    #[test]
+    fn slices_pick_indexes_as_written() {
+        let input = json!({"a": [0, 1, 2, 3, 4, 5, 6]});
+        for (slice, want) in [
+            ("[0:2]", json!([0, 1])),
+            ("[:3]", json!([0, 1, 2])),
+            ("[4:]", json!([4, 5, 6])),
+            ("[-2:]", json!([5, 6])),
+            ("[:-5]", json!([0, 1])),
+            ("[1:6:2]", json!([1, 3, 5])),
+            ("[::3]", json!([0, 3, 6])),
+            ("[-10:2]", json!([0, 1])),
+            ("[5:100]", json!([5, 6])),
+            ("[4:2]", json!([])),
+            ("[7:]", json!([])),
+        ] {
+            assert_eq!(eval(&format!("$.a{slice}"), &input), Some(want), "{slice}");
+        }
+        assert_eq!(
+            eval("$.b[*].length()", &json!({"b": ["ab", [1], {}]})),
+            Some(json!([2, 1, 0]))
+        );
     }
 
     #[test]
