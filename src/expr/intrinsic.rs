@@ -395,8 +395,8 @@ impl Call {
         }
     }
 
-    /// Joins the template's pieces (`text` bytes in all) with the rendered values between
-    /// them.
+    /// Joins the template's pieces (about `text` bytes in all, a room estimate) with the
+    /// rendered values between them.
     fn fill<'p>(
         &self,
         pieces: impl Iterator<Item = &'p str>,
@@ -553,13 +553,13 @@ fn java_round(x: f64) -> f64 {
     }
 }
 
-/// Writes a `States.Format` value as AWS does: strings raw, objects as `{k=v, k2=v2}`,
-/// arrays as `[a, b]`, other values as JSON.
 /// The non-empty parts of a split, as strings.
 fn split_into_values<'s>(parts: impl Iterator<Item = &'s str>) -> crate::value::Array {
     parts.filter(|p| !p.is_empty()).map(Value::from).collect()
 }
 
+/// Writes a `States.Format` value as AWS does: strings raw, objects as `{k=v, k2=v2}`,
+/// arrays as `[a, b]`, other values as JSON.
 fn render(out: &mut String, v: &Value) {
     match v {
         Value::String(s) => out.push_str(s),
@@ -767,6 +767,7 @@ impl Hex {
 /// `bytes` (at most 64, SHA-512's digest) as lowercase hex.
 fn hex(bytes: &[u8]) -> Hex {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    assert!(bytes.len() <= 64, "a digest of at most 64 bytes");
     let mut out = Hex {
         buf: [0; 128],
         len: bytes.len() * 2,

@@ -676,6 +676,7 @@ enum Found<'v> {
 }
 
 impl Found<'_> {
+    /// `Some` for a number (a length is one), holding its value as f64.
     fn number(self) -> Option<Option<f64>> {
         match self {
             Found::At(Value::Number(n)) => Some(n.as_f64()),
@@ -706,9 +707,17 @@ fn compare(a: Found, op: CmpOp, b: Found) -> bool {
     use std::cmp::Ordering;
     let ord = match (a.number(), b.number(), a, b) {
         (Some(x), Some(y), _, _) => x.zip(y).and_then(|(x, y)| x.partial_cmp(&y)),
+        // Equality of strings (`@.status == 'PAID'`, the usual filter) without a `memcmp`
+        // call: the map's own key comparison, a few word compares.
+        (_, _, Found::At(Value::String(x)), Found::At(Value::String(y)))
+            if matches!(op, CmpOp::Eq | CmpOp::Ne) =>
+        {
+            return equal_kinds(crate::value::same_key(x.as_bytes(), y.as_bytes()), op)
+        }
         (_, _, Found::At(Value::String(x)), Found::At(Value::String(y))) => Some(x.cmp(y)),
-        // Values of different kinds: only (in)equality holds, and a length is a number,
-        // so it equals nothing here.
+        // Values that do not order (of different kinds, or null, booleans, arrays and
+        // objects): only (in)equality holds. A length is a number, so it equals nothing
+        // here.
         (_, _, Found::At(a), Found::At(b)) => return equal_kinds(a == b, op),
         _ => return equal_kinds(false, op),
     };
@@ -1253,6 +1262,25 @@ mod tests {
         ] {
             let path = format!("$.xs[?({filter})].id");
             assert_eq!(eval(&path, &input), Some(ids), "{filter}");
+        }
+        // String equality at every length class of the key comparison it uses.
+        for len in [1, 3, 4, 7, 8, 16, 17, 40] {
+            let s: String = (0..len).map(|i| char::from(b'a' + i as u8 % 26)).collect();
+            let mut other = s.clone().into_bytes();
+            other[len / 2] = b'#';
+            let other = String::from_utf8(other).expect("ASCII");
+            let input = json!({"xs": [{"s": s.clone()}, {"s": other}]});
+            assert_eq!(
+                eval(&format!("$.xs[?(@.s == '{s}')].s"), &input),
+                Some(json!([s])),
+                "{len}"
+            );
+            assert_eq!(
+                eval(&format!("$.xs[?(@.s != '{s}')].s"), &input)
+                    .map(|v| v.as_array().map(|a| a.len())),
+                Some(Some(1)),
+                "{len}"
+            );
         }
     }
 
