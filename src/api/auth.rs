@@ -170,8 +170,10 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     m.finalize().into_bytes().to_vec()
 }
 
+/// Lowercase hex of a digest or a MAC, written as `States.Hash` writes its digests (a
+/// `format!` per byte before).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::expr::intrinsic::hex(bytes).as_str().to_owned()
 }
 
 /// Compares without stopping at the first difference.

@@ -765,7 +765,7 @@ impl Hex {
 }
 
 /// `bytes` (at most 64, SHA-512's digest) as lowercase hex.
-fn hex(bytes: &[u8]) -> Hex {
+pub(crate) fn hex(bytes: &[u8]) -> Hex {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     assert!(bytes.len() <= 64, "a digest of at most 64 bytes");
     let mut out = Hex {

@@ -499,14 +499,22 @@ fn is_ident_char(c: u8) -> bool {
 }
 
 fn lookup_definite<'v>(root: &'v Value, segs: &[Seg]) -> Option<Cow<'v, Value>> {
-    let mut v = root;
+    Some(match find_definite(root, segs)? {
+        Found::At(v) => Cow::Borrowed(v),
+        Found::Len(n) => Cow::Owned(Value::from(n)),
+    })
+}
+
+/// Follows definite steps from `v`: what they reach, or the `.length()` they end with.
+#[inline(always)]
+fn find_definite<'v>(mut v: &'v Value, segs: &[Seg]) -> Option<Found<'v>> {
     for s in segs {
         if *s == Seg::Length {
-            return length(v).map(|n| Cow::Owned(Value::from(n)));
+            return length(v).map(Found::Len);
         }
         v = step(v, s)?;
     }
-    Some(Cow::Borrowed(v))
+    Some(Found::At(v))
 }
 
 fn length(v: &Value) -> Option<usize> {
@@ -689,32 +697,25 @@ impl Found<'_> {
 
 #[inline(always)]
 fn operand<'v>(op: &'v Operand, root: &'v Value, cur: &'v Value) -> Option<Found<'v>> {
-    let (mut v, segs) = match op {
-        Operand::Literal(v) => return Some(Found::At(v)),
-        Operand::Current(segs) => (cur, segs),
-        Operand::Root(segs) => (root, segs),
-    };
-    for s in segs {
-        if *s == Seg::Length {
-            return length(v).map(Found::Len);
-        }
-        v = step(v, s)?;
+    match op {
+        Operand::Literal(v) => Some(Found::At(v)),
+        Operand::Current(segs) => find_definite(cur, segs),
+        Operand::Root(segs) => find_definite(root, segs),
     }
-    Some(Found::At(v))
 }
 
 fn compare(a: Found, op: CmpOp, b: Found) -> bool {
     use std::cmp::Ordering;
     let ord = match (a.number(), b.number(), a, b) {
         (Some(x), Some(y), _, _) => x.zip(y).and_then(|(x, y)| x.partial_cmp(&y)),
-        // Equality of strings (`@.status == 'PAID'`, the usual filter) without a `memcmp`
-        // call: the map's own key comparison, a few word compares.
-        (_, _, Found::At(Value::String(x)), Found::At(Value::String(y)))
-            if matches!(op, CmpOp::Eq | CmpOp::Ne) =>
-        {
-            return equal_kinds(crate::value::same_key(x.as_bytes(), y.as_bytes()), op)
-        }
-        (_, _, Found::At(Value::String(x)), Found::At(Value::String(y))) => Some(x.cmp(y)),
+        (_, _, Found::At(Value::String(x)), Found::At(Value::String(y))) => match op {
+            // Equality of strings (`@.status == 'PAID'`, the usual filter) without a
+            // `memcmp` call: the map's own key comparison, a few word compares.
+            CmpOp::Eq | CmpOp::Ne => {
+                return equal_kinds(crate::value::same_key(x.as_bytes(), y.as_bytes()), op)
+            }
+            _ => Some(x.cmp(y)),
+        },
         // Values that do not order (of different kinds, or null, booleans, arrays and
         // objects): only (in)equality holds. A length is a number, so it equals nothing
         // here.
