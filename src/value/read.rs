@@ -214,7 +214,7 @@ impl<'a> Reader<'a> {
         self.i += 1;
         Some(Ok(match self.string_body()? {
             Text::Borrowed(s) => Cow::Borrowed(s),
-            Text::Escaped => Cow::Owned(self.scratch.clone()),
+            Text::Escaped { .. } => Cow::Owned(self.scratch.clone()),
         }))
     }
 
@@ -238,7 +238,7 @@ impl<'a> Reader<'a> {
             self.expect(b'"')?;
             let key = match self.string_body()? {
                 Text::Borrowed(s) => Cow::Borrowed(s),
-                Text::Escaped => Cow::Owned(self.scratch.clone()),
+                Text::Escaped { .. } => Cow::Owned(self.scratch.clone()),
             };
             self.expect(b':')?;
             each(&key, self)?;
@@ -389,7 +389,13 @@ impl<'a> Reader<'a> {
                 Str::plain_within(self.text, start, self.i - 1),
                 self.i - start + 1,
             ),
-            Text::Escaped => {
+            // Escaped as the writer escapes: the text's length is the JSON length, and the
+            // text is what the writer writes (a request carrying a JSON document in a
+            // string keeps its text, and its escapes are not counted again).
+            Text::Escaped { canonical: true } => {
+                (Str::from(self.scratch.as_str()), self.i - start + 1)
+            }
+            Text::Escaped { canonical: false } => {
                 self.rewritten += 1;
                 let s = Str::from(self.scratch.as_str());
                 let n = s.json_len();
@@ -578,35 +584,45 @@ impl<'a> Reader<'a> {
                 self.scratch.clear();
                 self.scratch.push_str(&self.text[start..end]);
                 self.i = end;
-                self.escaped()?;
-                Some(Text::Escaped)
+                let canonical = self.escaped()?;
+                Some(Text::Escaped { canonical })
             }
             // A control character: serde_json refuses it with its own message.
             _ => None,
         }
     }
 
-    /// The rest of a string with escapes, from a backslash at `self.i`, into `scratch`.
-    fn escaped(&mut self) -> Option<()> {
+    /// The rest of a string with escapes, from a backslash at `self.i`, into `scratch`;
+    /// whether every escape was the writer's own (serde_json's): `\"`, `\\`, the five
+    /// short control escapes and `\u00xx` in lowercase for the other control characters.
+    fn escaped(&mut self) -> Option<bool> {
         let b = self.bytes();
+        let mut canonical = true;
         loop {
             match *b.get(self.i)? {
                 b'"' => {
                     self.i += 1;
-                    return Some(());
+                    return Some(canonical);
                 }
                 b'\\' => {
                     let c = match *b.get(self.i + 1)? {
                         b'"' => '"',
                         b'\\' => '\\',
-                        b'/' => '/',
+                        b'/' => {
+                            canonical = false;
+                            '/'
+                        }
                         b'b' => '\u{8}',
                         b'f' => '\u{c}',
                         b'n' => '\n',
                         b'r' => '\r',
                         b't' => '\t',
                         b'u' => {
-                            let hi = hex4(b.get(self.i + 2..self.i + 6)?)?;
+                            let digits = b.get(self.i + 2..self.i + 6)?;
+                            let hi = hex4(digits)?;
+                            canonical &= hi < 0x20
+                                && !matches!(hi, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)
+                                && !digits.iter().any(u8::is_ascii_uppercase);
                             self.i += 6;
                             let code = match hi {
                                 0xD800..=0xDBFF => {
@@ -767,8 +783,11 @@ const POW10: [f64; 23] = [
 
 enum Text<'a> {
     Borrowed(&'a str),
-    /// Decoded into the reader's scratch buffer.
-    Escaped,
+    /// Decoded into the reader's scratch buffer; `canonical` when every escape was the one
+    /// the writer writes for its character, so the text is exactly what it writes.
+    Escaped {
+        canonical: bool,
+    },
 }
 
 #[inline]
@@ -970,11 +989,13 @@ mod tests {
     #[test]
     fn text_is_kept_only_where_the_writer_would_write_the_same_bytes() {
         let pad = "p".repeat(KEEP_TEXT_FROM / 2);
+        // Escapes as the writer writes them are clean too: the text is its output.
         let clean = format!(
-            r#"{{"a":[1,-2,0.5,24.0,"x",true,null,{{}},"{pad}"],"b":{{"c":"d","p":"{pad}"}},"small":[1]}}"#
+            r#"{{"a":[1,-2,0.5,24.0,"x",true,null,{{}},"{pad}"],"b":{{"c":"d","p":"{pad}"}},"small":[1],"e\"k":"{{\"q\":\"\\\n\t\b\f\r\u0001\u001f"}}"#
         );
         let v = from_str(&clean).unwrap();
         assert!(kept(&v) && kept(&v["a"]) && kept(&v["b"]));
+        assert_eq!(known_len(&v), Some(clean.len()));
         assert!(
             !kept(&v["small"]),
             "a node under an eighth of the document keeps no text (it would keep it all alive)"
@@ -992,7 +1013,10 @@ mod tests {
             r#"{"a":"\u00e9"}"#,
             r#"{"a":"\/"}"#,
             r#"{"a":"\u001F"}"#,
-            r#"{"a":"\n"}"#,
+            r#"{"a":"\u000a"}"#,
+            r#"{"a":"\u0041"}"#,
+            r#"{"a":"\ud83d\ude00"}"#,
+            r#"{"\/":1}"#,
             r#"{"a":1.50}"#,
             r#"{"a":-0}"#,
             r#"{"a":1e2}"#,
