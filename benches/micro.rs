@@ -249,5 +249,23 @@ fn read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, choice, path, template, intrinsics, decode, read);
+/// The JSON size of a string the engine built (so not known to need no escape), as the
+/// payload check counts it: etl-intrinsics' JSON body carried in a string, all `\"`, and
+/// a plain sentence of the same length.
+fn size(c: &mut Criterion) {
+    let mut group = c.benchmark_group("size");
+    let body = workload("etl-intrinsics")["input"]["body"].clone();
+    let body = body.as_str().expect("the body is a string");
+    let plain = "x".repeat(body.len());
+    for (name, text) in [("escaped-body", body), ("plain", plain.as_str())] {
+        let v = Value::from(text.to_string());
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| stepstream::expr::size::json_size(std::hint::black_box(&v), usize::MAX))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, choice, path, template, intrinsics, decode, read, size);
 criterion_main!(benches);
