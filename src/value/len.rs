@@ -17,7 +17,7 @@ pub(crate) fn string_len(s: &str) -> usize {
 
 /// [`string_len`] of text with an escape at `first`: from there the escapes are counted
 /// eight bytes at a time too. (Byte by byte, a request's JSON body carried in a string,
-/// ~430 bytes of `\"`, took ~3 % of etl-intrinsics to count.)
+/// 346 bytes with 64 `\"`, took ~3 % of etl-intrinsics to count.)
 #[inline(never)]
 fn escaped_len(b: &[u8], first: usize) -> usize {
     // One more byte for each `"`, `\` and control byte (`\n`), four more for the
