@@ -1106,9 +1106,14 @@ mod tests {
             );
             same(&text);
         }
+        // Escapes the writer writes as read (`\"`, `\\`, `\t`, `\u001f`) and others.
         let chars = [
-            "a", "\"", "\\", "\\n", "\\u0041", "é", "\u{1}", "\\ud800", "/", " ",
+            "a", "\"", "\\", "\\n", "\\u0041", "é", "\u{1}", "\\ud800", "/", " ", "\\\"", "\\\\",
+            "\\t", "\\/", "\\u001f", "\\u001F", "\\u0000", "\\u000a",
         ];
+        // Long enough that a clean document keeps its text and the writer copies it.
+        let pad = "p".repeat(KEEP_TEXT_FROM);
+        let mut kept_docs = 0;
         for _ in 0..5_000 {
             let n = (next() % 30) as usize;
             let body: String = (0..n)
@@ -1116,7 +1121,15 @@ mod tests {
                 .collect();
             same(&format!("\"{body}\""));
             same(&format!("{{\"{body}\":[\"{body}\"]}}"));
+            let long = format!("{{\"{body}\":[\"{body}\",\"{pad}\"],\"p\":\"{pad}\"}}");
+            same(&long);
+            kept_docs +=
+                usize::from(from_str(&long).is_ok_and(|v| kept(&v)) && body.contains('\\'));
         }
+        assert!(
+            kept_docs > 100,
+            "only {kept_docs} documents with escapes kept their text"
+        );
     }
 
     #[test]
