@@ -624,9 +624,13 @@ fn may_hold_negative_zero(text: &str) -> bool {
     })
 }
 
+fn is_negative_zero(n: &crate::value::Number) -> bool {
+    n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative())
+}
+
 fn holds_negative_zero(v: &Value) -> bool {
     match v {
-        Value::Number(n) => n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()),
+        Value::Number(n) => is_negative_zero(n),
         Value::Array(items) => items.iter().any(holds_negative_zero),
         Value::Object(map) => map.values().any(holds_negative_zero),
         _ => false,
@@ -635,7 +639,7 @@ fn holds_negative_zero(v: &Value) -> bool {
 
 fn integer_zero(v: &mut Value) {
     match v {
-        Value::Number(n) if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) => {
+        Value::Number(n) if is_negative_zero(n) => {
             *v = Value::from(0);
         }
         Value::Array(items) => items.iter_mut().for_each(integer_zero),
