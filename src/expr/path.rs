@@ -572,11 +572,15 @@ fn element(arr: &[Value], i: i64) -> Option<&Value> {
     usize::try_from(at).ok().and_then(|at| arr.get(at))
 }
 
-fn children(v: &Value) -> Box<dyn Iterator<Item = &Value> + '_> {
+/// Calls `f` on each element of an array or value of an object, in order. A closure, not
+/// a boxed iterator: that was an allocation and a dynamic call per element at every
+/// wildcard step (`$.items[*].sku`).
+#[inline]
+fn each_child<'v>(v: &'v Value, f: impl FnMut(&'v Value)) {
     match v {
-        Value::Array(a) => Box::new(a.iter()),
-        Value::Object(o) => Box::new(o.values()),
-        _ => Box::new(std::iter::empty()),
+        Value::Array(a) => a.iter().for_each(f),
+        Value::Object(o) => o.values().for_each(f),
+        _ => {}
     }
 }
 
@@ -592,11 +596,7 @@ fn select<'v>(root: &'v Value, v: &'v Value, segs: &[Seg], out: &mut Vec<Cow<'v,
                 select(root, c, rest, out);
             }
         }
-        Seg::Wildcard => {
-            for c in children(v) {
-                select(root, c, rest, out);
-            }
-        }
+        Seg::Wildcard => each_child(v, |c| select(root, c, rest, out)),
         Seg::Names(names) => {
             if let Value::Object(map) = v {
                 for n in names {
@@ -634,9 +634,7 @@ fn select<'v>(root: &'v Value, v: &'v Value, segs: &[Seg], out: &mut Vec<Cow<'v,
         Seg::Descend => {
             // `..x`: apply the next step here and at every depth below.
             select(root, v, rest, out);
-            for c in children(v) {
-                select(root, c, segs, out);
-            }
+            each_child(v, |c| select(root, c, segs, out));
         }
         Seg::Length => {
             if let Some(n) = length(v) {
