@@ -224,6 +224,8 @@ fn read(c: &mut Criterion) {
         "choice-heavy",
         "map-parallel",
         "retry-catch",
+        // Nested objects and arrays, nearly all of which its paths read.
+        "pass-reshape",
         // A JSON document carried in a string, as SQS and SNS deliver one.
         "etl-intrinsics",
     ] {
