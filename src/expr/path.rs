@@ -240,21 +240,9 @@ impl Path {
                 _ => Str::new(),
             })
             .collect();
-        let plain_input = root == Root::Input
-            && segs
-                .iter()
-                .all(|s| matches!(s, Seg::Name(..) | Seg::Index(_)));
-        let steps = if plain_input {
-            segs.iter()
-                .map(|s| match s {
-                    Seg::Name(n, _) => Step::Key(n.as_str().into(), Hint::default()),
-                    Seg::Index(i) => Step::Index(*i),
-                    _ => unreachable!("only names and indexes are plain"),
-                })
-                .collect()
-        } else {
-            Box::default()
-        };
+        let steps = (root == Root::Input).then(|| plain_steps(&segs)).flatten();
+        let plain_input = steps.is_some();
+        let steps = steps.unwrap_or_default();
         Ok(Path {
             text: text.to_string(),
             root,
