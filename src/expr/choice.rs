@@ -602,17 +602,51 @@ fn describe(v: &Value) -> String {
 impl Condition {
     /// Evaluates against the state's input (and the Context object and variables, via `env`).
     pub fn eval(&self, env: &Env) -> Result<bool, WorkflowError> {
-        self.holds(env).map_err(missing)
+        match self.holds(env) {
+            Some(b) => Ok(b),
+            None => self.miss_in(env).map_err(missing),
+        }
     }
 
-    /// [`Self::eval`] with a miss reported as the path that missed: a result of two
-    /// words comes back in registers, where a `WorkflowError` went through memory at
-    /// every rule of a Choice (choice-heavy evaluates ~240 per execution).
-    fn holds<'p>(&'p self, env: &Env) -> Result<bool, &'p Path> {
+    /// [`Self::eval`] with a miss as `None`: one byte comes back in a register, where a
+    /// result that named the path went through memory at every rule of a Choice
+    /// (choice-heavy evaluates ~230 per execution). Which path missed is found again by
+    /// [`Self::miss_in`], only when one did.
+    fn holds(&self, env: &Env) -> Option<bool> {
         match self {
             Condition::And(rules) => {
                 for rule in rules {
                     if !rule.holds(env)? {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+            Condition::Or(rules) => {
+                for rule in rules {
+                    if rule.holds(env)? {
+                        return Some(true);
+                    }
+                }
+                Some(false)
+            }
+            Condition::Not(rule) => Some(!rule.holds(env)?),
+            Condition::IsPresent { variable, expected } => {
+                Some(variable.get(env).is_some() == *expected)
+            }
+            Condition::Test { variable, test } => test.eval(variable.get(env)?, env),
+        }
+    }
+
+    /// [`Self::holds`] again, in the same order (nothing it reads has changed), a miss
+    /// reported as the path that missed: the first path that names nothing.
+    #[cold]
+    fn miss_in<'p>(&'p self, env: &Env) -> Result<bool, &'p Path> {
+        let decided = |c: &'p Condition| c.miss_in(env);
+        match self {
+            Condition::And(rules) => {
+                for rule in rules {
+                    if !decided(rule)? {
                         return Ok(false);
                     }
                 }
@@ -620,38 +654,43 @@ impl Condition {
             }
             Condition::Or(rules) => {
                 for rule in rules {
-                    if rule.holds(env)? {
+                    if decided(rule)? {
                         return Ok(true);
                     }
                 }
                 Ok(false)
             }
-            Condition::Not(rule) => Ok(!rule.holds(env)?),
-            Condition::IsPresent { variable, expected } => {
-                Ok(variable.get(env).is_some() == *expected)
+            Condition::Not(rule) => Ok(!decided(rule)?),
+            Condition::IsPresent { .. } => Ok(self.holds(env).unwrap_or(false)),
+            Condition::Test { variable, test } => {
+                let v = variable.get(env).ok_or(variable)?;
+                test.eval(v, env).ok_or_else(|| {
+                    test.operand_path()
+                        .expect("a test that gave up on a present variable has an operand path")
+                })
             }
-            Condition::Test { variable, test } => test.eval(lookup(variable, env)?, env),
         }
     }
 }
 
 impl Test {
-    fn eval<'p>(&'p self, v: &Value, env: &Env) -> Result<bool, &'p Path> {
+    /// Whether `v` passes; `None` when the operand's path names nothing.
+    fn eval(&self, v: &Value, env: &Env) -> Option<bool> {
         // The operand path is looked up before types are compared: AWS fails on a
         // missing path whatever the variable holds.
-        Ok(match self {
+        Some(match self {
             Test::Is { kind, expected } => kind.describes(v) == *expected,
             Test::BooleanEquals(operand) => {
                 let rhs = match operand {
                     Operand::Const(b) => Some(*b),
-                    Operand::Path(p) => lookup(p, env)?.as_bool(),
+                    Operand::Path(p) => p.get(env)?.as_bool(),
                 };
                 v.as_bool().zip(rhs).is_some_and(|(a, b)| a == b)
             }
             Test::Numeric(cmp, operand) => {
                 let rhs = match operand {
                     Operand::Const(n) => Some(*n),
-                    Operand::Path(p) => lookup(p, env)?.as_number().map(Number::of),
+                    Operand::Path(p) => p.get(env)?.as_number().map(Number::of),
                 };
                 let lhs = v.as_number().map(Number::of);
                 lhs.zip(rhs)
@@ -661,7 +700,7 @@ impl Test {
             Test::String(cmp, operand) => {
                 let rhs = match operand {
                     Operand::Const(s) => Some(s.as_str()),
-                    Operand::Path(p) => lookup(p, env)?.as_str(),
+                    Operand::Path(p) => p.get(env)?.as_str(),
                 };
                 v.as_str()
                     .zip(rhs)
@@ -671,19 +710,24 @@ impl Test {
             Test::Timestamp(cmp, operand) => {
                 let rhs = match operand {
                     Operand::Const(t) => Some(*t),
-                    Operand::Path(p) => lookup(p, env)?.as_str().and_then(timestamp::parse),
+                    Operand::Path(p) => p.get(env)?.as_str().and_then(timestamp::parse),
                 };
                 let lhs = v.as_str().and_then(timestamp::parse);
                 lhs.zip(rhs).is_some_and(|(a, b)| cmp.holds(a.cmp(&b)))
             }
         })
     }
-}
 
-/// Looks a path up by reference; a miss is the path (see [`missing`]).
-#[inline(always)]
-fn lookup<'v, 'p>(path: &'p Path, env: &Env<'v>) -> Result<&'v Value, &'p Path> {
-    path.get(env).ok_or(path)
+    /// The path of a `...Path` operand, if this test has one.
+    fn operand_path(&self) -> Option<&Path> {
+        match self {
+            Test::BooleanEquals(Operand::Path(p))
+            | Test::Numeric(_, Operand::Path(p))
+            | Test::String(_, Operand::Path(p))
+            | Test::Timestamp(_, Operand::Path(p)) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// The error AWS raises for a condition's path that names nothing.
@@ -942,6 +986,30 @@ mod tests {
         );
         // Every operator but IsPresent fails the same way, IsNull included.
         assert!(eval(json!({"Variable": "$.x", "IsNull": false}), json!({})).is_err());
+    }
+
+    #[test]
+    fn the_path_named_is_the_first_that_missed_in_evaluation_order() {
+        let cause = |rule: Value, input: Value| {
+            let err = eval(rule, input).expect_err("a path names nothing");
+            err.cause.expect("a cause")
+        };
+        let rule = json!({"And": [
+            {"Variable": "$.a", "NumericEquals": 1},
+            {"Not": {"Variable": "$.a", "NumericEqualsPath": "$.gone"}},
+            {"Variable": "$.later", "IsNull": true}
+        ], "Next": "X"});
+        assert!(cause(rule.clone(), json!({"a": 1})).contains("'$.gone'"));
+        // The variable is looked up before the operand.
+        assert!(cause(rule.clone(), json!({"b": 1})).contains("'$.a'"));
+        assert!(cause(rule, json!({"a": 1, "gone": 2})).contains("'$.later'"));
+        // A combinator decided before a missing path is reached is no error.
+        let or = json!({"Or": [
+            {"Variable": "$.a", "IsPresent": true},
+            {"Variable": "$.gone", "StringEquals": "x"}
+        ], "Next": "X"});
+        assert!(test(or.clone(), json!({"a": 1})));
+        assert!(cause(or, json!({})).contains("'$.gone'"));
     }
 
     #[test]
