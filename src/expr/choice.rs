@@ -664,10 +664,9 @@ impl Condition {
             Condition::IsPresent { .. } => Ok(self.holds(env).unwrap_or(false)),
             Condition::Test { variable, test } => {
                 let v = variable.get(env).ok_or(variable)?;
-                test.eval(v, env).ok_or_else(|| {
-                    test.operand_path()
-                        .expect("a test that gave up on a present variable has an operand path")
-                })
+                // Given up on with its variable there: its operand path missed.
+                test.eval(v, env)
+                    .ok_or_else(|| test.operand_path().unwrap_or(variable))
             }
         }
     }
