@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Profile-guided optimization, measured so that the profile cannot just fit its inputs:
+# builds the workloads bench instrumented, trains it on one set of workloads (each in a
+# steady-state loop, as a shard runs executions), builds it again with that profile, and
+# times it against the plain build on a *different* set of workloads
+# (benches/alternate.sh, in both orders).
+#
+#   bash benches/pgo.sh [rounds=3] [executions=10000]
+#
+# PGO_TRAIN and PGO_MEASURE (space-separated workload names) override the two sets.
+# Needs llvm-profdata of rustc's own LLVM version (`rustup component add llvm-tools`).
+# Takes ~15 minutes on 2 cores (two fat-LTO builds besides the plain one); run it with
+# nothing else on the machine, as every timing here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3} n=${2:-10000}
+read -r -a train <<<"${PGO_TRAIN:-choice-strings catch-paths map-items parallel-fanout wait-loop article-choice-jsonata order-jsonata}"
+read -r -a measure <<<"${PGO_MEASURE:-order choice-heavy pass-reshape article-choice retry-catch etl-intrinsics map-parallel}"
+for w in "${measure[@]}"; do
+  for t in "${train[@]}"; do
+    [ "$w" != "$t" ] || { echo "$w is in both sets: the measure would not be fair" >&2; exit 2; }
+  done
+done
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
+[ -x "$profdata" ] || { echo "no $profdata: rustup component add llvm-tools" >&2; exit 1; }
+
+# Builds the workloads bench with extra RUSTFLAGS into its own target folder; prints the
+# binary's path.
+bench_bin() {
+  RUSTFLAGS="$1" CARGO_TARGET_DIR="$2" cargo bench --bench workloads --no-run --message-format=json \
+    | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "workloads" and m.get("executable"):
+        print(m["executable"])'
+}
+
+dir=target/pgo
+rm -rf "$dir/data"
+mkdir -p "$dir/data"
+echo "plain build" >&2
+plain=$(bench_bin "" target)
+echo "instrumented build" >&2
+gen=$(bench_bin "-Cprofile-generate=$PWD/$dir/data" "$dir/gen")
+for w in "${train[@]}"; do
+  # A tenth as many runs of the slow workloads: the profile needs counts, not time.
+  runs=20000
+  case $w in map-items) runs=1000 ;; choice-heavy | pass-reshape | etl-intrinsics | map-parallel | order-jsonata) runs=5000 ;; esac
+  LLVM_PROFILE_FILE="$PWD/$dir/data/$w-%p.profraw" STEPSTREAM_BENCH_LOOP="$w:$runs" "$gen" >&2 \
+    || { echo "training run of $w failed" >&2; exit 1; }
+done
+"$profdata" merge -o "$dir/merged.profdata" "$dir"/data/*.profraw
+echo "build with the profile" >&2
+# rustc warns that its allocator shims changed shape since the profile: harmless.
+used=$(bench_bin "-Cprofile-use=$PWD/$dir/merged.profdata" "$dir/use")
+echo "trained on: ${train[*]}"
+echo "A = plain build, B = built with the profile"
+bash benches/alternate.sh "$plain" "$used" "$rounds" "$n" "${measure[@]}"
+echo "and the other way round (B/A is plain over profiled here)"
+bash benches/alternate.sh "$used" "$plain" "$rounds" "$n" "${measure[@]}"
