@@ -8,6 +8,9 @@
 #   bash benches/pgo.sh [rounds=3] [executions=10000]
 #
 # PGO_TRAIN and PGO_MEASURE (space-separated workload names) override the two sets.
+# PGO_TRAIN_CASES=DIR trains on a folder of AWS-recorded conformance cases instead (each
+# run 200 times in a row; e.g. ../shared/conformance/cases), and all twelve workloads
+# are then measured unless PGO_MEASURE says otherwise.
 # Needs llvm-profdata of rustc's own LLVM version (`rustup component add llvm-tools`).
 # Takes ~15 minutes on 2 cores (two fat-LTO builds besides the plain one); run it with
 # nothing else on the machine, as every timing here.
@@ -15,7 +18,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3} n=${2:-10000}
 read -r -a train <<<"${PGO_TRAIN:-choice-strings catch-paths map-items parallel-fanout wait-loop article-choice-jsonata order-jsonata}"
-read -r -a measure <<<"${PGO_MEASURE:-order choice-heavy pass-reshape article-choice retry-catch etl-intrinsics map-parallel}"
+cases=${PGO_TRAIN_CASES:-}
+if [ -n "$cases" ]; then
+  [ -d "$cases" ] || { echo "PGO_TRAIN_CASES: no folder $cases" >&2; exit 2; }
+  cases=$(realpath "$cases")
+  train=()
+  all="order choice-heavy pass-reshape article-choice retry-catch etl-intrinsics map-parallel choice-strings catch-paths map-items parallel-fanout wait-loop"
+  read -r -a measure <<<"${PGO_MEASURE:-$all}"
+else
+  read -r -a measure <<<"${PGO_MEASURE:-order choice-heavy pass-reshape article-choice retry-catch etl-intrinsics map-parallel}"
+fi
 for w in "${measure[@]}"; do
   for t in "${train[@]}"; do
     [ "$w" != "$t" ] || { echo "$w is in both sets: the measure would not be fair" >&2; exit 2; }
@@ -44,6 +56,10 @@ echo "plain build" >&2
 plain=$(bench_bin "" target)
 echo "instrumented build" >&2
 gen=$(bench_bin "-Cprofile-generate=$PWD/$dir/data" "$dir/gen")
+if [ -n "$cases" ]; then
+  LLVM_PROFILE_FILE="$PWD/$dir/data/cases-%p.profraw" STEPSTREAM_BENCH_TRAIN="$cases:200" "$gen" >&2 \
+    || { echo "training on $cases failed" >&2; exit 1; }
+fi
 for w in "${train[@]}"; do
   # A tenth as many runs of the slow workloads: the profile needs counts, not time.
   runs=20000
@@ -55,7 +71,7 @@ done
 echo "build with the profile" >&2
 # rustc warns that its allocator shims changed shape since the profile: harmless.
 used=$(bench_bin "-Cprofile-use=$PWD/$dir/merged.profdata" "$dir/use")
-echo "trained on: ${train[*]}"
+echo "trained on: ${cases:-${train[*]}}"
 echo "A = plain build, B = built with the profile"
 bash benches/alternate.sh "$plain" "$used" "$rounds" "$n" "${measure[@]}"
 echo "and the other way round (B/A is plain over profiled here)"

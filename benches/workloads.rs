@@ -429,9 +429,63 @@ fn run_loop(spec: &str) {
     println!("{name}: {n} executions, {bytes} output bytes, {ns} ns per execution");
 }
 
+/// `STEPSTREAM_BENCH_TRAIN=<folder>:<n>` runs each AWS-recorded conformance case in a
+/// folder (`definition`, `input`, optional `mocks`, as `tests/conformance.rs` reads them)
+/// `n` times in a row: the training of a profile-guided build (`benches/pgo.sh`), with
+/// executions back to back over every ASL feature the corpus covers and none of the
+/// workloads P3 measures. A case whose definition does not compile (AWS recorded it
+/// refused) is skipped; outcomes are not checked here, `tests/conformance.rs` does that.
+fn run_training(spec: &str) {
+    let (dir, n) = spec
+        .rsplit_once(':')
+        .and_then(|(d, n)| Some((d, n.parse::<u64>().ok()?)))
+        .unwrap_or_else(|| panic!("STEPSTREAM_BENCH_TRAIN must be <folder>:<count>, got {spec:?}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list cases in {dir}: {e}"))
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let rt = runtime();
+    let opts = ExecOptions::default();
+    let (mut cases, mut runs) = (0u64, 0u64);
+    for path in &files {
+        let Ok(case) = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+        else {
+            continue;
+        };
+        let Ok(plan) = Plan::load(&case["definition"]) else {
+            continue;
+        };
+        let mut tasks = Tasks::new();
+        if let Some(m) = case.get("mocks").filter(|m| !m.is_null()) {
+            match stepstream::tasks::mock::Mocks::from_json(m) {
+                Ok(m) => tasks = tasks.with_mocks(m),
+                Err(_) => continue,
+            }
+        }
+        let request = serde_json::to_vec(&case["input"]).expect("a Value always serializes");
+        for _ in 0..n {
+            let Ok(input) = stepstream::value::from_slice(&request) else {
+                break;
+            };
+            let outcome = drive(&rt, execute(&plan, input, &tasks, &opts));
+            std::hint::black_box(outcome.output.as_ref().map(stepstream::value::to_vec));
+            runs += 1;
+        }
+        cases += 1;
+    }
+    println!("trained on {cases} cases of {dir}, {runs} executions");
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("STEPSTREAM_BENCH_LOOP") {
         return run_loop(&spec);
+    }
+    if let Ok(spec) = std::env::var("STEPSTREAM_BENCH_TRAIN") {
+        return run_training(&spec);
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
