@@ -20,9 +20,21 @@ workloads_dir="${STEPSTREAM_WORKLOADS_DIR:-benches/workloads}"
 STEPSTREAM_WORKLOADS_DIR="$(cd "$workloads_dir" && pwd)"
 export STEPSTREAM_WORKLOADS_DIR
 
+# STEPSTREAM_BENCH_PROFILE=<.profdata> times stepstream built with that profile (PGO; make
+# one trained on the conformance corpus with `PGO_PROFILE_ONLY=1 PGO_TRAIN_CASES=...
+# bash benches/pgo.sh`), in its own target folder; the peers are the same either way.
+profile="${STEPSTREAM_BENCH_PROFILE:-}"
+build_env=()
+if [ -n "$profile" ]; then
+  [ -f "$profile" ] || { echo "STEPSTREAM_BENCH_PROFILE: no file $profile" >&2; exit 2; }
+  build_env=(RUSTFLAGS="-Cprofile-use=$(realpath "$profile")" CARGO_TARGET_DIR=target/pgo/use)
+  echo "stepstream built with the profile $profile (PGO)"
+else
+  echo "stepstream: plain release build (no profile)"
+fi
 echo "stepstream: cargo bench --bench workloads (executions/*, floor/*)" >&2
-cargo bench --quiet --bench workloads -- '^(executions|floor)/' --warm-up-time 1 --measurement-time 3 \
-  --output-format bencher >"$out/ours.txt" 2>/dev/null
+env "${build_env[@]}" cargo bench --quiet --bench workloads -- '^(executions|floor)/' \
+  --warm-up-time 1 --measurement-time 3 --output-format bencher >"$out/ours.txt" 2>/dev/null
 
 echo "peer 1: benches/peers/run.sh --seconds $seconds" >&2
 # A workload the peer cannot run (it has no JSONata, say) is reported as n/a, not fatal.

@@ -11,6 +11,8 @@
 # PGO_TRAIN_CASES=DIR trains on a folder of AWS-recorded conformance cases instead (each
 # run 200 times in a row; e.g. ../shared/conformance/cases), and all twelve workloads
 # are then measured unless PGO_MEASURE says otherwise.
+# PGO_PROFILE_ONLY=1 stops once the profile is built and prints its path (for
+# `STEPSTREAM_BENCH_PROFILE=... bash benches/compare.sh`).
 # Needs llvm-profdata of rustc's own LLVM version (`rustup component add llvm-tools`).
 # Takes ~15 minutes on 2 cores (two fat-LTO builds besides the plain one); run it with
 # nothing else on the machine, as every timing here.
@@ -52,8 +54,6 @@ for l in sys.stdin:
 dir=target/pgo
 rm -rf "$dir/data"
 mkdir -p "$dir/data"
-echo "plain build" >&2
-plain=$(bench_bin "" target)
 echo "instrumented build" >&2
 gen=$(bench_bin "-Cprofile-generate=$PWD/$dir/data" "$dir/gen")
 if [ -n "$cases" ]; then
@@ -68,6 +68,12 @@ for w in "${train[@]}"; do
     || { echo "training run of $w failed" >&2; exit 1; }
 done
 "$profdata" merge -o "$dir/merged.profdata" "$dir"/data/*.profraw
+if [ -n "${PGO_PROFILE_ONLY:-}" ]; then
+  echo "$PWD/$dir/merged.profdata"
+  exit 0
+fi
+echo "plain build" >&2
+plain=$(bench_bin "" target)
 echo "build with the profile" >&2
 # rustc warns that its allocator shims changed shape since the profile: harmless.
 used=$(bench_bin "-Cprofile-use=$PWD/$dir/merged.profdata" "$dir/use")

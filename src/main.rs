@@ -78,6 +78,10 @@ enum Command {
         /// With --log-level: include inputs, outputs and task parameters in the events.
         #[arg(long, requires = "log_level")]
         log_execution_data: bool,
+        /// Run the execution N times in a row in this process (each parsing its input and
+        /// serializing its output) and print their time to stderr; prints the last outcome.
+        #[arg(long, value_name = "N", value_parser = cli::exec::parse_repeat, conflicts_with = "log_level")]
+        repeat: Option<u64>,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
     Graph {
@@ -203,6 +207,7 @@ fn run() -> Result<ExitCode> {
             max_memory_bytes,
             log_level,
             log_execution_data,
+            repeat,
         } => {
             let def_text = std::fs::read_to_string(&definition)
                 .map_err(|e| anyhow::anyhow!("cannot read definition file {definition}: {e}"))?;
@@ -254,6 +259,7 @@ fn run() -> Result<ExitCode> {
                     level: log_level.unwrap_or_default(),
                     include_execution_data: log_execution_data,
                 },
+                repeat: repeat.unwrap_or(1),
             };
             let out = cli::exec::run(&def, input, &args);
             println!("{out}");

@@ -227,6 +227,44 @@ fn virtual_clock_runs_waits_instantly_and_in_order() {
     );
 }
 
+/// `--repeat N` prints one outcome on stdout, as a single run does, and the timing of all N
+/// on stderr; with a log level it is refused, since N executions' events would drown it.
+#[test]
+fn repeat_runs_n_executions_prints_the_last_outcome_and_their_time() {
+    let dir = Scratch::new("repeat");
+    let def = pass_machine(&dir);
+    let out = stepstream(&[
+        "exec",
+        "--definition",
+        path(&def),
+        "--input",
+        r#"{"a":1}"#,
+        "--repeat",
+        "250",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
+    assert_eq!(result["output"], json!({"a": 1}), "{result}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("250 executions in "), "{stderr}");
+    assert!(stderr.contains(" ns each, "), "{stderr}");
+
+    let refused = stepstream(&[
+        "exec",
+        "--definition",
+        path(&def),
+        "--repeat",
+        "2",
+        "--log-level",
+        "ALL",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot be used with"));
+    let zero = stepstream(&["exec", "--definition", path(&def), "--repeat", "0"]);
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("from 1 to 1000000000"));
+}
+
 /// `stepstream exec` of a definition with mocked Task answers, on the virtual clock.
 fn exec_mocked(def: &std::path::Path, mocks: &std::path::Path) -> serde_json::Value {
     exec(&[

@@ -129,6 +129,10 @@ fn the_dockerfile_builds_the_binary_as_a_non_root_user_with_config() {
         "the image carries config/"
     );
     assert!(text.contains("/usr/local/bin/stepstream"));
+    assert!(
+        text.contains("bash scripts/release.sh"),
+        "the image ships the profile-guided build of scripts/release.sh"
+    );
 }
 
 #[test]

@@ -31,6 +31,9 @@ pub struct ExecArgs {
     pub max_memory_bytes: Option<usize>,
     /// Which history events to print to stderr, one JSON object a line.
     pub log: crate::exec::LogSettings,
+    /// Runs the execution this many times in a row and prints the time they took to
+    /// stderr (0 and 1: once, untimed).
+    pub repeat: u64,
 }
 
 /// Parses `--timeout-seconds`: a positive, finite number of seconds no larger than a
@@ -102,6 +105,9 @@ fn run_value(
     if let Some(m) = args.max_memory_bytes {
         opts.max_memory_bytes = m;
     }
+    if args.repeat > 1 {
+        return run_repeated(&plan, &input, &tasks, &opts, args);
+    }
     if args.log.level == crate::exec::LogLevel::Off {
         return execute_blocking(&plan, input, &tasks, &opts, args.clock).to_json();
     }
@@ -118,6 +124,44 @@ fn run_value(
         );
     }
     out.to_json()
+}
+
+/// `--repeat N`: the outcome of the last of N executions, and their time on stderr.
+fn run_repeated(
+    plan: &Plan,
+    input: &crate::value::Value,
+    tasks: &Tasks,
+    opts: &ExecOptions,
+    args: &ExecArgs,
+) -> crate::value::Value {
+    let text = crate::value::to_vec(input);
+    let (out, took) =
+        crate::exec::execute_blocking_repeated(plan, &text, tasks, opts, args.clock, args.repeat)
+            .expect("the input was JSON when it was read, and reads back the same");
+    eprintln!("{}", timing_line(args.repeat, took));
+    out.to_json()
+}
+
+/// "N executions in T ms: X ns each, Y executions/s".
+fn timing_line(n: u64, took: Duration) -> String {
+    let ns = took.as_nanos() as f64 / n as f64;
+    format!(
+        "{n} executions in {:.1} ms: {:.0} ns each, {:.0} executions/s \
+         (one thread; each parses its input and serializes its output)",
+        took.as_secs_f64() * 1e3,
+        ns,
+        1e9 / ns.max(1.0)
+    )
+}
+
+/// Parses `--repeat`: a whole number of executions from 1 to a billion.
+pub fn parse_repeat(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=1_000_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a whole number of executions from 1 to 1000000000"
+        )),
+    }
 }
 
 /// Parses `--log-level`: ALL, ERROR, FATAL or OFF.
@@ -153,6 +197,33 @@ mod tests {
         for bad in ["0", "-5", "1e300", "NaN", "inf", "x", ""] {
             assert!(parse_timeout_seconds(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn repeat_is_a_whole_number_from_one_to_a_billion() {
+        assert_eq!(parse_repeat("1"), Ok(1));
+        assert_eq!(parse_repeat("1000000000"), Ok(1_000_000_000));
+        for bad in ["0", "-1", "1.5", "1000000001", "x", ""] {
+            assert!(parse_repeat(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repeated_runs_report_the_last_outcome_and_a_timing() {
+        let def = serde_json::json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "End": true}}});
+        let args = ExecArgs {
+            // Mocks count calls per execution: every run gets the first answer.
+            mocks: Some(serde_json::json!({"T": [{"result": {"n": 1}}]})),
+            clock: crate::exec::ClockMode::Virtual,
+            repeat: 3,
+            ..ExecArgs::default()
+        };
+        let out = run(&def, serde_json::json!({"x": 1}), &args);
+        assert_eq!(out["status"], "SUCCEEDED", "{out}");
+        assert_eq!(out["output"], serde_json::json!({"n": 1}));
+        assert!(timing_line(3, Duration::from_micros(30))
+            .starts_with("3 executions in 0.0 ms: 10000 ns each, 100000 executions/s"));
     }
 
     #[test]

@@ -173,6 +173,31 @@ pub fn execute_blocking(
     block_on(clock, execute(plan, input, tasks, opts))
 }
 
+/// Runs the same execution `times` times in a row on one runtime, each from the input's
+/// JSON text to the output's JSON text as a shard does, and returns the last outcome and
+/// the time all of them took: `stepstream exec --repeat`, for timing a machine of one's own
+/// and for training a profile-guided build (`scripts/release.sh`).
+pub fn execute_blocking_repeated(
+    plan: &Plan,
+    input: &[u8],
+    tasks: &Tasks,
+    opts: &ExecOptions,
+    clock: ClockMode,
+    times: u64,
+) -> Result<(Outcome, Duration), serde_json::Error> {
+    block_on(clock, async {
+        let start = std::time::Instant::now();
+        let mut last = None;
+        for _ in 0..times.max(1) {
+            let out = execute(plan, crate::value::from_slice(input)?, tasks, opts).await;
+            std::hint::black_box(out.output.as_ref().map(crate::value::to_vec));
+            last = Some(out);
+        }
+        let last = last.expect("at least one execution ran");
+        Ok((last, start.elapsed()))
+    })
+}
+
 /// [`execute_blocking`], with the execution's log.
 pub fn execute_blocking_logged(
     plan: &Plan,
