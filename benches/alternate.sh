@@ -16,7 +16,7 @@
 # workload through `stepstream exec --repeat <executions> --clock virtual`: the same
 # parse + run + write per execution, in the shipped binary.
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n '2,18p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 a=$(realpath "$1") b=$(realpath "$2") rounds=${3:-5} n=${4:-100000}
 shift $(( $# < 4 ? $# : 4 ))
 workloads=("$@")

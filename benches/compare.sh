@@ -28,12 +28,15 @@ build_env=()
 if [ -n "$profile" ]; then
   [ -f "$profile" ] || { echo "STEPSTREAM_BENCH_PROFILE: no file $profile" >&2; exit 2; }
   build_env=(RUSTFLAGS="-Cprofile-use=$(realpath "$profile")" CARGO_TARGET_DIR=target/pgo/use)
+  # From scratch: cargo checks the profile's time only for this package, so registry
+  # crates would keep an earlier profile of the same path.
+  rm -rf target/pgo/use
   echo "stepstream built with the profile $profile (PGO)"
 else
   echo "stepstream: plain release build (no profile)"
 fi
 echo "stepstream: cargo bench --bench workloads (executions/*, floor/*)" >&2
-env "${build_env[@]}" cargo bench --quiet --bench workloads -- '^(executions|floor)/' \
+env ${build_env[@]+"${build_env[@]}"} cargo bench --quiet --bench workloads -- '^(executions|floor)/' \
   --warm-up-time 1 --measurement-time 3 --output-format bencher >"$out/ours.txt" 2>/dev/null
 
 echo "peer 1: benches/peers/run.sh --seconds $seconds" >&2

@@ -259,7 +259,7 @@ fn run() -> Result<ExitCode> {
                     level: log_level.unwrap_or_default(),
                     include_execution_data: log_execution_data,
                 },
-                repeat: repeat.unwrap_or(1),
+                repeat: repeat.unwrap_or(0),
             };
             let out = cli::exec::run(&def, input, &args);
             println!("{out}");

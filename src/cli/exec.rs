@@ -32,7 +32,7 @@ pub struct ExecArgs {
     /// Which history events to print to stderr, one JSON object a line.
     pub log: crate::exec::LogSettings,
     /// Runs the execution this many times in a row and prints the time they took to
-    /// stderr (0 and 1: once, untimed).
+    /// stderr (0: once, untimed).
     pub repeat: u64,
 }
 
@@ -105,7 +105,7 @@ fn run_value(
     if let Some(m) = args.max_memory_bytes {
         opts.max_memory_bytes = m;
     }
-    if args.repeat > 1 {
+    if args.repeat > 0 {
         return run_repeated(&plan, &input, &tasks, &opts, args);
     }
     if args.log.level == crate::exec::LogLevel::Off {
