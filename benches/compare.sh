@@ -28,8 +28,7 @@ build_env=()
 if [ -n "$profile" ]; then
   [ -f "$profile" ] || { echo "STEPSTREAM_BENCH_PROFILE: no file $profile" >&2; exit 2; }
   build_env=(RUSTFLAGS="-Cprofile-use=$(realpath "$profile")" CARGO_TARGET_DIR=target/pgo/use)
-  # From scratch: cargo checks the profile's time only for this package, so registry
-  # crates would keep an earlier profile of the same path.
+  # From scratch: no crate may keep code built with an earlier profile of the same path.
   rm -rf target/pgo/use
   echo "stepstream built with the profile $profile (PGO)"
 else

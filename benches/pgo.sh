@@ -76,7 +76,7 @@ echo "plain build" >&2
 plain=$(bench_bin "" target)
 echo "build with the profile" >&2
 # rustc warns that its allocator shims changed shape since the profile: harmless.
-rm -rf "$dir/use" # cargo would keep registry crates built with an earlier profile
+rm -rf "$dir/use" # no crate may keep code built with an earlier profile of this path
 used=$(bench_bin "-Cprofile-use=$PWD/$dir/merged.profdata" "$dir/use")
 echo "trained on: ${cases:-${train[*]}}"
 echo "A = plain build, B = built with the profile"

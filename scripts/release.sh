@@ -4,7 +4,8 @@
 #
 #   bash scripts/release.sh [CASES_DIR...]
 #
-# Training, each part in one process as a shard runs executions back to back:
+# Training (scripts/pgo_train.py), each part in one process as a shard runs executions
+# back to back:
 #  - every case file (JSON with "definition", "input", optional "mocks" or "tasks") of the
 #    folders given, by default the AWS-recorded corpus ../shared/conformance/cases when it
 #    is there: `stepstream exec --clock virtual --repeat 200` each;
@@ -31,7 +32,7 @@ if [ ! -x "$profdata" ] && command -v rustup >/dev/null; then
   rustup component add llvm-tools >&2
 fi
 [ -x "$profdata" ] || { echo "release.sh: no $profdata (rustup component add llvm-tools)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "release.sh: python3 is needed to read the training cases" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "release.sh: python3 is needed for the training (scripts/pgo_train.py)" >&2; exit 1; }
 
 if [ $# -eq 0 ] && [ -d ../shared/conformance/cases ]; then
   set -- ../shared/conformance/cases
@@ -61,77 +62,13 @@ gen="$dir/gen/$host/release/stepstream"
 
 echo "release.sh: training" >&2
 export LLVM_PROFILE_FILE="$dir/data/%p-%m.profraw"
-# Arguments: the instrumented binary, then case folders and example folders (an example
-# folder holds definition.asl.json).
-python3 - "$gen" "$@" ${examples[@]+"${examples[@]}"} <<'PY'
-import json, os, subprocess, sys, tempfile
-gen, folders = sys.argv[1], sys.argv[2:]
-runs, ran, refused, broken = [], 0, 0, 0
-for folder in folders:
-    if os.path.isfile(os.path.join(folder, "definition.asl.json")):
-        runs.append(folder)
-        continue
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".json"):
-            runs.append(os.path.join(folder, name))
-with tempfile.TemporaryDirectory() as tmp:
-    for i, run in enumerate(runs):
-        if os.path.isdir(run):
-            files = {k: os.path.join(run, f) for k, f in
-                     [("definition", "definition.asl.json"), ("input", "input.json"), ("mocks", "mocks.json")]}
-            files = {k: f for k, f in files.items() if os.path.isfile(f)}
-        else:
-            try:
-                case = json.load(open(run))
-            except ValueError as e:
-                print(f"release.sh: skipping {run}: {e}", file=sys.stderr)
-                continue
-            files = {}
-            for key in ("definition", "input", "mocks", "tasks"):
-                if case.get(key) is not None:
-                    files[key] = os.path.join(tmp, key + ".json")
-                    json.dump(case[key], open(files[key], "w"))
-        if "definition" not in files:
-            continue
-        cmd = [gen, "exec", "--clock", "virtual", "--repeat", "200"]
-        for key, path in files.items():
-            cmd += ["--" + key, path]
-        # Exit 0 or 1: the executions ran (a case AWS recorded as failing fails here too).
-        # Exit 2: refused before running (a definition AWS refused as well, or arguments
-        # this build no longer reads); anything else is a crash.
-        try:
-            r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
-            if r.returncode in (0, 1):
-                ran += 1
-            elif r.returncode == 2:
-                refused += 1
-            else:
-                broken += 1
-                print(f"release.sh: {run} exited {r.returncode}: {r.stderr.decode()[-500:]}", file=sys.stderr)
-        except subprocess.TimeoutExpired:
-            broken += 1
-            print(f"release.sh: {run} did not end in 60 s", file=sys.stderr)
-        if (i + 1) % 100 == 0:
-            print(f"release.sh: {i + 1} of {len(runs)} machines", file=sys.stderr)
-print(f"release.sh: {ran} machines ran 200 executions each, {refused} refused before running,"
-      f" {broken} crashed or hung", file=sys.stderr)
-# Most of the corpus must run, or the profile would be the start-up path's.
-sys.exit(1 if broken or ran < max(1, len(runs) // 2) else 0)
-PY
-# Only the repository's config: no STEPSTREAM_* variable from this shell (a broker of
-# its own, say), and no listening port that a running stack may hold.
-if ! env $(env | sed -n 's/^\(STEPSTREAM_[A-Za-z0-9_]*\)=.*/-u \1/p') \
-  STEPSTREAM_METRICS_LISTEN=off STEPSTREAM_API_LISTEN=off \
-  "$gen" run --demo 20000 --demo-machine etl --demo-input config/demo/etl-input.json >"$dir/demo.log" 2>&1; then
-  tail -20 "$dir/demo.log" >&2
-  echo "release.sh: the demo pipeline failed under the instrumented build ($dir/demo.log)" >&2
-  exit 1
-fi
+python3 scripts/pgo_train.py --repeat 200 --demo 20000 --log "$dir/demo.log" \
+  "$gen" "$@" ${examples[@]+"${examples[@]}"}
 "$profdata" merge -o "$dir/merged.profdata" "$dir"/data/*.profraw
 
 echo "release.sh: build with the profile" >&2
-# From scratch: cargo looks at the profile file's time only for this package, so crates
-# from the registry would keep code built with an earlier profile of the same path.
+# From scratch: the profile's path is the same every run, and no crate may keep code
+# built with an earlier profile (every crate is rebuilt when the profile changes anyway).
 rm -rf "$dir/use"
 # rustc may warn that a few functions changed shape since the profile (its allocator
 # shims): harmless, they are not ours.

@@ -265,6 +265,57 @@ fn repeat_runs_n_executions_prints_the_last_outcome_and_their_time() {
     assert!(String::from_utf8_lossy(&zero.stderr).contains("from 1 to 1000000000"));
 }
 
+/// The training of the profile-guided release build (`scripts/pgo_train.py`, run by
+/// `scripts/release.sh`, which CI does not run: three release builds) drives this CLI:
+/// `exec --repeat` over machine folders, then `run --demo` of the etl machine. Run here
+/// with this build on the examples, so that a CLI change that would leave the release
+/// build trained on nothing fails the suite instead.
+#[test]
+fn the_release_builds_training_runs_every_example_and_the_demo_pipeline() {
+    let dir = Scratch::new("pgo-train");
+    let log = dir.0.join("demo.log");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let examples = [
+        "article-status",
+        "order-processing",
+        "parallel",
+        "retry-catch",
+    ]
+    .map(|e| format!("{root}/examples/{e}"));
+    let out = std::process::Command::new("python3")
+        .current_dir(root)
+        .args([
+            "scripts/pgo_train.py",
+            "--repeat",
+            "3",
+            "--demo",
+            "500",
+            "--log",
+            path(&log),
+        ])
+        .arg(env!("CARGO_BIN_EXE_stepstream"))
+        .args(&examples)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let demo = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(out.status.success(), "{stderr}\ndemo:\n{demo}");
+    assert!(
+        stderr.contains(
+            "4 machines ran 3 executions each, 0 refused before running, 0 crashed or hung"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the demo pipeline ran 500 requests"),
+        "{stderr}"
+    );
+    assert!(
+        demo.contains("SUCCEEDED 500"),
+        "the demo's summary:\n{demo}"
+    );
+}
+
 /// `stepstream exec` of a definition with mocked Task answers, on the virtual clock.
 fn exec_mocked(def: &std::path::Path, mocks: &std::path::Path) -> serde_json::Value {
     exec(&[
