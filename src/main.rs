@@ -80,7 +80,7 @@ enum Command {
         log_execution_data: bool,
         /// Run the execution N times in a row in this process (each parsing its input and
         /// serializing its output) and print their time to stderr; prints the last outcome.
-        #[arg(long, value_name = "N", value_parser = cli::exec::parse_repeat, conflicts_with = "log_level")]
+        #[arg(long, value_name = "N", value_parser = cli::exec::parse_repeat)]
         repeat: Option<u64>,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
@@ -209,6 +209,14 @@ fn run() -> Result<ExitCode> {
             log_execution_data,
             repeat,
         } => {
+            if let (Some(_), Some(level)) = (repeat, log_level) {
+                if level != stepstream::exec::LogLevel::Off {
+                    // N executions' events would bury the one timing line asked for.
+                    let level = format!("{level:?}").to_uppercase();
+                    eprintln!("error: --repeat cannot be used with --log-level {level} (only OFF)");
+                    return Ok(ExitCode::from(2));
+                }
+            }
             let def_text = std::fs::read_to_string(&definition)
                 .map_err(|e| anyhow::anyhow!("cannot read definition file {definition}: {e}"))?;
             let def = match serde_json::from_str(&def_text) {

@@ -176,7 +176,7 @@ pub fn execute_blocking(
 /// Runs the same execution `times` times in a row on one runtime, each from the input's
 /// JSON text to the output's JSON text as a shard does, and returns the last outcome and
 /// the time all of them took: `stepstream exec --repeat`, for timing a machine of one's own
-/// and for training a profile-guided build (`scripts/release.sh`).
+/// and for training the profile-guided release build (`scripts/pgo_train.py`).
 pub fn execute_blocking_repeated(
     plan: &Plan,
     input: &[u8],
