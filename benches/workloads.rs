@@ -446,7 +446,6 @@ fn run_training(spec: &str) {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
-    let rt = runtime();
     let opts = ExecOptions::default();
     let (mut cases, mut runs) = (0u64, 0u64);
     for path in &files {
@@ -467,13 +466,17 @@ fn run_training(spec: &str) {
             }
         }
         let request = serde_json::to_vec(&case["input"]).expect("a Value always serializes");
-        for _ in 0..n {
-            let Ok(input) = stepstream::value::from_slice(&request) else {
-                break;
-            };
-            let outcome = drive(&rt, execute(&plan, input, &tasks, &opts));
-            std::hint::black_box(outcome.output.as_ref().map(stepstream::value::to_vec));
-            runs += 1;
+        // What `stepstream exec --repeat` runs: parse, execute, serialize, n times.
+        let repeated = stepstream::exec::execute_blocking_repeated(
+            &plan,
+            &request,
+            &tasks,
+            &opts,
+            stepstream::exec::ClockMode::Virtual,
+            n,
+        );
+        if repeated.is_ok() {
+            runs += n;
         }
         cases += 1;
     }
