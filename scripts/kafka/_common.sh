@@ -57,13 +57,20 @@ port_open() {
   timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
+# True if process $1 exists and has not exited (a zombie has). Unlike is_our_broker this holds
+# from the fork on: a broker just launched is a shell until it has exec'd java, which on a busy
+# machine takes long enough for a startup loop to see it (CI failed on that race once).
+process_alive() {
+  local pid="$1" state
+  [[ "$pid" =~ ^[0-9]+$ && -r "/proc/$pid/stat" ]] || return 1
+  state="$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
 # True if $1 is a live (non-zombie) process started by start.sh for run dir $2.
 is_our_broker() {
-  local pid="$1" run_dir="$2" state cmdline
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r "/proc/$pid/stat" ]] || return 1
-  state="$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$pid/stat" 2>/dev/null)" || return 1
-  [[ "$state" != Z && "$state" != X ]] || return 1
+  local pid="$1" run_dir="$2" cmdline
+  process_alive "$pid" || return 1
   cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
   [[ "$cmdline" == *"kafka.Kafka $run_dir/server.properties"* ]]
 }

@@ -51,7 +51,7 @@ printf 'KAFKA_BOOTSTRAP=%s\nKAFKA_PID=%s\n' "$bootstrap" "$pid" >"$KAFKA_RUN_DIR
 
 until sed -n "/\[$marker\]/,\$p" "$KAFKA_RUN_DIR/logs/server.log" 2>/dev/null | grep -q 'Kafka Server started' &&
   port_open "$port"; do
-  is_our_broker "$pid" "$KAFKA_RUN_DIR" || die "broker process $pid exited while restarting (see $KAFKA_RUN_DIR/logs)"
+  process_alive "$pid" || die "broker process $pid exited while restarting (see $KAFKA_RUN_DIR/logs)"
   ((SECONDS < START_TIMEOUT)) || die "broker not restarted after ${START_TIMEOUT}s (see $KAFKA_RUN_DIR/logs)"
   sleep 0.1
 done

@@ -175,7 +175,7 @@ launch_and_wait() {
   #    the controller has elected itself and the broker has been unfenced).
   until grep -q 'Kafka Server started' "$KAFKA_RUN_DIR/logs/server.log" 2>/dev/null &&
     port_open "$broker_port"; do
-    if ! is_our_broker "$pid" "$KAFKA_RUN_DIR"; then
+    if ! process_alive "$pid"; then
       if grep -qs 'Address already in use' "$KAFKA_RUN_DIR/logs/server.log" "$KAFKA_RUN_DIR/logs/stdout.log"; then
         return 2
       fi
