@@ -209,3 +209,25 @@ fn hostile_expressions_end_the_execution_with_a_query_evaluation_error() {
         assert_eq!(out["error"], "States.QueryEvaluationError", "{what}: {out}");
     }
 }
+
+/// `$states` taken whole holds the Context object too (AWS, TestState recording
+/// `test_state_task_catch_error`: a catcher's `Output: "{% $states %}"` shows Execution,
+/// StateMachine and State). The plan decides from the definition's text whether to build
+/// the Context object at all; a bare `$states` must count.
+#[test]
+fn states_taken_whole_holds_the_context_object() {
+    let out = run(
+        "states-whole",
+        json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Output": "{% $states %}", "End": true}}}),
+        json!({"a": 1}),
+    );
+    assert_eq!(out["status"], "SUCCEEDED", "{out}");
+    let o = &out["output"];
+    assert_eq!(o["input"], json!({"a": 1}), "{out}");
+    let ctx = &o["context"];
+    assert_eq!(ctx["Execution"]["Input"], json!({"a": 1}), "{out}");
+    assert!(ctx["StateMachine"]["Id"].is_string(), "{out}");
+    assert_eq!(ctx["State"]["Name"], "P", "{out}");
+    assert!(ctx["State"]["EnteredTime"].is_string(), "{out}");
+}

@@ -133,9 +133,12 @@ impl Plan {
         let def = def.as_value();
         let sm = parse_definition(&*def)?;
         let text = def.to_string();
-        // JSONata reads the Context object as `$states.context`.
-        let uses_context =
-            text.contains("$$") || (text.contains("$states") && text.contains("context"));
+        // JSONata reads the Context object as `$states.context`, or within `$states` taken
+        // whole (`{% $states %}`, `$lookup($states, $k)`).
+        let uses_context = text.contains("$$")
+            || (text.contains("$states")
+                && (text.contains("context")
+                    || !crate::expr::jsonata::mentions_member_only(&text)));
         Ok(Arc::new(Plan::from_model(&sm, uses_context)))
     }
 

@@ -501,7 +501,7 @@ fn states_value(scope: &Scope, which: [bool; 4]) -> JValue {
 
 /// Whether every `$states` in the text is followed by `.member` (so only the named
 /// members need building).
-fn mentions_member_only(text: &str) -> bool {
+pub(crate) fn mentions_member_only(text: &str) -> bool {
     text.match_indices("$states").all(|(i, _)| {
         let rest = &text[i + "$states".len()..];
         rest.starts_with('.')
