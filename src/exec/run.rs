@@ -1077,9 +1077,18 @@ fn fail_text(
         }
         Some(FailText::Dynamic(t)) => {
             let v = t.eval(env).map_err(|e| {
-                // Name the field the way AWS does ('ErrorPath', not the internal template key).
+                // Name the field the way AWS does ('ErrorPath'), not as the template does: a
+                // plain path by its own text, anything else by the internal key.
+                let named = match t {
+                    crate::expr::template::Template::Path(p) => format!("'{}'", p.text()),
+                    _ => "'v.$'".to_string(),
+                };
+                let (from, to) = (
+                    format!("specified for the field {named}"),
+                    format!("specified for the field '{field}'"),
+                );
                 WorkflowError {
-                    cause: e.cause.map(|c| c.replace("'v.$'", &format!("'{field}'"))),
+                    cause: e.cause.map(|c| c.replacen(&from, &to, 1)),
                     ..e
                 }
             })?;
@@ -1322,6 +1331,34 @@ mod tests {
             cause.contains("'1e+300'"),
             "shown as JSON, not 301 digits: {cause}"
         );
+    }
+
+    /// AWS names the Fail state's field in the cause ("... specified for the field
+    /// 'CausePath' ..."; LocalStack's recording `test_invalid_jsonpath`), not the path.
+    #[test]
+    fn a_missing_error_or_cause_path_is_named_by_its_field() {
+        use crate::exec::{execute_blocking, ClockMode, ExecOptions, Status};
+        for (field, other) in [("ErrorPath", "CausePath"), ("CausePath", "ErrorPath")] {
+            let def = serde_json::json!({"StartAt": "F", "States": {"F": {
+                "Type": "Fail", field: "$.nope", other: "$.e"}}});
+            let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+            let out = execute_blocking(
+                &plan,
+                json!({"e": "x"}),
+                &crate::tasks::Tasks::new(),
+                &ExecOptions::default(),
+                ClockMode::Virtual,
+            );
+            assert_eq!(out.status, Status::Failed);
+            assert_eq!(out.error.as_deref(), Some(names::RUNTIME));
+            let cause = out.cause.unwrap_or_default();
+            assert!(
+                cause.contains(&format!(
+                    "The JSONPath '$.nope' specified for the field '{field}' could not be found"
+                )),
+                "{cause}"
+            );
+        }
     }
 
     /// AWS: a Wait until a timestamp 2^31 seconds or more ahead fails at once; one just
