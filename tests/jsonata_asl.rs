@@ -231,3 +231,28 @@ fn states_taken_whole_holds_the_context_object() {
     assert_eq!(ctx["State"]["Name"], "P", "{out}");
     assert!(ctx["State"]["EnteredTime"].is_string(), "{out}");
 }
+
+/// AWS's rule is about the whole machine (ValidateStateMachineDefinition, LocalStack's
+/// recordings VALID_QUERY_LANGUAGE_PASS and INVALID_DOWNGRADE_QUERY_LANGUAGE): a JSONata
+/// machine holds no JSONPath state, but a JSONPath machine may hold a JSONPath state inside
+/// a JSONata Map.
+#[test]
+fn only_a_jsonata_machine_refuses_jsonpath_states_within() {
+    let nested = validate(
+        "ql-nested",
+        json!({"QueryLanguage": "JSONPath", "StartAt": "M", "States": {
+            "M": {"Type": "Map", "QueryLanguage": "JSONata", "End": true,
+                  "ItemProcessor": {"StartAt": "P", "States": {
+                      "P": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}}}}}),
+    );
+    assert!(nested.contains(": ok"), "{nested}");
+    let downgrade = validate(
+        "ql-downgrade",
+        json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+            "P": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}}),
+    );
+    assert!(
+        downgrade.contains("/States/P/QueryLanguage: 'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine"),
+        "{downgrade}"
+    );
+}

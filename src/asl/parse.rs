@@ -24,6 +24,9 @@ pub fn parse_value(def: &Value) -> Result<StateMachine, Vec<Problem>> {
     let mut problems = Vec::new();
     let sm = read_machine(def, "", QueryLanguage::JsonPath, true, &mut problems);
     if let Some(sm) = &sm {
+        if sm.query_language == QueryLanguage::Jsonata {
+            no_jsonpath_within(sm, &mut problems);
+        }
         super::validate::check_graph(sm, &mut problems);
     }
     match sm {
@@ -33,6 +36,28 @@ pub fn parse_value(def: &Value) -> Result<StateMachine, Vec<Problem>> {
                 problems.push(Problem::new("", "the definition could not be read"));
             }
             Err(problems)
+        }
+    }
+}
+
+/// AWS: when the whole state machine is JSONata, no state or branch within it may be
+/// JSONPath. (Only the top level counts: a JSONPath state inside a JSONata Map of a
+/// JSONPath machine is valid, as AWS's ValidateStateMachineDefinition answers.)
+fn no_jsonpath_within(sm: &StateMachine, problems: &mut Vec<Problem>) {
+    const WHY: &str = "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine";
+    if sm.query_language == QueryLanguage::JsonPath {
+        problems.push(Problem::new(&pointer_join(&sm.pointer, "QueryLanguage"), WHY));
+    }
+    for st in &sm.states {
+        if st.query_language == QueryLanguage::JsonPath {
+            problems.push(Problem::new(&pointer_join(&st.pointer, "QueryLanguage"), WHY));
+        }
+        match &st.kind {
+            Kind::Parallel { branches } => {
+                branches.iter().for_each(|b| no_jsonpath_within(b, problems));
+            }
+            Kind::Map(spec) => no_jsonpath_within(&spec.processor, problems),
+            _ => {}
         }
     }
 }
@@ -419,12 +444,6 @@ fn read_machine(
         }
     }
     let ql = query_language(&mut o, inherited);
-    if ql == QueryLanguage::JsonPath && inherited == QueryLanguage::Jsonata {
-        o.problem(
-            "QueryLanguage",
-            "a JSONPath branch or item processor cannot sit inside a JSONata state",
-        );
-    }
     let start_at = o.required_str("StartAt", "the name of the first state");
     let timeout_seconds = if top {
         o.integer("TimeoutSeconds", 1).map(|i| i as u64)
@@ -514,13 +533,6 @@ fn read_state(
         return None;
     };
     let ql = query_language(&mut o, inherited);
-    // AWS: a JSONata machine's states are all JSONata; a JSONPath one may mix.
-    if ql == QueryLanguage::JsonPath && inherited == QueryLanguage::Jsonata {
-        o.problem(
-            "QueryLanguage",
-            "a state cannot use JSONPath when its state machine's QueryLanguage is JSONata",
-        );
-    }
     for k in o.map.keys() {
         if !allowed.contains(&k.as_str()) {
             o.problem(k, format!("field {k:?} is not allowed in a {ty} state"));
