@@ -967,8 +967,9 @@ impl Parser<'_> {
         }
     }
 
-    /// Reads a single-quoted literal. `\'`, `\{`, `\}` and `\\` are escapes; any other
-    /// backslash is kept as written. Also returns where unescaped `{}` pairs start in the
+    /// Reads a single-quoted literal. `\'`, `\{`, `\}` and `\\` are escapes; `\"` is
+    /// refused, as AWS refuses the definition (LocalStack's recordings of
+    /// `test_illegal_escapes`); any other backslash is kept as written. Also returns where unescaped `{}` pairs start in the
     /// result, which are placeholders when the literal is a Format template.
     fn string_literal(&mut self) -> Result<(String, Vec<usize>), String> {
         let start = self.i;
@@ -995,6 +996,11 @@ impl Parser<'_> {
                         out.push(char::from(*c));
                         i += 2;
                         run = i;
+                    }
+                    Some(b'"') => {
+                        return Err(format!(
+                            "\\\" at offset {i} is not an escape an intrinsic function's string literal may hold (AWS: the value must be a valid JSONPath or a valid intrinsic function call)"
+                        ))
                     }
                     _ => i += 1,
                 },
@@ -1175,11 +1181,14 @@ mod tests {
             ),
             json!(r"{} is literal, this is not; it's \ ok")
         );
-        // A backslash before any other character is kept as written.
+        // A backslash before any other character is kept as written, but before a double
+        // quote it is refused, as AWS refuses the definition.
         assert_eq!(
-            eval(r#"States.Format('a\"b\n{}', 1)"#, json!({})),
-            json!(r#"a\"b\n1"#)
+            eval(r#"States.Format('a\nb{}', 1)"#, json!({})),
+            json!(r#"a\nb1"#)
         );
+        let e = parse_error(r#"States.Format('He said, \"Hello, {}!\"', 'x')"#);
+        assert!(e.contains(r#"\" at offset 24 is not an escape"#), "{e}");
         // Lone braces are text, not placeholders.
         assert_eq!(eval("States.Format('{ x }')", json!({})), json!("{ x }"));
     }
