@@ -44,17 +44,26 @@ pub fn parse_value(def: &Value) -> Result<StateMachine, Vec<Problem>> {
 /// JSONPath. (Only the top level counts: a JSONPath state inside a JSONata Map of a
 /// JSONPath machine is valid, as AWS's ValidateStateMachineDefinition answers.)
 fn no_jsonpath_within(sm: &StateMachine, problems: &mut Vec<Problem>) {
-    const WHY: &str = "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine";
+    const WHY: &str =
+        "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine";
     if sm.query_language == QueryLanguage::JsonPath {
-        problems.push(Problem::new(&pointer_join(&sm.pointer, "QueryLanguage"), WHY));
+        problems.push(Problem::new(
+            &pointer_join(&sm.pointer, "QueryLanguage"),
+            WHY,
+        ));
     }
     for st in &sm.states {
         if st.query_language == QueryLanguage::JsonPath {
-            problems.push(Problem::new(&pointer_join(&st.pointer, "QueryLanguage"), WHY));
+            problems.push(Problem::new(
+                &pointer_join(&st.pointer, "QueryLanguage"),
+                WHY,
+            ));
         }
         match &st.kind {
             Kind::Parallel { branches } => {
-                branches.iter().for_each(|b| no_jsonpath_within(b, problems));
+                branches
+                    .iter()
+                    .for_each(|b| no_jsonpath_within(b, problems));
             }
             Kind::Map(spec) => no_jsonpath_within(&spec.processor, problems),
             _ => {}
@@ -589,8 +598,23 @@ fn read_state(
         "Task" => {
             let resource = o.required_str("Resource", "the ARN of what the task calls");
             if let Some(c) = o.get("Credentials") {
-                if !c.is_object() {
-                    o.problem("Credentials", "Credentials must be a JSON object");
+                match c.as_object() {
+                    None => o.problem("Credentials", "Credentials must be a JSON object"),
+                    // AWS's schema: the role to assume, and nothing else (LocalStack's
+                    // recordings of test_invalid_credentials_field).
+                    Some(m) => {
+                        let role = ["RoleArn", "RoleArn.$"];
+                        let why = if !m.keys().any(|k| role.contains(&k.as_str())) {
+                            Some("The field 'RoleArn' is required but was missing".to_string())
+                        } else {
+                            m.keys()
+                                .find(|k| !role.contains(&k.as_str()))
+                                .map(|k| format!("field {k:?} is not allowed in Credentials"))
+                        };
+                        if let Some(why) = why {
+                            o.problem("Credentials", why);
+                        }
+                    }
                 }
             }
             Kind::Task {

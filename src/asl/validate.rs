@@ -159,4 +159,37 @@ mod tests {
         let ok = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}});
         assert!(parse_definition(&ok).is_ok());
     }
+
+    /// AWS: Credentials names the role to assume (LocalStack's recordings of
+    /// `test_invalid_credentials_field`: `{}` and `{"InvalidField": ..}` are refused).
+    #[test]
+    fn credentials_need_a_role_and_nothing_else() {
+        let task = |c: crate::value::Value| {
+            json!({"StartAt": "T", "States": {"T": {"Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke", "Credentials": c, "End": true}}})
+        };
+        for (c, words) in [
+            (json!({}), "The field 'RoleArn' is required but was missing"),
+            (
+                json!({"InvalidField": "x"}),
+                "The field 'RoleArn' is required",
+            ),
+            (
+                json!({"RoleArn": "arn:aws:iam::1:role/r", "Extra": 1}),
+                "field \"Extra\" is not allowed in Credentials",
+            ),
+        ] {
+            let text = parse_definition(&task(c.clone())).expect_err("refused")[0].to_string();
+            assert!(
+                text.contains("/States/T/Credentials") && text.contains(words),
+                "{c}: {text}"
+            );
+        }
+        for c in [
+            json!({"RoleArn": "arn:aws:iam::1:role/r"}),
+            json!({"RoleArn.$": "$.role"}),
+        ] {
+            assert!(parse_definition(&task(c.clone())).is_ok(), "{c}");
+        }
+    }
 }
