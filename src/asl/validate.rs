@@ -25,6 +25,48 @@ pub fn express_refuses(resource: &str) -> Option<String> {
     ))
 }
 
+/// The actions of the optimized integrations whose whole list is known here; another
+/// action of one of these services is not a resource AWS recognizes.
+const OPTIMIZED: &[(&str, &[&str], &str)] = &[
+    (
+        "dynamodb",
+        &["getItem", "putItem", "updateItem", "deleteItem"],
+        "dynamodb",
+    ),
+    ("sqs", &["sendMessage"], "sqs"),
+    ("sns", &["publish"], "sns"),
+    ("events", &["putEvents"], "eventbridge"),
+    ("lambda", &["invoke"], "lambda"),
+    ("http", &["invoke"], ""),
+];
+
+/// Why AWS would not recognize this resource, if it is an optimized integration's ARN
+/// with an action that integration does not have (`arn:aws:states:::dynamodb:query`:
+/// AWS refuses the definition; LocalStack's recording `test_invalid_integration`).
+pub fn unknown_integration(resource: &str) -> Option<String> {
+    let rest = resource.strip_prefix("arn:aws:states:::")?;
+    let (service, action) = rest.split_once(':')?;
+    if action.contains(['.', ':']) {
+        return None;
+    }
+    let (_, actions, sdk) = OPTIMIZED.iter().find(|(s, ..)| *s == service)?;
+    if actions.contains(&action) {
+        return None;
+    }
+    let hint = if sdk.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({service} has {}; arn:aws:states:::aws-sdk:{sdk}:{action} calls any API action)",
+            actions.join(", ")
+        )
+    };
+    Some(format!(
+        "The resource provided {resource} is not recognized. The value is not a valid resource \
+         ARN, or the resource is not available in this region.{hint}"
+    ))
+}
+
 /// Checks one machine and, recursively, its Parallel branches and Map processors.
 pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
     let index: HashMap<&str, usize> = sm
@@ -72,7 +114,7 @@ pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
             target(i, &catcher.next, p, problems);
         }
         if let Kind::Task { resource, .. } = &s.kind {
-            if let Some(why) = express_refuses(resource) {
+            if let Some(why) = express_refuses(resource).or_else(|| unknown_integration(resource)) {
                 problems.push(Problem::new(pointer_join(&s.pointer, "Resource"), why));
             }
         }
@@ -158,6 +200,31 @@ mod tests {
         }
         let ok = json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": true}}});
         assert!(parse_definition(&ok).is_ok());
+    }
+
+    #[test]
+    fn an_optimized_integrations_unknown_action_is_not_recognized() {
+        let task = |r: &str| json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": r, "End": true}}});
+        let text = parse_definition(&task("arn:aws:states:::dynamodb:query")).expect_err("refused")
+            [0]
+        .to_string();
+        assert!(
+            text.contains("/States/T/Resource")
+                && text.contains(
+                    "The resource provided arn:aws:states:::dynamodb:query is not recognized"
+                )
+                && text.contains("arn:aws:states:::aws-sdk:dynamodb:query"),
+            "{text}"
+        );
+        for ok in [
+            "arn:aws:states:::dynamodb:putItem",
+            "arn:aws:states:::aws-sdk:dynamodb:query",
+            "arn:aws:states:::sqs:sendMessage",
+            "arn:aws:states:::glue:startJobRun",
+            "arn:aws:lambda:us-east-1:123456789012:function:f",
+        ] {
+            assert!(parse_definition(&task(ok)).is_ok(), "{ok}");
+        }
     }
 
     /// AWS: Credentials names the role to assume (LocalStack's recordings of
