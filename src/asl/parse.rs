@@ -48,14 +48,14 @@ fn no_jsonpath_within(sm: &StateMachine, problems: &mut Vec<Problem>) {
         "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine";
     if sm.query_language == QueryLanguage::JsonPath {
         problems.push(Problem::new(
-            &pointer_join(&sm.pointer, "QueryLanguage"),
+            pointer_join(&sm.pointer, "QueryLanguage"),
             WHY,
         ));
     }
     for st in &sm.states {
         if st.query_language == QueryLanguage::JsonPath {
             problems.push(Problem::new(
-                &pointer_join(&st.pointer, "QueryLanguage"),
+                pointer_join(&st.pointer, "QueryLanguage"),
                 WHY,
             ));
         }
