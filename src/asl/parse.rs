@@ -1031,7 +1031,37 @@ fn read_wait(o: &mut Obj, ql: QueryLanguage) -> Option<Kind> {
     Some(Kind::Wait { wait })
 }
 
+/// Why a Map's Label is not one AWS takes (1 to 40 characters, none of white space,
+/// `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; :` or a control character), if it is not.
+fn label_problem(label: &str) -> Option<String> {
+    if label.is_empty() {
+        return Some("Label cannot be empty".into());
+    }
+    if label.chars().count() > 40 {
+        return Some("Label cannot exceed 40 characters".into());
+    }
+    let bad = |c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || "<>{}[]?*\"#%\\^|~`$&,;:".contains(c)
+    };
+    label
+        .chars()
+        .find(|&c| bad(c))
+        .map(|c| format!("Label contains invalid character: {c:?}"))
+}
+
 fn read_map(o: &mut Obj, ql: QueryLanguage, parameters: &Option<Template>) -> Option<MapSpec> {
+    if let Some(label) = o.get("Label") {
+        match label.as_str() {
+            None => o.problem("Label", "Label must be a string"),
+            Some(l) => {
+                if let Some(why) = label_problem(l) {
+                    o.problem("Label", why);
+                }
+            }
+        }
+    }
     let (key, legacy) = match (o.get("ItemProcessor"), o.get("Iterator")) {
         (Some(_), Some(_)) => {
             o.problem("", "ItemProcessor and Iterator cannot both be given");
