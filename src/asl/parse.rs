@@ -1040,11 +1040,8 @@ fn label_problem(label: &str) -> Option<String> {
     if label.chars().count() > 40 {
         return Some("Label cannot exceed 40 characters".into());
     }
-    let bad = |c: char| {
-        c.is_whitespace()
-            || c.is_control()
-            || "<>{}[]?*\"#%\\^|~`$&,;:".contains(c)
-    };
+    let bad =
+        |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:".contains(c);
     label
         .chars()
         .find(|&c| bad(c))

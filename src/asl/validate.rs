@@ -227,6 +227,32 @@ mod tests {
         }
     }
 
+    /// AWS refuses these labels (LocalStack's recordings of `test_map_state_label_*`).
+    #[test]
+    fn map_labels_follow_aws_rules() {
+        let map = |label: &str| {
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "Label": label, "End": true,
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}})
+        };
+        for (label, words) in [
+            ("", "Label cannot be empty"),
+            (&"x".repeat(41), "Label cannot exceed 40 characters"),
+            ("a b", "invalid character: ' '"),
+            ("a\u{9f}", "invalid character: '\\u{9f}'"),
+            ("a:b", "invalid character: ':'"),
+            ("a\\b", "invalid character: '\\\\'"),
+        ] {
+            let text = parse_definition(&map(label)).expect_err(label)[0].to_string();
+            assert!(
+                text.contains("/States/M/Label") && text.contains(words),
+                "{label:?}: {text}"
+            );
+        }
+        for ok in ["batch-1", "Ünïcode_label.v2/x", &"x".repeat(40)] {
+            assert!(parse_definition(&map(ok)).is_ok(), "{ok}");
+        }
+    }
+
     /// AWS: Credentials names the role to assume (LocalStack's recordings of
     /// `test_invalid_credentials_field`: `{}` and `{"InvalidField": ..}` are refused).
     #[test]
