@@ -82,6 +82,12 @@ enum Command {
         /// serializing its output) and print their time to stderr; prints the last outcome.
         #[arg(long, value_name = "N", value_parser = cli::exec::parse_repeat)]
         repeat: Option<u64>,
+        /// Run as a Standard or an Express workflow's execution; they differ only in the
+        /// Context object (`$$.Execution.RedriveCount` is Standard's). STANDARD, the
+        /// default, compares one to one with AWS's recorded Standard executions; the
+        /// pipeline and the API run EXPRESS.
+        #[arg(long = "type", value_enum, default_value_t = WorkflowTypeArg::Standard)]
+        workflow_type: WorkflowTypeArg,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
     Graph {
@@ -120,6 +126,13 @@ enum Command {
 enum GraphFormat {
     Mermaid,
     Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+#[value(rename_all = "UPPER")]
+enum WorkflowTypeArg {
+    Standard,
+    Express,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -208,6 +221,7 @@ fn run() -> Result<ExitCode> {
             log_level,
             log_execution_data,
             repeat,
+            workflow_type,
         } => {
             if let (Some(_), Some(level)) = (repeat, log_level) {
                 if level != stepstream::exec::LogLevel::Off {
@@ -268,6 +282,10 @@ fn run() -> Result<ExitCode> {
                     include_execution_data: log_execution_data,
                 },
                 repeat: repeat.unwrap_or(0),
+                workflow_type: match workflow_type {
+                    WorkflowTypeArg::Standard => stepstream::exec::WorkflowType::Standard,
+                    WorkflowTypeArg::Express => stepstream::exec::WorkflowType::Express,
+                },
             };
             let out = cli::exec::run(&def, input, &args);
             println!("{out}");

@@ -570,3 +570,37 @@ fn exec_prints_history_events_at_the_log_level_asked() {
     );
     assert_eq!(types(&events("FATAL", "{}")), ["ExecutionTimedOut"]);
 }
+
+/// `$$.Execution` of a Standard execution (exec's default) holds RedriveCount, an Express
+/// one's does not: AWS's recordings of StartExecution on Standard machines, and of
+/// StartSyncExecution and TestState (LocalStack's `test_express_sync`,
+/// `test_state_task_catch_error`).
+#[test]
+fn the_workflow_type_decides_whether_the_context_counts_redrives() {
+    let dir = Scratch::new("workflow-type");
+    let def = dir.write(
+        "def.json",
+        json!({"StartAt": "P", "States": {"P": {"Type": "Pass",
+            "Parameters": {"execution.$": "$$.Execution"}, "End": true}}})
+        .to_string(),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--definition", path(&def), "--input", "{}"];
+        args.extend_from_slice(extra);
+        exec(&args)
+    };
+    for standard in [run(&[]), run(&["--type", "STANDARD"])] {
+        let e = &standard["output"]["execution"];
+        assert_eq!(e["RedriveCount"], 0, "{standard}");
+        let id = e["Id"].as_str().unwrap_or_default();
+        assert!(id.contains(":execution:stepstream:"), "{standard}");
+    }
+    let express = run(&["--type", "EXPRESS"]);
+    let e = &express["output"]["execution"];
+    assert!(e.get("RedriveCount").is_none(), "{express}");
+    let id = e["Id"].as_str().unwrap_or_default();
+    assert!(id.contains(":express:stepstream:"), "{express}");
+    for k in ["Id", "Input", "Name", "RoleArn", "StartTime"] {
+        assert!(e.get(k).is_some(), "{k} in {express}");
+    }
+}

@@ -23,8 +23,9 @@ fn cases_dir() -> PathBuf {
 
 /// Strings AWS's recording replaced with a stand-in match any string.
 fn is_wildcard(expected: &str, placeholders: &[String]) -> bool {
-    const STANDINS: [&str; 5] = [
+    const STANDINS: [&str; 6] = [
         "start-time",
+        "start-date",
         "entered-time",
         "timestamp",
         "date",
@@ -152,6 +153,12 @@ fn run_case(path: &Path, scratch: &Path) -> Verdict {
         .arg("--input")
         .arg(&input_file)
         .args(["--clock", "virtual"]);
+    // A recording of an Express execution (StartSyncExecution) or of TestState runs as
+    // Express; the rest were recorded on Standard machines, exec's default.
+    let source = case["source"].as_str().unwrap_or("");
+    if source.contains("start_execution_sync") || source.contains("[TestState") {
+        cmd.args(["--type", "EXPRESS"]);
+    }
     if let Some(m) = case.get("mocks").filter(|m| !m.is_null()) {
         let mocks_file = scratch.join(format!("{stem}.mocks.json"));
         std::fs::write(&mocks_file, m.to_string()).expect("scratch dir is writable");

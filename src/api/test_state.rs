@@ -429,6 +429,7 @@ fn default_context(
         machine,
         &crate::value::Value::from(input),
         now,
+        false,
     );
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
     ctx.enter_state(name, now, matches!(kind, "Task" | "Map" | "Parallel"));

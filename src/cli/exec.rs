@@ -34,6 +34,8 @@ pub struct ExecArgs {
     /// Runs the execution this many times in a row and prints the time they took to
     /// stderr (0: once, untimed).
     pub repeat: u64,
+    /// Standard or Express, for the Context object.
+    pub workflow_type: crate::exec::WorkflowType,
 }
 
 /// Parses `--timeout-seconds`: a positive, finite number of seconds no larger than a
@@ -97,6 +99,7 @@ fn run_value(
     };
     let mut opts = ExecOptions {
         execution_name: args.name.clone(),
+        workflow_type: args.workflow_type,
         ..ExecOptions::default()
     };
     if let Some(d) = args.max_duration {

@@ -63,6 +63,19 @@ pub enum ClockMode {
     Virtual,
 }
 
+/// The kind of workflow an execution stands for. The two differ, for an execution, only
+/// in the Context object: a Standard execution's `$$.Execution` holds `RedriveCount`, an
+/// Express one's does not (AWS's recordings of both).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WorkflowType {
+    /// What stepstream runs (the Kafka pipeline, the AWS API's executions, TestState).
+    #[default]
+    Express,
+    /// As a Standard machine's StartExecution (`exec`'s default, so that AWS's recorded
+    /// Standard executions compare one to one).
+    Standard,
+}
+
 /// Limits and names for one execution.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -85,6 +98,8 @@ pub struct ExecOptions {
     pub metrics: Option<std::sync::Arc<crate::metrics::ExecMetrics>>,
     /// Which history events the execution logs (level OFF: none, and no cost).
     pub log: LogSettings,
+    /// Express or Standard, for the Context object.
+    pub workflow_type: WorkflowType,
 }
 
 impl Default for ExecOptions {
@@ -99,6 +114,7 @@ impl Default for ExecOptions {
             execution_arn: None,
             metrics: None,
             log: LogSettings::default(),
+            workflow_type: WorkflowType::default(),
         }
     }
 }

@@ -85,7 +85,7 @@ impl crate::tasks::ExecutionIds for Exec<'_> {
         }
         let name = self.opts.execution_name.as_deref().unwrap_or("execution");
         self.made_up_arn
-            .get_or_init(|| made_up_arn(&self.opts.state_machine_name, name))
+            .get_or_init(|| made_up_arn(self.opts, name))
     }
 
     fn state_machine_arn(&self) -> String {
@@ -219,7 +219,7 @@ pub(crate) async fn execute(
             .clone()
             .or_else(|| ex.log.as_ref().map(|l| l.arn().to_string()))
             .unwrap_or_else(|| {
-                let arn = made_up_arn(machine, &name);
+                let arn = made_up_arn(opts, &name);
                 // Task handlers that ask for the ARN get the one `$$.Execution.Id` holds.
                 let _ = ex.made_up_arn.set(arn.clone());
                 arn
@@ -231,6 +231,7 @@ pub(crate) async fn execute(
             machine,
             &input,
             ex.start_wall(),
+            opts.workflow_type == super::WorkflowType::Standard,
         )
     };
     let ctx = ctx.with_max_value_bytes(opts.max_payload_bytes);
@@ -275,9 +276,18 @@ fn ended(ex: Exec<'_>, out: Outcome) -> (Outcome, Option<EventLog>) {
     (out, ex.log)
 }
 
-/// An ARN for an execution that was given none.
-fn made_up_arn(machine: &str, name: &str) -> String {
-    crate::express::execution_arn(machine, name, &uuid::Uuid::new_v4())
+/// An ARN for an execution that was given none: an Express execution's
+/// (`...:express:MACHINE:NAME:UUID`) or a Standard one's (`...:execution:MACHINE:NAME`).
+fn made_up_arn(opts: &ExecOptions, name: &str) -> String {
+    let machine = &opts.state_machine_name;
+    match opts.workflow_type {
+        super::WorkflowType::Express => {
+            crate::express::execution_arn(machine, name, &uuid::Uuid::new_v4())
+        }
+        super::WorkflowType::Standard => {
+            format!("{}execution:{machine}:{name}", crate::express::ARN_PREFIX)
+        }
+    }
 }
 
 /// The execution's ARN for its log (made up when not given; only built when logging).
@@ -287,7 +297,7 @@ fn execution_arn(opts: &ExecOptions) -> String {
     }
     opts.execution_arn.clone().unwrap_or_else(|| {
         let name = opts.execution_name.as_deref().unwrap_or("execution");
-        made_up_arn(&opts.state_machine_name, name)
+        made_up_arn(opts, name)
     })
 }
 
@@ -1246,7 +1256,7 @@ pub(crate) async fn run_start_state(
             let exec_arn = opts
                 .execution_arn
                 .clone()
-                .unwrap_or_else(|| made_up_arn(machine, &name));
+                .unwrap_or_else(|| made_up_arn(opts, &name));
             context::root(
                 &exec_arn,
                 &name,
@@ -1254,6 +1264,7 @@ pub(crate) async fn run_start_state(
                 machine,
                 &input,
                 ex.start_wall(),
+                opts.workflow_type == super::WorkflowType::Standard,
             )
         }
     };

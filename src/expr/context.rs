@@ -131,7 +131,8 @@ impl Context {
     }
 }
 
-/// Builds the Context object at the start of an execution.
+/// Builds the Context object at the start of an execution; `standard`: a Standard
+/// workflow's, whose `Execution` also holds `RedriveCount` (an Express one's does not).
 pub fn root(
     execution_arn: &str,
     name: &str,
@@ -139,23 +140,24 @@ pub fn root(
     machine: &str,
     input: &Value,
     start: DateTime<Utc>,
+    standard: bool,
 ) -> Context {
-    Context::from_value(obj([
+    let mut execution = obj([
+        ("Id", Value::from(execution_arn)),
+        // Shared with the execution's data, not copied.
+        ("Input", input.clone()),
+        ("StartTime", Value::from(timestamp(start))),
+        ("Name", Value::from(name)),
         (
-            "Execution",
-            obj([
-                ("Id", Value::from(execution_arn)),
-                // Shared with the execution's data, not copied.
-                ("Input", input.clone()),
-                ("StartTime", Value::from(timestamp(start))),
-                ("Name", Value::from(name)),
-                (
-                    "RoleArn",
-                    Value::from("arn:aws:iam::000000000000:role/stepstream"),
-                ),
-                ("RedriveCount", Value::from(0)),
-            ]),
+            "RoleArn",
+            Value::from("arn:aws:iam::000000000000:role/stepstream"),
         ),
+    ]);
+    if let (true, Value::Object(m)) = (standard, &mut execution) {
+        m.insert("RedriveCount".into(), Value::from(0));
+    }
+    Context::from_value(obj([
+        ("Execution", execution),
         (
             "StateMachine",
             obj([
@@ -189,7 +191,7 @@ mod tests {
     fn map_items_share_the_execution_part() {
         let input = json!({"big": [1, 2, 3]});
         let t = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();
-        let mut ctx = root("arn:x", "n", "arn:m", "m", &input, t);
+        let mut ctx = root("arn:x", "n", "arn:m", "m", &input, t, false);
         ctx.enter_state("S", t, false);
         let item = ctx.for_map_item(2, json!("v"));
         let (Some(a), Some(b)) = (&ctx.shared, &item.shared) else {

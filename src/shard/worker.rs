@@ -194,6 +194,8 @@ pub async fn run_one(
         } else {
             exec::LogSettings::default()
         },
+        // The pipeline runs Express workflows.
+        workflow_type: exec::WorkflowType::Express,
     };
     let start = Utc::now();
     let running = m.metrics.started();
