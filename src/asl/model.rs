@@ -217,6 +217,21 @@ pub struct MapSpec {
     pub tolerated_failure_count: Option<Amount>,
     /// Which percentage of failed items is tolerated.
     pub tolerated_failure_percentage: Option<Amount>,
+    /// Groups the items into batches, one iteration per batch (`ItemBatcher`).
+    pub item_batcher: Option<ItemBatcher>,
+}
+
+/// A Map's `ItemBatcher`: each iteration gets `{"BatchInput": .., "Items": [..]}`.
+#[derive(Debug, Clone)]
+pub struct ItemBatcher {
+    /// Most items per batch (`MaxItemsPerBatch`, or its Path or expression).
+    pub max_items: Option<Amount>,
+    /// Most bytes of JSON per batch (`MaxInputBytesPerBatch`, at most 256 KiB).
+    pub max_bytes: Option<Amount>,
+    /// JSONPath: `BatchInput`, a payload template over the state's effective input.
+    pub batch_input: Option<Template>,
+    /// JSONata: `BatchInput`.
+    pub batch_input_query: Option<Query>,
 }
 
 /// One state with the fields every state type shares.

@@ -1031,6 +1031,55 @@ fn read_wait(o: &mut Obj, ql: QueryLanguage) -> Option<Kind> {
     Some(Kind::Wait { wait })
 }
 
+/// A Map's ItemBatcher: at least one limit, MaxInputBytesPerBatch at most 256 KiB.
+fn read_item_batcher(
+    v: &Value,
+    pointer: &str,
+    ql: QueryLanguage,
+    problems: &mut Vec<Problem>,
+) -> Option<ItemBatcher> {
+    let mut o = obj(v, pointer, "ItemBatcher", problems)?;
+    let mut known = vec!["MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"];
+    if ql == QueryLanguage::JsonPath {
+        known.extend(["MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath"]);
+    }
+    for k in o.map.keys() {
+        if !known.contains(&k.as_str()) {
+            o.problem(k, format!("field {k:?} is not allowed in ItemBatcher"));
+        }
+    }
+    let max_items = o.amount("MaxItemsPerBatch", 1.0, true);
+    let max_bytes = o.amount("MaxInputBytesPerBatch", 1.0, true);
+    if let Some(Amount::Fixed(b)) = max_bytes {
+        if b > MAX_BATCH_BYTES as f64 {
+            o.problem(
+                "MaxInputBytesPerBatch",
+                format!("MaxInputBytesPerBatch must be at most {MAX_BATCH_BYTES} (256 KiB)"),
+            );
+        }
+    }
+    if max_items.is_none() && max_bytes.is_none() {
+        o.problem(
+            "",
+            "ItemBatcher needs MaxItemsPerBatch or MaxInputBytesPerBatch (or their Path)",
+        );
+    }
+    let (batch_input, batch_input_query) = if ql == QueryLanguage::Jsonata {
+        (None, o.query("BatchInput"))
+    } else {
+        (o.template("BatchInput", true), None)
+    };
+    Some(ItemBatcher {
+        max_items,
+        max_bytes,
+        batch_input,
+        batch_input_query,
+    })
+}
+
+/// AWS's largest MaxInputBytesPerBatch.
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 /// Why a Map's Label is not one AWS takes (1 to 40 characters, none of white space,
 /// `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; :` or a control character), if it is not.
 fn label_problem(label: &str) -> Option<String> {
@@ -1101,6 +1150,17 @@ fn read_map(o: &mut Obj, ql: QueryLanguage, parameters: &Option<Template>) -> Op
             "reading Map items from an outside source (ItemReader) is not supported yet",
         );
     }
+    if o.get("ResultWriter").is_some() {
+        // Run without it, the Map would answer its results instead of the writer's summary.
+        o.problem(
+            "ResultWriter",
+            "writing Map results to an outside store (ResultWriter) is not supported yet",
+        );
+    }
+    let item_batcher = match o.get("ItemBatcher") {
+        None => None,
+        Some(v) => read_item_batcher(v, &o.at("ItemBatcher"), ql, o.problems),
+    };
     let max_concurrency = o.amount("MaxConcurrency", 0.0, true);
     let tolerated_failure_count = o.amount("ToleratedFailureCount", 0.0, true);
     let tolerated_failure_percentage = o.amount("ToleratedFailurePercentage", 0.0, false);
@@ -1121,5 +1181,6 @@ fn read_map(o: &mut Obj, ql: QueryLanguage, parameters: &Option<Template>) -> Op
         max_concurrency,
         tolerated_failure_count,
         tolerated_failure_percentage,
+        item_batcher,
     })
 }

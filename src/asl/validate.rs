@@ -227,6 +227,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_item_batcher_needs_a_limit_within_aws_bounds() {
+        let map = |batcher: crate::value::Value| {
+            json!({"StartAt": "M", "States": {"M": {"Type": "Map", "ItemBatcher": batcher, "End": true,
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}})
+        };
+        for (b, words) in [
+            (
+                json!({}),
+                "ItemBatcher needs MaxItemsPerBatch or MaxInputBytesPerBatch",
+            ),
+            (json!({"MaxInputBytesPerBatch": 262_145}), "at most 262144"),
+            (
+                json!({"MaxItemsPerBatch": 2, "Batch": {}}),
+                "field \"Batch\" is not allowed",
+            ),
+        ] {
+            let text = parse_definition(&map(b.clone())).expect_err("refused")[0].to_string();
+            assert!(
+                text.contains("/States/M/ItemBatcher") && text.contains(words),
+                "{b}: {text}"
+            );
+        }
+        let mut writer = map(json!({"MaxItemsPerBatch": 1}));
+        writer["States"]["M"]["ResultWriter"] =
+            json!({"Resource": "arn:aws:states:::s3:putObject"});
+        let text = parse_definition(&writer).expect_err("refused")[0].to_string();
+        assert!(
+            text.contains("/States/M/ResultWriter") && text.contains("not supported yet"),
+            "{text}"
+        );
+        for ok in [
+            json!({"MaxItemsPerBatch": 10}),
+            json!({"MaxInputBytesPerBatchPath": "$.b", "BatchInput": {"a.$": "$.a"}}),
+        ] {
+            assert!(parse_definition(&map(ok.clone())).is_ok(), "{ok}");
+        }
+    }
+
     /// AWS refuses these labels (LocalStack's recordings of `test_map_state_label_*`).
     #[test]
     fn map_labels_follow_aws_rules() {

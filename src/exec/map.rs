@@ -9,9 +9,11 @@ use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::frame::{amount, is_execution_timeout, show_number, Exec, Frame, FromText, RunMachine};
-use crate::asl::model::{MapSpec, PathField, QueryLanguage};
+use crate::asl::model::{ItemBatcher, MapSpec, PathField, QueryLanguage};
+use crate::asl::parse::MAX_BATCH_BYTES;
 use crate::compile::plan::Node;
 use crate::error::{names, WorkflowError};
+use crate::exec::json_size;
 use crate::expr::context::Context;
 use crate::expr::vars::Vars;
 use crate::expr::Env;
@@ -146,6 +148,35 @@ pub(crate) async fn run(
         }
     }
 
+    // With an ItemBatcher each iteration runs one batch of the selected items.
+    let batched: Option<Vec<Value>> = match &spec.item_batcher {
+        None => None,
+        Some(b) => {
+            let mut selected = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                if i % 256 == 255 {
+                    ex.check_deadline()?;
+                }
+                selected.push(item_input(i, item)?.1);
+            }
+            Some(batches(b, frame, eff, selected)?)
+        }
+    };
+    // The batches hold new wrappers round the items: counted against the memory cap.
+    let _batches_held = match &batched {
+        Some(b) => Some(ex.budget.hold(
+            b.iter().map(|v| ex.budget.measure(v)).sum(),
+            "the batches of an ItemBatcher",
+        )?),
+        None => None,
+    };
+    let items: &[Value] = batched.as_deref().unwrap_or(items);
+    let item_input = |i: usize, item: &Value| -> Result<(Context, Value), WorkflowError> {
+        match batched {
+            Some(_) => Ok((item_ctx(i, item), item.clone())),
+            None => item_input(i, item),
+        }
+    };
     let total = items.len();
     let what_out = format!("the outputs of Map state '{}'", node.state.name);
     let outer = &outer;
@@ -217,6 +248,83 @@ pub(crate) async fn run(
         }
     }
     Ok(Value::Array(out.into()))
+}
+
+/// Groups the selected items into ItemBatcher batches, `{"BatchInput": .., "Items": [..]}`
+/// (BatchInput only when the batcher has one): each holds up to MaxItemsPerBatch items
+/// and up to MaxInputBytesPerBatch bytes of JSON, its wrapping and BatchInput included,
+/// but always at least one item.
+fn batches(
+    b: &ItemBatcher,
+    frame: &Frame,
+    eff: &Value,
+    selected: Vec<Value>,
+) -> Result<Vec<Value>, WorkflowError> {
+    let env = frame.env(eff);
+    let positive = |v: Option<f64>, field: &str| -> Result<Option<u64>, WorkflowError> {
+        let why = format!("{field} must be a positive integer");
+        match whole_amount(v, field, &why)? {
+            Some(0) => Err(WorkflowError::runtime(why)),
+            n => Ok(n),
+        }
+    };
+    let max_items = positive(
+        amount(
+            b.max_items.as_ref(),
+            &env,
+            "MaxItemsPerBatchPath",
+            FromText::Integer,
+        )?,
+        "MaxItemsPerBatch",
+    )?;
+    let max_bytes = positive(
+        amount(
+            b.max_bytes.as_ref(),
+            &env,
+            "MaxInputBytesPerBatchPath",
+            FromText::Integer,
+        )?,
+        "MaxInputBytesPerBatch",
+    )?;
+    if max_bytes.is_some_and(|m| m > MAX_BATCH_BYTES as u64) {
+        return Err(WorkflowError::runtime(format!(
+            "MaxInputBytesPerBatch must be at most {MAX_BATCH_BYTES}"
+        )));
+    }
+    let batch_input = match (&b.batch_input, &b.batch_input_query) {
+        (Some(t), _) => Some(t.eval(&env)?),
+        (None, Some(q)) => Some(q.eval(&frame.scope(eff, None, None), "BatchInput")?),
+        (None, None) => None,
+    };
+    let cap = MAX_BATCH_BYTES + 1;
+    // `{"Items":[]}` round the items, and `"BatchInput":..,` when there is one.
+    let wrapping = 12 + batch_input.as_ref().map_or(0, |v| 14 + json_size(v, cap)) as u64;
+    let make = |items: Vec<Value>| {
+        let mut m = crate::value::Map::with_capacity(2);
+        if let Some(v) = &batch_input {
+            m.insert("BatchInput".into(), v.clone());
+        }
+        m.insert("Items".into(), Value::Array(items.into()));
+        Value::Object(m)
+    };
+    let mut out = Vec::new();
+    let (mut current, mut bytes) = (Vec::new(), wrapping);
+    for item in selected {
+        // An item after the first also takes a comma.
+        let size = json_size(&item, cap) as u64 + u64::from(!current.is_empty());
+        let full = max_items.is_some_and(|m| current.len() as u64 >= m)
+            || max_bytes.is_some_and(|m| !current.is_empty() && bytes + size > m);
+        if full {
+            out.push(make(std::mem::take(&mut current)));
+            bytes = wrapping;
+        }
+        bytes += size - u64::from(full);
+        current.push(item);
+    }
+    if !current.is_empty() {
+        out.push(make(current));
+    }
+    Ok(out)
 }
 
 /// AWS's cap on the iterations of an inline Map that run at once.
@@ -349,5 +457,82 @@ mod tests {
         for out in map_reading("MaxConcurrencyPath", serde_json::json!("1.5")) {
             assert_eq!(out.status, Failed, "{:?}", out.output);
         }
+    }
+
+    fn run_map(def: serde_json::Value, input: serde_json::Value) -> crate::exec::Outcome {
+        use crate::exec::{execute_blocking, ClockMode, ExecOptions};
+        let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+        execute_blocking(
+            &plan,
+            Value::from(&input),
+            &crate::tasks::Tasks::new(),
+            &ExecOptions::default(),
+            ClockMode::Virtual,
+        )
+    }
+
+    /// ItemBatcher: each iteration gets `{"BatchInput", "Items"}`, the items already
+    /// through ItemSelector (their `$$.Map.Item` is the item's own), up to
+    /// MaxItemsPerBatch of them.
+    #[test]
+    fn an_item_batcher_hands_each_iteration_a_batch() {
+        let out = run_map(
+            serde_json::json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+                "ItemsPath": "$.xs", "End": true,
+                "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
+                "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"k.$": "$.k"}},
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass",
+                    "Parameters": {"n.$": "States.ArrayLength($.Items)", "b.$": "$.BatchInput",
+                                   "first.$": "$.Items[0].v"}, "End": true}}}}}}),
+            serde_json::json!({"xs": [10, 11, 12, 13, 14], "k": "K"}),
+        );
+        assert_eq!(
+            out.status,
+            crate::exec::Status::Succeeded,
+            "{:?}",
+            out.cause
+        );
+        assert_eq!(
+            out.output,
+            Some(crate::json!([
+                {"n": 2, "b": {"k": "K"}, "first": 10},
+                {"n": 2, "b": {"k": "K"}, "first": 12},
+                {"n": 1, "b": {"k": "K"}, "first": 14}
+            ]))
+        );
+    }
+
+    /// MaxInputBytesPerBatch counts the batch's JSON, `{"Items":[..]}` included, and a
+    /// batch always takes one item.
+    #[test]
+    fn an_item_batcher_counts_bytes_and_refuses_a_zero_limit() {
+        let def = |batcher: serde_json::Value| {
+            serde_json::json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+                "ItemsPath": "$.xs", "ItemBatcher": batcher, "End": true,
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}}}})
+        };
+        // Each item is 12 bytes of JSON: two make `{"Items":["..","..."]}`, 37 bytes.
+        let xs = serde_json::json!({"xs": ["aaaaaaaaaa", "bbbbbbbbbb", "cccccccccccccccccccccccccccccccccccccccc"], "n": 0});
+        for (limit, sizes) in [(37, vec![2, 1]), (36, vec![1, 1, 1])] {
+            let out = run_map(
+                def(serde_json::json!({"MaxInputBytesPerBatch": limit})),
+                xs.clone(),
+            );
+            let batches = out.output.expect("succeeded");
+            let got: Vec<usize> = batches
+                .as_array()
+                .expect("an array")
+                .iter()
+                .map(|b| b["Items"].as_array().map_or(0, |a| a.len()))
+                .collect();
+            assert_eq!(got, sizes, "limit {limit}");
+        }
+        let out = run_map(def(serde_json::json!({"MaxItemsPerBatchPath": "$.n"})), xs);
+        assert_eq!(out.status, crate::exec::Status::Failed);
+        let cause = out.cause.unwrap_or_default();
+        assert!(
+            cause.contains("MaxItemsPerBatch must be a positive integer"),
+            "{cause}"
+        );
     }
 }
