@@ -9,7 +9,7 @@ use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::frame::{amount, is_execution_timeout, show_number, Exec, Frame, FromText, RunMachine};
-use crate::asl::model::{ItemBatcher, MapSpec, PathField, QueryLanguage};
+use crate::asl::model::{Amount, ItemBatcher, MapSpec, PathField, QueryLanguage};
 use crate::asl::parse::MAX_BATCH_BYTES;
 use crate::compile::plan::Node;
 use crate::error::{names, WorkflowError};
@@ -72,24 +72,16 @@ pub(crate) async fn run(
         )));
     };
 
-    let concurrency = whole_amount(
-        amount(
-            spec.max_concurrency.as_ref(),
-            &env,
-            "MaxConcurrencyPath",
-            FromText::Integer,
-        )?,
-        "MaxConcurrency",
+    let concurrency = count(
+        spec.max_concurrency.as_ref(),
+        &env,
+        ["MaxConcurrency", "MaxConcurrencyPath"],
         "MaxConcurrency must be a non-negative integer",
     )?;
-    let tolerated_count = whole_amount(
-        amount(
-            spec.tolerated_failure_count.as_ref(),
-            &env,
-            "ToleratedFailureCountPath",
-            FromText::Integer,
-        )?,
-        "ToleratedFailureCount",
+    let tolerated_count = count(
+        spec.tolerated_failure_count.as_ref(),
+        &env,
+        ["ToleratedFailureCount", "ToleratedFailureCountPath"],
         "ToleratedFailureCount cannot be negative.",
     )?;
     let tolerated_pct = amount(
@@ -261,30 +253,20 @@ fn batches(
     selected: Vec<Value>,
 ) -> Result<Vec<Value>, WorkflowError> {
     let env = frame.env(eff);
-    let positive = |v: Option<f64>, field: &str| -> Result<Option<u64>, WorkflowError> {
-        let why = format!("{field} must be a positive integer");
-        match whole_amount(v, field, &why)? {
+    let positive = |a: Option<&Amount>, names: [&str; 2]| -> Result<Option<u64>, WorkflowError> {
+        let why = format!("{} must be a positive integer", names[0]);
+        match count(a, &env, names, &why)? {
             Some(0) => Err(WorkflowError::runtime(why)),
             n => Ok(n),
         }
     };
     let max_items = positive(
-        amount(
-            b.max_items.as_ref(),
-            &env,
-            "MaxItemsPerBatchPath",
-            FromText::Integer,
-        )?,
-        "MaxItemsPerBatch",
+        b.max_items.as_ref(),
+        ["MaxItemsPerBatch", "MaxItemsPerBatchPath"],
     )?;
     let max_bytes = positive(
-        amount(
-            b.max_bytes.as_ref(),
-            &env,
-            "MaxInputBytesPerBatchPath",
-            FromText::Integer,
-        )?,
-        "MaxInputBytesPerBatch",
+        b.max_bytes.as_ref(),
+        ["MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"],
     )?;
     if max_bytes.is_some_and(|m| m > MAX_BATCH_BYTES as u64) {
         return Err(WorkflowError::runtime(format!(
@@ -329,6 +311,17 @@ fn batches(
 
 /// AWS's cap on the iterations of an inline Map that run at once.
 const MAX_INLINE_CONCURRENCY: usize = 40;
+
+/// [`whole_amount`] of a count given as `names[0]` or read from the data by `names[1]`
+/// (its Path, or an expression).
+fn count(
+    a: Option<&Amount>,
+    env: &Env,
+    names: [&str; 2],
+    why: &str,
+) -> Result<Option<u64>, WorkflowError> {
+    whole_amount(amount(a, env, names[1], FromText::Integer)?, names[0], why)
+}
 
 /// A count read from the definition or the data: a non-negative whole number that fits
 /// a `u64`, or `States.Runtime` naming the field and the value.
