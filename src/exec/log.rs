@@ -91,6 +91,9 @@ pub(crate) struct EventLog {
     events: RefCell<Vec<Value>>,
     /// Events past the cap that were not kept.
     dropped: std::cell::Cell<u64>,
+    /// Events so far, logged or not: AWS numbers the whole history, so an ERROR-level
+    /// log's events keep the ids they have in it.
+    count: std::cell::Cell<u64>,
 }
 
 impl EventLog {
@@ -101,6 +104,7 @@ impl EventLog {
             arn,
             events: RefCell::new(Vec::new()),
             dropped: std::cell::Cell::new(0),
+            count: std::cell::Cell::new(0),
         })
     }
 
@@ -118,6 +122,8 @@ impl EventLog {
         last: bool,
         details: impl FnOnce(&EventLog) -> Map,
     ) {
+        let id = self.count.get() + 1;
+        self.count.set(id);
         if !severity.logged_at(self.settings.level) {
             return;
         }
@@ -131,11 +137,13 @@ impl EventLog {
             self.dropped.set(self.dropped.get() + 1);
             return;
         }
-        let id = events.len() as u64 + 1;
         let millis = chrono::Utc::now().timestamp_millis();
+        // As AWS's histories have it: the first event after ExecutionStarted follows
+        // event 0 too.
+        let previous = if id == 2 { 0 } else { id - 1 };
         events.push(json!({
             "id": id.to_string(),
-            "previous_event_id": (id - 1).to_string(),
+            "previous_event_id": previous.to_string(),
             "event_timestamp": millis.to_string(),
             "type": kind,
             "execution_arn": self.arn,
@@ -248,8 +256,66 @@ mod tests {
         assert_eq!(events.len(), MAX_EVENTS_PER_EXECUTION);
         assert_eq!(dropped, 11);
         assert_eq!(events[events.len() - 1]["type"], "ExecutionSucceeded");
-        assert_eq!(events[1]["previous_event_id"], "1");
+        assert_eq!(events[1]["previous_event_id"], "0");
         assert_eq!(events[1]["id"], "2");
+        assert_eq!(events[2]["previous_event_id"], "2");
+        // The last event keeps its place in the whole history.
+        let last = &events[events.len() - 1];
+        assert_eq!(last["id"], (MAX_EVENTS_PER_EXECUTION + 11).to_string());
+    }
+
+    /// An ERROR or FATAL log keeps the ids its events have in the whole history, and
+    /// FailStateEntered is an ERROR event (AWS's recorded CloudWatch logs, LocalStack's
+    /// `test_partial_log_levels`).
+    #[test]
+    fn partial_logs_keep_history_ids_and_count_a_fail_state_as_an_error() {
+        use crate::exec::{execute_blocking_logged, ClockMode, ExecOptions};
+        let def = crate::json!({"StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Next": "F"},
+            "F": {"Type": "Fail", "Error": "E", "Cause": "C"}}});
+        let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+        let at = |level| {
+            let opts = ExecOptions {
+                log: LogSettings {
+                    level,
+                    include_execution_data: false,
+                },
+                ..ExecOptions::default()
+            };
+            let (_, log) = execute_blocking_logged(
+                &plan,
+                Value::Null,
+                &crate::tasks::Tasks::new(),
+                &opts,
+                ClockMode::Virtual,
+            );
+            log.events
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {}",
+                        e["id"].as_str().unwrap_or(""),
+                        e["previous_event_id"].as_str().unwrap_or(""),
+                        e["type"].as_str().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            at(LogLevel::All),
+            [
+                "1 0 ExecutionStarted",
+                "2 0 PassStateEntered",
+                "3 2 PassStateExited",
+                "4 3 FailStateEntered",
+                "5 4 ExecutionFailed"
+            ]
+        );
+        assert_eq!(
+            at(LogLevel::Error),
+            ["4 3 FailStateEntered", "5 4 ExecutionFailed"]
+        );
+        assert_eq!(at(LogLevel::Fatal), ["5 4 ExecutionFailed"]);
     }
 
     fn run(def: Value, input: Value, level: LogLevel) -> (super::super::Outcome, Vec<String>) {
@@ -305,8 +371,12 @@ mod tests {
         let def = json!({"StartAt": "M", "States": {
             "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "F", "States": {
                 "F": {"Type": "Fail", "Error": "Bad"}}}}}});
+        // ERROR also logs entering a Fail state (AWS's recorded logs).
         let (_, types) = run(def.clone(), json!([1]), LogLevel::Error);
-        assert_eq!(types, ["MapStateFailed", "ExecutionFailed"]);
+        assert_eq!(
+            types,
+            ["FailStateEntered", "MapStateFailed", "ExecutionFailed"]
+        );
         let (_, types) = run(def, json!([1]), LogLevel::Fatal);
         assert_eq!(types, ["ExecutionFailed"]);
         let wait =

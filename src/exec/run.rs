@@ -188,6 +188,7 @@ pub(crate) async fn execute(
         log.push("ExecutionStarted", Severity::Info, false, |l| {
             let mut d = crate::value::Map::new();
             l.data(&mut d, "input", &input);
+            d.insert("roleArn".into(), Value::from(context::ROLE_ARN));
             d
         });
     }
@@ -360,7 +361,12 @@ async fn run_states<'a>(
         }
         if let Some(log) = &ex.log {
             let t = node.state.type_name();
-            log.push(&format!("{t}StateEntered"), Severity::Info, false, |l| {
+            // Entering a Fail state is a failure event (logged at ERROR), as on AWS.
+            let severity = match node.state.kind {
+                Kind::Fail { .. } => Severity::Error,
+                _ => Severity::Info,
+            };
+            log.push(&format!("{t}StateEntered"), severity, false, |l| {
                 let mut d = crate::value::Map::new();
                 d.insert("name".into(), Value::from(node.state.name.clone()));
                 l.data(&mut d, "input", &data);

@@ -131,6 +131,9 @@ impl Context {
     }
 }
 
+/// The role every execution runs as (`$$.Execution.RoleArn`, ExecutionStarted's `roleArn`).
+pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/stepstream";
+
 /// Builds the Context object at the start of an execution; `standard`: a Standard
 /// workflow's, whose `Execution` also holds `RedriveCount` (an Express one's does not).
 pub fn root(
@@ -148,10 +151,7 @@ pub fn root(
         ("Input", input.clone()),
         ("StartTime", Value::from(timestamp(start))),
         ("Name", Value::from(name)),
-        (
-            "RoleArn",
-            Value::from("arn:aws:iam::000000000000:role/stepstream"),
-        ),
+        ("RoleArn", Value::from(ROLE_ARN)),
     ]);
     if let (true, Value::Object(m)) = (standard, &mut execution) {
         m.insert("RedriveCount".into(), Value::from(0));
