@@ -373,7 +373,7 @@ fn paths_that_find_nothing_or_bad_values_are_worded_as_aws_words_them() {
         assert_eq!(out["error"], "States.Runtime", "{out}");
         assert_eq!(
             out["cause"],
-            format!("An error occurred while executing the state 'S'. {cause}")
+            format!("An error occurred while executing the state 'S' (entered at the event id #2). {cause}")
         );
     }
 }

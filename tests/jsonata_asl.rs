@@ -141,7 +141,7 @@ fn map_items_of_another_type_name_the_expression_and_the_type() {
         assert_eq!(out["error"], "States.QueryEvaluationError", "{out}");
         assert_eq!(
             out["cause"],
-            format!("An error occurred while executing the state 'M'. {cause}"),
+            format!("An error occurred while executing the state 'M' (entered at the event id #2). {cause}"),
         );
     }
 }

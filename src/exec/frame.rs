@@ -58,6 +58,9 @@ pub(crate) struct Exec<'a> {
     pub(super) start_real: std::cell::OnceCell<std::time::Instant>,
     pub(super) max_duration: Duration,
     pub(super) transitions: Cell<u64>,
+    /// History events so far, logged or not: AWS names a state's entered event by its
+    /// place in the history ("entered at the event id #4"), and logs keep those ids.
+    pub(super) events: Cell<u64>,
     /// The execution's buffered log events; none at level OFF.
     pub log: Option<EventLog>,
     /// The execution's ARN when it was not given, made once when something asks.
@@ -90,9 +93,20 @@ impl<'a> Exec<'a> {
             start_real: std::cell::OnceCell::new(),
             max_duration,
             transitions: Cell::new(transitions),
+            events: Cell::new(0),
             log,
             made_up_arn: std::cell::OnceCell::new(),
         }
+    }
+}
+
+impl Exec<'_> {
+    /// Counts one history event and returns its id.
+    #[inline]
+    pub(super) fn next_event(&self) -> u64 {
+        let id = self.events.get() + 1;
+        self.events.set(id);
+        id
     }
 }
 

@@ -91,9 +91,6 @@ pub(crate) struct EventLog {
     events: RefCell<Vec<Value>>,
     /// Events past the cap that were not kept.
     dropped: std::cell::Cell<u64>,
-    /// Events so far, logged or not: AWS numbers the whole history, so an ERROR-level
-    /// log's events keep the ids they have in it.
-    count: std::cell::Cell<u64>,
 }
 
 impl EventLog {
@@ -104,7 +101,6 @@ impl EventLog {
             arn,
             events: RefCell::new(Vec::new()),
             dropped: std::cell::Cell::new(0),
-            count: std::cell::Cell::new(0),
         })
     }
 
@@ -113,17 +109,18 @@ impl EventLog {
         &self.arn
     }
 
-    /// Logs an event of `kind` if the level wants it; `details` is built only then.
-    /// `last` marks the execution's final event, which always gets a slot.
+    /// Logs event `id` (its place in the execution's whole history, logged or not: AWS
+    /// numbers the history, so an ERROR-level log's events keep their ids) of `kind` if
+    /// the level wants it; `details` is built only then. `last` marks the execution's
+    /// final event, which always gets a slot.
     pub fn push(
         &self,
+        id: u64,
         kind: &str,
         severity: Severity,
         last: bool,
         details: impl FnOnce(&EventLog) -> Map,
     ) {
-        let id = self.count.get() + 1;
-        self.count.set(id);
         if !severity.logged_at(self.settings.level) {
             return;
         }
@@ -227,8 +224,8 @@ mod tests {
         ];
         let types = |level| {
             let l = log(level, false);
-            for (k, s) in kinds {
-                l.push(k, s, false, |_| Map::new());
+            for (id, (k, s)) in (1..).zip(kinds) {
+                l.push(id, k, s, false, |_| Map::new());
             }
             let (events, _) = l.into_events();
             events
@@ -248,10 +245,15 @@ mod tests {
     #[test]
     fn the_buffer_is_capped_but_keeps_the_last_event() {
         let l = log(LogLevel::All, false);
-        for _ in 0..MAX_EVENTS_PER_EXECUTION + 10 {
-            l.push("PassStateEntered", Severity::Info, false, |_| Map::new());
+        let n = MAX_EVENTS_PER_EXECUTION as u64 + 10;
+        for id in 1..=n {
+            l.push(id, "PassStateEntered", Severity::Info, false, |_| {
+                Map::new()
+            });
         }
-        l.push("ExecutionSucceeded", Severity::Info, true, |_| Map::new());
+        l.push(n + 1, "ExecutionSucceeded", Severity::Info, true, |_| {
+            Map::new()
+        });
         let (events, dropped) = l.into_events();
         assert_eq!(events.len(), MAX_EVENTS_PER_EXECUTION);
         assert_eq!(dropped, 11);

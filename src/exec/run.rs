@@ -184,8 +184,9 @@ pub(crate) async fn execute(
         0,
         EventLog::new(opts.log, execution_arn(opts)),
     );
+    let id = ex.next_event();
     if let Some(log) = &ex.log {
-        log.push("ExecutionStarted", Severity::Info, false, |l| {
+        log.push(id, "ExecutionStarted", Severity::Info, false, |l| {
             let mut d = crate::value::Map::new();
             l.data(&mut d, "input", &input);
             d.insert("roleArn".into(), Value::from(context::ROLE_ARN));
@@ -260,13 +261,14 @@ pub(crate) async fn execute(
 
 /// Logs the execution's last event and hands back its outcome and log.
 fn ended(ex: Exec<'_>, out: Outcome) -> (Outcome, Option<EventLog>) {
+    let id = ex.next_event();
     if let Some(log) = &ex.log {
         let (kind, severity) = match out.status {
             Status::Succeeded => ("ExecutionSucceeded", Severity::Info),
             Status::Failed => ("ExecutionFailed", Severity::Fatal),
             Status::TimedOut => ("ExecutionTimedOut", Severity::Fatal),
         };
-        log.push(kind, severity, true, |l| {
+        log.push(id, kind, severity, true, |l| {
             let mut d = error_details(out.error.as_deref(), out.cause.as_deref());
             if let Some(o) = &out.output {
                 l.data(&mut d, "output", o);
@@ -359,6 +361,7 @@ async fn run_states<'a>(
             );
             frame.ctx.enter_state(&node.state.name, now, with_retry);
         }
+        let entered = ex.next_event();
         if let Some(log) = &ex.log {
             let t = node.state.type_name();
             // Entering a Fail state is a failure event (logged at ERROR), as on AWS.
@@ -366,7 +369,7 @@ async fn run_states<'a>(
                 Kind::Fail { .. } => Severity::Error,
                 _ => Severity::Info,
             };
-            log.push(&format!("{t}StateEntered"), severity, false, |l| {
+            log.push(entered, &format!("{t}StateEntered"), severity, false, |l| {
                 let mut d = crate::value::Map::new();
                 d.insert("name".into(), Value::from(node.state.name.clone()));
                 l.data(&mut d, "input", &data);
@@ -378,12 +381,10 @@ async fn run_states<'a>(
         } else {
             step(ex, node, data, &mut frame).await
         };
-        if let Some(log) = &ex.log {
-            log_step(log, node, &stepped);
-        }
+        log_step(ex, node, &stepped);
         let (out, next, growth) = match stepped {
             Ok(ok) => ok,
-            Err(e) => return Err(locate(e, &node.state)),
+            Err(e) => return Err(locate(e, &node.state, Some(entered))),
         };
         bound = match growth {
             Growth::Same => bound,
@@ -392,14 +393,14 @@ async fn run_states<'a>(
         };
         if bound > limit {
             ex.check_size(&out, &node.state.name)
-                .map_err(|e| locate(e, &node.state))?;
+                .map_err(|e| locate(e, &node.state, Some(entered)))?;
             bound = json_size(&out, limit);
         }
         if node.may_assign {
             vars_bound = frame.vars.local_size(ex.opts.max_memory_bytes);
         }
         held.resize(bound.saturating_add(vars_bound), FRAME_DATA)
-            .map_err(|e| locate(e, &node.state))?;
+            .map_err(|e| locate(e, &node.state, Some(entered)))?;
         match next {
             Some(n) => {
                 cur = n;
@@ -412,37 +413,55 @@ async fn run_states<'a>(
 
 const FRAME_DATA: &str = "the data and variables of its running states";
 
-/// Logs how a state ended: `<Type>StateExited` with its output, or for a Map or Parallel
-/// state that failed, `<Type>StateFailed`.
+/// Counts and logs how a state ended: `<Type>StateExited` with its output, or for a Map
+/// or Parallel state that failed, `<Type>StateFailed`.
 fn log_step(
-    log: &EventLog,
+    ex: &Exec<'_>,
     node: &Node,
     stepped: &Result<(Value, Option<usize>, Growth), WorkflowError>,
 ) {
     let t = node.state.type_name();
     match stepped {
-        Ok((out, _, _)) => log.push(&format!("{t}StateExited"), Severity::Info, false, |l| {
-            let mut d = crate::value::Map::new();
-            d.insert("name".into(), Value::from(node.state.name.clone()));
-            l.data(&mut d, "output", out);
-            d
-        }),
+        Ok((out, _, _)) => {
+            let id = ex.next_event();
+            if let Some(log) = &ex.log {
+                log.push(id, &format!("{t}StateExited"), Severity::Info, false, |l| {
+                    let mut d = crate::value::Map::new();
+                    d.insert("name".into(), Value::from(node.state.name.clone()));
+                    l.data(&mut d, "output", out);
+                    d
+                })
+            }
+        }
         Err(e) if matches!(node.state.kind, Kind::Map(_) | Kind::Parallel { .. }) => {
-            log.push(&format!("{t}StateFailed"), Severity::Error, false, |_| {
-                error_details(e.error.as_deref(), e.cause.as_deref())
-            })
+            let id = ex.next_event();
+            if let Some(log) = &ex.log {
+                log.push(
+                    id,
+                    &format!("{t}StateFailed"),
+                    Severity::Error,
+                    false,
+                    |_| error_details(e.error.as_deref(), e.cause.as_deref()),
+                )
+            }
         }
         Err(_) => {}
     }
 }
 
-/// AWS prefixes runtime errors with the state they happened in.
-fn locate(mut e: WorkflowError, state: &State) -> WorkflowError {
+/// AWS prefixes runtime errors with the state they happened in and the history event
+/// that entered it.
+/// (`entered`: that event's id; TestState, which runs one state outside any history,
+/// names none.)
+fn locate(mut e: WorkflowError, state: &State, entered: Option<u64>) -> WorkflowError {
     if e.name() == names::RUNTIME || e.name() == names::QUERY_EVALUATION_ERROR {
         if let Some(c) = &e.cause {
             if !c.starts_with("An error occurred while executing the state") {
+                let at = entered
+                    .map(|id| format!(" (entered at the event id #{id})"))
+                    .unwrap_or_default();
                 e.cause = Some(format!(
-                    "An error occurred while executing the state '{}'. {c}",
+                    "An error occurred while executing the state '{}'{at}. {c}",
                     state.name
                 ));
             }
@@ -897,8 +916,9 @@ fn call_task<'a>(
     if let Some(m) = metrics {
         m.scheduled();
     }
+    let (scheduled, started) = (ex.next_event(), ex.next_event());
     if let Some(log) = &ex.log {
-        log.push("TaskScheduled", Severity::Info, false, |l| {
+        log.push(scheduled, "TaskScheduled", Severity::Info, false, |l| {
             let mut d = crate::value::Map::new();
             d.insert("resource".into(), Value::from(resource.to_string()));
             d.insert("region".into(), Value::String("local".into()));
@@ -908,7 +928,7 @@ fn call_task<'a>(
             }
             d
         });
-        log.push("TaskStarted", Severity::Info, false, |_| {
+        log.push(started, "TaskStarted", Severity::Info, false, |_| {
             let mut d = crate::value::Map::new();
             d.insert("resource".into(), Value::from(resource.to_string()));
             d
@@ -1011,9 +1031,10 @@ fn task_ended(
         ex.check_size(&v, resource)?;
         Ok(v)
     });
+    let id = ex.next_event();
     if let Some(log) = &ex.log {
         match &result {
-            Ok(v) => log.push("TaskSucceeded", Severity::Info, false, |l| {
+            Ok(v) => log.push(id, "TaskSucceeded", Severity::Info, false, |l| {
                 let mut d = crate::value::Map::new();
                 d.insert("resource".into(), Value::from(resource.to_string()));
                 l.data(&mut d, "output", v);
@@ -1025,7 +1046,7 @@ fn task_ended(
                 } else {
                     "TaskFailed"
                 };
-                log.push(kind, Severity::Error, false, |_| {
+                log.push(id, kind, Severity::Error, false, |_| {
                     let mut d = error_details(e.error.as_deref(), e.cause.as_deref());
                     d.insert("resource".into(), Value::from(resource.to_string()));
                     d
@@ -1295,7 +1316,7 @@ pub(crate) async fn run_start_state(
         Ok((out, next, _)) => ex.check_size(&out, &node.state.name).map(|()| (out, next)),
         Err(e) => Err(e),
     }
-    .map_err(|e| locate(e, &node.state));
+    .map_err(|e| locate(e, &node.state, None));
     super::StateRun {
         result,
         variables: frame.vars.local().clone(),
@@ -1356,8 +1377,10 @@ mod tests {
     fn a_missing_error_or_cause_path_is_named_by_its_field() {
         use crate::exec::{execute_blocking, ClockMode, ExecOptions, Status};
         for (field, other) in [("ErrorPath", "CausePath"), ("CausePath", "ErrorPath")] {
-            let def = serde_json::json!({"StartAt": "F", "States": {"F": {
-                "Type": "Fail", field: "$.nope", other: "$.e"}}});
+            // After a Pass state (history events 2 and 3), F is entered at event 4.
+            let def = serde_json::json!({"StartAt": "P", "States": {
+                "P": {"Type": "Pass", "Next": "F"},
+                "F": {"Type": "Fail", field: "$.nope", other: "$.e"}}});
             let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
             let out = execute_blocking(
                 &plan,
@@ -1371,7 +1394,7 @@ mod tests {
             let cause = out.cause.unwrap_or_default();
             assert!(
                 cause.contains(&format!(
-                    "The JSONPath '$.nope' specified for the field '{field}' could not be found"
+                    "the state 'F' (entered at the event id #4). The JSONPath '$.nope' specified for the field '{field}' could not be found"
                 )),
                 "{cause}"
             );
