@@ -108,6 +108,20 @@ impl Exec<'_> {
         self.events.set(id);
         id
     }
+
+    /// Counts one history event of `kind` and logs it when the level wants it; `details`
+    /// is built only then.
+    pub(super) fn event(
+        &self,
+        kind: &str,
+        severity: super::log::Severity,
+        details: impl FnOnce() -> crate::value::Map,
+    ) {
+        let id = self.next_event();
+        if let Some(log) = &self.log {
+            log.push(id, kind, severity, false, |_| details());
+        }
+    }
 }
 
 /// One thread of control: the top level, a Parallel branch or a Map iteration.

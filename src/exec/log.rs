@@ -341,6 +341,8 @@ mod tests {
         (out, types)
     }
 
+    /// The sequence AWS's histories have (LocalStack's recording `test_base_map`): a Map's
+    /// started, iteration and succeeded events, a Parallel's started and succeeded ones.
     #[test]
     fn map_and_parallel_states_log_their_inner_states() {
         let def = json!({"StartAt": "M", "States": {
@@ -354,14 +356,22 @@ mod tests {
             [
                 "ExecutionStarted",
                 "MapStateEntered",
+                "MapStateStarted",
+                "MapIterationStarted",
                 "PassStateEntered",
                 "PassStateExited",
+                "MapIterationSucceeded",
+                "MapIterationStarted",
                 "PassStateEntered",
                 "PassStateExited",
+                "MapIterationSucceeded",
+                "MapStateSucceeded",
                 "MapStateExited",
                 "ParallelStateEntered",
+                "ParallelStateStarted",
                 "SucceedStateEntered",
                 "SucceedStateExited",
+                "ParallelStateSucceeded",
                 "ParallelStateExited",
                 "ExecutionSucceeded",
             ]
@@ -373,11 +383,17 @@ mod tests {
         let def = json!({"StartAt": "M", "States": {
             "M": {"Type": "Map", "End": true, "ItemProcessor": {"StartAt": "F", "States": {
                 "F": {"Type": "Fail", "Error": "Bad"}}}}}});
-        // ERROR also logs entering a Fail state (AWS's recorded logs).
+        // ERROR also logs entering a Fail state and a failed iteration (AWS's recorded logs
+        // and log levels).
         let (_, types) = run(def.clone(), json!([1]), LogLevel::Error);
         assert_eq!(
             types,
-            ["FailStateEntered", "MapStateFailed", "ExecutionFailed"]
+            [
+                "FailStateEntered",
+                "MapIterationFailed",
+                "MapStateFailed",
+                "ExecutionFailed"
+            ]
         );
         let (_, types) = run(def, json!([1]), LogLevel::Fatal);
         assert_eq!(types, ["ExecutionFailed"]);

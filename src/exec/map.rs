@@ -9,6 +9,7 @@ use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::frame::{amount, is_execution_timeout, show_number, Exec, Frame, FromText, RunMachine};
+use super::log::Severity;
 use crate::asl::model::{Amount, ItemBatcher, MapSpec, PathField, QueryLanguage};
 use crate::asl::parse::MAX_BATCH_BYTES;
 use crate::compile::plan::Node;
@@ -170,6 +171,21 @@ pub(crate) async fn run(
         }
     };
     let total = items.len();
+    // AWS's history: MapStateStarted once the items are known, MapIterationStarted and
+    // MapIterationSucceeded/Failed round each iteration, MapStateSucceeded at the end.
+    let iteration = |kind: &str, severity: Severity, i: usize| {
+        ex.event(kind, severity, || {
+            let mut d = crate::value::Map::new();
+            d.insert("index".into(), Value::from(i));
+            d.insert("name".into(), Value::from(node.state.name.as_str()));
+            d
+        })
+    };
+    ex.event("MapStateStarted", Severity::Info, || {
+        let mut d = crate::value::Map::new();
+        d.insert("length".into(), Value::from(total));
+        d
+    });
     let what_out = format!("the outputs of Map state '{}'", node.state.name);
     let outer = &outer;
     // An iteration starts (its frame charging its input to the memory cap) only when a
@@ -196,6 +212,10 @@ pub(crate) async fn run(
     // the tolerance fails the Map then, as on AWS, not after every earlier item is done.
     // The output slots are one per item, as many as the items already in memory.
     let mut take = |i: usize, r: Result<Value, WorkflowError>| -> Result<(), WorkflowError> {
+        match &r {
+            Ok(_) => iteration("MapIterationSucceeded", Severity::Info, i),
+            Err(_) => iteration("MapIterationFailed", Severity::Error, i),
+        }
         let v = match r {
             Ok(v) => v,
             Err(e) if !tolerates || is_execution_timeout(&e) => return Err(e),
@@ -228,6 +248,7 @@ pub(crate) async fn run(
     loop {
         while running.len() < limit {
             let Some((i, item)) = next.next() else { break };
+            iteration("MapIterationStarted", Severity::Info, i);
             let mut run = start(i, item);
             match futures::poll!(run.as_mut()) {
                 Poll::Ready(r) => take(i, r)?,
@@ -239,6 +260,7 @@ pub(crate) async fn run(
             None => break,
         }
     }
+    ex.event("MapStateSucceeded", Severity::Info, crate::value::Map::new);
     Ok(Value::Array(out.into()))
 }
 

@@ -6,6 +6,7 @@ use crate::value::Value;
 use futures::future::try_join_all;
 
 use super::frame::{Exec, Frame, RunMachine};
+use super::log::Severity;
 use crate::compile::plan::Node;
 use crate::error::WorkflowError;
 use crate::expr::vars::Vars;
@@ -18,6 +19,13 @@ pub(crate) async fn run(
     frame: &Frame,
     run_machine: RunMachine,
 ) -> Result<Value, WorkflowError> {
+    // AWS's history: ParallelStateStarted after entering, ParallelStateSucceeded before
+    // leaving (ParallelStateFailed is the failure's, counted where the state ends).
+    ex.event(
+        "ParallelStateStarted",
+        Severity::Info,
+        crate::value::Map::new,
+    );
     // Branches read the enclosing variables; what they assign stays inside them.
     let outer = Arc::new(frame.vars.clone());
     let mut runs = Vec::with_capacity(node.branches.len());
@@ -48,6 +56,11 @@ pub(crate) async fn run(
         });
     }
     let done = try_join_all(runs).await?;
+    ex.event(
+        "ParallelStateSucceeded",
+        Severity::Info,
+        crate::value::Map::new,
+    );
     Ok(Value::Array(done.into_iter().map(|(v, _)| v).collect()))
 }
 
