@@ -141,27 +141,26 @@ pub(crate) async fn run(
         }
     }
 
-    // With an ItemBatcher each iteration runs one batch of the selected items.
+    // With an ItemBatcher each iteration runs one batch of the selected items. They are
+    // all built before the first batch runs, so each is charged to the memory cap as it
+    // is built (a selector can make every item far larger than it was).
+    const BATCHES: &str = "the batches of an ItemBatcher";
+    let mut batches_held = None;
     let batched: Option<Vec<Value>> = match &spec.item_batcher {
         None => None,
         Some(b) => {
+            let held = batches_held.insert(ex.budget.hold(0, BATCHES)?);
             let mut selected = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 if i % 256 == 255 {
                     ex.check_deadline()?;
                 }
-                selected.push(item_input(i, item)?.1);
+                let v = item_input(i, item)?.1;
+                held.absorb(ex.budget.hold_value(&v, BATCHES)?);
+                selected.push(v);
             }
             Some(batches(b, frame, eff, selected)?)
         }
-    };
-    // The batches hold new wrappers round the items: counted against the memory cap.
-    let _batches_held = match &batched {
-        Some(b) => Some(ex.budget.hold(
-            b.iter().map(|v| ex.budget.measure(v)).sum(),
-            "the batches of an ItemBatcher",
-        )?),
-        None => None,
     };
     let items: &[Value] = batched.as_deref().unwrap_or(items);
     let item_input = |i: usize, item: &Value| -> Result<(Context, Value), WorkflowError> {
@@ -548,6 +547,38 @@ mod tests {
         assert!(
             cause.contains("MaxItemsPerBatch must be a positive integer"),
             "{cause}"
+        );
+    }
+
+    /// The selected items are all built before the first batch runs: each is charged to
+    /// the execution's memory cap as it is built, so a selector that makes every item large
+    /// fails the execution, not the process. (Each batch alone, 10 items of 2 KB, and its
+    /// output fit the cap; the 2,000 items built up front, 4 MB, do not.)
+    #[test]
+    fn an_item_batchers_items_count_against_the_memory_cap() {
+        use crate::exec::{execute_blocking, ClockMode, ExecOptions};
+        let def = serde_json::json!({"StartAt": "M", "States": {"M": {"Type": "Map",
+            "ItemsPath": "$.xs", "ItemSelector": {"p.$": "$.pad", "i.$": "$$.Map.Item.Value"},
+            "ItemBatcher": {"MaxItemsPerBatch": 10}, "End": true,
+            "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": true}}}}}});
+        let plan = crate::compile::plan::Plan::load(&def).expect("a valid definition");
+        let input = crate::json!({"xs": (0..2000).collect::<Vec<_>>(), "pad": "x".repeat(2000)});
+        let opts = ExecOptions {
+            max_memory_bytes: 1 << 20,
+            ..ExecOptions::default()
+        };
+        let out = execute_blocking(
+            &plan,
+            input,
+            &crate::tasks::Tasks::new(),
+            &opts,
+            ClockMode::Virtual,
+        );
+        assert_eq!(
+            out.error.as_deref(),
+            Some(names::DATA_LIMIT_EXCEEDED),
+            "{:?}",
+            out.cause
         );
     }
 }
