@@ -1,7 +1,8 @@
 //! The logs topic (issue 12), on a real Kafka broker: executions of state machines with
 //! logging at ALL, ERROR and OFF, then the events on the logs topic must be, for the ALL
 //! execution, the states it went through in order (ids increasing, each previous id the
-//! one before); for the ERROR execution only its failures; for the OFF one nothing.
+//! one before, as AWS links them); for the ERROR execution only its failures; for the OFF
+//! one nothing.
 //!
 //! ```sh
 //! export KAFKA_RUN_DIR=$PWD/.cache/kafka-run; kafka_env="$(scripts/kafka/start.sh)"; export "$kafka_env"
@@ -217,11 +218,12 @@ fn the_logs_topic_has_what_each_level_keeps() {
         .iter()
         .map(|e| e["type"].as_str().unwrap_or("?"))
         .collect();
-    assert_eq!(types, ["TaskFailed", "ExecutionFailed"]);
+    // Entering a Fail state is an ERROR event too, as in AWS's logs.
+    assert_eq!(types, ["TaskFailed", "FailStateEntered", "ExecutionFailed"]);
     assert_eq!(errs[0]["details"]["error"], "Work.Broken");
     assert_eq!(errs[0]["details"]["resource"], "arn:broken");
-    assert_eq!(errs[1]["details"]["error"], "Order.Failed");
-    assert_eq!(errs[1]["details"]["cause"], "the work failed");
+    assert_eq!(errs[2]["details"]["error"], "Order.Failed");
+    assert_eq!(errs[2]["details"]["cause"], "the work failed");
     assert!(errs.iter().all(|e| e["details"].get("input").is_none()));
 
     // OFF: nothing, and nothing else on the topic either.
