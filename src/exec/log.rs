@@ -266,6 +266,37 @@ mod tests {
         assert_eq!(last["id"], (MAX_EVENTS_PER_EXECUTION + 11).to_string());
     }
 
+    /// A Lambda function ARN's call is logged as AWS's histories log it: LambdaFunction*
+    /// events, the payload as `input`, no resource on the outcome (LocalStack's recording
+    /// `test_raise_exception`).
+    #[test]
+    fn a_lambda_function_call_logs_lambda_function_events() {
+        let def = json!({"StartAt": "L", "States": {"L": {"Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "End": true}}});
+        let (_, types) = run(def, json!({"a": 1}), LogLevel::All);
+        assert_eq!(
+            types,
+            [
+                "ExecutionStarted",
+                "TaskStateEntered",
+                "LambdaFunctionScheduled",
+                "LambdaFunctionStarted",
+                "LambdaFunctionFailed",
+                "ExecutionFailed"
+            ]
+        );
+    }
+
+    /// A JSONata error is an EvaluationFailed event before the state's own failure (AWS's
+    /// histories, e.g. LocalStack's `test_map_catch_error`).
+    #[test]
+    fn a_jsonata_error_logs_evaluation_failed() {
+        let def = json!({"QueryLanguage": "JSONata", "StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Output": "{% $nope %}", "End": true}}});
+        let (_, types) = run(def, json!({}), LogLevel::Error);
+        assert_eq!(types, ["EvaluationFailed", "ExecutionFailed"]);
+    }
+
     /// An ERROR or FATAL log keeps the ids its events have in the whole history, and
     /// FailStateEntered is an ERROR event (AWS's recorded CloudWatch logs, LocalStack's
     /// `test_partial_log_levels`).

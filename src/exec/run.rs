@@ -381,11 +381,20 @@ async fn run_states<'a>(
         } else {
             step(ex, node, data, &mut frame).await
         };
+        let stepped = stepped.map_err(|e| locate(e, &node.state, Some(entered)));
+        if let Err(e) = &stepped {
+            // AWS's history has an EvaluationFailed event for a JSONata error, before the
+            // state's own failure event.
+            if e.name() == names::QUERY_EVALUATION_ERROR {
+                ex.event("EvaluationFailed", Severity::Error, || {
+                    let mut d = error_details(e.error.as_deref(), e.cause.as_deref());
+                    d.insert("state".into(), Value::from(node.state.name.as_str()));
+                    d
+                });
+            }
+        }
         log_step(ex, node, &stepped);
-        let (out, next, growth) = match stepped {
-            Ok(ok) => ok,
-            Err(e) => return Err(locate(e, &node.state, Some(entered))),
-        };
+        let (out, next, growth) = stepped?;
         bound = match growth {
             Growth::Same => bound,
             Growth::Replaced(n) => n,
@@ -918,21 +927,48 @@ fn call_task<'a>(
     }
     let (scheduled, started) = (ex.next_event(), ex.next_event());
     if let Some(log) = &ex.log {
-        log.push(scheduled, "TaskScheduled", Severity::Info, false, |l| {
-            let mut d = crate::value::Map::new();
-            d.insert("resource".into(), Value::from(resource.to_string()));
-            d.insert("region".into(), Value::String("local".into()));
-            l.data(&mut d, "parameters", &input);
-            if let Some(t) = timeout {
-                d.insert("timeoutInSeconds".into(), Value::from(t));
-            }
-            d
-        });
-        log.push(started, "TaskStarted", Severity::Info, false, |_| {
-            let mut d = crate::value::Map::new();
-            d.insert("resource".into(), Value::from(resource.to_string()));
-            d
-        });
+        // A Lambda function ARN's call is logged as LambdaFunction* events, with the
+        // payload as `input`, as AWS's histories have it.
+        if crate::tasks::lambda::is_function_arn(resource) {
+            log.push(
+                scheduled,
+                "LambdaFunctionScheduled",
+                Severity::Info,
+                false,
+                |l| {
+                    let mut d = crate::value::Map::new();
+                    l.data(&mut d, "input", &input);
+                    d.insert("resource".into(), Value::from(resource.to_string()));
+                    if let Some(t) = timeout {
+                        d.insert("timeoutInSeconds".into(), Value::from(t));
+                    }
+                    d
+                },
+            );
+            log.push(
+                started,
+                "LambdaFunctionStarted",
+                Severity::Info,
+                false,
+                |_| crate::value::Map::new(),
+            );
+        } else {
+            log.push(scheduled, "TaskScheduled", Severity::Info, false, |l| {
+                let mut d = crate::value::Map::new();
+                d.insert("resource".into(), Value::from(resource.to_string()));
+                d.insert("region".into(), Value::String("local".into()));
+                l.data(&mut d, "parameters", &input);
+                if let Some(t) = timeout {
+                    d.insert("timeoutInSeconds".into(), Value::from(t));
+                }
+                d
+            });
+            log.push(started, "TaskStarted", Severity::Info, false, |_| {
+                let mut d = crate::value::Map::new();
+                d.insert("resource".into(), Value::from(resource.to_string()));
+                d
+            });
+        }
     }
     let slots = node
         .call_slots
@@ -1033,23 +1069,36 @@ fn task_ended(
     });
     let id = ex.next_event();
     if let Some(log) = &ex.log {
-        match &result {
-            Ok(v) => log.push(id, "TaskSucceeded", Severity::Info, false, |l| {
-                let mut d = crate::value::Map::new();
+        // LambdaFunction* events carry no resource (AWS's histories).
+        let lambda = crate::tasks::lambda::is_function_arn(resource);
+        let with_resource = |mut d: crate::value::Map| {
+            if !lambda {
                 d.insert("resource".into(), Value::from(resource.to_string()));
-                l.data(&mut d, "output", v);
-                d
-            }),
-            Err(e) => {
-                let kind = if e.name() == names::TIMEOUT {
-                    "TaskTimedOut"
+            }
+            d
+        };
+        match &result {
+            Ok(v) => {
+                let kind = if lambda {
+                    "LambdaFunctionSucceeded"
                 } else {
-                    "TaskFailed"
+                    "TaskSucceeded"
+                };
+                log.push(id, kind, Severity::Info, false, |l| {
+                    let mut d = with_resource(crate::value::Map::new());
+                    l.data(&mut d, "output", v);
+                    d
+                })
+            }
+            Err(e) => {
+                let kind = match (lambda, e.name() == names::TIMEOUT) {
+                    (true, true) => "LambdaFunctionTimedOut",
+                    (true, false) => "LambdaFunctionFailed",
+                    (false, true) => "TaskTimedOut",
+                    (false, false) => "TaskFailed",
                 };
                 log.push(id, kind, Severity::Error, false, |_| {
-                    let mut d = error_details(e.error.as_deref(), e.cause.as_deref());
-                    d.insert("resource".into(), Value::from(resource.to_string()));
-                    d
+                    with_resource(error_details(e.error.as_deref(), e.cause.as_deref()))
                 })
             }
         }
