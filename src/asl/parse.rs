@@ -1080,8 +1080,8 @@ fn read_item_batcher(
 /// AWS's largest MaxInputBytesPerBatch.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// Why a Map's Label is not one AWS takes (1 to 40 characters, none of white space,
-/// `< > { } [ ] ? * " # % \ ^ | ~ ` $ & , ; :` or a control character), if it is not.
+/// Why a Map's Label is not one AWS takes (1 to 40 characters, none of white space, a
+/// control character or what names may not hold, `/` excepted), if it is not.
 fn label_problem(label: &str) -> Option<String> {
     if label.is_empty() {
         return Some("Label cannot be empty".into());
@@ -1089,8 +1089,13 @@ fn label_problem(label: &str) -> Option<String> {
     if label.chars().count() > 40 {
         return Some("Label cannot exceed 40 characters".into());
     }
-    let bad =
-        |c: char| c.is_whitespace() || c.is_control() || "<>{}[]?*\"#%\\^|~`$&,;:".contains(c);
+    // The characters execution names may not hold, but for `/`: AWS's recordings refuse
+    // every one of the others in a Label and none has `/`.
+    let bad = |c: char| {
+        c.is_whitespace()
+            || c.is_control()
+            || (c != '/' && crate::express::FORBIDDEN_IN_NAMES.contains(c))
+    };
     label
         .chars()
         .find(|&c| bad(c))
