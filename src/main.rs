@@ -82,12 +82,16 @@ enum Command {
         /// serializing its output) and print their time to stderr; prints the last outcome.
         #[arg(long, value_name = "N", value_parser = cli::exec::parse_repeat)]
         repeat: Option<u64>,
-        /// Run as a Standard or an Express workflow's execution; they differ only in the
-        /// Context object (`$$.Execution.RedriveCount` is Standard's). STANDARD, the
-        /// default, compares one to one with AWS's recorded Standard executions; the
-        /// pipeline and the API run EXPRESS.
+        /// Run as a Standard or an Express workflow's execution. STANDARD, the default,
+        /// compares one to one with AWS's recorded Standard executions and accepts job
+        /// waits (.sync), callbacks (.waitForTaskToken) and Activities, which a mock then
+        /// answers; the pipeline and the API run EXPRESS, which refuses them.
         #[arg(long = "type", value_enum, default_value_t = WorkflowTypeArg::Standard)]
         workflow_type: WorkflowTypeArg,
+        /// Start the Express execution as StartSyncExecution does (no
+        /// `$$.Execution.RedriveCount`); without it, as StartExecution (the pipeline's way).
+        #[arg(long)]
+        sync: bool,
     },
     /// Draw a state machine: Choice rules as edge labels, Catch edges dashed, Map/Parallel as subgraphs.
     Graph {
@@ -222,7 +226,13 @@ fn run() -> Result<ExitCode> {
             log_execution_data,
             repeat,
             workflow_type,
+            sync,
         } => {
+            if sync && matches!(workflow_type, WorkflowTypeArg::Standard) {
+                // AWS's StartSyncExecution refuses Standard machines.
+                eprintln!("error: --sync needs --type EXPRESS (only Express executions start synchronously)");
+                return Ok(ExitCode::from(2));
+            }
             if let (Some(_), Some(level)) = (repeat, log_level) {
                 if level != stepstream::exec::LogLevel::Off {
                     // N executions' events would bury the one timing line asked for.
@@ -284,6 +294,7 @@ fn run() -> Result<ExitCode> {
                 repeat: repeat.unwrap_or(0),
                 workflow_type: match workflow_type {
                     WorkflowTypeArg::Standard => stepstream::exec::WorkflowType::Standard,
+                    WorkflowTypeArg::Express if sync => stepstream::exec::WorkflowType::ExpressSync,
                     WorkflowTypeArg::Express => stepstream::exec::WorkflowType::Express,
                 },
             };

@@ -571,9 +571,10 @@ fn exec_prints_history_events_at_the_log_level_asked() {
     assert_eq!(types(&events("FATAL", "{}")), ["ExecutionTimedOut"]);
 }
 
-/// `$$.Execution` of a Standard execution (exec's default) holds RedriveCount, an Express
-/// one's does not: AWS's recordings of StartExecution on Standard machines, and of
-/// StartSyncExecution and TestState (LocalStack's `test_express_sync`,
+/// `$$.Execution` holds RedriveCount in a Standard execution (exec's default) and in an
+/// Express one started asynchronously, not in one started synchronously: AWS's recordings
+/// of StartExecution on Standard and Express machines, and of StartSyncExecution and
+/// TestState (LocalStack's `test_express_async`, `test_express_sync`,
 /// `test_state_task_catch_error`).
 #[test]
 fn the_workflow_type_decides_whether_the_context_counts_redrives() {
@@ -594,13 +595,88 @@ fn the_workflow_type_decides_whether_the_context_counts_redrives() {
         assert_eq!(e["RedriveCount"], 0, "{standard}");
         let id = e["Id"].as_str().unwrap_or_default();
         assert!(id.contains(":execution:stepstream:"), "{standard}");
+        assert!(
+            id.ends_with(e["Name"].as_str().unwrap_or("?")),
+            "{standard}"
+        );
     }
     let express = run(&["--type", "EXPRESS"]);
+    let e = &express["output"]["execution"];
+    assert_eq!(e["RedriveCount"], 0, "{express}");
+    assert!(
+        e["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(":express:stepstream:"),
+        "{express}"
+    );
+    let express = run(&["--type", "EXPRESS", "--sync"]);
     let e = &express["output"]["execution"];
     assert!(e.get("RedriveCount").is_none(), "{express}");
     let id = e["Id"].as_str().unwrap_or_default();
     assert!(id.contains(":express:stepstream:"), "{express}");
     for k in ["Id", "Input", "Name", "RoleArn", "StartTime"] {
         assert!(e.get(k).is_some(), "{k} in {express}");
+    }
+}
+
+/// A Standard machine's job waits, callbacks and Activities: `exec` (Standard by default)
+/// accepts them and a mock answers them, with `$$.Task.Token` set for the Parameters; an
+/// Express machine refuses them; without a mock the failure says to give one. A callback
+/// that failed naming nothing reaches its catcher as `{"Error": null, "Cause": null}`
+/// (LocalStack's recordings `test_sqs_wait_for_task_token`, `test_sync_with_task_token`,
+/// `test_sqs_failure_in_wait_for_task_tok_no_error_field`).
+#[test]
+fn standard_only_integrations_run_on_mocks() {
+    let dir = Scratch::new("standard-only");
+    let def = |resource: &str| {
+        // An Activity's worker gets its token from GetActivityTask, not from the Parameters.
+        let token = match resource.contains(":activity:") {
+            true => json!({}),
+            false => json!({"TaskToken.$": "$$.Task.Token"}),
+        };
+        json!({"StartAt": "W", "States": {
+            "W": {"Type": "Task", "Resource": resource,
+                  "Parameters": {"QueueUrl": "q", "MessageBody": token},
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failed", "Next": "Caught"}],
+                  "End": true},
+            "Caught": {"Type": "Pass", "End": true}}})
+        .to_string()
+    };
+    let answered = dir.write("answered.json", r#"{"W": [{"result": "done"}]}"#);
+    let unnamed = dir.write("unnamed.json", r#"{"W": [{"error": null}]}"#);
+    for (i, resource) in [
+        "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "arn:aws:states:::states:startExecution.sync",
+        "arn:aws:states:::states:startExecution.sync:2",
+        "arn:aws:states:us-east-1:111111111111:activity:Approve",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let d = dir.write(&format!("def{i}.json"), def(resource));
+        let out = exec_mocked(&d, &answered);
+        assert_eq!(out["status"], "SUCCEEDED", "{resource}: {out}");
+        assert_eq!(out["output"], "done", "{resource}: {out}");
+        let out = exec_mocked(&d, &unnamed);
+        assert_eq!(
+            out["output"]["failed"],
+            json!({"Error": null, "Cause": null}),
+            "{resource}: {out}"
+        );
+        let out = exec(&[
+            "--definition",
+            path(&d),
+            "--input",
+            "{}",
+            "--type",
+            "EXPRESS",
+        ]);
+        assert_eq!(out["status"], "INVALID_DEFINITION", "{resource}: {out}");
+        let out = exec(&["--definition", path(&d), "--input", "{}"]);
+        let cause = out["output"]["failed"]["Cause"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(cause.contains("give the state a mock"), "{resource}: {out}");
     }
 }

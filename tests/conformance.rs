@@ -154,10 +154,14 @@ fn run_case(path: &Path, scratch: &Path) -> Verdict {
         .arg("--input")
         .arg(&input_file)
         .args(["--clock", "virtual"]);
-    // A recording of an Express execution (StartSyncExecution) or of TestState runs as
-    // Express; the rest were recorded on Standard machines, exec's default.
+    // A recording of a synchronous Express start (a StartSyncExecution response, TestState)
+    // runs as one, an asynchronous Express execution's as that; the rest were recorded on
+    // Standard machines, exec's default. (A test *named* start_execution_sync may start a
+    // child with `states:startExecution.sync` from a Standard machine.)
     let source = case["source"].as_str().unwrap_or("");
-    if source.contains("start_execution_sync") || source.contains("[TestState") {
+    if source.contains("(start_execution_sync_response)") || source.contains("[TestState") {
+        cmd.args(["--type", "EXPRESS", "--sync"]);
+    } else if source.contains("/express/test_express_async.py") {
         cmd.args(["--type", "EXPRESS"]);
     }
     if let Some(m) = case.get("mocks").filter(|m| !m.is_null()) {

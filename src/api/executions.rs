@@ -77,7 +77,16 @@ async fn run_sync(
     let execution = crate::express::Execution { machine, name, id };
     // AWS ends a synchronous Express execution after 5 minutes, whatever the config.
     let cap = shard.ctx.max_duration.min(SYNC_MAX_DURATION);
-    let (outcome, start, stop) = run_one(shard, m, &execution, value, 0, cap).await;
+    let (outcome, start, stop) = run_one(
+        shard,
+        m,
+        &execution,
+        value,
+        0,
+        cap,
+        crate::exec::WorkflowType::ExpressSync,
+    )
+    .await;
     Ok(SyncDone {
         outcome,
         start,

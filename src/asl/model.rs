@@ -12,6 +12,18 @@ use crate::expr::path::Path;
 use crate::expr::query::Query;
 use crate::expr::template::Template;
 
+/// The kind of state machine a definition is checked for: AWS refuses job waits
+/// (`.sync`), callbacks (`.waitForTaskToken`) and Activities in Express machines only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MachineType {
+    /// What stepstream's pipeline and API run.
+    #[default]
+    Express,
+    /// A Standard machine (`exec --type STANDARD`): those resources are accepted, and
+    /// answered by a mock (stepstream waits for no callback, job or Activity worker).
+    Standard,
+}
+
 /// Which expression language a state's fields are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum QueryLanguage {

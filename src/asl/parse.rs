@@ -21,13 +21,18 @@ pub fn parse_definition<D: crate::value::convert::AsValue + ?Sized>(
 
 /// [`parse_definition`] of a definition already in the state data type.
 pub fn parse_value(def: &Value) -> Result<StateMachine, Vec<Problem>> {
+    parse_value_for(def, MachineType::Express)
+}
+
+/// [`parse_value`] for a machine of the given type.
+pub fn parse_value_for(def: &Value, machine: MachineType) -> Result<StateMachine, Vec<Problem>> {
     let mut problems = Vec::new();
     let sm = read_machine(def, "", QueryLanguage::JsonPath, true, &mut problems);
     if let Some(sm) = &sm {
         if sm.query_language == QueryLanguage::Jsonata {
             no_jsonpath_within(sm, &mut problems);
         }
-        super::validate::check_graph(sm, &mut problems);
+        super::validate::check_graph(sm, machine, &mut problems);
     }
     match sm {
         Some(sm) if problems.is_empty() => Ok(sm),

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::model::{Kind, StateMachine};
+use super::model::{Kind, MachineType, StateMachine};
 use super::{pointer_join, Problem};
 
 /// Why an Express workflow cannot call this resource, if it cannot: Express workflows run
@@ -68,7 +68,7 @@ pub fn unknown_integration(resource: &str) -> Option<String> {
 }
 
 /// Checks one machine and, recursively, its Parallel branches and Map processors.
-pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
+pub fn check_graph(sm: &StateMachine, machine: MachineType, problems: &mut Vec<Problem>) {
     let index: HashMap<&str, usize> = sm
         .states
         .iter()
@@ -114,13 +114,19 @@ pub fn check_graph(sm: &StateMachine, problems: &mut Vec<Problem>) {
             target(i, &catcher.next, p, problems);
         }
         if let Kind::Task { resource, .. } = &s.kind {
-            if let Some(why) = express_refuses(resource).or_else(|| unknown_integration(resource)) {
+            let express_only = match machine {
+                MachineType::Express => express_refuses(resource),
+                MachineType::Standard => None,
+            };
+            if let Some(why) = express_only.or_else(|| unknown_integration(resource)) {
                 problems.push(Problem::new(pointer_join(&s.pointer, "Resource"), why));
             }
         }
         match &s.kind {
-            Kind::Parallel { branches } => branches.iter().for_each(|b| check_graph(b, problems)),
-            Kind::Map(spec) => check_graph(&spec.processor, problems),
+            Kind::Parallel { branches } => branches
+                .iter()
+                .for_each(|b| check_graph(b, machine, problems)),
+            Kind::Map(spec) => check_graph(&spec.processor, machine, problems),
             _ => {}
         }
     }

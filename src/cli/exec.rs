@@ -75,7 +75,7 @@ fn run_value(
     input: crate::value::Value,
     args: &ExecArgs,
 ) -> crate::value::Value {
-    let plan = match Plan::load(definition) {
+    let plan = match Plan::load_for(definition, args.workflow_type.machine()) {
         Ok(p) => p,
         Err(problems) => {
             let cause = problems

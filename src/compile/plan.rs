@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::asl::model::MachineType;
 use crate::asl::model::{Kind, State, StateMachine};
-use crate::asl::parse::parse_definition;
+use crate::asl::parse::parse_value_for;
 use crate::asl::Problem;
 
 /// A compiled state machine (or branch, or Map item processor), shared read-only.
@@ -130,8 +131,16 @@ impl Plan {
     pub fn load<D: crate::value::convert::AsValue + ?Sized>(
         def: &D,
     ) -> Result<Arc<Plan>, Vec<Problem>> {
+        Plan::load_for(def, MachineType::Express)
+    }
+
+    /// [`Plan::load`] for a machine of the given type (`exec --type STANDARD`).
+    pub fn load_for<D: crate::value::convert::AsValue + ?Sized>(
+        def: &D,
+        machine: MachineType,
+    ) -> Result<Arc<Plan>, Vec<Problem>> {
         let def = def.as_value();
-        let sm = parse_definition(&*def)?;
+        let sm = parse_value_for(&def, machine)?;
         let text = def.to_string();
         // JSONata reads the Context object as `$states.context`, or within `$states` taken
         // whole (`{% $states %}`, `$lookup($states, $k)`).

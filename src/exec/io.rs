@@ -139,6 +139,14 @@ fn output_path(field: &PathField, value: Value, env: &Env) -> Result<Value, Work
 // the catcher then measured it again.
 pub fn error_output(e: &WorkflowError) -> Value {
     let mut out = Map::with_capacity(2);
+    if e.error.is_none() && e.cause.is_none() {
+        // A failure that named nothing (a callback's SendTaskFailure without error or
+        // cause): AWS passes both as null (LocalStack's recording
+        // `test_sqs_failure_in_wait_for_task_tok_no_error_field`).
+        out.insert(Str::plain("Error"), Value::Null);
+        out.insert(Str::plain("Cause"), Value::Null);
+        return Value::Object(out);
+    }
     // `{`, then each `"Key":value` with the `,` or `}` after it.
     let mut size = 1;
     if let Some(err) = &e.error {
@@ -165,7 +173,7 @@ mod tests {
             WorkflowError::new("Oops", "it \"broke\"\n"),
             WorkflowError {
                 error: None,
-                cause: None,
+                cause: Some("C".into()),
             },
             WorkflowError {
                 error: Some("E".into()),
@@ -183,5 +191,17 @@ mod tests {
             assert_eq!(text, theirs.to_string());
             assert_eq!(crate::value::known_len(&v), Some(text.len()), "{text}");
         }
+    }
+
+    #[test]
+    fn a_failure_that_names_nothing_passes_both_as_null() {
+        let e = WorkflowError {
+            error: None,
+            cause: None,
+        };
+        assert_eq!(
+            crate::value::to_string(&error_output(&e)),
+            r#"{"Error":null,"Cause":null}"#
+        );
     }
 }

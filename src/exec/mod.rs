@@ -63,17 +63,40 @@ pub enum ClockMode {
     Virtual,
 }
 
-/// The kind of workflow an execution stands for. The two differ, for an execution, only
-/// in the Context object: a Standard execution's `$$.Execution` holds `RedriveCount`, an
-/// Express one's does not (AWS's recordings of both).
+/// The kind of workflow an execution stands for, and how it was started. They differ, for
+/// an execution, only in the Context object: `$$.Execution.RedriveCount` is in a Standard
+/// execution's and in an Express one started asynchronously (StartExecution), not in an
+/// Express one started synchronously (StartSyncExecution, TestState): AWS's recordings of
+/// all three.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum WorkflowType {
-    /// What stepstream runs (the Kafka pipeline, the AWS API's executions, TestState).
+    /// An Express execution started asynchronously: the Kafka pipeline, the API's
+    /// StartExecution.
     #[default]
     Express,
+    /// An Express execution started synchronously: the API's StartSyncExecution and
+    /// TestState.
+    ExpressSync,
     /// As a Standard machine's StartExecution (`exec`'s default, so that AWS's recorded
     /// Standard executions compare one to one).
     Standard,
+}
+
+impl WorkflowType {
+    /// The kind of machine, for the definition's checks.
+    pub fn machine(self) -> crate::asl::model::MachineType {
+        match self {
+            WorkflowType::Express | WorkflowType::ExpressSync => {
+                crate::asl::model::MachineType::Express
+            }
+            WorkflowType::Standard => crate::asl::model::MachineType::Standard,
+        }
+    }
+
+    /// Whether `$$.Execution` holds `RedriveCount`.
+    pub fn has_redrive_count(self) -> bool {
+        self != WorkflowType::ExpressSync
+    }
 }
 
 /// Limits and names for one execution.

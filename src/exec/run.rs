@@ -177,12 +177,22 @@ pub(crate) async fn execute(
     tasks: &Tasks,
     opts: &ExecOptions,
 ) -> (Outcome, Option<EventLog>) {
+    // One name for the log's ARN and the Context object's Name and Id, made up only
+    // where something shows it.
+    let made_name = (opts.execution_name.is_none()
+        && (plan.uses_context || opts.log.level != super::LogLevel::Off))
+        .then(|| uuid::Uuid::new_v4().to_string());
+    let name = opts
+        .execution_name
+        .as_deref()
+        .or(made_name.as_deref())
+        .unwrap_or("execution");
     let ex = Exec::new(
         plan,
         tasks,
         opts,
         0,
-        EventLog::new(opts.log, execution_arn(opts)),
+        EventLog::new(opts.log, execution_arn(opts, name)),
     );
     let id = ex.next_event();
     if let Some(log) = &ex.log {
@@ -210,10 +220,6 @@ pub(crate) async fn execute(
     let ctx = if !plan.uses_context {
         Context::EMPTY
     } else {
-        let name = opts
-            .execution_name
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let machine = &opts.state_machine_name;
         let machine_arn = crate::express::state_machine_arn(machine);
         let exec_arn = opts
@@ -221,19 +227,19 @@ pub(crate) async fn execute(
             .clone()
             .or_else(|| ex.log.as_ref().map(|l| l.arn().to_string()))
             .unwrap_or_else(|| {
-                let arn = made_up_arn(opts, &name);
+                let arn = made_up_arn(opts, name);
                 // Task handlers that ask for the ARN get the one `$$.Execution.Id` holds.
                 let _ = ex.made_up_arn.set(arn.clone());
                 arn
             });
         context::root(
             &exec_arn,
-            &name,
+            name,
             &machine_arn,
             machine,
             &input,
             ex.start_wall(),
-            opts.workflow_type == super::WorkflowType::Standard,
+            opts.workflow_type.has_redrive_count(),
         )
     };
     let ctx = ctx.with_max_value_bytes(opts.max_payload_bytes);
@@ -279,12 +285,38 @@ fn ended(ex: Exec<'_>, out: Outcome) -> (Outcome, Option<EventLog>) {
     (out, ex.log)
 }
 
+/// Sets the Context object's `State` on entering `state`, and `Task.Token` for a Task
+/// that waits for a callback or a job (only a Standard machine has one; a mock answers it).
+fn enter_context(ctx: &mut Context, state: &State, now: DateTime<Utc>) {
+    let with_retry = matches!(
+        state.kind,
+        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
+    );
+    ctx.enter_state(&state.name, now, with_retry);
+    if let Kind::Task { resource, .. } = &state.kind {
+        // AWS gives a token to a job wait too (`.sync`; LocalStack's recording
+        // `test_sync_with_task_token` passes it to the child execution).
+        if resource.ends_with(".waitForTaskToken")
+            || resource.ends_with(".sync")
+            || resource.contains(".sync:")
+        {
+            use base64::Engine as _;
+            // Opaque, as AWS's: unique per execution and state entry.
+            let token = uuid::Uuid::new_v4();
+            ctx.set_task_token(
+                &base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", state.name, token.simple()).as_bytes()),
+            );
+        }
+    }
+}
+
 /// An ARN for an execution that was given none: an Express execution's
 /// (`...:express:MACHINE:NAME:UUID`) or a Standard one's (`...:execution:MACHINE:NAME`).
 fn made_up_arn(opts: &ExecOptions, name: &str) -> String {
     let machine = &opts.state_machine_name;
     match opts.workflow_type {
-        super::WorkflowType::Express => {
+        super::WorkflowType::Express | super::WorkflowType::ExpressSync => {
             crate::express::execution_arn(machine, name, &uuid::Uuid::new_v4())
         }
         super::WorkflowType::Standard => {
@@ -294,14 +326,13 @@ fn made_up_arn(opts: &ExecOptions, name: &str) -> String {
 }
 
 /// The execution's ARN for its log (made up when not given; only built when logging).
-fn execution_arn(opts: &ExecOptions) -> String {
+fn execution_arn(opts: &ExecOptions, name: &str) -> String {
     if opts.log.level == super::LogLevel::Off {
         return String::new();
     }
-    opts.execution_arn.clone().unwrap_or_else(|| {
-        let name = opts.execution_name.as_deref().unwrap_or("execution");
-        made_up_arn(opts, name)
-    })
+    opts.execution_arn
+        .clone()
+        .unwrap_or_else(|| made_up_arn(opts, name))
 }
 
 /// Runs a machine (or branch, or iteration) from its start state to its end, boxed: a
@@ -354,12 +385,7 @@ async fn run_states<'a>(
             m.transition(&node.state.kind);
         }
         if ex.uses_context {
-            let now = ex.now();
-            let with_retry = matches!(
-                node.state.kind,
-                Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
-            );
-            frame.ctx.enter_state(&node.state.name, now, with_retry);
+            enter_context(&mut frame.ctx, &node.state, ex.now());
         }
         let entered = ex.next_event();
         if let Some(log) = &ex.log {
@@ -1340,7 +1366,7 @@ pub(crate) async fn run_start_state(
                 machine,
                 &input,
                 ex.start_wall(),
-                opts.workflow_type == super::WorkflowType::Standard,
+                opts.workflow_type.has_redrive_count(),
             )
         }
     };
@@ -1353,13 +1379,7 @@ pub(crate) async fn run_start_state(
     }
     // A Context object the caller gave is the state's as given, its State part included.
     if ex.uses_context && !given_context {
-        let with_retry = matches!(
-            node.state.kind,
-            Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map(_)
-        );
-        frame
-            .ctx
-            .enter_state(&node.state.name, ex.now(), with_retry);
+        enter_context(&mut frame.ctx, &node.state, ex.now());
     }
     let result = match step(&ex, node, input, &mut frame).await {
         Ok((out, next, _)) => ex.check_size(&out, &node.state.name).map(|()| (out, next)),

@@ -33,6 +33,8 @@ struct Local {
     state: Option<Value>,
     /// `Map`, set in a Map iteration (and its ItemSelector).
     map: Option<Value>,
+    /// `Task` (`{"Token": ..}`), set on entering a Task that waits for a callback.
+    task: Option<Value>,
 }
 
 impl Default for Context {
@@ -74,6 +76,7 @@ impl Context {
         match name {
             "State" if local.is_some_and(|l| l.state.is_some()) => local?.state.as_ref(),
             "Map" if local.is_some_and(|l| l.map.is_some()) => local?.map.as_ref(),
+            "Task" if local.is_some_and(|l| l.task.is_some()) => local?.task.as_ref(),
             _ => self.shared.as_deref().and_then(|v| v.get(name)),
         }
     }
@@ -84,7 +87,9 @@ impl Context {
         let local = self.local.as_deref().cloned().unwrap_or_default();
         let mut root = match self.shared.as_deref() {
             Some(Value::Object(m)) => m.clone(),
-            Some(other) if local.state.is_none() && local.map.is_none() => return other.clone(),
+            Some(other) if local.state.is_none() && local.map.is_none() && local.task.is_none() => {
+                return other.clone()
+            }
             _ => Map::new(),
         };
         if let Some(s) = local.state {
@@ -92,6 +97,9 @@ impl Context {
         }
         if let Some(m) = local.map {
             root.insert("Map".into(), m);
+        }
+        if let Some(t) = local.task {
+            root.insert("Task".into(), t);
         }
         Value::Object(root)
     }
@@ -104,7 +112,16 @@ impl Context {
         if with_retry_count {
             state.insert("RetryCount".into(), Value::from(0));
         }
-        self.local.get_or_insert_with(Box::default).state = Some(Value::Object(state));
+        let local = self.local.get_or_insert_with(Box::default);
+        local.state = Some(Value::Object(state));
+        local.task = None;
+    }
+
+    /// Sets `Task.Token`, on entering a Task that waits for a callback
+    /// (`.waitForTaskToken`), after [`Context::enter_state`].
+    pub fn set_task_token(&mut self, token: &str) {
+        self.local.get_or_insert_with(Box::default).task =
+            Some(obj([("Token", Value::from(token))]));
     }
 
     /// Sets `State.RetryCount`.
@@ -121,6 +138,7 @@ impl Context {
             shared: self.shared.clone(),
             local: Some(Box::new(Local {
                 state: self.local.as_ref().and_then(|l| l.state.clone()),
+                task: None,
                 map: Some(obj([(
                     "Item",
                     obj([("Index", Value::from(index)), ("Value", value)]),
@@ -134,8 +152,8 @@ impl Context {
 /// The role every execution runs as (`$$.Execution.RoleArn`, ExecutionStarted's `roleArn`).
 pub const ROLE_ARN: &str = "arn:aws:iam::000000000000:role/stepstream";
 
-/// Builds the Context object at the start of an execution; `standard`: a Standard
-/// workflow's, whose `Execution` also holds `RedriveCount` (an Express one's does not).
+/// Builds the Context object at the start of an execution; `redrive_count`: its
+/// `Execution` holds `RedriveCount` (all but a synchronously started Express execution).
 pub fn root(
     execution_arn: &str,
     name: &str,
@@ -143,7 +161,7 @@ pub fn root(
     machine: &str,
     input: &Value,
     start: DateTime<Utc>,
-    standard: bool,
+    redrive_count: bool,
 ) -> Context {
     let mut execution = obj([
         ("Id", Value::from(execution_arn)),
@@ -153,7 +171,7 @@ pub fn root(
         ("Name", Value::from(name)),
         ("RoleArn", Value::from(ROLE_ARN)),
     ]);
-    if let (true, Value::Object(m)) = (standard, &mut execution) {
+    if let (true, Value::Object(m)) = (redrive_count, &mut execution) {
         m.insert("RedriveCount".into(), Value::from(0));
     }
     Context::from_value(obj([

@@ -172,6 +172,7 @@ impl KafkaJob {
                         req.input,
                         nesting.depth,
                         shard.ctx.max_duration,
+                        crate::exec::WorkflowType::Express,
                     )
                     .await;
                     // Taken, not borrowed, and only once the execution is over: another

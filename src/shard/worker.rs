@@ -162,7 +162,8 @@ pub async fn start(mut job: std::pin::Pin<Box<dyn std::future::Future<Output = (
     }
 }
 
-/// Runs one execution of `m` to its end, counted and logged as the config says.
+/// Runs one execution of `m` to its end, counted and logged as the config says;
+/// `workflow_type` says how it was started (the pipeline's are asynchronous Express ones).
 pub async fn run_one(
     shard: &ShardView,
     m: &Machine,
@@ -170,6 +171,7 @@ pub async fn run_one(
     input: crate::value::Value,
     depth: u32,
     max_duration: Duration,
+    workflow_type: exec::WorkflowType,
 ) -> (exec::Outcome, chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
     let ctx = &shard.ctx;
     let logged = ctx.history.is_some() && m.log.level != exec::LogLevel::Off;
@@ -194,8 +196,7 @@ pub async fn run_one(
         } else {
             exec::LogSettings::default()
         },
-        // The pipeline runs Express workflows.
-        workflow_type: exec::WorkflowType::Express,
+        workflow_type,
     };
     let start = Utc::now();
     let running = m.metrics.started();

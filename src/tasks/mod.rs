@@ -362,13 +362,24 @@ impl Tasks {
                 RealKind::StartExecution => &r.start_execution,
             },
             (Route::Real(_) | Route::Missing, _) => {
-                return TaskAnswer::Now(Err(WorkflowError::new(
-                    crate::error::names::TASK_FAILED,
-                    format!(
+                // A Standard machine's job wait, callback or Activity (`exec --type
+                // STANDARD` accepts them) has no handler here: nothing calls back.
+                let why = match crate::asl::validate::express_refuses(call.resource) {
+                    Some(_) => format!(
+                        "state {:?} calls {:?}, which waits for a job, a callback or an \
+                         Activity worker; stepstream runs none of these, so give the state a \
+                         mock (exec --mocks)",
+                        call.state, call.resource
+                    ),
+                    None => format!(
                         "no task handler is configured for resource {:?} (state {:?})",
                         call.resource, call.state
                     ),
-                )))
+                };
+                return TaskAnswer::Now(Err(WorkflowError::new(
+                    crate::error::names::TASK_FAILED,
+                    why,
+                )));
             }
         };
         handler.answer(call)
