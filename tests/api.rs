@@ -559,7 +559,10 @@ fn test_state_inspects_jsonata_states_and_variables() {
     let out = parsed(&ctx["output"]);
     assert_eq!(parsed(&ctx["inspectionData"]["afterParameters"]), out);
     assert_eq!(out["role"], "arn:aws:iam::1:role/r");
-    assert_eq!(out["state"], "TestState");
+    assert_eq!(
+        out["state"], "StateName",
+        "AWS names the tested state StateName"
+    );
     assert!(
         out["id"].as_str().unwrap().starts_with("arn:aws:states:"),
         "{out}"
@@ -662,7 +665,7 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
         "Output": "{% $states.result[1] %}", "MaxConcurrency": "{% 1 %}", "End": true});
     let branches = test_jsonata(
         &local,
-        parallel,
+        parallel.clone(),
         "{}",
         json!({"mock": {"result": "[\"a\", \"b\"]"}}),
     );
@@ -682,10 +685,30 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
         "ToleratedFailurePercentage": 50,
         "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}},
         "End": true});
-    let ran = test_jsonata(&local, jsonata_map, input, json!({}));
-    assert_eq!(ran["output"], "[1,2]", "{ran}");
+    let ran = test_jsonata(
+        &local,
+        jsonata_map.clone(),
+        input,
+        json!({"mock": {"result": "[1, 2]"}}),
+    );
+    assert_eq!(parsed(&ran["output"]), json!([1, 2]), "{ran}");
     assert_eq!(ran["inspectionData"]["maxConcurrency"], 3);
     assert_eq!(ran["inspectionData"]["toleratedFailurePercentage"], 50);
+    // Without a mock AWS refuses to test a Map or Parallel state (its recording
+    // `test_state_type_requires_mock`).
+    for state in [jsonata_map, parallel] {
+        let body = json!({"definition": state.to_string(), "roleArn": "arn:aws:iam::1:role/r",
+                          "input": input});
+        let refused = call(&local.addr, "TestState", &body);
+        assert_error(&refused, 400, "InvalidDefinition");
+        assert!(
+            refused.1["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("TestState API does not support Map or Parallel states."),
+            "{refused:?}"
+        );
+    }
 }
 
 #[test]

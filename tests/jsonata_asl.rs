@@ -73,7 +73,10 @@ fn a_jsonata_machine_cannot_hold_jsonpath_states_and_bad_expressions_are_located
             "B": {"Type": "Pass", "Output": {"x": ["{% 1 + %}"]}, "End": true}
         }}),
     );
-    assert!(report.contains("/States/A/QueryLanguage"), "{report}");
+    assert!(
+        report.contains("/States/A: 'QueryLanguage' can not be"),
+        "{report}"
+    );
     assert!(report.contains("/States/B/Output/x/0"), "{report}");
 }
 
@@ -252,7 +255,7 @@ fn only_a_jsonata_machine_refuses_jsonpath_states_within() {
             "P": {"Type": "Pass", "QueryLanguage": "JSONPath", "End": true}}}),
     );
     assert!(
-        downgrade.contains("/States/P/QueryLanguage: 'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine"),
+        downgrade.contains("/States/P: 'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine"),
         "{downgrade}"
     );
 }

@@ -105,7 +105,7 @@ pub async fn test_state(api: &Api, f: Fields) -> Result<Value, ApiError> {
     // and what the state did agree on `$$`.
     let context = match &req.context {
         Some(c) => crate::value::Value::from(c),
-        None => default_context(&name, &state, f.optional_string("roleArn")?, &req.input),
+        None => default_context(&state, f.optional_string("roleArn")?, &req.input),
     };
     let t = Tester {
         api,
@@ -201,6 +201,15 @@ fn read_request(api: &Api, f: &Fields, state: &Map<String, Value>) -> Result<Req
         None => StateConfiguration::default(),
         Some(c) => state_configuration(api, c, state, mock.as_ref())?,
     };
+    // After the settings: AWS answers a mapIterationFailureCount without a mock first.
+    if mock.is_none() && matches!(kind, "Map" | "Parallel") {
+        // AWS tests a Map or Parallel state only as a mock stands in for its iterations or
+        // branches (LocalStack's recordings `test_state_type_requires_mock`, 2025-12).
+        return Err(ApiError::invalid_definition(
+            "TestState API does not support Map or Parallel states. Supported state types \
+             include: [Task, Wait, Pass, Succeed, Fail, Choice]",
+        ));
+    }
     Ok(Request {
         level,
         input_text,
@@ -279,14 +288,32 @@ fn state_configuration(
             "mapIterationFailureCount" => {
                 // An unmocked Map counts its own failures. With a mocked error the error
                 // is the Map's, whatever the count (as AWS answers).
-                if kind != "Map" || mock.is_none() {
+                if mock.is_none() {
+                    // AWS's wording.
+                    return Err(ApiError::validation(
+                        "TestState does not support MapIterationFailureCount when a mock is \
+                         not specified.",
+                    ));
+                }
+                if kind != "Map" {
                     return Err(ApiError::validation(
                         "stateConfiguration.mapIterationFailureCount applies to a mocked Map \
                          state (the count is checked against its ToleratedFailureCount and \
                          ToleratedFailurePercentage)",
                     ));
                 }
-                config.map_iteration_failure_count = Some(whole(k)?);
+                let failed = whole(k)?;
+                let items = mock
+                    .and_then(|m| m.get("result"))
+                    .and_then(Value::as_array)
+                    .map(Vec::len);
+                if items.is_some_and(|n| failed > n as u64) {
+                    return Err(ApiError::validation(
+                        "Map iteration failure count must be less than or equal to the number \
+                         of Map iterations",
+                    ));
+                }
+                config.map_iteration_failure_count = Some(failed);
             }
             "errorCausedByState" => {
                 let name = v
@@ -411,9 +438,10 @@ fn to_value_map(m: &Map<String, Value>) -> crate::value::Map {
 }
 
 /// The Context object of a test that names none: a made-up execution of a machine named
-/// `TestState`, run as the request's role, that has just entered the state.
+/// `TestState`, run as the request's role (null without one), that has just entered the
+/// state. AWS calls the state `StateName` there, whatever its name in a given machine
+/// (LocalStack's recordings `test_state_task_catch_error`, `test_state_with_variables`).
 fn default_context(
-    name: &str,
     state: &Map<String, Value>,
     role_arn: Option<String>,
     input: &Value,
@@ -429,13 +457,17 @@ fn default_context(
         machine,
         &crate::value::Value::from(input),
         now,
-        false,
+        crate::exec::WorkflowType::ExpressSync.has_redrive_count(),
     );
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
-    ctx.enter_state(name, now, matches!(kind, "Task" | "Map" | "Parallel"));
+    ctx.enter_state(
+        "StateName",
+        now,
+        matches!(kind, "Task" | "Map" | "Parallel"),
+    );
     let mut v = Value::from(ctx.to_value());
-    if let (Some(role), Some(e)) = (role_arn, v.get_mut("Execution")) {
-        e["RoleArn"] = json!(role);
+    if let Some(e) = v.get_mut("Execution") {
+        e["RoleArn"] = json!(role_arn);
     }
     crate::value::Value::from(&v)
 }
@@ -512,7 +544,13 @@ fn mock_of(api: &Api, f: &Fields) -> Result<(Option<Value>, FieldValidation), Ap
     }
     if let Some(text) = m.get("result").and_then(Value::as_str) {
         let v = bounded_json(api, text).map_err(|why| {
-            ApiError::validation(format!("mock.result is not JSON of up to 256 KiB: {why}"))
+            // AWS's wording for text that is not JSON; ours for JSON over the limits.
+            match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Err(_) => ApiError::validation("Mocked result must be valid JSON"),
+                Ok(_) => {
+                    ApiError::validation(format!("mock.result is not JSON of up to 256 KiB: {why}"))
+                }
+            }
         })?;
         return Ok((Some(json!({"result": v})), validation));
     }
@@ -687,7 +725,14 @@ impl Tester<'_> {
                             }
                         }
                     }
-                    Handling::None => "FAILED",
+                    Handling::Uncaught(retrier) => {
+                        // AWS still names the retrier whose attempts are used up
+                        // (LocalStack's recording `exceeds_tolerated_retry_count`).
+                        if let Some(index) = retrier {
+                            inspection.insert("errorDetails".into(), json!({"retryIndex": index}));
+                        }
+                        "FAILED"
+                    }
                 };
                 out.insert("status".into(), json!(status));
             }
@@ -1284,6 +1329,8 @@ impl Tester<'_> {
         ExecOptions {
             max_duration: MAX_DURATION,
             state_machine_name: "TestState".into(),
+            // AWS's recordings of TestState have no `$$.Execution.RedriveCount`.
+            workflow_type: crate::exec::WorkflowType::ExpressSync,
             ..ExecOptions::default()
         }
     }
@@ -1297,7 +1344,8 @@ fn handling(state: &Map<String, Value>, err: &WorkflowError, retries: u64) -> Ha
         .get("Retry")
         .and_then(Value::as_array)
         .and_then(|rs| rs.iter().enumerate().find(|(_, r)| matches_any(r, err)));
-    if let Some((index, r)) = retrier {
+    if let Some((index, r)) = &retrier {
+        let (index, r) = (*index, *r);
         let num = |k: &str, default: f64| r.get(k).and_then(Value::as_f64).unwrap_or(default);
         if (retries as f64) < num("MaxAttempts", 3.0) {
             let exponent = i32::try_from(retries.min(1024)).unwrap_or(1024);
@@ -1314,7 +1362,7 @@ fn handling(state: &Map<String, Value>, err: &WorkflowError, retries: u64) -> Ha
         .get("Catch")
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().position(|c| matches_any(c, err)))
-        .map_or(Handling::None, Handling::Catch)
+        .map_or(Handling::Uncaught(retrier.map(|(i, _)| i)), Handling::Catch)
 }
 
 /// What Retry and Catch do with an error.
@@ -1324,8 +1372,8 @@ enum Handling {
     Retry { index: usize, backoff: u64 },
     /// This catcher handles it.
     Catch(usize),
-    /// Nothing handles it.
-    None,
+    /// Nothing handles it; the retrier that matched it, its attempts used up, if any.
+    Uncaught(Option<usize>),
 }
 
 /// A mocked state's call stands for all it would do: a Map or Parallel state becomes a
@@ -1456,7 +1504,16 @@ mod tests {
             }
         );
         let none = json!({});
-        assert_eq!(handling(none.as_object().unwrap(), &b, 0), Handling::None);
+        assert_eq!(
+            handling(none.as_object().unwrap(), &b, 0),
+            Handling::Uncaught(None)
+        );
+        // Used up with no catcher: AWS still names the retrier.
+        let retry_only = json!({"Retry": [{"ErrorEquals": ["B"], "MaxAttempts": 1}]});
+        assert_eq!(
+            handling(retry_only.as_object().unwrap(), &b, 1),
+            Handling::Uncaught(Some(0))
+        );
     }
 
     #[test]

@@ -51,18 +51,13 @@ pub fn parse_value_for(def: &Value, machine: MachineType) -> Result<StateMachine
 fn no_jsonpath_within(sm: &StateMachine, problems: &mut Vec<Problem>) {
     const WHY: &str =
         "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine";
+    // AWS points at the state (or branch), not at its QueryLanguage field.
     if sm.query_language == QueryLanguage::JsonPath {
-        problems.push(Problem::new(
-            pointer_join(&sm.pointer, "QueryLanguage"),
-            WHY,
-        ));
+        problems.push(Problem::new(sm.pointer.clone(), WHY));
     }
     for st in &sm.states {
         if st.query_language == QueryLanguage::JsonPath {
-            problems.push(Problem::new(
-                pointer_join(&st.pointer, "QueryLanguage"),
-                WHY,
-            ));
+            problems.push(Problem::new(st.pointer.clone(), WHY));
         }
         match &st.kind {
             Kind::Parallel { branches } => {
@@ -458,7 +453,22 @@ fn read_machine(
         }
     }
     let ql = query_language(&mut o, inherited);
-    let start_at = o.required_str("StartAt", "the name of the first state");
+    // One problem naming every missing field, in AWS's words and order
+    // (ValidateStateMachineDefinition of `{}`: "These fields are required: [States, StartAt]").
+    let missing: Vec<&str> = ["States", "StartAt"]
+        .into_iter()
+        .filter(|k| o.get(k).is_none())
+        .collect();
+    if !missing.is_empty() {
+        o.problem(
+            "",
+            format!("These fields are required: [{}]", missing.join(", ")),
+        );
+    }
+    let start_at = match o.get("StartAt") {
+        Some(_) => o.required_str("StartAt", "the name of the first state"),
+        None => None,
+    };
     let timeout_seconds = if top {
         o.integer("TimeoutSeconds", 1).map(|i| i as u64)
     } else {
@@ -471,10 +481,7 @@ fn read_machine(
     }
     let states_at = o.at("States");
     let states = match o.get("States") {
-        None => {
-            o.problem("", "States is required");
-            None
-        }
+        None => None,
         Some(Value::Object(map)) if map.is_empty() => {
             o.problem("States", "States must hold at least one state");
             None
