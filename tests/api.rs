@@ -662,7 +662,7 @@ fn test_state_takes_a_mock_for_a_whole_map_or_parallel_state() {
     let parallel = json!({"Type": "Parallel", "QueryLanguage": "JSONata",
         "Branches": [{"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
                      {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}],
-        "Output": "{% $states.result[1] %}", "MaxConcurrency": "{% 1 %}", "End": true});
+        "Output": "{% $states.result[1] %}", "End": true});
     let branches = test_jsonata(
         &local,
         parallel.clone(),
@@ -1079,10 +1079,23 @@ fn test_state_checks_a_mocked_result_against_the_integrations_answer() {
         assert_error(&refused, 400, "ValidationException");
         assert_eq!(refused.1["message"], message);
     }
+    // AWS reads ItemsPath before the mock stands in: this `{}` input is no array.
+    let mut items_in = writer.clone();
+    items_in["ItemsPath"] = json!("$$.Execution.Input");
+    let no_items = mocked(&items_in.to_string(), json!({"result": "{}"}));
+    assert_eq!(no_items.1["status"], "FAILED", "{no_items:?}");
     assert_eq!(
-        mocked(&writer.to_string(), json!({"result": "{}"})).1["status"],
-        "SUCCEEDED"
+        no_items.1["cause"],
+        "Reference path \"$.Execution.Input\" must point to array."
     );
+    writer["ItemsPath"] = json!("$.items");
+    let answered = call(
+        &local.addr,
+        "TestState",
+        &json!({"definition": writer.to_string(), "input": "{\"items\": [1]}",
+                "mock": {"result": "{}"}}),
+    );
+    assert_eq!(answered.1["status"], "SUCCEEDED", "{answered:?}");
     assert_eq!(
         mocked(&parallel.to_string(), json!({"result": "[1, 2]"})).1["status"],
         "SUCCEEDED"

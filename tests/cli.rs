@@ -40,6 +40,24 @@ fn validate_reports_every_problem_with_a_pointer() {
     }
 }
 
+/// A state of an unknown Type is one problem, in AWS's words; the states that go to it
+/// are not also told it is undefined.
+#[test]
+fn an_unreadable_state_is_reported_once() {
+    let dir = Scratch::new("validate-unreadable");
+    let def = json!({"StartAt": "X", "States": {
+        "X": {"Type": "Nope", "End": true},
+        "A": {"Type": "Pass", "Next": "X"}}});
+    let f = dir.write("bad.asl.json", def.to_string());
+    let out = stepstream(&["validate", path(&f)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/States/X/Type: The field 'Type' should have one of these values: [Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]"),
+        "{text}"
+    );
+    assert!(text.contains("1 problem"), "{text}");
+}
+
 #[test]
 fn validate_accepts_a_good_definition_and_flags_unreachable_states() {
     let dir = Scratch::new("validate-ok");

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use super::errors::ApiError;
 use super::fields::{self, Fields};
 use super::Api;
+use crate::asl::model::MachineType;
 use crate::asl::Problem;
 use crate::pipeline::definitions::{epoch_seconds, DefinitionRecord, Origin, MAX_DEFINITION_CHARS};
 use crate::pipeline::result::state_machine_arn;
@@ -242,21 +243,7 @@ fn checked_definition(api: &Api, name: &str, definition: &str) -> Result<(), Api
     }
     let found = diagnostics(definition);
     if !found.is_empty() {
-        let listed: Vec<String> = found
-            .iter()
-            .map(|d| {
-                format!(
-                    "'{}: {} at {}'",
-                    d["code"].as_str().unwrap_or_default(),
-                    d["message"].as_str().unwrap_or_default(),
-                    d["location"].as_str().unwrap_or("/")
-                )
-            })
-            .collect();
-        return Err(ApiError::invalid_definition(format!(
-            "Invalid State Machine Definition: {}",
-            listed.join(", ")
-        )));
+        return Err(refusal(&found));
     }
     let def: Value = serde_json::from_str(definition).map_err(|e| {
         ApiError::invalid_definition(format!("Invalid State Machine Definition: {e}"))
@@ -287,12 +274,39 @@ pub fn diagnostics(definition: &str) -> Vec<Value> {
             )]
         }
     };
-    let problems = match crate::asl::parse::parse_definition(&def) {
+    diagnostics_of(&def, MachineType::Express)
+}
+
+/// AWS's InvalidDefinition refusal listing these diagnostics, as CreateStateMachine words it.
+pub(crate) fn refusal(found: &[Value]) -> ApiError {
+    let listed: Vec<String> = found
+        .iter()
+        .map(|d| {
+            format!(
+                "'{}: {} at {}'",
+                d["code"].as_str().unwrap_or_default(),
+                d["message"].as_str().unwrap_or_default(),
+                d["location"].as_str().unwrap_or("/")
+            )
+        })
+        .collect();
+    ApiError::invalid_definition(format!(
+        "Invalid State Machine Definition: {}",
+        listed.join(", ")
+    ))
+}
+
+/// The diagnostics of a definition already read as JSON, checked as a machine of this type.
+pub(crate) fn diagnostics_of(def: &Value, machine: MachineType) -> Vec<Value> {
+    let diag = |code: &str, message: &str, location: &str| json!({"severity": "ERROR", "code": code, "message": message, "location": location});
+    let problems = match crate::asl::parse::parse_definition_for(def, machine) {
         Ok(_) => return vec![],
         Err(p) => p,
     };
     let mut standard_only = Vec::new();
-    standard_only_resources(&def, "", &mut standard_only);
+    if machine == MachineType::Express {
+        standard_only_resources(def, "", &mut standard_only);
+    }
     problems
         .iter()
         .map(|p| {

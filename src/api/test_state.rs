@@ -28,6 +28,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::asl::model::MachineType;
 use serde_json::{json, Map, Value};
 
 use super::errors::ApiError;
@@ -49,8 +50,8 @@ const MAX_DURATION: Duration = Duration::from_secs(60);
 const MAX_INSPECTED_ITEMS: usize = 10_000;
 const MAX_INSPECTED_BYTES: usize = super::executions::MAX_INPUT_BYTES;
 
-/// The name the tested state gets when the definition is a state, not a machine.
-const DEFAULT_STATE_NAME: &str = "TestState";
+/// The name the tested state gets when the definition is a state, not a machine: AWS's.
+const DEFAULT_STATE_NAME: &str = "StateName";
 
 /// The resource of the stand-in Tasks that replay a caught error or a mocked Map or
 /// Parallel state; always answered by a mock, never called.
@@ -495,16 +496,15 @@ fn pick_state(
                     "stateName is required when the definition is a whole state machine",
                 )
             })?;
-            let state = states
-                .get(&name)
-                .and_then(Value::as_object)
-                .ok_or_else(|| {
-                    ApiError::validation(format!("the definition has no state named {name:?}"))
-                })?;
+            // Any state of the machine, nested ones too (AWS tests a state inside a Map's
+            // ItemProcessor: LocalStack's recording `test_base_state_name`).
+            let (state, inherited) = find_state(states, &name, ql(obj), 0).ok_or_else(|| {
+                ApiError::validation(format!("the definition has no state named {name:?}"))
+            })?;
             let mut state = state.clone();
-            // A state inherits the machine's query language unless it names its own.
+            // A state inherits its machine's query language unless it names its own.
             if !state.contains_key("QueryLanguage") {
-                state.insert("QueryLanguage".into(), json!(ql(obj)));
+                state.insert("QueryLanguage".into(), json!(inherited));
             }
             let lang = ql(&state);
             Ok((name, state, lang))
@@ -518,6 +518,53 @@ fn pick_state(
             ))
         }
     }
+}
+
+/// The state named `name` among `states` or inside their Parallel branches and Map item
+/// processors, with the query language it inherits (`ql`: that of the machine holding
+/// `states`). The search stops 64 machines deep: a definition is at most 1 MiB, but its
+/// nesting is bounded here, not by the parser's stack.
+fn find_state<'a>(
+    states: &'a Map<String, Value>,
+    name: &str,
+    ql: String,
+    depth: usize,
+) -> Option<(&'a Map<String, Value>, String)> {
+    if let Some(s) = states.get(name).and_then(Value::as_object) {
+        return Some((s, ql));
+    }
+    if depth >= 64 {
+        return None;
+    }
+    for s in states.values().filter_map(Value::as_object) {
+        let inner_ql = s
+            .get("QueryLanguage")
+            .and_then(Value::as_str)
+            .map_or_else(|| ql.clone(), str::to_string);
+        let machines = s
+            .get("Branches")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .chain(
+                ["ItemProcessor", "Iterator"]
+                    .iter()
+                    .filter_map(|k| s.get(*k)),
+            );
+        for m in machines {
+            let Some(inner) = m.get("States").and_then(Value::as_object) else {
+                continue;
+            };
+            let m_ql = m
+                .get("QueryLanguage")
+                .and_then(Value::as_str)
+                .map_or_else(|| inner_ql.clone(), str::to_string);
+            if let Some(found) = find_state(inner, name, m_ql, depth + 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 /// The mock a TestState `mock` asks for, in the mocks format of [`crate::tasks::mock`],
@@ -650,6 +697,13 @@ impl Tester<'_> {
         let mut bare = state.clone();
         bare.remove("Retry");
         bare.remove("Catch");
+        // A mock stands in for a Map's iterations or a Parallel's branches, but AWS still
+        // refuses a state written wrong, in its words (its recordings
+        // `test_parallel_state_empty_branches`, `test_state_name_invalid_state_definition`).
+        // A Choice's targets are elsewhere in the machine: it is checked as it is run.
+        if kind != "Choice" {
+            self.check_as_written(&bare)?;
+        }
         if req.mock.is_some() {
             stand_in_for_mocked(&mut bare);
         }
@@ -671,6 +725,20 @@ impl Tester<'_> {
                 // Retry and Catch take it from there.
                 mock = Some(json!({"error": names::EXCEED_TOLERATED_FAILURE_THRESHOLD,
                                    "cause": "The specified tolerated failure threshold was exceeded"}));
+            }
+        }
+        let items_mocked =
+            kind == "Map" && mock.as_ref().is_some_and(|m| m.get("result").is_some());
+        if items_mocked && !self.jsonata && !state.contains_key("ItemReader") {
+            // The mock stands in for the iterations, but AWS reads ItemsPath first and
+            // fails when it finds no array there (its recording
+            // `test_state_map_context_object`).
+            if let Some(v) = self.items_path_value(state, &req.input).await {
+                if !v.is_array() {
+                    let path = state.get("ItemsPath").and_then(Value::as_str);
+                    let cause = exec::items_not_an_array(path, &crate::value::Value::from(&v));
+                    return Ok(self.items_not_an_array(state, req, &cause).await);
+                }
             }
         }
         let trace = (req.level == Level::Trace && resource == http::INVOKE && req.mock.is_none())
@@ -820,9 +888,11 @@ impl Tester<'_> {
         } else {
             None
         };
-        // A Pass state with a Result reads no input before it.
+        // A Pass state with a Result reads no input before it, and AWS shows none for a
+        // (mocked) Parallel state either: its inspection data is the input and what became
+        // of the branches' outputs (LocalStack's recording `test_base_parallel_state_mock_success`).
         let mut after_parameters = None;
-        if pass_result.is_none() {
+        if pass_result.is_none() && kind != "Parallel" {
             let mut pass = Map::new();
             if let Some(p) = field("InputPath") {
                 pass.insert("InputPath".into(), p);
@@ -839,25 +909,30 @@ impl Tester<'_> {
                     data.insert("afterItemsPath".into(), text(&v));
                 }
             }
-            if !matches!(kind, "Task" | "Pass" | "Parallel") {
+            if kind == "Map" && recorded.result.is_none() {
                 return;
             }
-            let params = match (&recorded.input, field("Parameters")) {
-                (Some(sent), _) => Value::from(sent.clone()),
-                (None, Some(p)) => {
-                    pass.insert("Parameters".into(), p);
-                    match self.run_pass(pass, input).await {
-                        Some(v) => v,
-                        None => return,
+            if !matches!(kind, "Task" | "Pass") {
+                // A mocked Map's result is the mock: no Parameters step before it.
+                after_parameters = None;
+            } else {
+                let params = match (&recorded.input, field("Parameters")) {
+                    (Some(sent), _) => Value::from(sent.clone()),
+                    (None, Some(p)) => {
+                        pass.insert("Parameters".into(), p);
+                        match self.run_pass(pass, input).await {
+                            Some(v) => v,
+                            None => return,
+                        }
                     }
-                }
-                (None, None) => after_input,
-            };
-            data.insert("afterParameters".into(), text(&params));
-            after_parameters = Some(params);
+                    (None, None) => after_input,
+                };
+                data.insert("afterParameters".into(), text(&params));
+                after_parameters = Some(params);
+            }
         }
         let result = match kind {
-            "Task" => match &recorded.result {
+            "Task" | "Map" | "Parallel" => match &recorded.result {
                 Some(Ok(r)) => Value::from(r.clone()),
                 _ => return,
             },
@@ -979,6 +1054,47 @@ impl Tester<'_> {
     /// A Map state's items for this input: what its ItemReader read (`mapItemReaderData`,
     /// through ReaderConfig's ItemsPointer), else its ItemsPath (JSONPath) or Items
     /// (JSONata) applied to the input.
+    /// The answer for a mocked Map whose ItemsPath selects no array: FAILED with
+    /// `States.Runtime`, and at DEBUG the data up to InputPath, as AWS answers.
+    async fn items_not_an_array(
+        &self,
+        state: &Map<String, Value>,
+        req: &Request,
+        cause: &str,
+    ) -> Value {
+        let mut out = Map::new();
+        out.insert("status".into(), json!("FAILED"));
+        out.insert("error".into(), json!(names::RUNTIME));
+        out.insert("cause".into(), json!(cause));
+        if req.level >= Level::Debug {
+            let mut data = Map::new();
+            data.insert("input".into(), json!(req.input_text));
+            let mut pass = Map::new();
+            if let Some(p) = state.get("InputPath") {
+                pass.insert("InputPath".into(), p.clone());
+            }
+            if let Some(v) = self.run_pass(pass, &req.input).await {
+                data.insert("afterInputPath".into(), text(&v));
+            }
+            out.insert("inspectionData".into(), Value::Object(data));
+        }
+        Value::Object(out)
+    }
+
+    /// What a JSONPath Map's ItemsPath selects of the input (after InputPath).
+    async fn items_path_value(&self, state: &Map<String, Value>, input: &Value) -> Option<Value> {
+        let mut pass = Map::new();
+        if let Some(p) = state.get("InputPath") {
+            pass.insert("InputPath".into(), p.clone());
+        }
+        let path = state
+            .get("ItemsPath")
+            .cloned()
+            .unwrap_or_else(|| json!("$"));
+        pass.insert("OutputPath".into(), path);
+        self.run_pass(pass, input).await
+    }
+
     async fn map_items(
         &self,
         state: &Map<String, Value>,
@@ -1008,16 +1124,7 @@ impl Tester<'_> {
                 None => input.clone(),
             }
         } else {
-            let mut pass = Map::new();
-            if let Some(p) = state.get("InputPath") {
-                pass.insert("InputPath".into(), p.clone());
-            }
-            let path = state
-                .get("ItemsPath")
-                .cloned()
-                .unwrap_or_else(|| json!("$"));
-            pass.insert("OutputPath".into(), path);
-            self.run_pass(pass, input).await?
+            self.items_path_value(state, input).await?
         };
         match items {
             Value::Array(items) => Some(Items {
@@ -1313,6 +1420,31 @@ impl Tester<'_> {
         let mut states = Map::new();
         states.insert(self.name.to_string(), Value::Object(pass));
         states
+    }
+
+    /// Refuses the state, as written, if a machine holding only it would be refused. (A
+    /// Standard machine's: a mock answers a job wait.)
+    fn check_as_written(&self, state: &Map<String, Value>) -> Result<(), ApiError> {
+        let mut alone = state.clone();
+        // A state that goes on ends here instead (Succeed and Fail have neither field).
+        if alone.remove("Next").is_some() {
+            alone.insert("End".into(), json!(true));
+        }
+        // TestState reads an ItemReader's data from mapItemReaderData (and a mock stands
+        // for a ResultWriter's answer); a machine refuses both.
+        alone.remove("ItemReader");
+        alone.remove("ResultWriter");
+        let mut states = Map::new();
+        states.insert(self.name.to_string(), Value::Object(alone));
+        let mut machine = json!({"StartAt": self.name, "States": states});
+        if self.jsonata {
+            machine["QueryLanguage"] = json!("JSONata");
+        }
+        let found = super::machines::diagnostics_of(&machine, MachineType::Standard);
+        match found.is_empty() {
+            true => Ok(()),
+            false => Err(super::machines::refusal(&found)),
+        }
     }
 
     fn compile(&self, states: Map<String, Value>) -> Result<crate::machines::Machine, ApiError> {

@@ -47,6 +47,9 @@ pub struct StateMachine {
     pub query_language: QueryLanguage,
     /// JSON pointer of this machine's `States` object's parent.
     pub pointer: String,
+    /// States the definition names but that could not be read (their problems are
+    /// reported); a transition to one is not also reported as undefined.
+    pub unreadable: Vec<String>,
 }
 
 /// A path-valued field that may be absent (default `$`) or `null` (discard / empty object).

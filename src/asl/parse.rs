@@ -19,6 +19,14 @@ pub fn parse_definition<D: crate::value::convert::AsValue + ?Sized>(
     parse_value(&def.as_value())
 }
 
+/// [`parse_definition`] for a machine of the given type.
+pub fn parse_definition_for<D: crate::value::convert::AsValue + ?Sized>(
+    def: &D,
+    machine: MachineType,
+) -> Result<StateMachine, Vec<Problem>> {
+    parse_value_for(&def.as_value(), machine)
+}
+
 /// [`parse_definition`] of a definition already in the state data type.
 pub fn parse_value(def: &Value) -> Result<StateMachine, Vec<Problem>> {
     parse_value_for(def, MachineType::Express)
@@ -480,19 +488,23 @@ fn read_machine(
         }
     }
     let states_at = o.at("States");
+    let mut unreadable = Vec::new();
     let states = match o.get("States") {
         None => None,
         Some(Value::Object(map)) if map.is_empty() => {
             o.problem("States", "States must hold at least one state");
             None
         }
-        Some(Value::Object(map)) => Some(
-            map.iter()
-                .filter_map(|(name, sv)| {
-                    read_state(name, sv, &pointer_join(&states_at, name), ql, o.problems)
-                })
-                .collect::<Vec<_>>(),
-        ),
+        Some(Value::Object(map)) => {
+            let mut read = Vec::with_capacity(map.len());
+            for (name, sv) in map {
+                match read_state(name, sv, &pointer_join(&states_at, name), ql, o.problems) {
+                    Some(s) => read.push(s),
+                    None => unreadable.push(name.to_string()),
+                }
+            }
+            Some(read)
+        }
         Some(_) => {
             o.problem("States", "States must be an object of named states");
             None
@@ -504,6 +516,7 @@ fn read_machine(
         timeout_seconds,
         query_language: ql,
         pointer: pointer.to_string(),
+        unreadable,
     })
 }
 
@@ -549,7 +562,8 @@ fn read_state(
     let Some(allowed) = allowed(ty) else {
         o.problem(
             "Type",
-            format!("unknown state type {ty:?}; expected Pass, Task, Choice, Wait, Succeed, Fail, Parallel or Map"),
+            // AWS's words (TestState's recording `test_state_name_invalid_state_definition`).
+            "The field 'Type' should have one of these values: [Task, Wait, Pass, Succeed, Fail, Choice, Parallel, Map]",
         );
         return None;
     };
@@ -654,6 +668,12 @@ fn read_state(
                     .collect(),
                 None => {
                     o.problem("", "Branches is required");
+                    vec![]
+                }
+                // AWS's words for `[]` (TestState's recording
+                // `test_parallel_state_empty_branches`).
+                Some(Value::Array(_)) => {
+                    o.problem("Branches", "Value cannot be empty");
                     vec![]
                 }
                 Some(_) => {

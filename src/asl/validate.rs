@@ -81,6 +81,8 @@ pub fn check_graph(sm: &StateMachine, machine: MachineType, problems: &mut Vec<P
             .get(name)
         {
             Some(&to) => edges[from].push(to),
+            // Its own problems say why it could not be read.
+            None if sm.unreadable.iter().any(|u| u == name) => {}
             None => problems.push(Problem::new(
                 pointer,
                 format!(
@@ -132,6 +134,9 @@ pub fn check_graph(sm: &StateMachine, machine: MachineType, problems: &mut Vec<P
     }
 
     let Some(&start) = index.get(sm.start_at.as_str()) else {
+        if sm.unreadable.contains(&sm.start_at) {
+            return;
+        }
         problems.push(Problem::new(
             pointer_join(&sm.pointer, "StartAt"),
             format!(

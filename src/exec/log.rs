@@ -372,6 +372,21 @@ mod tests {
         (out, types)
     }
 
+    /// An output over the payload limit fails the execution straight from the state's
+    /// Entered event, with no Exited event (LocalStack's recording `test_start_large_input`).
+    #[test]
+    fn an_oversized_output_has_no_exited_event() {
+        let def = json!({"StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Parameters": {"a.$": "$.s", "b.$": "$.s"}, "End": true}}});
+        let big = "x".repeat(200 * 1024);
+        let (out, types) = run(def, json!({ "s": big }), LogLevel::All);
+        assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+        assert_eq!(
+            types,
+            ["ExecutionStarted", "PassStateEntered", "ExecutionFailed"]
+        );
+    }
+
     /// The sequence AWS's histories have (LocalStack's recording `test_base_map`): a Map's
     /// started, iteration and succeeded events, a Parallel's started and succeeded ones.
     #[test]

@@ -67,9 +67,13 @@ pub(crate) async fn run(
                 ),
             ));
         }
-        return Err(WorkflowError::runtime(format!(
-            "Map state input must be an array, but was: {}",
-            items.as_ref()
+        let path = match &spec.items_path {
+            PathField::Path(p) => Some(p.text()),
+            _ => None,
+        };
+        return Err(WorkflowError::runtime(items_not_an_array(
+            path,
+            items.as_ref(),
         )));
     };
 
@@ -355,6 +359,19 @@ fn whole_amount(v: Option<f64>, field: &str, why: &str) -> Result<Option<u64>, W
             "{field} must be a non-negative integer that fits 64 bits, not {}",
             show_number(f)
         ))),
+    }
+}
+
+/// The cause of a JSONPath Map whose items are not an array. AWS words it by where
+/// ItemsPath points: into the Context object (`$$...`) it names the path, `$` for `$$`
+/// (LocalStack's TestState recordings `test_state_map_context_object`); into the input it
+/// shows the value.
+pub fn items_not_an_array(items_path: Option<&str>, items: &Value) -> String {
+    match items_path.and_then(|p| p.strip_prefix('$')) {
+        Some(rest) if rest.starts_with('$') => {
+            format!("Reference path \"{rest}\" must point to array.")
+        }
+        _ => format!("Map state input must be an array, but was: {items}"),
     }
 }
 

@@ -9,6 +9,7 @@ mod frame;
 mod io;
 pub mod log;
 mod map;
+pub use map::items_not_an_array;
 mod memory;
 mod parallel;
 mod retry;

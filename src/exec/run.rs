@@ -419,18 +419,27 @@ async fn run_states<'a>(
                 });
             }
         }
-        log_step(ex, node, &stepped);
-        let (out, next, growth) = stepped?;
+        let (out, next, growth) = match stepped {
+            Ok(s) => s,
+            Err(e) => {
+                log_failed(ex, node, &e);
+                return Err(e);
+            }
+        };
         bound = match growth {
             Growth::Same => bound,
             Growth::Replaced(n) => n,
             Growth::Added(n) => bound.saturating_add(n),
         };
         if bound > limit {
+            // An output over the limit fails the execution with no Exited event: AWS's
+            // history goes from the state's Entered event to ExecutionFailed (LocalStack's
+            // recording `test_start_large_input`).
             ex.check_size(&out, &node.state.name)
                 .map_err(|e| locate(e, &node.state, Some(entered)))?;
             bound = json_size(&out, limit);
         }
+        log_exited(ex, node, &out);
         if node.may_assign {
             vars_bound = frame.vars.local_size(ex.opts.max_memory_bytes);
         }
@@ -448,39 +457,36 @@ async fn run_states<'a>(
 
 const FRAME_DATA: &str = "the data and variables of its running states";
 
-/// Counts and logs how a state ended: `<Type>StateExited` with its output, or for a Map
-/// or Parallel state that failed, `<Type>StateFailed`.
-fn log_step(
-    ex: &Exec<'_>,
-    node: &Node,
-    stepped: &Result<(Value, Option<usize>, Growth), WorkflowError>,
-) {
-    let t = node.state.type_name();
-    match stepped {
-        Ok((out, _, _)) => {
-            let id = ex.next_event();
-            if let Some(log) = &ex.log {
-                log.push(id, &format!("{t}StateExited"), Severity::Info, false, |l| {
-                    let mut d = crate::value::Map::new();
-                    d.insert("name".into(), Value::from(node.state.name.clone()));
-                    l.data(&mut d, "output", out);
-                    d
-                })
-            }
-        }
-        Err(e) if matches!(node.state.kind, Kind::Map(_) | Kind::Parallel { .. }) => {
-            let id = ex.next_event();
-            if let Some(log) = &ex.log {
-                log.push(
-                    id,
-                    &format!("{t}StateFailed"),
-                    Severity::Error,
-                    false,
-                    |_| error_details(e.error.as_deref(), e.cause.as_deref()),
-                )
-            }
-        }
-        Err(_) => {}
+/// Counts and logs a state's `<Type>StateExited` event, with its output.
+fn log_exited(ex: &Exec<'_>, node: &Node, out: &Value) {
+    let id = ex.next_event();
+    if let Some(log) = &ex.log {
+        let t = node.state.type_name();
+        log.push(id, &format!("{t}StateExited"), Severity::Info, false, |l| {
+            let mut d = crate::value::Map::new();
+            d.insert("name".into(), Value::from(node.state.name.clone()));
+            l.data(&mut d, "output", out);
+            d
+        })
+    }
+}
+
+/// Counts and logs a Map or Parallel state's failure as `<Type>StateFailed` (another
+/// state's failure has no event of its own).
+fn log_failed(ex: &Exec<'_>, node: &Node, e: &WorkflowError) {
+    if !matches!(node.state.kind, Kind::Map(_) | Kind::Parallel { .. }) {
+        return;
+    }
+    let id = ex.next_event();
+    if let Some(log) = &ex.log {
+        let t = node.state.type_name();
+        log.push(
+            id,
+            &format!("{t}StateFailed"),
+            Severity::Error,
+            false,
+            |_| error_details(e.error.as_deref(), e.cause.as_deref()),
+        )
     }
 }
 
