@@ -13,7 +13,8 @@
 # are then measured unless PGO_MEASURE says otherwise.
 # PGO_PROFILE_ONLY=1 stops once the profile is built and prints its path (for
 # `STEPSTREAM_BENCH_PROFILE=... bash benches/compare.sh`).
-# Needs llvm-profdata of rustc's own LLVM version (`rustup component add llvm-tools`).
+# Needs llvm-profdata of rustc's own LLVM version (added with `rustup component add
+# llvm-tools` when missing).
 # Takes ~15 minutes on 2 cores (two fat-LTO builds besides the plain one); run it with
 # nothing else on the machine, as every timing here.
 set -euo pipefail
@@ -38,6 +39,10 @@ done
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
+# A fresh machine has no llvm-tools: add them, as scripts/release.sh does.
+if [ ! -x "$profdata" ] && command -v rustup >/dev/null; then
+  rustup component add llvm-tools >&2
+fi
 [ -x "$profdata" ] || { echo "no $profdata: rustup component add llvm-tools" >&2; exit 1; }
 
 # Builds the workloads bench with extra RUSTFLAGS into its own target folder; prints the
