@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The release build we ship: profile-guided (PGO). Builds stepstream instrumented, trains
-# it, and builds it again with the profile; the result is target/pgo-release/stepstream.
+# The release build we ship: profile-guided (PGO) where that pays. Builds stepstream
+# instrumented, trains it, builds it again with the profile, and times it against a plain
+# build; the faster is target/pgo-release/stepstream.
 #
 #   bash scripts/release.sh [CASES_DIR...]
 #
@@ -20,8 +21,9 @@
 # release build").
 #
 # Needs llvm-profdata of rustc's own LLVM (installed here with `rustup component add
-# llvm-tools` when missing) and python3. About three release builds' time (~10 minutes
-# on 2 cores); the plain `cargo build --release` stays the build the tests use.
+# llvm-tools` when missing) and python3. About four release builds' time (~13 minutes
+# on 2 cores); the plain `cargo build --release` stays the build the tests use. The
+# profile-guided binary is shipped only where it measures faster (RELEASE_PGO below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
@@ -73,5 +75,33 @@ rm -rf "$dir/use"
 # rustc may warn that a few functions changed shape since the profile (its allocator
 # shims): harmless, they are not ours.
 build "-Cprofile-use=$dir/merged.profdata" "$dir/use"
-cp "$dir/use/$host/release/stepstream" "$dir/stepstream"
+pgo_bin="$dir/use/$host/release/stepstream"
+cp "$pgo_bin" "$dir/stepstream"
+
+# Whether the profile pays may depend on the CPU: this binary ran at 0.76-0.90 of the
+# plain build's time on a Zen 2 VM and 0.84-0.96 on an AVX-512 Intel one, but the workloads
+# bench built with benches/pgo.sh's profile was 0.95-1.14 there (BENCHMARKS.md "Back on an
+# AVX-512 VM").
+# RELEASE_PGO=auto (the default) times both builds here, alternated, on four benchmark
+# workloads the training never ran, and ships the plain one unless the profile-guided one
+# is faster (geometric mean of the time ratios); =always keeps the profile unmeasured.
+case "${RELEASE_PGO:-auto}" in
+  always) ;;
+  auto)
+    echo "release.sh: plain build, to time against the profile-guided one on this machine" >&2
+    build "" "$dir/plain"
+    plain_bin="$dir/plain/$host/release/stepstream"
+    table=$(ALTERNATE_EXEC=1 bash benches/alternate.sh "$plain_bin" "$pgo_bin" 3 20000 \
+      order retry-catch choice-heavy article-choice)
+    echo "$table" >&2
+    ratio=$(awk 'NR > 1 && $4 + 0 > 0 { s += log($4); n++ } END { printf "%.3f", n ? exp(s / n) : 1 }' <<<"$table")
+    if awk -v r="$ratio" 'BEGIN { exit !(r < 1) }'; then
+      echo "release.sh: profile-guided build kept (its time / the plain build's: $ratio)" >&2
+    else
+      echo "release.sh: the profile does not pay on this CPU (its time / the plain build's: $ratio); shipping the plain build" >&2
+      cp "$plain_bin" "$dir/stepstream"
+    fi
+    ;;
+  *) echo "release.sh: RELEASE_PGO must be auto or always" >&2; exit 2 ;;
+esac
 echo "$dir/stepstream"
