@@ -343,17 +343,18 @@ fn standard_only_resources(v: &Value, at: &str, out: &mut Vec<(String, String)>)
     for (name, state) in states {
         let here = crate::asl::pointer_join(&crate::asl::pointer_join(at, "States"), name);
         if let Some(resource) = state.get("Resource").and_then(Value::as_str) {
-            let what = if resource.ends_with(".sync") || resource.contains(".sync:") {
-                Some("Express state machine does not support '.sync' service integration")
-            } else if resource.ends_with(".waitForTaskToken") {
+            use crate::asl::validate::{standard_only, StandardOnly};
+            let what = standard_only(resource).map(|kind| match kind {
+                StandardOnly::JobWait => {
+                    "Express state machine does not support '.sync' service integration"
+                }
                 // With AWS's trailing space (ValidateStateMachineDefinition's recording
                 // `ILLEGAL_WFTT`; CreateStateMachine's shows two spaces before " at").
-                Some("Express state machine does not support '.waitForTaskToken' service integration ")
-            } else if resource.contains(":activity:") {
-                Some("Express state machine does not support Activity ARN")
-            } else {
-                None
-            };
+                StandardOnly::Callback => {
+                    "Express state machine does not support '.waitForTaskToken' service integration "
+                }
+                StandardOnly::Activity => "Express state machine does not support Activity ARN",
+            });
             if let Some(m) = what {
                 out.push((crate::asl::pointer_join(&here, "Resource"), m.to_string()));
             }

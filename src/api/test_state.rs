@@ -462,7 +462,7 @@ fn default_context(
     );
     let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
     ctx.enter_state(
-        "StateName",
+        DEFAULT_STATE_NAME,
         now,
         matches!(kind, "Task" | "Map" | "Parallel"),
     );
@@ -674,6 +674,15 @@ fn placeholder(i: usize) -> String {
 struct Items {
     items: Vec<Value>,
     after_pointer: Option<Value>,
+}
+
+/// The fields of a Pass state that applies `state`'s InputPath and nothing else.
+fn input_path_only(state: &Map<String, Value>) -> Map<String, Value> {
+    let mut pass = Map::new();
+    if let Some(p) = state.get("InputPath") {
+        pass.insert("InputPath".into(), p.clone());
+    }
+    pass
 }
 
 /// A JSONata Pass state whose output is `q` (an expression, or JSON with expressions).
@@ -893,10 +902,7 @@ impl Tester<'_> {
         // of the branches' outputs (LocalStack's recording `test_base_parallel_state_mock_success`).
         let mut after_parameters = None;
         if pass_result.is_none() && kind != "Parallel" {
-            let mut pass = Map::new();
-            if let Some(p) = field("InputPath") {
-                pass.insert("InputPath".into(), p);
-            }
+            let mut pass = input_path_only(state);
             let Some(after_input) = self.run_pass(pass.clone(), input).await else {
                 return;
             };
@@ -912,10 +918,8 @@ impl Tester<'_> {
             if kind == "Map" && recorded.result.is_none() {
                 return;
             }
-            if !matches!(kind, "Task" | "Pass") {
-                // A mocked Map's result is the mock: no Parameters step before it.
-                after_parameters = None;
-            } else {
+            // A mocked Map's result is the mock: no Parameters step before it.
+            if matches!(kind, "Task" | "Pass") {
                 let params = match (&recorded.input, field("Parameters")) {
                     (Some(sent), _) => Value::from(sent.clone()),
                     (None, Some(p)) => {
@@ -1011,10 +1015,7 @@ impl Tester<'_> {
                 self.run_pass(jsonata_output(q), input).await
             }
             (None, Some(path)) if !self.jsonata => {
-                let mut pass = Map::new();
-                if let Some(p) = state.get("InputPath") {
-                    pass.insert("InputPath".into(), p.clone());
-                }
+                let mut pass = input_path_only(state);
                 pass.insert("Parameters".into(), json!({"v.$": path}));
                 self.run_pass(pass, input)
                     .await
@@ -1051,9 +1052,6 @@ impl Tester<'_> {
         over_count || over_percentage
     }
 
-    /// A Map state's items for this input: what its ItemReader read (`mapItemReaderData`,
-    /// through ReaderConfig's ItemsPointer), else its ItemsPath (JSONPath) or Items
-    /// (JSONata) applied to the input.
     /// The answer for a mocked Map whose ItemsPath selects no array: FAILED with
     /// `States.Runtime`, and at DEBUG the data up to InputPath, as AWS answers.
     async fn items_not_an_array(
@@ -1069,10 +1067,7 @@ impl Tester<'_> {
         if req.level >= Level::Debug {
             let mut data = Map::new();
             data.insert("input".into(), json!(req.input_text));
-            let mut pass = Map::new();
-            if let Some(p) = state.get("InputPath") {
-                pass.insert("InputPath".into(), p.clone());
-            }
+            let pass = input_path_only(state);
             if let Some(v) = self.run_pass(pass, &req.input).await {
                 data.insert("afterInputPath".into(), text(&v));
             }
@@ -1083,10 +1078,7 @@ impl Tester<'_> {
 
     /// What a JSONPath Map's ItemsPath selects of the input (after InputPath).
     async fn items_path_value(&self, state: &Map<String, Value>, input: &Value) -> Option<Value> {
-        let mut pass = Map::new();
-        if let Some(p) = state.get("InputPath") {
-            pass.insert("InputPath".into(), p.clone());
-        }
+        let mut pass = input_path_only(state);
         let path = state
             .get("ItemsPath")
             .cloned()
@@ -1095,6 +1087,9 @@ impl Tester<'_> {
         self.run_pass(pass, input).await
     }
 
+    /// A Map state's items for this input: what its ItemReader read (`mapItemReaderData`,
+    /// through ReaderConfig's ItemsPointer), else its ItemsPath (JSONPath) or Items
+    /// (JSONata) applied to the input.
     async fn map_items(
         &self,
         state: &Map<String, Value>,
@@ -1280,10 +1275,7 @@ impl Tester<'_> {
         if self.jsonata {
             return jsonata_output(template);
         }
-        let mut pass = Map::new();
-        if let Some(p) = state.get("InputPath") {
-            pass.insert("InputPath".into(), p.clone());
-        }
+        let mut pass = input_path_only(state);
         pass.insert("Parameters".into(), template.clone());
         pass
     }

@@ -6,17 +6,37 @@ use std::collections::{HashMap, HashSet};
 use super::model::{Kind, MachineType, StateMachine};
 use super::{pointer_join, Problem};
 
+/// What keeps a Task waiting, which only a Standard machine allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandardOnly {
+    /// `.sync` or `.sync:2`: waits for a job to finish.
+    JobWait,
+    /// `.waitForTaskToken`: waits for a callback with the task token.
+    Callback,
+    /// An Activity ARN: waits for a worker to poll for it.
+    Activity,
+}
+
+/// Which Standard-only kind of call this resource is, if any.
+pub fn standard_only(resource: &str) -> Option<StandardOnly> {
+    if resource.ends_with(".sync") || resource.contains(".sync:") {
+        Some(StandardOnly::JobWait)
+    } else if resource.ends_with(".waitForTaskToken") {
+        Some(StandardOnly::Callback)
+    } else if resource.starts_with("arn:aws:states:") && resource.contains(":activity:") {
+        Some(StandardOnly::Activity)
+    } else {
+        None
+    }
+}
+
 /// Why an Express workflow cannot call this resource, if it cannot: Express workflows run
 /// request-response calls only, so no job waits (`.sync`), callbacks or Activities.
 pub fn express_refuses(resource: &str) -> Option<String> {
-    let what = if resource.ends_with(".sync") || resource.contains(".sync:") {
-        "waits for a job to finish (.sync, \"Run a Job\")"
-    } else if resource.ends_with(".waitForTaskToken") {
-        "waits for a callback with a task token (.waitForTaskToken)"
-    } else if resource.starts_with("arn:aws:states:") && resource.contains(":activity:") {
-        "is an Activity, which waits for a worker to poll for it"
-    } else {
-        return None;
+    let what = match standard_only(resource)? {
+        StandardOnly::JobWait => "waits for a job to finish (.sync, \"Run a Job\")",
+        StandardOnly::Callback => "waits for a callback with a task token (.waitForTaskToken)",
+        StandardOnly::Activity => "is an Activity, which waits for a worker to poll for it",
     };
     Some(format!(
         "{resource:?} {what}: Express workflows (what stepstream runs) support only \

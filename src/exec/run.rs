@@ -296,10 +296,11 @@ fn enter_context(ctx: &mut Context, state: &State, now: DateTime<Utc>) {
     if let Kind::Task { resource, .. } = &state.kind {
         // AWS gives a token to a job wait too (`.sync`; LocalStack's recording
         // `test_sync_with_task_token` passes it to the child execution).
-        if resource.ends_with(".waitForTaskToken")
-            || resource.ends_with(".sync")
-            || resource.contains(".sync:")
-        {
+        use crate::asl::validate::{standard_only, StandardOnly};
+        if matches!(
+            standard_only(resource),
+            Some(StandardOnly::Callback | StandardOnly::JobWait)
+        ) {
             use base64::Engine as _;
             // Opaque, as AWS's: unique per execution and state entry.
             let token = uuid::Uuid::new_v4();

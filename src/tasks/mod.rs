@@ -364,7 +364,7 @@ impl Tasks {
             (Route::Real(_) | Route::Missing, _) => {
                 // A Standard machine's job wait, callback or Activity (`exec --type
                 // STANDARD` accepts them) has no handler here: nothing calls back.
-                let why = match crate::asl::validate::express_refuses(call.resource) {
+                let why = match crate::asl::validate::standard_only(call.resource) {
                     Some(_) => format!(
                         "state {:?} calls {:?}, which waits for a job, a callback or an \
                          Activity worker; stepstream runs none of these, so give the state a \
