@@ -955,6 +955,10 @@ fn read_choice(o: &mut Obj, ql: QueryLanguage) -> Kind {
         None => o.problem("", "Choices is required"),
         Some(_) => o.problem("Choices", "Choices must be a non-empty array of rules"),
     }
+    choice::share_lookups(rules.iter_mut().filter_map(|r| match &mut r.condition {
+        Test::Path(c) => Some(c),
+        Test::Jsonata(_) => None,
+    }));
     Kind::Choice { rules, default }
 }
 

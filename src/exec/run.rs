@@ -17,6 +17,7 @@ use crate::asl::model::{
 };
 use crate::compile::plan::{CallSlots, Node, Plan};
 use crate::error::{names, WorkflowError};
+use crate::expr::choice::Lookups;
 use crate::expr::context::{self, Context};
 use crate::expr::jsonata::{Limits, Scope};
 use crate::expr::query::{eval_expr, Query};
@@ -59,10 +60,10 @@ fn jsonata_output(
     }
 }
 
-/// Whether a Choice rule holds.
-fn holds(t: &Test, env: &Env) -> Result<bool, WorkflowError> {
+/// Whether a Choice rule holds (`lookups`: the values its state's rules share).
+fn holds<'v>(t: &Test, env: &Env<'v>, lookups: &mut Lookups<'v>) -> Result<bool, WorkflowError> {
     match t {
-        Test::Path(c) => c.eval(env),
+        Test::Path(c) => c.eval_sharing(env, lookups),
         Test::Jsonata(q) => match q.eval(&env.scope(), "Condition")? {
             Value::Bool(b) => Ok(b),
             other => Err(WorkflowError::new(
@@ -581,8 +582,9 @@ fn step_now(node: &Node, mut raw: Value, frame: &mut Frame) -> Stepped {
             };
             let env_eff = frame.env(&eff);
             let mut chosen = None;
+            let mut lookups = Lookups::new();
             for (i, r) in rules.iter().enumerate() {
-                if holds(&r.condition, &env_eff)? {
+                if holds(&r.condition, &env_eff, &mut lookups)? {
                     chosen = Some(i);
                     break;
                 }

@@ -38,6 +38,8 @@ pub enum Condition {
         variable: Path,
         /// The rule's `true` or `false`.
         expected: bool,
+        /// Where the lookup is kept when other rules of the state name the same path.
+        shared: Shared,
     },
     /// A test of the value at `variable`, which must be there.
     Test {
@@ -45,7 +47,103 @@ pub enum Condition {
         variable: Path,
         /// What is checked about its value.
         test: Test,
+        /// As for `IsPresent`.
+        shared: Shared,
     },
+}
+
+/// The slot in [`Lookups`] of a `Variable` that several rules of one Choice state name
+/// (`$.loop.counter` four times in choice-heavy's), or none: a path named once is looked
+/// up where it is tested, with nothing kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shared(u8);
+
+impl Shared {
+    const NONE: Shared = Shared(u8::MAX);
+}
+
+/// How many paths of one Choice state share their lookups; the others are looked up at
+/// each test (a state naming more distinct repeated paths is rare, and correct either way).
+const SHARED_SLOTS: usize = 16;
+
+/// The values a Choice state's shared paths named, looked up at the first rule that needs
+/// each and read from here by the rules after it: nothing a rule reads changes while the
+/// state's rules are tried.
+pub struct Lookups<'v> {
+    known: u16,
+    found: [Option<&'v Value>; SHARED_SLOTS],
+}
+
+impl<'v> Lookups<'v> {
+    /// Nothing looked up yet.
+    #[inline]
+    pub fn new() -> Lookups<'v> {
+        Lookups {
+            known: 0,
+            found: [None; SHARED_SLOTS],
+        }
+    }
+
+    /// The value `variable` names, looked up once per state for a shared path.
+    #[inline(always)]
+    fn get(&mut self, variable: &Path, shared: Shared, env: &Env<'v>) -> Option<&'v Value> {
+        let slot = usize::from(shared.0);
+        if slot >= SHARED_SLOTS {
+            return variable.get(env);
+        }
+        let bit = 1u16 << slot;
+        if self.known & bit == 0 {
+            self.found[slot] = variable.get(env);
+            self.known |= bit;
+        }
+        self.found[slot]
+    }
+}
+
+impl Default for Lookups<'_> {
+    fn default() -> Self {
+        Lookups::new()
+    }
+}
+
+/// Gives the `Variable`s that more than one of a Choice state's rules name a shared slot
+/// each (up to [`SHARED_SLOTS`]), so [`Condition::eval_sharing`] looks each up once.
+pub fn share_lookups<'c>(rules: impl IntoIterator<Item = &'c mut Condition>) {
+    fn visit<'c>(c: &'c mut Condition, out: &mut Vec<(&'c Path, &'c mut Shared)>) {
+        match c {
+            Condition::And(rules) | Condition::Or(rules) => {
+                rules.iter_mut().for_each(|r| visit(r, out))
+            }
+            Condition::Not(rule) => visit(rule, out),
+            Condition::IsPresent {
+                variable, shared, ..
+            }
+            | Condition::Test {
+                variable, shared, ..
+            } => out.push((variable, shared)),
+        }
+    }
+    let mut vars = Vec::new();
+    for rule in rules {
+        visit(rule, &mut vars);
+    }
+    let mut slots: Vec<&str> = Vec::new();
+    for i in 0..vars.len() {
+        let text = vars[i].0.text();
+        let repeated = vars.iter().filter(|(p, _)| p.text() == text).count() > 1;
+        if !repeated {
+            continue;
+        }
+        let slot = match slots.iter().position(|t| *t == text) {
+            Some(at) => at,
+            None if slots.len() < SHARED_SLOTS => {
+                slots.push(text);
+                slots.len() - 1
+            }
+            None => continue,
+        };
+        *vars[i].1 = Shared(slot as u8);
+    }
 }
 
 /// What a comparison checks about the value its `Variable` names.
@@ -381,10 +479,16 @@ fn compile_rule(
         problems,
     );
     match (variable, test) {
-        (Some(variable), Some(Compiled::IsPresent(expected))) => {
-            Some(Condition::IsPresent { variable, expected })
-        }
-        (Some(variable), Some(Compiled::Test(test))) => Some(Condition::Test { variable, test }),
+        (Some(variable), Some(Compiled::IsPresent(expected))) => Some(Condition::IsPresent {
+            variable,
+            expected,
+            shared: Shared::NONE,
+        }),
+        (Some(variable), Some(Compiled::Test(test))) => Some(Condition::Test {
+            variable,
+            test,
+            shared: Shared::NONE,
+        }),
         _ => None,
     }
 }
@@ -602,7 +706,17 @@ fn describe(v: &Value) -> String {
 impl Condition {
     /// Evaluates against the state's input (and the Context object and variables, via `env`).
     pub fn eval(&self, env: &Env) -> Result<bool, WorkflowError> {
-        match self.holds(env) {
+        self.eval_sharing(env, &mut Lookups::new())
+    }
+
+    /// [`Self::eval`] for one of a Choice state's rules, with the lookups its rules share.
+    #[inline]
+    pub fn eval_sharing<'v>(
+        &self,
+        env: &Env<'v>,
+        lookups: &mut Lookups<'v>,
+    ) -> Result<bool, WorkflowError> {
+        match self.holds(env, lookups) {
             Some(b) => Ok(b),
             None => self.miss_in(env).map_err(missing),
         }
@@ -612,11 +726,11 @@ impl Condition {
     /// result that named the path went through memory at every rule of a Choice
     /// (choice-heavy evaluates ~230 per execution). Which path missed is found again by
     /// [`Self::miss_in`], only when one did.
-    fn holds(&self, env: &Env) -> Option<bool> {
+    fn holds<'v>(&self, env: &Env<'v>, lookups: &mut Lookups<'v>) -> Option<bool> {
         match self {
             Condition::And(rules) => {
                 for rule in rules {
-                    if !rule.holds(env)? {
+                    if !rule.holds(env, lookups)? {
                         return Some(false);
                     }
                 }
@@ -624,17 +738,23 @@ impl Condition {
             }
             Condition::Or(rules) => {
                 for rule in rules {
-                    if rule.holds(env)? {
+                    if rule.holds(env, lookups)? {
                         return Some(true);
                     }
                 }
                 Some(false)
             }
-            Condition::Not(rule) => Some(!rule.holds(env)?),
-            Condition::IsPresent { variable, expected } => {
-                Some(variable.get(env).is_some() == *expected)
-            }
-            Condition::Test { variable, test } => test.eval(variable.get(env)?, env),
+            Condition::Not(rule) => Some(!rule.holds(env, lookups)?),
+            Condition::IsPresent {
+                variable,
+                expected,
+                shared,
+            } => Some(lookups.get(variable, *shared, env).is_some() == *expected),
+            Condition::Test {
+                variable,
+                test,
+                shared,
+            } => test.eval(lookups.get(variable, *shared, env)?, env),
         }
     }
 
@@ -661,8 +781,10 @@ impl Condition {
                 Ok(false)
             }
             Condition::Not(rule) => Ok(!decided(rule)?),
-            Condition::IsPresent { .. } => Ok(self.holds(env).unwrap_or(false)),
-            Condition::Test { variable, test } => {
+            Condition::IsPresent { .. } => {
+                Ok(self.holds(env, &mut Lookups::new()).unwrap_or(false))
+            }
+            Condition::Test { variable, test, .. } => {
                 let v = variable.get(env).ok_or(variable)?;
                 // Given up on with its variable there: its operand path missed.
                 test.eval(v, env)
@@ -923,6 +1045,96 @@ mod tests {
             json!({"Variable": "$.s", "StringMatches": pattern, "Next": "X"}),
             json!({ "s": s }),
         )
+    }
+
+    /// The slots `share_lookups` gives, rule by rule, in the order the rules name paths.
+    fn slots_of(rules: &mut [Condition]) -> Vec<Option<u8>> {
+        share_lookups(rules.iter_mut());
+        fn visit(c: &Condition, out: &mut Vec<Option<u8>>) {
+            match c {
+                Condition::And(rs) | Condition::Or(rs) => rs.iter().for_each(|r| visit(r, out)),
+                Condition::Not(r) => visit(r, out),
+                Condition::IsPresent { shared, .. } | Condition::Test { shared, .. } => {
+                    out.push((*shared != Shared::NONE).then_some(shared.0))
+                }
+            }
+        }
+        let mut out = Vec::new();
+        rules.iter().for_each(|r| visit(r, &mut out));
+        out
+    }
+
+    #[test]
+    fn only_paths_named_by_several_rules_share_a_lookup() {
+        let mut rules = vec![
+            compiled(json!({"And": [
+                {"Variable": "$.n", "NumericGreaterThan": 1},
+                {"Variable": "$.s", "StringEquals": "a"}
+            ], "Next": "X"})),
+            compiled(json!({"Variable": "$.t", "IsPresent": true, "Next": "X"})),
+            compiled(json!({"Not": {"Variable": "$.n", "NumericLessThan": 0}, "Next": "X"})),
+            compiled(json!({"Variable": "$.t", "IsString": true, "Next": "X"})),
+        ];
+        assert_eq!(
+            slots_of(&mut rules),
+            [Some(0), None, Some(1), Some(0), Some(1)]
+        );
+    }
+
+    #[test]
+    fn shared_lookups_decide_as_separate_ones_and_name_the_same_miss() {
+        let rules = || {
+            vec![
+                compiled(json!({"And": [
+                    {"Variable": "$.n", "IsPresent": true},
+                    {"Variable": "$.n", "NumericGreaterThan": 5}
+                ], "Next": "X"})),
+                compiled(json!({"Variable": "$.n", "NumericLessThan": 3, "Next": "X"})),
+                compiled(json!({"Variable": "$.n", "NumericEquals": 4, "Next": "X"})),
+            ]
+        };
+        let vars = Vars::default();
+        let context = crate::expr::context::Context::from_value(json!({}));
+        // Which rule holds first, or the error, with and without shared lookups.
+        let first = |rules: &[Condition], input: &Value, share: bool| {
+            let env = Env {
+                input,
+                context: &context,
+                vars: &vars,
+            };
+            let mut lookups = Lookups::new();
+            for (i, r) in rules.iter().enumerate() {
+                let held = if share {
+                    r.eval_sharing(&env, &mut lookups)
+                } else {
+                    r.eval(&env)
+                };
+                match held {
+                    Ok(true) => return Ok(Some(i)),
+                    Ok(false) => {}
+                    Err(e) => return Err(e.cause),
+                }
+            }
+            Ok(None)
+        };
+        let plain = rules();
+        let mut shared = rules();
+        assert_eq!(slots_of(&mut shared), [Some(0), Some(0), Some(0), Some(0)]);
+        for input in [
+            json!({"n": 9}),
+            json!({"n": 1}),
+            json!({"n": 4}),
+            json!({"n": 3.5}),
+        ] {
+            assert_eq!(
+                first(&shared, &input, true),
+                first(&plain, &input, false),
+                "{input}"
+            );
+        }
+        let missing = first(&shared, &json!({}), true);
+        assert_eq!(missing, first(&plain, &json!({}), false));
+        assert!(missing.unwrap_err().unwrap().contains("'$.n'"));
     }
 
     #[test]
