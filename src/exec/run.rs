@@ -409,24 +409,12 @@ async fn run_states<'a>(
         } else {
             step(ex, node, data, &mut frame).await
         };
-        let stepped = stepped.map_err(|e| locate(e, &node.state, Some(entered)));
-        if let Err(e) = &stepped {
-            // AWS's history has an EvaluationFailed event for a JSONata error, before the
-            // state's own failure event.
-            if e.name() == names::QUERY_EVALUATION_ERROR {
-                ex.event("EvaluationFailed", Severity::Error, || {
-                    let mut d = error_details(e.error.as_deref(), e.cause.as_deref());
-                    d.insert("state".into(), Value::from(node.state.name.as_str()));
-                    d
-                });
-            }
-        }
+        // Matched as it came: a `map_err` over the whole result moved the state's output
+        // through one more `Result`, whose copy waited on the narrower writes that built
+        // it (perf: ~20 % of this loop's samples in wait-loop, on that one load).
         let (out, next, growth) = match stepped {
             Ok(s) => s,
-            Err(e) => {
-                log_failed(ex, node, &e);
-                return Err(e);
-            }
+            Err(e) => return Err(state_failed(ex, node, e, entered)),
         };
         bound = match growth {
             Growth::Same => bound,
@@ -471,6 +459,24 @@ fn log_exited(ex: &Exec<'_>, node: &Node, out: &Value) {
             d
         })
     }
+}
+
+/// A state's failure as its execution sees it: located (see [`locate`]), and its events
+/// logged.
+#[cold]
+fn state_failed(ex: &Exec<'_>, node: &Node, e: WorkflowError, entered: u64) -> WorkflowError {
+    let e = locate(e, &node.state, Some(entered));
+    // AWS's history has an EvaluationFailed event for a JSONata error, before the state's
+    // own failure event.
+    if e.name() == names::QUERY_EVALUATION_ERROR {
+        ex.event("EvaluationFailed", Severity::Error, || {
+            let mut d = error_details(e.error.as_deref(), e.cause.as_deref());
+            d.insert("state".into(), Value::from(node.state.name.as_str()));
+            d
+        });
+    }
+    log_failed(ex, node, &e);
+    e
 }
 
 /// Counts and logs a Map or Parallel state's failure as `<Type>StateFailed` (another
@@ -651,11 +657,19 @@ async fn step(ex: &Exec<'_>, node: &Node, raw: Value, frame: &mut Frame) -> Step
     let s = &node.state;
     match &s.kind {
         Kind::Wait { wait } => {
-            let mut eff = effective_input(s, raw, frame)?;
+            // The defaults taken without a call, as the Choice state's are: a value or
+            // `None` returned through a `Result` was copied in pieces and read back whole,
+            // a stall (perf: ~15 % of the state loop's samples in wait-loop).
+            let mut eff = match s.input_path {
+                PathField::Default => raw,
+                _ => effective_input(s, raw, frame)?,
+            };
             let env_eff = frame.env(&eff);
             let delay = wait_delay(ex, wait, &env_eff)?;
-            let scope = frame.scope(&eff, None, None);
-            let assign = eval_assign_opt(s.assign.as_ref(), &env_eff, &scope)?;
+            let assign = match &s.assign {
+                None => None,
+                Some(a) => Some(eval_assign(a, &env_eff, &frame.scope(&eff, None, None))?),
+            };
             let out = if s.query_language == QueryLanguage::Jsonata {
                 match &s.output {
                     Some(q) => {
@@ -665,7 +679,10 @@ async fn step(ex: &Exec<'_>, node: &Node, raw: Value, frame: &mut Frame) -> Step
                     None => eff,
                 }
             } else {
-                io::output(&s.output_path, eff, &frame.env(&EMPTY))?
+                match s.output_path {
+                    PathField::Default => eff,
+                    _ => io::output(&s.output_path, eff, &frame.env(&EMPTY))?,
+                }
             };
             ex.sleep(delay).await?;
             apply_assigns(&mut frame.vars, assign);
