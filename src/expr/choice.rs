@@ -127,11 +127,16 @@ pub fn share_lookups<'c>(rules: impl IntoIterator<Item = &'c mut Condition>) {
     for rule in rules {
         visit(rule, &mut vars);
     }
+    // Counted by a map, not by comparing every pair: a definition may hold a Choice of
+    // thousands of rules, and this runs whenever one is read (the API's included).
+    let mut uses: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (p, _) in &vars {
+        *uses.entry(p.text()).or_default() += 1;
+    }
     let mut slots: Vec<&str> = Vec::new();
-    for i in 0..vars.len() {
-        let text = vars[i].0.text();
-        let repeated = vars.iter().filter(|(p, _)| p.text() == text).count() > 1;
-        if !repeated {
+    for (p, shared) in vars {
+        let text = p.text();
+        if uses[text] < 2 {
             continue;
         }
         let slot = match slots.iter().position(|t| *t == text) {
@@ -142,7 +147,7 @@ pub fn share_lookups<'c>(rules: impl IntoIterator<Item = &'c mut Condition>) {
             }
             None => continue,
         };
-        *vars[i].1 = Shared(slot as u8);
+        *shared = Shared(slot as u8);
     }
 }
 
@@ -1079,6 +1084,20 @@ mod tests {
             slots_of(&mut rules),
             [Some(0), None, Some(1), Some(0), Some(1)]
         );
+    }
+
+    #[test]
+    fn only_the_first_sixteen_repeated_paths_get_a_slot() {
+        let mut rules: Vec<Condition> = (0..17)
+            .flat_map(|i| {
+                let rule = json!({"Variable": format!("$.v{i}"), "IsPresent": true, "Next": "X"});
+                [compiled(rule.clone()), compiled(rule)]
+            })
+            .collect();
+        let slots = slots_of(&mut rules);
+        assert_eq!(slots[0], Some(0));
+        assert_eq!(slots[31], Some(15));
+        assert_eq!(slots[32..], [None, None]);
     }
 
     #[test]
