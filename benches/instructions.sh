@@ -14,12 +14,8 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(order article-choice choice-heavy map-parallel retry-catch)
-bin=$(cargo bench --bench workloads --no-run --message-format=json \
-  | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "workloads" and m.get("executable"):
-        print(m["executable"])')
+source benches/bench_bin.sh
+bin=$(workloads_bench_bin)
 [ -n "$bin" ] || { echo "could not build the workloads bench" >&2; exit 1; }
 count() {
   local out n

@@ -47,13 +47,9 @@ fi
 
 # Builds the workloads bench with extra RUSTFLAGS into its own target folder; prints the
 # binary's path.
+source benches/bench_bin.sh
 bench_bin() {
-  RUSTFLAGS="$1" CARGO_TARGET_DIR="$2" cargo bench --bench workloads --no-run --message-format=json \
-    | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "workloads" and m.get("executable"):
-        print(m["executable"])'
+  RUSTFLAGS="$1" CARGO_TARGET_DIR="$2" workloads_bench_bin
 }
 
 dir=target/pgo

@@ -17,13 +17,8 @@ cd "$(dirname "$0")/.."
 workload=$1 n=${2:-300000} top=${3:-6}
 command -v perf >/dev/null || { echo "perf is not installed" >&2; exit 1; }
 [ -f "benches/workloads/$workload.json" ] || { echo "no workload benches/workloads/$workload.json" >&2; exit 2; }
-bin=$(CARGO_TARGET_DIR=target/lines CARGO_PROFILE_BENCH_DEBUG=line-tables-only \
-  cargo bench --bench workloads --no-run --message-format=json \
-  | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "workloads" and m.get("executable"):
-        print(m["executable"])')
+source benches/bench_bin.sh
+bin=$(CARGO_TARGET_DIR=target/lines CARGO_PROFILE_BENCH_DEBUG=line-tables-only workloads_bench_bin)
 [ -n "$bin" ] || { echo "could not build the workloads bench" >&2; exit 1; }
 data=$(mktemp)
 trap 'rm -f "$data"' EXIT
